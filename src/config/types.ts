@@ -1,0 +1,67 @@
+/**
+ * The validated configuration, as modules receive it (in typed slices).
+ * Durations are milliseconds, sizes are bytes.
+ */
+export interface UpstreamConfig {
+  /** Base URL of the primary, e.g. `https://registry-1.docker.io`. */
+  url: string;
+  username: string | undefined;
+  password: string | undefined;
+  /** PEM bundle of CAs trusted for this upstream, in addition to none (replaces system CAs). */
+  caFile: string | undefined;
+  insecure: boolean;
+  connectTimeoutMs: number;
+  /** Time allowed for response headers on one attempt. */
+  headersTimeoutMs: number;
+  /** Longest gap between two body chunks. */
+  bodyIdleTimeoutMs: number;
+  /** Extra attempts for idempotent requests that failed before any body byte. */
+  retries: number;
+  /** Keep-alive connections per origin. */
+  connections: number;
+}
+
+/** An extra primary, picked by containerd's `?ns=<host>` or a `/v2/<host>/...` path prefix. */
+export interface RegistryConfig extends UpstreamConfig {
+  /** The registry host clients name, e.g. `ghcr.io`. */
+  host: string;
+}
+
+export interface Config {
+  server: {
+    host: string;
+    port: number;
+    tlsCert: string | undefined;
+    tlsKey: string | undefined;
+  };
+  upstream: UpstreamConfig;
+  registries: RegistryConfig[];
+  cache: {
+    dir: string;
+    maxBytes: number;
+    /** Fraction of maxBytes at which eviction starts. */
+    highWatermark: number;
+    /** Fraction of maxBytes eviction brings usage under. */
+    lowWatermark: number;
+  };
+  manifests: {
+    /** Manifests larger than this are refused (MANIFEST_INVALID). */
+    maxBytes: number;
+  };
+  tags: {
+    /** How long a tag→digest answer is trusted before a revalidating HEAD. */
+    ttlMs: number;
+    /** Longest a client waits on the primary before the last known answer is served. */
+    revalidateTimeoutMs: number;
+  };
+  workers: number;
+  node: {
+    id: string;
+    advertiseUrl: string | undefined;
+  };
+  etcd: { endpoints: string[] };
+  redis: { url: string | undefined };
+  admin: { token: string | undefined };
+  drainSeconds: number;
+  log: { level: string };
+}
