@@ -110,3 +110,150 @@ export interface Upstream {
   getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse>;
   close(): Promise<void>;
 }
+
+// ---------------------------------------------------------------------------
+// Local storage
+// ---------------------------------------------------------------------------
+
+/** A verified blob opened for reading; the descriptor stays valid even if the file is unlinked. */
+export interface OpenBlob {
+  readonly size: number;
+  /** Streams `[start, end]` (inclusive), the whole blob by default. */
+  stream(range?: { start: number; end: number }): Readable;
+  /** Reads the whole blob into memory (small blobs and manifests only). */
+  readAll(): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/** A fill in progress: bytes are appended, then verified and published atomically. */
+export interface BlobIngest {
+  /** The file followers tail while the fill runs. */
+  readonly partialPath: string;
+  readonly bytesWritten: number;
+  write(chunk: Uint8Array): Promise<void>;
+  /** Verifies size and digest, then renames into place. Rejects (and discards) on mismatch. */
+  commit(): Promise<void>;
+  /** Discards the partial file. Safe to call more than once and after commit. */
+  abort(): Promise<void>;
+}
+
+/** Content-addressed blob storage: blobs and manifest bytes, keyed by digest. */
+export interface BlobStore {
+  stat(digest: string): Promise<{ size: number } | undefined>;
+  open(digest: string): Promise<OpenBlob | undefined>;
+  /** Writes small verified content (manifests) atomically. */
+  put(digest: string, data: Uint8Array): Promise<void>;
+  beginIngest(digest: string, expectedSize: number | undefined): Promise<BlobIngest>;
+  /** Opens a partial file by path for tailing; undefined when it is gone. */
+  openPartial(partialPath: string): Promise<PartialFile | undefined>;
+  /** Removes leftover temp files from an earlier run; returns how many. */
+  sweep(): Promise<number>;
+}
+
+export interface PartialFile {
+  /** Reads up to `length` bytes at `position`; 0 means no more bytes yet. */
+  read(buffer: Buffer, position: number, length: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface ManifestMeta {
+  mediaType: string;
+  size: number;
+}
+
+export interface TagRecord {
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** When the primary last confirmed this answer (ms since epoch). */
+  fetchedAt: number;
+}
+
+/** Manifest media types, tag answers and which repositories the cache holds. */
+export interface MetadataStore {
+  getManifestMeta(digest: string): Promise<ManifestMeta | undefined>;
+  putManifestMeta(digest: string, meta: ManifestMeta): Promise<void>;
+  getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined>;
+  putTag(upstream: string, name: string, tag: string, record: TagRecord): Promise<void>;
+  /** Records that `name` holds the manifest `digest` (for the catalog and repository purges). */
+  linkManifest(upstream: string, name: string, digest: string): Promise<void>;
+  /** Cached repository names of one upstream, sorted. */
+  listRepositories(upstream: string): Promise<string[]>;
+}
+
+// ---------------------------------------------------------------------------
+// Fill coordination (one upstream fetch per blob)
+// ---------------------------------------------------------------------------
+
+/** A fill failure as it crosses processes: an OCI error code and a message. */
+export interface FillError {
+  code: string;
+  message: string;
+}
+
+export type FillState =
+  | { status: 'pending' } // the leader holds the lease and waits for the primary's headers
+  | { status: 'running'; size: number | undefined; partialPath: string; bytes: number }
+  | { status: 'done'; size: number; partialPath: string; bytes: number }
+  | { status: 'failed'; error: FillError };
+
+/** What a follower holds: the state of someone else's fill, and a way to wait for it to move. */
+export interface FillWatch {
+  state(): FillState;
+  /** Resolves at the next change of state or progress, or after `timeoutMs`, whichever comes first. */
+  changed(timeoutMs: number): Promise<void>;
+  close(): void;
+}
+
+/** What the leader holds while it fetches a blob from the primary. */
+export interface FillLease {
+  started(size: number | undefined, partialPath: string): void;
+  progress(bytes: number): void;
+  succeed(size: number): void;
+  fail(error: FillError): void;
+  /** A watch on this very fill, for the leader's own client. */
+  watch(): FillWatch;
+}
+
+export type FillRole = { role: 'leader'; lease: FillLease } | { role: 'follower'; watch: FillWatch };
+
+/**
+ * Merges concurrent fills of one digest: the first caller leads (fetches),
+ * everyone else follows. Scope: one process (memory), one host (through the
+ * cluster primary), or later the whole cluster (Redis).
+ */
+export interface FillCoordinator {
+  acquire(digest: string): Promise<FillRole>;
+}
+
+// ---------------------------------------------------------------------------
+// Observation
+// ---------------------------------------------------------------------------
+
+export type CacheKind = 'blob' | 'manifest' | 'tag' | 'tags_list' | 'referrers';
+export type CacheResult = 'hit' | 'miss' | 'coalesced' | 'revalidated' | 'stale' | 'passthrough';
+
+/** What the core reports; observability/ turns it into metrics. */
+export interface CacheObserver {
+  cacheResult(kind: CacheKind, result: CacheResult): void;
+  staleServed(kind: CacheKind, reason: string): void;
+  fillStarted(): void;
+  fillEnded(outcome: 'ok' | 'failed', bytes: number): void;
+  upstreamFailure(code: string): void;
+}
+
+export const noopObserver: CacheObserver = {
+  cacheResult: () => undefined,
+  staleServed: () => undefined,
+  fillStarted: () => undefined,
+  fillEnded: () => undefined,
+  upstreamFailure: () => undefined,
+};
+
+/** The slice of pino the core uses. */
+export interface Logger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}

@@ -1,0 +1,94 @@
+/**
+ * Reads a blob while it is being filled: tails the partial file as it grows,
+ * waking on the fill's progress. The last byte is held back until the fill is
+ * verified, so a client can never see a complete body the digest check later
+ * rejects; a failed fill ends the stream with an error (the HTTP layer then
+ * breaks the connection).
+ */
+import { RegistryError, type ErrorCode } from '../registry/errors.ts';
+import type { BlobStore, FillState, FillWatch } from './ports.ts';
+
+const chunkBytes = 256 * 1024;
+const minWaitMs = 2;
+const maxWaitMs = 50;
+
+function failure(state: Extract<FillState, { status: 'failed' }>): RegistryError {
+  return new RegistryError(state.error.code as ErrorCode, state.error.message);
+}
+
+/** Waits until the leader has the primary's headers (or failed). */
+export async function waitForStart(watch: FillWatch, timeoutMs: number, signal: AbortSignal): Promise<Extract<FillState, { status: 'running' | 'done' }>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = watch.state();
+    if (state.status === 'failed') throw failure(state);
+    if (state.status !== 'pending') return state;
+    signal.throwIfAborted();
+    const left = deadline - Date.now();
+    if (left <= 0) throw new RegistryError('UPSTREAM_TIMEOUT', 'the fill in progress did not start in time');
+    await watch.changed(Math.min(left, 1000));
+  }
+}
+
+export interface FollowOptions {
+  digest: string;
+  /** Give up when the fill makes no progress for this long. */
+  stallTimeoutMs: number;
+  signal: AbortSignal;
+}
+
+export async function* followFill(store: BlobStore, watch: FillWatch, options: FollowOptions): AsyncGenerator<Buffer> {
+  const { signal } = options;
+  const first = await waitForStart(watch, options.stallTimeoutMs, signal);
+  const partial = await store.openPartial(first.partialPath);
+  if (!partial) {
+    // Renamed already (done) or discarded (failed): whichever, the final blob decides.
+    const blob = await store.open(options.digest);
+    if (!blob) {
+      const state = watch.state();
+      throw state.status === 'failed' ? failure(state) : new RegistryError('BLOB_UNKNOWN', 'the fill in progress was discarded');
+    }
+    yield* blob.stream() as AsyncIterable<Buffer>;
+    return;
+  }
+  try {
+    let position = 0;
+    let waitMs = minWaitMs;
+    let lastProgress = Date.now();
+    for (;;) {
+      signal.throwIfAborted();
+      const state = watch.state();
+      if (state.status === 'failed') throw failure(state);
+      const done = state.status === 'done';
+      const size = state.status === 'pending' ? undefined : state.size;
+      // Hold back the final byte until the digest is verified.
+      let want = chunkBytes;
+      if (size !== undefined) want = Math.min(want, (done ? size : size - 1) - position);
+      if (done && size !== undefined && position >= size) return;
+      let read = 0;
+      if (want > 0) {
+        const buffer = Buffer.allocUnsafe(want);
+        read = await partial.read(buffer, position, want);
+        if (read > 0) {
+          position += read;
+          waitMs = minWaitMs;
+          lastProgress = Date.now();
+          yield read === want ? buffer : buffer.subarray(0, read);
+          continue;
+        }
+      }
+      if (done) {
+        if (size === undefined) return; // unknown length: all bytes read
+        throw new RegistryError('UNKNOWN', 'blob shorter than its verified size');
+      }
+      if (Date.now() - lastProgress > options.stallTimeoutMs) {
+        throw new RegistryError('UPSTREAM_TIMEOUT', 'the fill in progress stalled');
+      }
+      await watch.changed(waitMs);
+      waitMs = Math.min(waitMs * 2, maxWaitMs);
+    }
+  } finally {
+    await partial.close();
+    watch.close();
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * Manifests and tags.
+ *
+ * Digest-addressed manifests are immutable: once verified and on disk they
+ * are served without asking the primary. A tag→digest answer is trusted for
+ * the tag TTL, then revalidated with a HEAD; when the primary is down, hangs
+ * (bounded by the revalidate timeout), answers 5xx or 429, the last known
+ * answer is served (stale-if-error) and counted. A tag is only ever answered
+ * with a manifest whose bytes are on disk, so HEAD and GET always agree.
+ */
+import { LRUCache } from 'lru-cache';
+import { digestOf, parseDigest } from '../registry/digest.ts';
+import { RegistryError } from '../registry/errors.ts';
+import { isIndexMediaType, manifestMediaTypes } from '../registry/media-types.ts';
+import type { Reference } from '../registry/reference.ts';
+import type { BlobStore, CacheObserver, CacheResult, Clock, Logger, MetadataStore, TagRecord } from './ports.ts';
+import { isUpstreamError, isUpstreamOutage } from './ports.ts';
+import type { RepositoryTarget } from './repository-target.ts';
+import { SingleFlight } from './single-flight.ts';
+import { toRegistryError } from './upstream-failure.ts';
+
+export interface Manifest {
+  digest: string;
+  mediaType: string;
+  body: Buffer;
+}
+
+export interface ManifestAnswer extends Manifest {
+  result: CacheResult;
+}
+
+export interface ManifestServiceOptions {
+  blobs: BlobStore;
+  metadata: MetadataStore;
+  clock: Clock;
+  observer: CacheObserver;
+  logger: Logger;
+  tagTtlMs: number;
+  /** Longest a client waits for a revalidation before the last known answer is served. */
+  revalidateTimeoutMs: number;
+  maxManifestBytes: number;
+  /** Bytes of manifest bodies kept in memory per process. */
+  memoryBytes?: number;
+}
+
+interface TagEntry extends TagRecord {
+  /** Until when a failed revalidation keeps us from asking the primary again. */
+  backoffUntil?: number;
+}
+
+export class ManifestService {
+  private readonly bodies: LRUCache<string, Manifest>;
+  private readonly tags = new LRUCache<string, TagEntry>({ max: 50_000 });
+  private readonly tagFlights = new SingleFlight<ManifestAnswer>();
+  private readonly digestFlights = new SingleFlight<Manifest>();
+
+  constructor(private readonly options: ManifestServiceOptions) {
+    this.bodies = new LRUCache<string, Manifest>({
+      maxSize: options.memoryBytes ?? 64 * 1024 * 1024,
+      sizeCalculation: (m) => m.body.byteLength + 200,
+    });
+  }
+
+  async get(target: RepositoryTarget, reference: Reference, signal: AbortSignal): Promise<ManifestAnswer> {
+    if (reference.kind === 'digest') return this.byDigest(target, reference.digest.value, signal);
+    return this.byTag(target, reference.tag, signal);
+  }
+
+  /** A manifest by digest: from memory or disk, else fetched once and verified. */
+  async byDigest(target: RepositoryTarget, digest: string, signal: AbortSignal): Promise<ManifestAnswer> {
+    const local = await this.local(digest);
+    if (local) {
+      this.options.observer.cacheResult('manifest', 'hit');
+      void this.link(target, digest);
+      return { ...local, result: 'hit' };
+    }
+    try {
+      const fetched = await this.digestFlights.run(`${target.upstreamKey}/${target.name}@${digest}`, () =>
+        this.fetch(target, digest, AbortSignal.timeout(this.options.revalidateTimeoutMs * 6)),
+      );
+      this.options.observer.cacheResult('manifest', 'miss');
+      return { ...fetched, result: 'miss' };
+    } catch (err) {
+      throw this.failure(err);
+    }
+  }
+
+  private async byTag(target: RepositoryTarget, tag: string, signal: AbortSignal): Promise<ManifestAnswer> {
+    const key = `${target.upstreamKey}/${target.name}:${tag}`;
+    const now = this.options.clock.now();
+    let record: TagEntry | undefined = this.tags.get(key);
+    if (!record || !this.fresh(record, now)) {
+      // Another worker may have refreshed the answer on disk.
+      const disk = await this.options.metadata.getTag(target.upstreamKey, target.name, tag);
+      if (disk && (!record || disk.fetchedAt > record.fetchedAt)) {
+        record = { ...disk, backoffUntil: record?.backoffUntil };
+        this.tags.set(key, record);
+      }
+    }
+    if (record && this.fresh(record, now)) {
+      const local = await this.local(record.digest);
+      if (local) {
+        this.options.observer.cacheResult('tag', 'hit');
+        return { ...local, result: 'hit' };
+      }
+    }
+    const known = record;
+    return this.tagFlights.run(key, () => this.revalidate(target, tag, key, known));
+  }
+
+  private fresh(record: TagEntry, now: number): boolean {
+    return now - record.fetchedAt < this.options.tagTtlMs || (record.backoffUntil ?? 0) > now;
+  }
+
+  /** Asks the primary about a tag; serves the last known answer if it cannot. Not tied to any one client. */
+  private async revalidate(target: RepositoryTarget, tag: string, key: string, known: TagEntry | undefined): Promise<ManifestAnswer> {
+    const { observer, logger, clock } = this.options;
+    const stale = known ? await this.local(known.digest) : undefined;
+    // With a usable stale answer, a hung primary may hold the client only for the revalidate timeout.
+    const signal = AbortSignal.timeout(stale ? this.options.revalidateTimeoutMs : this.options.revalidateTimeoutMs * 6);
+    try {
+      if (stale && known) {
+        const head = await target.upstream.headManifest(target.name, tag, signal);
+        if (head.digest === known.digest) {
+          await this.remember(target, tag, key, { ...known, fetchedAt: clock.now(), backoffUntil: undefined });
+          observer.cacheResult('tag', 'revalidated');
+          return { ...stale, result: 'revalidated' };
+        }
+      }
+      const fetched = await this.fetch(target, tag, signal);
+      await this.remember(target, tag, key, {
+        digest: fetched.digest,
+        mediaType: fetched.mediaType,
+        size: fetched.body.byteLength,
+        fetchedAt: clock.now(),
+      });
+      observer.cacheResult('tag', 'miss');
+      return { ...fetched, result: 'miss' };
+    } catch (err) {
+      if (stale && known && isUpstreamOutage(err)) {
+        const reason = isUpstreamError(err) ? err.code : 'error';
+        this.tags.set(key, { ...known, backoffUntil: clock.now() + Math.min(this.options.tagTtlMs, 30_000) });
+        observer.staleServed('tag', reason);
+        observer.cacheResult('tag', 'stale');
+        logger.warn({ repository: target.name, tag, digest: known.digest, reason }, 'primary unavailable; serving last known tag answer');
+        return { ...stale, result: 'stale' };
+      }
+      throw this.failure(err);
+    }
+  }
+
+  private async remember(target: RepositoryTarget, tag: string, key: string, record: TagEntry): Promise<void> {
+    this.tags.set(key, record);
+    const { backoffUntil: _ignored, ...persisted } = record;
+    await this.options.metadata.putTag(target.upstreamKey, target.name, tag, persisted);
+  }
+
+  /** GETs a manifest upstream, verifies it and stores it. */
+  private async fetch(target: RepositoryTarget, reference: string, signal: AbortSignal): Promise<Manifest> {
+    const response = await target.upstream.getManifest(target.name, reference, this.options.maxManifestBytes, signal);
+    const byDigest = reference.includes(':');
+    const algorithm = byDigest ? parseDigest(reference).algorithm : 'sha256';
+    const actual = digestOf(response.body, algorithm);
+    if (byDigest && actual !== reference) {
+      this.options.observer.upstreamFailure('DIGEST_MISMATCH');
+      throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent a manifest that does not match its digest', {
+        detail: { digest: reference },
+      });
+    }
+    if (!byDigest && response.digest !== undefined && response.digest !== actual && response.digest.startsWith('sha256:')) {
+      this.options.observer.upstreamFailure('DIGEST_MISMATCH');
+      throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent a manifest that does not match Docker-Content-Digest');
+    }
+    const mediaType = manifestMediaType(response.mediaType, response.body);
+    const manifest: Manifest = { digest: actual, mediaType, body: response.body };
+    await this.options.blobs.put(actual, response.body);
+    await this.options.metadata.putManifestMeta(actual, { mediaType, size: response.body.byteLength });
+    await this.link(target, actual);
+    this.bodies.set(actual, manifest);
+    return manifest;
+  }
+
+  private async link(target: RepositoryTarget, digest: string): Promise<void> {
+    try {
+      await this.options.metadata.linkManifest(target.upstreamKey, target.name, digest);
+    } catch (err) {
+      this.options.logger.warn({ err: String(err) }, 'could not record repository link');
+    }
+  }
+
+  /** A verified manifest from memory or disk. */
+  private async local(digest: string): Promise<Manifest | undefined> {
+    const cached = this.bodies.get(digest);
+    if (cached) return cached;
+    const meta = await this.options.metadata.getManifestMeta(digest);
+    if (!meta) return undefined;
+    const blob = await this.options.blobs.open(digest);
+    if (!blob) return undefined;
+    try {
+      const body = await blob.readAll();
+      const manifest = { digest, mediaType: meta.mediaType, body };
+      this.bodies.set(digest, manifest);
+      return manifest;
+    } finally {
+      await blob.close();
+    }
+  }
+
+  private failure(err: unknown): RegistryError {
+    if (isUpstreamError(err)) this.options.observer.upstreamFailure(err.code);
+    return toRegistryError(err, 'MANIFEST_UNKNOWN');
+  }
+}
+
+/** The media type of a manifest: the primary's Content-Type when it is a manifest type, else the body's `mediaType`. */
+export function manifestMediaType(contentType: string | undefined, body: Buffer): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent a manifest that is not JSON');
+  }
+  if (contentType && manifestMediaTypes.includes(contentType)) return contentType;
+  const declared = (parsed as { mediaType?: unknown } | null)?.mediaType;
+  if (typeof declared === 'string' && manifestMediaTypes.includes(declared)) return declared;
+  const manifests = (parsed as { manifests?: unknown } | null)?.manifests;
+  if (Array.isArray(manifests)) return 'application/vnd.oci.image.index.v1+json';
+  if ((parsed as { config?: unknown } | null)?.config) return 'application/vnd.oci.image.manifest.v1+json';
+  throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent a manifest of an unsupported type', {
+    detail: { mediaType: contentType },
+  });
+}
+
+/** The child manifest a client that cannot take an index gets: linux/amd64 when present. */
+export function defaultPlatformDigest(index: Buffer): string | undefined {
+  const parsed = JSON.parse(index.toString('utf8')) as {
+    manifests?: { digest?: string; platform?: { os?: string; architecture?: string } }[];
+  };
+  const manifests = parsed.manifests ?? [];
+  const preferred = manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? manifests[0];
+  return preferred?.digest;
+}
+
+export { isIndexMediaType };

@@ -1,0 +1,25 @@
+/** How a failure of the primary becomes an OCI error for the client. */
+import { RegistryError, type ErrorCode } from '../registry/errors.ts';
+import { isUpstreamError } from './ports.ts';
+
+export function toRegistryError(err: unknown, notFound: ErrorCode): RegistryError {
+  if (err instanceof RegistryError) return err;
+  if (!isUpstreamError(err)) return new RegistryError('UNKNOWN', undefined, { cause: err });
+  switch (err.code) {
+    case 'UPSTREAM_NOT_FOUND':
+      return new RegistryError(notFound, undefined, { cause: err });
+    case 'UPSTREAM_UNAUTHORIZED':
+    case 'UPSTREAM_DENIED':
+      return new RegistryError('DENIED', 'the primary registry refused access to this repository', { cause: err });
+    case 'UPSTREAM_RATE_LIMITED':
+      return new RegistryError('TOOMANYREQUESTS', 'the primary registry is rate limiting this mirror', {
+        cause: err,
+        headers: err.retryAfter !== undefined ? { 'retry-after': String(err.retryAfter) } : {},
+      });
+    case 'UPSTREAM_TIMEOUT':
+    case 'UPSTREAM_ABORTED':
+      return new RegistryError('UPSTREAM_TIMEOUT', undefined, { cause: err });
+    default:
+      return new RegistryError('UPSTREAM_UNAVAILABLE', undefined, { cause: err });
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Worker side of host-wide fill coordination: asks the cluster primary's
+ * broker (fill-broker.ts) who leads a digest. The leader's progress is sent
+ * to the primary at most every `progressStepBytes`; followers are woken by
+ * the primary's relayed states and read the bytes from the partial file.
+ */
+import type { FillCoordinator, FillLease, FillRole, FillState } from '../cache/ports.ts';
+import { cellLease } from './memory-fill-coordinator.ts';
+import { FillStateCell } from './fill-state-cell.ts';
+import { isFillMessage, type PrimaryToWorker, type WorkerToPrimary } from './ipc-messages.ts';
+
+export interface IpcChannel {
+  send(message: WorkerToPrimary): void;
+  onMessage(listener: (message: unknown) => void): void;
+}
+
+const progressStepBytes = 256 * 1024;
+
+export class IpcFillCoordinator implements FillCoordinator {
+  private nextId = 1;
+  private readonly pending = new Map<number, (reply: Extract<PrimaryToWorker, { t: 'fill.role' }>) => void>();
+  private readonly watching = new Map<number, FillStateCell>();
+
+  constructor(private readonly channel: IpcChannel) {
+    channel.onMessage((message) => {
+      if (!isFillMessage(message)) return;
+      const msg = message as PrimaryToWorker;
+      if (msg.t === 'fill.role') {
+        const resolve = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        resolve?.(msg);
+      } else if (msg.t === 'fill.state') {
+        const cell = this.watching.get(msg.id);
+        if (!cell) return;
+        cell.set(msg.state);
+        if (cell.finished) this.watching.delete(msg.id);
+      }
+    });
+  }
+
+  async acquire(digest: string): Promise<FillRole> {
+    const id = this.nextId++;
+    const reply = await new Promise<Extract<PrimaryToWorker, { t: 'fill.role' }>>((resolve) => {
+      this.pending.set(id, resolve);
+      this.channel.send({ t: 'fill.acquire', id, digest });
+    });
+    const cell = new FillStateCell();
+    if (reply.role === 'follower') {
+      cell.set(reply.state);
+      if (!cell.finished) this.watching.set(id, cell);
+      return {
+        role: 'follower',
+        watch: cell.watch(() => {
+          if (this.watching.delete(id)) this.channel.send({ t: 'fill.unwatch', id });
+        }),
+      };
+    }
+    return { role: 'leader', lease: this.forwardingLease(id, cell) };
+  }
+
+  private forwardingLease(id: number, cell: FillStateCell): FillLease {
+    const local = cellLease(cell);
+    let sentBytes = 0;
+    const send = (state: FillState): void => this.channel.send({ t: 'fill.update', id, state });
+    return {
+      started(size, partialPath) {
+        local.started(size, partialPath);
+        send(cell.state);
+      },
+      progress(bytes) {
+        local.progress(bytes);
+        if (bytes - sentBytes >= progressStepBytes) {
+          sentBytes = bytes;
+          send(cell.state);
+        }
+      },
+      succeed(size) {
+        local.succeed(size);
+        send(cell.state);
+      },
+      fail(error) {
+        local.fail(error);
+        send(cell.state);
+      },
+      watch: () => cell.watch(),
+    };
+  }
+}

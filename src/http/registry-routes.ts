@@ -1,0 +1,249 @@
+/** The `/v2/` API: maps routes onto the cache services and their answers onto HTTP. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BlobService } from '../cache/blob-service.ts';
+import { paginate, type CatalogService } from '../cache/catalog-service.ts';
+import { defaultPlatformDigest, type ManifestAnswer, type ManifestService } from '../cache/manifest-service.ts';
+import type { PassThroughCache } from '../cache/pass-through-cache.ts';
+import type { ReferrersResponse } from '../cache/ports.ts';
+import type { RepositoryResolver } from '../cache/repository-resolver.ts';
+import { RegistryError } from '../registry/errors.ts';
+import { accepts, acceptsSingleManifest, isIndexMediaType, parseAccept } from '../registry/media-types.ts';
+import { contentRange, parseRange } from '../registry/range.ts';
+import { matchV2Route, type V2Route } from '../registry/route.ts';
+import { apiVersionHeader, sendError, sendJson, streamBody } from './send.ts';
+
+export interface RegistryRoutesDeps {
+  resolver: RepositoryResolver;
+  blobs: BlobService;
+  manifests: ManifestService;
+  tagLists: PassThroughCache<{ tags: string[] }>;
+  referrers: PassThroughCache<ReferrersResponse>;
+  catalog: CatalogService;
+}
+
+/** What the access log records about a registry request. */
+export interface RequestNotes {
+  route?: V2Route['kind'];
+  repository?: string;
+  reference?: string;
+  cache?: string;
+}
+
+const maxPageSize = 10_000;
+
+function pageSize(query: URLSearchParams): number | undefined {
+  const raw = query.get('n');
+  if (raw === null || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RegistryError('PAGINATION_NUMBER_INVALID', 'n must be a non-negative integer', { detail: { n: raw.slice(0, 20) } });
+  }
+  return Math.min(n, maxPageSize);
+}
+
+function linkHeader(path: string, n: number, next: string, query: URLSearchParams): Record<string, string> {
+  const params = new URLSearchParams();
+  const ns = query.get('ns');
+  if (ns) params.set('ns', ns);
+  params.set('n', String(n));
+  params.set('last', next);
+  return { link: `<${path}?${params.toString()}>; rel="next"` };
+}
+
+export class RegistryRoutes {
+  constructor(private readonly deps: RegistryRoutesDeps) {}
+
+  /** Handles a `/v2` request; returns false when the path is not a registry route. */
+  async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, notes: RequestNotes): Promise<boolean> {
+    const route = matchV2Route(path);
+    if (!route) return false;
+    notes.route = route.kind;
+    const method = req.method ?? 'GET';
+    if (route.kind === 'upload' || (method !== 'GET' && method !== 'HEAD')) {
+      throw new RegistryError('UNSUPPORTED', 'this registry is a read-only mirror: push and delete are not supported', {
+        headers: { allow: 'GET, HEAD' },
+      });
+    }
+    const signal = abortSignalOf(req, res);
+    switch (route.kind) {
+      case 'base':
+        sendJson(req, res, 200, {});
+        return true;
+      case 'catalog':
+        await this.catalog(req, res, query);
+        return true;
+      case 'manifest':
+        notes.repository = route.name;
+        notes.reference = route.reference.kind === 'tag' ? route.reference.tag : route.reference.digest.value;
+        await this.manifest(req, res, route, query, signal, notes);
+        return true;
+      case 'blob':
+        notes.repository = route.name;
+        notes.reference = route.digest.value;
+        await this.blob(req, res, route, query, signal, notes);
+        return true;
+      case 'tags':
+        notes.repository = route.name;
+        await this.tags(req, res, route.name, path, query, notes);
+        return true;
+      case 'referrers':
+        notes.repository = route.name;
+        notes.reference = route.digest.value;
+        await this.referrersOf(req, res, route.name, route.digest.value, query, notes);
+        return true;
+    }
+  }
+
+  private async manifest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Extract<V2Route, { kind: 'manifest' }>,
+    query: URLSearchParams,
+    signal: AbortSignal,
+    notes: RequestNotes,
+  ): Promise<void> {
+    const target = this.deps.resolver.resolve(route.name, query.get('ns') ?? undefined);
+    let answer: ManifestAnswer = await this.deps.manifests.get(target, route.reference, signal);
+    notes.cache = answer.result;
+    const accept = parseAccept(req.headers.accept);
+    if (!accepts(accept, answer.mediaType)) {
+      // A client that cannot take an index gets the linux/amd64 image, as registries do.
+      const child = isIndexMediaType(answer.mediaType) && acceptsSingleManifest(accept) ? defaultPlatformDigest(answer.body) : undefined;
+      if (child) answer = await this.deps.manifests.byDigest(target, child, signal);
+      if (!child || !accepts(accept, answer.mediaType)) {
+        throw new RegistryError('MANIFEST_UNKNOWN', 'the manifest is not available in a media type the client accepts', {
+          detail: { mediaType: answer.mediaType },
+        });
+      }
+    }
+    const etag = `"${answer.digest}"`;
+    const headers = {
+      ...apiVersionHeader,
+      'content-type': answer.mediaType,
+      'docker-content-digest': answer.digest,
+      etag,
+      'x-outpost-cache': answer.result,
+    };
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { ...headers, 'content-length': answer.body.byteLength });
+    res.end(req.method === 'HEAD' ? undefined : answer.body);
+  }
+
+  private async blob(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Extract<V2Route, { kind: 'blob' }>,
+    query: URLSearchParams,
+    signal: AbortSignal,
+    notes: RequestNotes,
+  ): Promise<void> {
+    const target = this.deps.resolver.resolve(route.name, query.get('ns') ?? undefined);
+    const digest = route.digest.value;
+    const common = {
+      ...apiVersionHeader,
+      'docker-content-digest': digest,
+      etag: `"${digest}"`,
+      'accept-ranges': 'bytes',
+      'cache-control': 'max-age=31536000, immutable',
+    };
+    if (req.method === 'HEAD') {
+      const { size, result } = await this.deps.blobs.stat(target, digest, signal);
+      notes.cache = result;
+      res.writeHead(200, { ...common, 'content-type': 'application/octet-stream', 'content-length': size, 'x-outpost-cache': result });
+      res.end();
+      return;
+    }
+    const source = await this.deps.blobs.open(target, digest, signal);
+    notes.cache = source.result;
+    if (source.kind === 'local') {
+      const range = parseRange(req.headers.range, source.size);
+      if (range.kind === 'unsatisfiable') {
+        await source.blob.close();
+        throw new RegistryError('RANGE_INVALID', undefined, { headers: { 'content-range': `bytes */${source.size}` } });
+      }
+      if (range.kind === 'range') {
+        const { start, end } = range.range;
+        res.writeHead(206, {
+          ...common,
+          'content-type': 'application/octet-stream',
+          'content-length': end - start + 1,
+          'content-range': contentRange(range.range, source.size),
+          'x-outpost-cache': source.result,
+        });
+        await streamBody(res, source.blob.stream(range.range));
+        return;
+      }
+      res.writeHead(200, { ...common, 'content-type': 'application/octet-stream', 'content-length': source.size, 'x-outpost-cache': source.result });
+      if (source.size === 0) {
+        await source.blob.close();
+        res.end();
+        return;
+      }
+      await streamBody(res, source.blob.stream());
+      return;
+    }
+    // A fill in progress: the whole body, as it arrives (Range is ignored, which RFC 9110 allows).
+    const headers: Record<string, string | number> = { ...common, 'content-type': 'application/octet-stream', 'x-outpost-cache': source.result };
+    if (source.size !== undefined) headers['content-length'] = source.size;
+    res.writeHead(200, headers);
+    try {
+      await streamBody(res, source.body);
+    } finally {
+      source.cancel();
+    }
+  }
+
+  private async tags(req: IncomingMessage, res: ServerResponse, name: string, path: string, query: URLSearchParams, notes: RequestNotes): Promise<void> {
+    const n = pageSize(query);
+    const target = this.deps.resolver.resolve(name, query.get('ns') ?? undefined);
+    const { value, result } = await this.deps.tagLists.get(`${target.upstreamKey}/${target.name}`, async (signal) => ({
+      tags: [...(await target.upstream.listTags(target.name, signal))].sort(),
+    }));
+    notes.cache = result;
+    const page = paginate(value.tags, n, query.get('last') ?? undefined);
+    const headers = page.next !== undefined && n !== undefined ? linkHeader(path, n, page.next, query) : {};
+    sendJson(req, res, 200, { name, tags: page.items }, { ...headers, 'x-outpost-cache': result });
+  }
+
+  private async referrersOf(req: IncomingMessage, res: ServerResponse, name: string, digest: string, query: URLSearchParams, notes: RequestNotes): Promise<void> {
+    const target = this.deps.resolver.resolve(name, query.get('ns') ?? undefined);
+    const artifactType = query.get('artifactType') ?? undefined;
+    const { value, result } = await this.deps.referrers.get(`${target.upstreamKey}/${target.name}@${digest}?${artifactType ?? ''}`, (signal) =>
+      target.upstream.getReferrers(target.name, digest, artifactType, signal),
+    );
+    notes.cache = result;
+    const headers: Record<string, string | number> = {
+      ...apiVersionHeader,
+      'content-type': value.mediaType,
+      'content-length': value.body.byteLength,
+      'x-outpost-cache': result,
+    };
+    if (artifactType) headers['oci-filters-applied'] = 'artifactType';
+    res.writeHead(200, headers);
+    res.end(req.method === 'HEAD' ? undefined : value.body);
+  }
+
+  private async catalog(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+    const n = pageSize(query);
+    const names = await this.deps.catalog.list();
+    const page = paginate(names, n, query.get('last') ?? undefined);
+    const headers = page.next !== undefined && n !== undefined ? linkHeader('/v2/_catalog', n, page.next, query) : {};
+    sendJson(req, res, 200, { repositories: page.items }, headers);
+  }
+}
+
+/** Aborts when the client goes away before the response is finished. */
+function abortSignalOf(req: IncomingMessage, res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  void req;
+  return controller.signal;
+}
+
+export { sendError };

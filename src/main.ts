@@ -1,0 +1,53 @@
+/**
+ * Entry point: `outpost serve` (cluster primary or worker), `outpost config check`.
+ *
+ *   node --import tsx src/main.ts serve [--config FILE] [--port N] ...
+ */
+import cluster from 'node:cluster';
+import { loadConfig } from './config/load.ts';
+import { redactedConfig } from './config/redact.ts';
+import type { Config } from './config/types.ts';
+import { runPrimary } from './process/primary.ts';
+import { runWorker } from './process/worker.ts';
+
+const usage = `usage: outpost <command> [options]
+
+commands:
+  serve [--config FILE]          run a node (cluster primary + OUTPOST_WORKERS workers)
+  config check [--config FILE]   validate and print the effective configuration, secrets redacted
+
+options:
+  --config FILE   JSON or YAML config file (also OUTPOST_CONFIG)
+  --host, --port, --upstream-url, --cache-dir, --workers, --log-level
+`;
+
+function load(argv: string[]): Config {
+  try {
+    return loadConfig({ argv, env: process.env });
+  } catch (err) {
+    process.stderr.write(`outpost: invalid configuration: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === 'serve') {
+    const config = load(rest);
+    if (cluster.isPrimary) await runPrimary(config);
+    else await runWorker(config);
+    return;
+  }
+  if (command === 'config' && rest[0] === 'check') {
+    const config = load(rest.slice(1));
+    process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
+    return;
+  }
+  process.stderr.write(usage);
+  process.exit(command === undefined || command === '--help' || command === 'help' ? 0 : 2);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`outpost: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,132 @@
+/**
+ * The composition root of a serving process: the one place that `new`s
+ * adapters and services and wires them together. Workers call it with the
+ * IPC fill coordinator; tests call it in-process with the memory one.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { BlobService } from '../cache/blob-service.ts';
+import { CatalogService } from '../cache/catalog-service.ts';
+import { ManifestService } from '../cache/manifest-service.ts';
+import { PassThroughCache } from '../cache/pass-through-cache.ts';
+import { systemClock, noopObserver, type CacheObserver, type Clock, type FillCoordinator, type ReferrersResponse, type Upstream } from '../cache/ports.ts';
+import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
+import type { Config, UpstreamConfig } from '../config/types.ts';
+import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
+import { OpsRoutes } from '../http/ops-routes.ts';
+import { RegistryRoutes } from '../http/registry-routes.ts';
+import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
+import { cacheDirWritable, runHealthChecks } from '../observability/health.ts';
+import { createLogger } from '../observability/logger.ts';
+import { isDockerHubHost } from '../registry/reference.ts';
+import { DiskBlobStore } from '../storage/disk-blob-store.ts';
+import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
+import { cacheLayout } from '../storage/layout.ts';
+import { createRegistryClient } from '../upstream/registry-client.ts';
+
+export interface OutpostAppDeps {
+  coordinator?: FillCoordinator;
+  logger?: Logger;
+  clock?: Clock;
+  observer?: CacheObserver;
+  /** True once shutdown started: /health fails while the node keeps serving. */
+  draining?: () => boolean;
+}
+
+export interface OutpostApp {
+  handler: RequestHandler;
+  server: Server;
+  blobStore: DiskBlobStore;
+  /** Listens on config.server (or the given port); resolves to the bound port. */
+  listen(port?: number, host?: string): Promise<number>;
+  /** Stops accepting, lets in-flight responses finish for up to `graceMs`, then cuts what is left. */
+  close(options?: { graceMs?: number }): Promise<void>;
+}
+
+function hostOf(url: string): string {
+  return new URL(url).host;
+}
+
+function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clock: Clock): UpstreamEntry {
+  const upstream: Upstream = createRegistryClient(config, { clock, logger: logger.child({ module: 'upstream', upstream: host }) });
+  const dockerHub = isDockerHubHost(host);
+  return { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream, dockerHub };
+}
+
+export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}): Promise<OutpostApp> {
+  const logger = deps.logger ?? createLogger(config.log.level);
+  const clock = deps.clock ?? systemClock;
+  const observer = deps.observer ?? noopObserver;
+  const coordinator = deps.coordinator ?? new MemoryFillCoordinator();
+  const layout = cacheLayout(config.cache.dir);
+  const blobStore = new DiskBlobStore(layout);
+  await blobStore.init();
+  const metadata = new DiskMetadataStore(layout);
+
+  if (config.upstream.insecure) logger.warn({ upstream: config.upstream.url }, 'TLS verification of the primary is disabled');
+  const fallback = upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock);
+  const extra = config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock));
+  const resolver = new RepositoryResolver(fallback, extra);
+
+  const cacheLogger = logger.child({ module: 'cache' });
+  const { upstream } = config;
+  const blobs = new BlobService({
+    store: blobStore,
+    coordinator,
+    observer,
+    logger: cacheLogger,
+    stallTimeoutMs: upstream.headersTimeoutMs * (upstream.retries + 1) + upstream.connectTimeoutMs + upstream.bodyIdleTimeoutMs,
+  });
+  const manifests = new ManifestService({
+    blobs: blobStore,
+    metadata,
+    clock,
+    observer,
+    logger: cacheLogger,
+    tagTtlMs: config.tags.ttlMs,
+    revalidateTimeoutMs: config.tags.revalidateTimeoutMs,
+    maxManifestBytes: config.manifests.maxBytes,
+  });
+  const passThrough = { clock, observer, logger: cacheLogger, ttlMs: config.tags.ttlMs, timeoutMs: upstream.headersTimeoutMs };
+  const tagLists = new PassThroughCache<{ tags: string[] }>({ ...passThrough, kind: 'tags_list', notFound: 'NAME_UNKNOWN' });
+  const referrers = new PassThroughCache<ReferrersResponse>({ ...passThrough, kind: 'referrers', notFound: 'MANIFEST_UNKNOWN' });
+  const catalog = new CatalogService(
+    metadata,
+    resolver.entries.map((entry) => ({ upstreamKey: entry.host, prefix: entry === fallback ? '' : `${entry.host}/` })),
+  );
+
+  const registry = new RegistryRoutes({ resolver, blobs, manifests, tagLists, referrers, catalog });
+  const draining = deps.draining ?? (() => false);
+  const ops = new OpsRoutes({
+    health: () => runHealthChecks({ cache_dir: cacheDirWritable(layout.root) }, draining),
+  });
+  const handler = createRequestHandler({ registry, ops, logger: logger.child({ module: 'http' }) });
+  const server = createServer(handler, { tlsCert: config.server.tlsCert, tlsKey: config.server.tlsKey });
+
+  return {
+    handler,
+    server,
+    blobStore,
+    listen(port = config.server.port, host = config.server.host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve((server.address() as AddressInfo).port);
+        });
+      });
+    },
+    async close({ graceMs = 0 } = {}) {
+      await new Promise<void>((resolve) => {
+        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      await Promise.all(resolver.entries.map((entry) => entry.upstream.close()));
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * The cluster primary: sweeps leftovers of an earlier run, forks the workers
+ * and restarts any that dies, brokers host-wide fill coordination, and on
+ * SIGTERM tells every worker to drain and waits for them (bounded).
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Config } from '../config/types.ts';
+import { FillBroker } from '../coordination/fill-broker.ts';
+import { createLogger } from '../observability/logger.ts';
+import { DiskBlobStore } from '../storage/disk-blob-store.ts';
+import { cacheLayout } from '../storage/layout.ts';
+
+const restartDelayMs = 500;
+
+export async function runPrimary(config: Config): Promise<void> {
+  const logger = createLogger(config.log.level, { node: config.node.id, role: 'primary' });
+  const store = new DiskBlobStore(cacheLayout(config.cache.dir));
+  await store.init();
+  const swept = await store.sweep();
+  if (swept > 0) logger.info({ swept }, 'removed leftover temp files');
+
+  const broker = new FillBroker();
+  let stopping = false;
+
+  const fork = (): Worker => {
+    const worker = cluster.fork();
+    const peer = { id: worker.id, send: (message: object) => worker.isConnected() && worker.send(message) };
+    worker.on('message', (message: unknown) => broker.handle(peer, message));
+    return worker;
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    broker.peerGone(worker.id);
+    if (stopping) return;
+    logger.error({ workerId: worker.id, pid: worker.process.pid, code, signal }, 'worker died; restarting');
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, restartDelayMs).unref();
+  });
+
+  for (let i = 0; i < config.workers; i++) fork();
+  logger.info({ workers: config.workers, port: config.server.port, upstream: config.upstream.url, cacheDir: config.cache.dir }, 'outpost started');
+
+  let forced = false;
+  const stop = (): void => {
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    if (stopping) {
+      if (forced) return;
+      forced = true;
+      logger.warn({}, 'second signal: stopping now');
+      for (const worker of workers) worker.process.kill('SIGKILL');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ workers: workers.length }, 'shutting down');
+    for (const worker of workers) {
+      if (worker.isConnected()) worker.send({ t: 'shutdown' });
+    }
+    const bound = setTimeout(() => {
+      logger.warn({}, 'workers did not stop in time; killing them');
+      for (const worker of workers) worker.process.kill('SIGKILL');
+      process.exit(1);
+    }, (config.drainSeconds + 35) * 1000);
+    bound.unref();
+    let alive = workers.length;
+    if (alive === 0) process.exit(0);
+    for (const worker of workers) {
+      worker.once('exit', () => {
+        alive -= 1;
+        if (alive === 0) {
+          logger.info({}, 'outpost stopped');
+          process.exit(0);
+        }
+      });
+    }
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,27 @@
+/** A cluster worker: serves the registry API on the shared port, coordinating fills through the primary. */
+import type { Config } from '../config/types.ts';
+import { IpcFillCoordinator } from '../coordination/ipc-fill-coordinator.ts';
+import { createLogger } from '../observability/logger.ts';
+import { createOutpostApp } from './node-app.ts';
+import { onShutdownSignal } from './shutdown.ts';
+
+export async function runWorker(config: Config): Promise<void> {
+  const logger = createLogger(config.log.level, { node: config.node.id, role: 'worker' });
+  let draining = false;
+  const coordinator = new IpcFillCoordinator({
+    send: (message) => process.send?.(message),
+    onMessage: (listener) => process.on('message', listener),
+  });
+  const app = await createOutpostApp(config, { coordinator, logger, draining: () => draining });
+  await app.listen();
+  logger.info({ port: config.server.port }, 'worker listening');
+
+  onShutdownSignal(async () => {
+    draining = true;
+    logger.info({ drainSeconds: config.drainSeconds }, 'draining: /health fails, still serving');
+    await new Promise((resolve) => setTimeout(resolve, config.drainSeconds * 1000));
+    await app.close({ graceMs: 30_000 });
+    logger.info({}, 'worker stopped');
+    process.exit(0);
+  });
+}

@@ -1,0 +1,212 @@
+/**
+ * Content-addressed blob storage on local disk (see layout.ts for the tree).
+ * Ingest writes to a partial file in `ingest/`, hashes while writing, and
+ * renames into `blobs/` only when size and digest match; nothing unverified
+ * is ever visible under `blobs/`.
+ */
+import { randomBytes, type Hash } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { BlobIngest, BlobStore, OpenBlob, PartialFile } from '../cache/ports.ts';
+import { createDigester, parseDigest } from '../registry/digest.ts';
+import { writeFileAtomic } from './atomic-file.ts';
+import type { CacheLayout } from './layout.ts';
+
+/** Error thrown by commit() when the content does not match its digest or announced size. */
+export class IngestVerificationError extends Error {
+  readonly code: 'DIGEST_MISMATCH' | 'SIZE_MISMATCH';
+  constructor(code: 'DIGEST_MISMATCH' | 'SIZE_MISMATCH', message: string) {
+    super(message);
+    this.name = 'IngestVerificationError';
+    this.code = code;
+  }
+}
+
+const readChunkBytes = 1024 * 1024;
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+class DiskOpenBlob implements OpenBlob {
+  private streamed = false;
+  constructor(
+    private readonly handle: FileHandle,
+    readonly size: number,
+  ) {}
+
+  stream(range?: { start: number; end: number }): Readable {
+    this.streamed = true;
+    return this.handle.createReadStream({
+      start: range?.start ?? 0,
+      end: range?.end ?? Math.max(0, this.size - 1),
+      highWaterMark: readChunkBytes,
+      autoClose: true,
+    });
+  }
+
+  async readAll(): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(this.size);
+    let offset = 0;
+    while (offset < this.size) {
+      const { bytesRead } = await this.handle.read(buffer, offset, this.size - offset, offset);
+      if (bytesRead === 0) throw new Error('blob shorter than its size');
+      offset += bytesRead;
+    }
+    return buffer;
+  }
+
+  async close(): Promise<void> {
+    if (!this.streamed) await this.handle.close().catch(() => undefined);
+  }
+}
+
+class DiskIngest implements BlobIngest {
+  private written = 0;
+  private done = false;
+  private readonly hash: Hash;
+
+  constructor(
+    private readonly handle: FileHandle,
+    readonly partialPath: string,
+    private readonly finalPath: string,
+    private readonly digest: string,
+    private readonly expectedSize: number | undefined,
+  ) {
+    this.hash = createDigester(parseDigest(digest).algorithm);
+  }
+
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.done) throw new Error('ingest already finished');
+    this.hash.update(chunk);
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.byteLength - offset, this.written);
+      offset += bytesWritten;
+      this.written += bytesWritten;
+    }
+  }
+
+  async commit(): Promise<void> {
+    if (this.done) throw new Error('ingest already finished');
+    this.done = true;
+    try {
+      if (this.expectedSize !== undefined && this.written !== this.expectedSize) {
+        throw new IngestVerificationError('SIZE_MISMATCH', `expected ${this.expectedSize} bytes, got ${this.written}`);
+      }
+      const actual = `${this.digest.slice(0, this.digest.indexOf(':'))}:${this.hash.digest('hex')}`;
+      if (actual !== this.digest) {
+        throw new IngestVerificationError('DIGEST_MISMATCH', `content digest ${actual} does not match ${this.digest}`);
+      }
+      await this.handle.close();
+      await mkdir(path.dirname(this.finalPath), { recursive: true });
+      await rename(this.partialPath, this.finalPath);
+    } catch (err) {
+      await this.handle.close().catch(() => undefined);
+      await rm(this.partialPath, { force: true });
+      throw err;
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.handle.close().catch(() => undefined);
+    await rm(this.partialPath, { force: true });
+  }
+}
+
+class DiskPartialFile implements PartialFile {
+  constructor(private readonly handle: FileHandle) {}
+  async read(buffer: Buffer, position: number, length: number): Promise<number> {
+    const { bytesRead } = await this.handle.read(buffer, 0, length, position);
+    return bytesRead;
+  }
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+}
+
+export class DiskBlobStore implements BlobStore {
+  constructor(private readonly layout: CacheLayout) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.layout.ingestDir, { recursive: true });
+    await mkdir(path.join(this.layout.root, 'blobs'), { recursive: true });
+  }
+
+  async stat(digest: string): Promise<{ size: number } | undefined> {
+    try {
+      const info = await stat(this.layout.blobPath(digest));
+      return { size: info.size };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async open(digest: string): Promise<OpenBlob | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.layout.blobPath(digest), 'r');
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    try {
+      const info = await handle.stat();
+      return new DiskOpenBlob(handle, info.size);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async put(digest: string, data: Uint8Array): Promise<void> {
+    const ingest = await this.beginIngest(digest, data.byteLength);
+    try {
+      await ingest.write(data);
+      await ingest.commit();
+    } finally {
+      await ingest.abort();
+    }
+  }
+
+  async beginIngest(digest: string, expectedSize: number | undefined): Promise<BlobIngest> {
+    const partialPath = this.layout.partialPath(digest, randomBytes(6).toString('hex'));
+    await mkdir(this.layout.ingestDir, { recursive: true });
+    const handle = await open(partialPath, 'wx');
+    return new DiskIngest(handle, partialPath, this.layout.blobPath(digest), digest, expectedSize);
+  }
+
+  async openPartial(partialPath: string): Promise<PartialFile | undefined> {
+    try {
+      return new DiskPartialFile(await open(partialPath, 'r'));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async sweep(): Promise<number> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.layout.ingestDir);
+    } catch (err) {
+      if (isNotFound(err)) return 0;
+      throw err;
+    }
+    await Promise.all(entries.map((entry) => rm(path.join(this.layout.ingestDir, entry), { force: true, recursive: true })));
+    return entries.length;
+  }
+
+  /** Writes a small metadata file atomically through the ingest dir (same filesystem). */
+  writeSmallFile(target: string, data: string): Promise<void> {
+    return writeFileAtomic(target, data, this.layout.ingestDir);
+  }
+}

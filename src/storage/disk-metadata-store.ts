@@ -1,0 +1,67 @@
+/** Manifest media types, tag answers and repository links as small JSON files (see layout.ts). */
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ManifestMeta, MetadataStore, TagRecord } from '../cache/ports.ts';
+import { writeFileAtomic } from './atomic-file.ts';
+import type { CacheLayout } from './layout.ts';
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // A missing file is a miss; a torn or foreign file is treated as a miss too and gets rewritten.
+    if (code === 'ENOENT' || err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+}
+
+export class DiskMetadataStore implements MetadataStore {
+  constructor(private readonly layout: CacheLayout) {}
+
+  getManifestMeta(digest: string): Promise<ManifestMeta | undefined> {
+    return readJson<ManifestMeta>(this.layout.manifestMetaPath(digest));
+  }
+
+  putManifestMeta(digest: string, meta: ManifestMeta): Promise<void> {
+    return writeFileAtomic(this.layout.manifestMetaPath(digest), JSON.stringify(meta), this.layout.ingestDir);
+  }
+
+  getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined> {
+    return readJson<TagRecord>(this.layout.tagPath(upstream, name, tag));
+  }
+
+  putTag(upstream: string, name: string, tag: string, record: TagRecord): Promise<void> {
+    return writeFileAtomic(this.layout.tagPath(upstream, name, tag), JSON.stringify(record), this.layout.ingestDir);
+  }
+
+  async linkManifest(upstream: string, name: string, digest: string): Promise<void> {
+    const link = this.layout.manifestLinkPath(upstream, name, digest);
+    await mkdir(path.dirname(link), { recursive: true });
+    await writeFile(link, '');
+  }
+
+  async listRepositories(upstream: string): Promise<string[]> {
+    const root = this.layout.repositoriesDir(upstream);
+    const names: string[] = [];
+    const walk = async (dir: string, prefix: string, depth: number): Promise<void> => {
+      if (depth > 32) return;
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      if (entries.some((e) => e.isDirectory() && (e.name === '_tags' || e.name === '_manifests'))) {
+        names.push(prefix);
+      }
+      for (const entry of entries) {
+        if (!entry.isDirectory() || entry.name.startsWith('_')) continue;
+        await walk(path.join(dir, entry.name), prefix ? `${prefix}/${entry.name}` : entry.name, depth + 1);
+      }
+    };
+    await walk(root, '', 0);
+    return names.sort();
+  }
+}
