@@ -117,8 +117,16 @@ export class BlobService {
       const ingest = await store.beginIngest(digest, response.size);
       try {
         lease.started(response.size, ingest.partialPath);
-        for await (const chunk of body as AsyncIterable<Buffer>) {
-          await ingest.write(chunk);
+        const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        for (;;) {
+          let next: IteratorResult<Buffer>;
+          try {
+            next = await chunks.next();
+          } catch (err) {
+            throw bodyFailure(err);
+          }
+          if (next.done) break;
+          await ingest.write(next.value);
           written = ingest.bytesWritten;
           lease.progress(written);
         }
@@ -149,6 +157,15 @@ export class BlobService {
     if (typeof code === 'string') this.options.observer.upstreamFailure(code);
     return toRegistryError(err, 'BLOB_UNKNOWN');
   }
+}
+
+/** A failure while reading the primary's body: a timeout, or a broken/truncated transfer. */
+function bodyFailure(err: unknown): RegistryError {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UPSTREAM_TIMEOUT') {
+    return new RegistryError('UPSTREAM_TIMEOUT', 'the primary stopped sending the blob', { cause: err });
+  }
+  return new RegistryError('UPSTREAM_UNAVAILABLE', 'the transfer from the primary broke off', { cause: err });
 }
 
 function describe(err: unknown): { code?: unknown; message: string } {

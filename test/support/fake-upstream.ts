@@ -1,0 +1,67 @@
+/** An in-memory Upstream for unit tests of the cache core (integration tests use a real registry). */
+import { PassThrough, Readable } from 'node:stream';
+import type { BlobResponse, ManifestHead, ManifestResponse, ReferrersResponse, Upstream } from '../../src/cache/ports.ts';
+import { UpstreamError } from '../../src/cache/ports.ts';
+
+export class FakeUpstream implements Upstream {
+  readonly host = 'fake.example';
+  blobs = new Map<string, Buffer>();
+  manifests = new Map<string, { body: Buffer; mediaType: string; digest: string }>();
+  calls: string[] = [];
+  /** When set, blob GETs answer with this controllable stream instead. */
+  blobBody: (() => { size: number | undefined; body: Readable }) | undefined;
+  failWith: UpstreamError | undefined;
+
+  count(prefix: string): number {
+    return this.calls.filter((c) => c.startsWith(prefix)).length;
+  }
+
+  async headManifest(repo: string, reference: string): Promise<ManifestHead> {
+    this.calls.push(`HEAD manifest ${repo}:${reference}`);
+    if (this.failWith) throw this.failWith;
+    const m = this.manifests.get(`${repo}:${reference}`);
+    if (!m) throw new UpstreamError('UPSTREAM_NOT_FOUND', 'not found', { status: 404 });
+    return { digest: m.digest, mediaType: m.mediaType, size: m.body.byteLength };
+  }
+
+  async getManifest(repo: string, reference: string): Promise<ManifestResponse> {
+    this.calls.push(`GET manifest ${repo}:${reference}`);
+    if (this.failWith) throw this.failWith;
+    const m = this.manifests.get(`${repo}:${reference}`);
+    if (!m) throw new UpstreamError('UPSTREAM_NOT_FOUND', 'not found', { status: 404 });
+    return { body: m.body, mediaType: m.mediaType, digest: m.digest };
+  }
+
+  async headBlob(repo: string, digest: string): Promise<{ size: number | undefined }> {
+    this.calls.push(`HEAD blob ${digest}`);
+    const blob = this.blobs.get(digest);
+    if (!blob) throw new UpstreamError('UPSTREAM_NOT_FOUND', 'not found', { status: 404 });
+    return { size: blob.byteLength };
+  }
+
+  async getBlob(repo: string, digest: string): Promise<BlobResponse> {
+    this.calls.push(`GET blob ${digest}`);
+    if (this.failWith) throw this.failWith;
+    if (this.blobBody) return this.blobBody();
+    const blob = this.blobs.get(digest);
+    if (!blob) throw new UpstreamError('UPSTREAM_NOT_FOUND', 'not found', { status: 404 });
+    return { size: blob.byteLength, body: Readable.from([blob.subarray(0, blob.length >> 1), blob.subarray(blob.length >> 1)]) };
+  }
+
+  async listTags(): Promise<string[]> {
+    this.calls.push('GET tags');
+    if (this.failWith) throw this.failWith;
+    return [...this.manifests.keys()].map((k) => k.split(':')[1] ?? '');
+  }
+
+  async getReferrers(): Promise<ReferrersResponse> {
+    throw new UpstreamError('UPSTREAM_NOT_FOUND', 'not found', { status: 404 });
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** A body the test feeds by hand, to observe what clients see mid-fill. */
+export function manualBody(): { stream: PassThrough } {
+  return { stream: new PassThrough() };
+}
