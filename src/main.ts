@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'config' && rest[0] === 'check') {
     const config = load(rest.slice(1));
-    process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(redactedConfig(config), (_key, value: unknown) => (value === undefined ? null : value), 2)}\n`);
     return;
   }
   process.stderr.write(usage);

@@ -139,7 +139,10 @@ export class BlobService {
       observer.fillEnded('ok', written);
       logger.debug({ digest, bytes: written }, 'blob cached');
     } catch (err) {
-      body?.destroy();
+      if (body && !body.destroyed) {
+        body.on('error', () => undefined); // destroying an unfinished body emits an error nobody else listens for
+        body.destroy();
+      }
       const failure = this.upstreamFailure(err);
       lease.fail({ code: failure.code, message: failure.message });
       observer.fillEnded('failed', written);

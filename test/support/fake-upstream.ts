@@ -16,7 +16,7 @@ export class FakeUpstream implements Upstream {
     return this.calls.filter((c) => c.startsWith(prefix)).length;
   }
 
-  async headManifest(repo: string, reference: string): Promise<ManifestHead> {
+  async headManifest(repo: string, reference: string, _signal?: AbortSignal): Promise<ManifestHead> {
     this.calls.push(`HEAD manifest ${repo}:${reference}`);
     if (this.failWith) throw this.failWith;
     const m = this.manifests.get(`${repo}:${reference}`);

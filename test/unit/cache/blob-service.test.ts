@@ -95,7 +95,7 @@ describe.each(coordinators)('BlobService with the %s coordinator', (_name, makeC
     const blob = randomBytes(200_000);
     const digest = digestOf(blob);
     const wrong = Buffer.from(blob);
-    wrong[wrong.length - 1] ^= 0xff;
+    wrong[wrong.length - 1] = (wrong[wrong.length - 1] ?? 0) ^ 0xff;
     upstream.blobs.set(digest, wrong);
     const sources = await Promise.all([0, 1, 2].map((i) => services[i % services.length]!.open(target(), digest, new AbortController().signal)));
     for (const source of sources) {

@@ -118,8 +118,8 @@ describe('ManifestService', () => {
     const service = make(200);
     await service.get(target(), tag, signal());
     now += 61_000;
-    upstream.headManifest = (_repo, _ref, sig) =>
-      new Promise((_resolve, reject) => sig.addEventListener('abort', () => reject(new UpstreamError('UPSTREAM_TIMEOUT', 'deadline'))));
+    upstream.headManifest = (_repo: string, _ref: string, sig: AbortSignal) =>
+      new Promise<never>((_resolve, reject) => sig.addEventListener('abort', () => reject(new UpstreamError('UPSTREAM_TIMEOUT', 'deadline'))));
     const started = Date.now();
     const answer = await service.get(target(), tag, signal());
     expect(answer.result).toBe('stale');

@@ -1,0 +1,480 @@
+/**
+ * Loading and validating the configuration.
+ *
+ * Sources, later wins: built-in defaults, the config file (`--config FILE`
+ * or `OUTPOST_CONFIG`; JSON, or YAML by extension), environment variables,
+ * command-line flags. Nothing is read implicitly: the caller passes the
+ * environment and argv (main.ts passes `process.env` and `process.argv`).
+ *
+ * Every problem found (unknown key, bad value, inconsistent pair) is collected
+ * and reported at once in a {@link ConfigError} naming the key, the value
+ * (secrets redacted), where it came from and what is allowed.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import convict from 'convict';
+import { parse as parseYaml } from 'yaml';
+import { type FormatName, FormatError, convictFormats, describeValue, valueFormats } from './formats.ts';
+import { REDACTED, redactUrlCredentials, redactValue } from './redact.ts';
+import {
+  type MachineFacts,
+  type SchemaSection,
+  type Setting,
+  configSchema,
+  currentMachine,
+  isSetting,
+  listSettings,
+} from './schema.ts';
+import type { Config, RegistryConfig, UpstreamConfig } from './types.ts';
+
+/** One thing wrong with the configuration. */
+export interface ConfigProblem {
+  /** Dotted key (`cache.maxBytes`, `registries[0].url`); undefined for file-level problems. */
+  readonly key: string | undefined;
+  /** What is wrong. */
+  readonly reason: string;
+  /** What would be accepted, when known. */
+  readonly allowed: string | undefined;
+  /** Where the value came from: `flag --port`, `env OUTPOST_PORT`, `config file <path>`, `default`. */
+  readonly source: string | undefined;
+  /** The offending value with secrets redacted; absent when not shown (e.g. for unknown keys). */
+  readonly value?: unknown;
+}
+
+/**
+ * The configuration cannot be used; the message lists every problem. `key`,
+ * `value` and `allowed` describe the first one (`value` is redacted when the
+ * key holds a secret).
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'CONFIG_INVALID';
+  readonly problems: readonly ConfigProblem[];
+  readonly key: string | undefined;
+  readonly value: unknown;
+  readonly allowed: string | undefined;
+
+  constructor(problems: readonly ConfigProblem[]) {
+    const lines = problems.map(describeProblem);
+    super(
+      lines.length === 1
+        ? `Invalid configuration: ${lines[0]}`
+        : `Invalid configuration (${lines.length} problems):\n${lines.map((line) => `  - ${line}`).join('\n')}`,
+    );
+    this.problems = problems;
+    const first = problems[0];
+    this.key = first?.key;
+    this.value = first?.value;
+    this.allowed = first?.allowed;
+  }
+}
+
+function describeProblem(problem: ConfigProblem): string {
+  const value = Object.hasOwn(problem, 'value') ? `, got ${describeValue(problem.value)}` : '';
+  const source = problem.source === undefined ? '' : ` (from ${problem.source})`;
+  const allowed = problem.allowed === undefined ? '' : `; allowed: ${problem.allowed}`;
+  return `${problem.key === undefined ? '' : `${problem.key}: `}${problem.reason}${value}${source}${allowed}`;
+}
+
+export interface LoadConfigOptions {
+  /** Command-line arguments (without `node` and the script), e.g. `['serve', '--port', '5001']`. */
+  argv?: readonly string[];
+  /** Environment variables; nothing is read from `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Config file path; takes precedence over `--config` and `OUTPOST_CONFIG`. */
+  file?: string;
+  /** Host name and CPU count the defaults derive from; the real machine's by default. */
+  machine?: MachineFacts;
+}
+
+/** Loads, validates and returns the configuration, or throws {@link ConfigError}. */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env: Record<string, string | undefined> = { ...options.env };
+  const machine = options.machine ?? currentMachine();
+  const schema = configSchema(machine);
+  const settings = listSettings(schema);
+  const settingsByKey = new Map(settings.map(({ key, setting }) => [key, setting]));
+
+  const flags = parseFlags(options.argv ?? [], settings);
+  const file = options.file ?? flags.configFile ?? (env['OUTPOST_CONFIG'] || undefined);
+  const fromFile = file === undefined ? undefined : readFileSettings(file, schema);
+
+  const sourceOf = (key: string): string => {
+    const flag = flags.values.get(key);
+    if (flag !== undefined) return `flag --${flag.flag}`;
+    const envName = settingsByKey.get(key)?.env;
+    if (envName !== undefined && env[envName] !== undefined) return `env ${envName}`;
+    if (fromFile?.present.has(key)) return `config file ${file}`;
+    return 'default';
+  };
+
+  // convict keeps its formats in a process-wide registry; registering is idempotent.
+  convict.addFormats(convictFormats);
+  const store = convict(schema as convict.Schema<Record<string, unknown>>, { env, args: [] });
+  if (fromFile !== undefined) store.load(fromFile.values);
+  for (const [key, { value }] of flags.values) store.set(key, value);
+
+  const problems: ConfigProblem[] = [];
+  for (const { key, setting } of settings) {
+    try {
+      valueFormats[setting.format].parse(store.get(key));
+    } catch (error) {
+      if (!(error instanceof FormatError)) throw error;
+      problems.push(formatProblem(key, setting, error, sourceOf(key)));
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  try {
+    // Backstop: everything convict checks has been checked above, with better messages.
+    store.validate({ allowed: 'strict', output: () => undefined });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new ConfigError([
+      { key: undefined, reason: redactUrlCredentials(message), allowed: undefined, source: undefined },
+    ]);
+  }
+
+  const read: Reader = (key, format) => {
+    if (settingsByKey.get(key)?.format !== format) throw new Error(`internal: ${key} is not a ${format} setting`);
+    return (valueFormats[format].parse as (value: unknown) => Parsed<typeof format>)(store.get(key));
+  };
+  const config = buildConfig(read, machine);
+
+  const inconsistencies = checkConsistency(config, (key) => ({ value: store.get(key), source: sourceOf(key) }));
+  if (inconsistencies.length > 0) throw new ConfigError(inconsistencies);
+  return config;
+}
+
+// ---------------------------------------------------------------------------
+// From validated settings to the Config modules receive
+
+type Parsed<F extends FormatName> = ReturnType<(typeof valueFormats)[F]['parse']>;
+/** The parsed value of a validated setting; `format` must be the setting's own. */
+type Reader = <F extends FormatName>(key: string, format: F) => Parsed<F>;
+
+function buildConfig(read: Reader, machine: MachineFacts): Config {
+  const upstream: UpstreamConfig = {
+    url: read('upstream.url', 'url'),
+    username: read('upstream.username', 'optional-string'),
+    password: read('upstream.password', 'optional-string'),
+    caFile: read('upstream.caFile', 'optional-string'),
+    insecure: read('upstream.insecure', 'strict-boolean'),
+    connectTimeoutMs: read('upstream.connectTimeout', 'positive-duration'),
+    headersTimeoutMs: read('upstream.headersTimeout', 'positive-duration'),
+    bodyIdleTimeoutMs: read('upstream.bodyIdleTimeout', 'positive-duration'),
+    retries: read('upstream.retries', 'non-negative-int'),
+    connections: read('upstream.connections', 'positive-int'),
+  };
+  const registries: RegistryConfig[] = read('registries', 'registries').map((entry) => ({
+    host: entry.host,
+    url: entry.url,
+    // Credentials, CA and TLS verification belong to one primary: never inherited.
+    username: entry.username,
+    password: entry.password,
+    caFile: entry.caFile,
+    insecure: entry.insecure ?? false,
+    connectTimeoutMs: entry.connectTimeoutMs ?? upstream.connectTimeoutMs,
+    headersTimeoutMs: entry.headersTimeoutMs ?? upstream.headersTimeoutMs,
+    bodyIdleTimeoutMs: entry.bodyIdleTimeoutMs ?? upstream.bodyIdleTimeoutMs,
+    retries: entry.retries ?? upstream.retries,
+    connections: entry.connections ?? upstream.connections,
+  }));
+  const server: Config['server'] = {
+    host: read('server.host', 'non-empty-string'),
+    port: read('server.port', 'port-number'),
+    tlsCert: read('server.tlsCert', 'optional-string'),
+    tlsKey: read('server.tlsKey', 'optional-string'),
+  };
+
+  return {
+    server,
+    upstream,
+    registries,
+    cache: {
+      dir: read('cache.dir', 'non-empty-string'),
+      maxBytes: read('cache.maxBytes', 'bytes'),
+      highWatermark: read('cache.highWatermark', 'fraction'),
+      lowWatermark: read('cache.lowWatermark', 'fraction'),
+    },
+    manifests: { maxBytes: read('manifests.maxBytes', 'bytes') },
+    tags: {
+      ttlMs: read('tags.ttl', 'duration'),
+      revalidateTimeoutMs: read('tags.revalidateTimeout', 'positive-duration'),
+    },
+    workers: read('workers', 'positive-int'),
+    node: {
+      id: read('node.id', 'node-id'),
+      advertiseUrl: read('node.advertiseUrl', 'optional-url') ?? defaultAdvertiseUrl(server, machine.hostname),
+    },
+    etcd: { endpoints: read('etcd.endpoints', 'url-list') },
+    redis: { url: read('redis.url', 'redis-url') },
+    admin: { token: read('admin.token', 'optional-string') },
+    drainSeconds: read('drainSeconds', 'duration') / 1000,
+    log: { level: read('log.level', 'log-level') },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Problems
+
+function lastSegment(key: string): string {
+  return key.split(/[.[\]]+/).filter((part) => part !== '').pop() ?? key;
+}
+
+/** The value as it may be shown for `key`: secrets replaced, URL credentials stripped. */
+function shownValue(key: string, setting: Setting | undefined, value: unknown): unknown {
+  if (setting?.sensitive === true) return value === undefined || value === null || value === '' ? value : REDACTED;
+  return redactValue(value, lastSegment(key));
+}
+
+function formatProblem(key: string, setting: Setting, error: FormatError, source: string): ConfigProblem {
+  const fullKey = error.path === '' ? key : error.path.startsWith('[') ? `${key}${error.path}` : `${key}.${error.path}`;
+  const problem = { key: fullKey, reason: error.reason, allowed: error.allowed, source };
+  return error.valueHidden ? problem : { ...problem, value: shownValue(fullKey, setting, error.value) };
+}
+
+// ---------------------------------------------------------------------------
+// Cross-field checks, on the parsed configuration
+
+/** Where a setting's value came from, as the user wrote it. */
+type Origin = (key: string) => { value: unknown; source: string };
+
+function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  /** A problem with the value `key` holds; `settingKey` is where it was set (for `registries[0].caFile`: `registries`). */
+  const badValue = (key: string, reason: string, allowed: string, value: unknown, settingKey = key): void => {
+    const { source } = origin(settingKey);
+    problems.push({ key, reason, allowed, source, value: redactValue(value, lastSegment(key)) });
+  };
+
+  const { tlsCert, tlsKey } = config.server;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    const [missing, present] =
+      tlsCert === undefined ? ['server.tlsCert', 'server.tlsKey'] : ['server.tlsKey', 'server.tlsCert'];
+    problems.push({
+      key: missing,
+      reason: `must be set because ${present} is set (from ${origin(present).source})`,
+      allowed: 'both server.tlsCert and server.tlsKey (HTTPS), or neither (HTTP)',
+      source: undefined,
+    });
+  }
+  if (config.cache.lowWatermark >= config.cache.highWatermark) {
+    badValue(
+      'cache.lowWatermark',
+      `must be below cache.highWatermark (${config.cache.highWatermark})`,
+      'a fraction smaller than cache.highWatermark',
+      origin('cache.lowWatermark').value,
+    );
+  }
+  for (const [key, bytes] of [
+    ['cache.maxBytes', config.cache.maxBytes],
+    ['manifests.maxBytes', config.manifests.maxBytes],
+  ] as const) {
+    if (bytes === 0) badValue(key, 'must be greater than 0', 'a byte size greater than 0, e.g. 10GiB', origin(key).value);
+  }
+
+  const files: Array<[key: string, file: string | undefined, settingKey: string]> = [
+    ['server.tlsCert', tlsCert, 'server.tlsCert'],
+    ['server.tlsKey', tlsKey, 'server.tlsKey'],
+    ['upstream.caFile', config.upstream.caFile, 'upstream.caFile'],
+    ...config.registries.map(
+      (registry, index): [string, string | undefined, string] => [`registries[${index}].caFile`, registry.caFile, 'registries'],
+    ),
+  ];
+  for (const [key, file, settingKey] of files) {
+    if (file === undefined) continue;
+    const unreadable = unreadableReason(file);
+    if (unreadable !== undefined) badValue(key, unreadable, 'a readable file', file, settingKey);
+  }
+  return problems;
+}
+
+function unreadableReason(file: string): string | undefined {
+  try {
+    if (!fs.statSync(file).isFile()) return 'is not a file';
+    fs.accessSync(file, fs.constants.R_OK);
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'file does not exist' : `cannot read the file (${code ?? 'error'})`;
+  }
+}
+
+const WILDCARD_HOSTS: ReadonlySet<string> = new Set(['0.0.0.0', '::', '[::]', '*']);
+
+/** `http(s)://<host>:<port>`, with the machine's host name when listening on every address. */
+function defaultAdvertiseUrl(server: Config['server'], hostname: string): string {
+  const host = WILDCARD_HOSTS.has(server.host) ? hostname : server.host;
+  const shownHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const scheme = server.tlsCert !== undefined ? 'https' : 'http';
+  return `${scheme}://${shownHost}:${server.port}`;
+}
+
+// ---------------------------------------------------------------------------
+// Command-line flags
+
+interface ParsedFlags {
+  configFile: string | undefined;
+  /** Setting key → the flag that set it and its value (last occurrence wins). */
+  values: Map<string, { flag: string; value: string }>;
+}
+
+/**
+ * Picks `--config` and the flags the schema declares (`--port 5001` or
+ * `--port=5001`) out of argv. Other arguments belong to the CLI and are left
+ * alone; `--` ends option parsing.
+ */
+function parseFlags(argv: readonly string[], settings: ReadonlyArray<{ key: string; setting: Setting }>): ParsedFlags {
+  const keyByFlag = new Map<string, string>();
+  for (const { key, setting } of settings) if (setting.arg !== undefined) keyByFlag.set(setting.arg, key);
+  const result: ParsedFlags = { configFile: undefined, values: new Map() };
+  const problems: ConfigProblem[] = [];
+
+  for (let index = 0; index < argv.length; index++) {
+    const token = argv[index] ?? '';
+    if (token === '--') break;
+    if (!token.startsWith('--')) continue;
+    const equals = token.indexOf('=');
+    const flag = token.slice(2, equals === -1 ? undefined : equals);
+    const key = keyByFlag.get(flag);
+    if (flag !== 'config' && key === undefined) continue;
+    let value: string | undefined;
+    if (equals !== -1) {
+      value = token.slice(equals + 1);
+    } else {
+      const next = argv[index + 1];
+      if (next !== undefined && !next.startsWith('--')) {
+        value = next;
+        index++;
+      }
+    }
+    if (value === undefined) {
+      problems.push({
+        key,
+        reason: `flag --${flag} needs a value`,
+        allowed: `--${flag} VALUE or --${flag}=VALUE`,
+        source: `flag --${flag}`,
+      });
+    } else if (key === undefined) {
+      result.configFile = value;
+    } else {
+      result.values.set(key, { flag, value });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// The config file
+
+interface FileSettings {
+  /** The file's settings, with empty sections dropped. */
+  values: Record<string, unknown>;
+  /** Keys of the settings the file sets. */
+  present: Set<string>;
+}
+
+const FILE_ALLOWED = 'a .json, .yaml or .yml file holding a mapping of settings';
+
+function readFileSettings(file: string, schema: SchemaSection): FileSettings {
+  const fail = (reason: string): never => {
+    throw new ConfigError([
+      { key: undefined, reason: `config file ${file}: ${reason}`, allowed: FILE_ALLOWED, source: undefined },
+    ]);
+  };
+  const extension = path.extname(file).toLowerCase();
+  if (!['.json', '.yaml', '.yml'].includes(extension)) fail(`unsupported extension "${extension}"`);
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    fail(code === 'ENOENT' ? 'file does not exist' : `cannot read the file (${code ?? 'error'})`);
+  }
+  let raw: unknown;
+  try {
+    raw = extension === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    // Never echo the offending source line: it may hold a secret.
+    fail(extension === '.json' ? jsonErrorLocation(error, text) : yamlErrorLocation(error));
+  }
+  if (raw === null || raw === undefined) raw = {};
+  if (!isPlainObject(raw)) return fail('must hold a mapping of settings at the top level');
+
+  const problems: ConfigProblem[] = [];
+  const present = new Set<string>();
+  const values = collectFileSettings(raw, schema, '', `config file ${file}`, present, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { values, present };
+}
+
+/** Copies the file's settings, reporting unknown keys and sections that are not mappings. */
+function collectFileSettings(
+  raw: Record<string, unknown>,
+  section: SchemaSection,
+  prefix: string,
+  source: string,
+  present: Set<string>,
+  problems: ConfigProblem[],
+): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  const known = Object.keys(section);
+  for (const [name, value] of Object.entries(raw)) {
+    const key = prefix === '' ? name : `${prefix}.${name}`;
+    const node = Object.hasOwn(section, name) ? section[name] : undefined;
+    if (node === undefined) {
+      // The value is not shown: a misspelt key may well hold a secret.
+      problems.push({
+        key,
+        reason: 'unknown key',
+        allowed: `${prefix === '' ? 'top-level keys' : `keys under ${prefix}`}: ${known.join(', ')}`,
+        source,
+      });
+    } else if (isSetting(node)) {
+      if (isPlainObject(value)) {
+        const allowed = valueFormats[node.format].allowed;
+        problems.push({ key, reason: 'must be a single value, not a mapping', allowed, source });
+      } else {
+        values[name] = value;
+        present.add(key);
+      }
+    } else if (value === null) {
+      // An empty section (`server:` with every key commented out) sets nothing.
+    } else if (!isPlainObject(value)) {
+      problems.push({
+        key,
+        reason: 'must be a section (a mapping)',
+        allowed: `a mapping with keys ${Object.keys(node).join(', ')}`,
+        source,
+        value: redactValue(value, name),
+      });
+    } else {
+      values[name] = collectFileSettings(value, node, key, source, present, problems);
+    }
+  }
+  return values;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function jsonErrorLocation(error: unknown, text: string): string {
+  const position = /at position (\d+)/.exec(error instanceof Error ? error.message : '')?.[1];
+  if (position === undefined) return 'invalid JSON';
+  const before = text.slice(0, Number(position));
+  const line = before.split('\n').length;
+  const column = Number(position) - before.lastIndexOf('\n');
+  return `invalid JSON at line ${line}, column ${column}`;
+}
+
+function yamlErrorLocation(error: unknown): string {
+  const linePos = (error as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+  // The first line of a YAML error is the diagnosis; the source excerpt follows it.
+  const firstLine = (error instanceof Error ? error.message : '').split('\n')[0] ?? '';
+  const diagnosis = firstLine.replace(/ at line \d+, column \d+:?$/, '') || 'parse error';
+  const where = linePos === undefined ? '' : ` at line ${linePos.line}, column ${linePos.col}`;
+  return `invalid YAML${where}: ${diagnosis}`;
+}

@@ -1,0 +1,268 @@
+/**
+ * The convict schema: every setting with its doc, format, default and, where
+ * one exists, its environment variable and command-line flag.
+ *
+ * The keys are the ones users write in the config file. They mirror
+ * {@link Config}, except that durations are written with units and lose the
+ * `Ms` suffix there: `tags.ttl: 60s` becomes `config.tags.ttlMs === 60000`.
+ * Defaults are written the way a user would write them (`10GiB`, `60s`).
+ */
+import os from 'node:os';
+import { type FormatName, isFormatName } from './formats.ts';
+
+/** One setting. `format` names an entry of `valueFormats`. */
+export interface Setting {
+  doc: string;
+  format: FormatName;
+  default: unknown;
+  env?: string;
+  /** Command-line flag, without the leading `--`. */
+  arg?: string;
+  /** Never shown in messages or printed configuration. */
+  sensitive?: boolean;
+}
+
+export interface SchemaSection {
+  [key: string]: Setting | SchemaSection;
+}
+
+/** What the defaults depend on, injectable so tests and docs are deterministic. */
+export interface MachineFacts {
+  hostname: string;
+  cpus: number;
+}
+
+export function currentMachine(): MachineFacts {
+  return { hostname: os.hostname(), cpus: os.availableParallelism() };
+}
+
+export function configSchema(machine: MachineFacts = currentMachine()): SchemaSection {
+  return {
+    server: {
+      host: {
+        doc: 'Address the registry API and operations endpoints listen on.',
+        format: 'non-empty-string',
+        default: '0.0.0.0',
+        env: 'OUTPOST_HOST',
+        arg: 'host',
+      },
+      port: {
+        doc: 'TCP port to listen on.',
+        format: 'port-number',
+        default: 5000,
+        env: 'OUTPOST_PORT',
+        arg: 'port',
+      },
+      tlsCert: {
+        doc: 'PEM certificate chain; with tlsKey, serve HTTPS instead of HTTP.',
+        format: 'optional-string',
+        default: null,
+        env: 'OUTPOST_TLS_CERT',
+      },
+      tlsKey: {
+        doc: 'PEM private key of tlsCert.',
+        format: 'optional-string',
+        default: null,
+        env: 'OUTPOST_TLS_KEY',
+      },
+    },
+    upstream: {
+      url: {
+        doc: 'Base URL of the default primary registry.',
+        format: 'url',
+        default: 'https://registry-1.docker.io',
+        env: 'OUTPOST_UPSTREAM_URL',
+        arg: 'upstream-url',
+      },
+      username: {
+        doc: 'User name Outpost authenticates with upstream; unset means anonymous.',
+        format: 'optional-string',
+        default: null,
+        env: 'OUTPOST_UPSTREAM_USERNAME',
+      },
+      password: {
+        doc: 'Password or access token for upstream.username.',
+        format: 'optional-string',
+        default: null,
+        env: 'OUTPOST_UPSTREAM_PASSWORD',
+        sensitive: true,
+      },
+      caFile: {
+        doc: 'PEM bundle of CAs to trust for the primary (self-signed or private CA); replaces the system CAs.',
+        format: 'optional-string',
+        default: null,
+        env: 'OUTPOST_UPSTREAM_CA_FILE',
+      },
+      insecure: {
+        doc: 'Skip TLS certificate verification upstream (logged as a warning). For tests only.',
+        format: 'strict-boolean',
+        default: false,
+        env: 'OUTPOST_UPSTREAM_INSECURE',
+      },
+      connectTimeout: {
+        doc: 'Time allowed to open a connection to the primary.',
+        format: 'positive-duration',
+        default: '5s',
+        env: 'OUTPOST_UPSTREAM_CONNECT_TIMEOUT',
+      },
+      headersTimeout: {
+        doc: 'Time allowed for response headers on one upstream attempt.',
+        format: 'positive-duration',
+        default: '15s',
+        env: 'OUTPOST_UPSTREAM_HEADERS_TIMEOUT',
+      },
+      bodyIdleTimeout: {
+        doc: 'Longest gap between two body chunks from upstream before the transfer is aborted.',
+        format: 'positive-duration',
+        default: '30s',
+        env: 'OUTPOST_UPSTREAM_BODY_TIMEOUT',
+      },
+      retries: {
+        doc: 'Extra attempts for idempotent upstream requests that failed before any body byte.',
+        format: 'non-negative-int',
+        default: 2,
+        env: 'OUTPOST_UPSTREAM_RETRIES',
+      },
+      connections: {
+        doc: 'Keep-alive connections per upstream origin.',
+        format: 'positive-int',
+        default: 16,
+        env: 'OUTPOST_UPSTREAM_CONNECTIONS',
+      },
+    },
+    registries: {
+      doc:
+        'Extra primaries, picked by containerd ?ns=<host> or a /v2/<host>/... path prefix. Each entry: ' +
+        'host, url (required), username, password, caFile, insecure, connectTimeout, headersTimeout, ' +
+        'bodyIdleTimeout, retries, connections. Timeouts, retries and connections default to the upstream ' +
+        'settings; credentials, caFile and insecure are never inherited. Config file only.',
+      format: 'registries',
+      default: [],
+    },
+    cache: {
+      dir: {
+        doc: 'Directory where blobs, manifests and the eviction index live.',
+        format: 'non-empty-string',
+        default: './data',
+        env: 'OUTPOST_CACHE_DIR',
+        arg: 'cache-dir',
+      },
+      maxBytes: {
+        doc: 'Disk budget of the cache, e.g. 50GiB, 500MB, 1073741824.',
+        format: 'bytes',
+        default: '10GiB',
+        env: 'OUTPOST_CACHE_MAX_BYTES',
+        arg: 'cache-max-bytes',
+      },
+      highWatermark: {
+        doc: 'Fraction of maxBytes at which eviction starts.',
+        format: 'fraction',
+        default: 0.95,
+        env: 'OUTPOST_CACHE_HIGH_WATERMARK',
+      },
+      lowWatermark: {
+        doc: 'Fraction of maxBytes eviction brings usage under; must be below highWatermark.',
+        format: 'fraction',
+        default: 0.85,
+        env: 'OUTPOST_CACHE_LOW_WATERMARK',
+      },
+    },
+    manifests: {
+      maxBytes: {
+        doc: 'Largest manifest accepted from upstream; larger ones are refused (MANIFEST_INVALID).',
+        format: 'bytes',
+        default: '4MiB',
+        env: 'OUTPOST_MANIFEST_MAX_BYTES',
+      },
+    },
+    tags: {
+      ttl: {
+        doc: 'How long a tag→digest answer is trusted before it is revalidated upstream; 0 revalidates every time.',
+        format: 'duration',
+        default: '60s',
+        env: 'OUTPOST_TAG_TTL',
+      },
+      revalidateTimeout: {
+        doc: 'Longest a client waits on the primary while revalidating a tag before the last known answer is served.',
+        format: 'positive-duration',
+        default: '5s',
+        env: 'OUTPOST_TAG_REVALIDATE_TIMEOUT',
+      },
+    },
+    workers: {
+      doc: 'node:cluster worker processes serving requests. Default: the number of CPUs.',
+      format: 'positive-int',
+      default: machine.cpus,
+      env: 'OUTPOST_WORKERS',
+      arg: 'workers',
+    },
+    node: {
+      id: {
+        doc: "This replica's id in the cluster. Default: the host name.",
+        format: 'node-id',
+        default: machine.hostname,
+        env: 'OUTPOST_NODE_ID',
+        arg: 'node-id',
+      },
+      advertiseUrl: {
+        doc: 'URL peers use to reach this node. Default: http(s)://<host>:<port>, with the host name when listening on all addresses.',
+        format: 'optional-url',
+        default: null,
+        env: 'OUTPOST_ADVERTISE_URL',
+        arg: 'advertise-url',
+      },
+    },
+    etcd: {
+      endpoints: {
+        doc: 'etcd endpoint URLs (comma-separated in the env var); empty runs standalone.',
+        format: 'url-list',
+        default: [],
+        env: 'OUTPOST_ETCD_ENDPOINTS',
+      },
+    },
+    redis: {
+      url: {
+        doc: 'Redis URL for shared state (redis:// or rediss://); empty means none.',
+        format: 'redis-url',
+        default: null,
+        env: 'OUTPOST_REDIS_URL',
+      },
+    },
+    admin: {
+      token: {
+        doc: 'Bearer token for the admin API and cluster status; unset turns the admin API off.',
+        format: 'optional-string',
+        default: null,
+        env: 'OUTPOST_ADMIN_TOKEN',
+        sensitive: true,
+      },
+    },
+    drainSeconds: {
+      doc: 'After SIGTERM: how long /health fails while the node still serves, before it closes. A number of seconds or a duration.',
+      format: 'duration',
+      default: 5,
+      env: 'OUTPOST_DRAIN_SECONDS',
+    },
+    log: {
+      level: {
+        doc: 'Log level: fatal, error, warn, info, debug, trace or silent.',
+        format: 'log-level',
+        default: 'info',
+        env: 'OUTPOST_LOG_LEVEL',
+        arg: 'log-level',
+      },
+    },
+  };
+}
+
+export function isSetting(node: Setting | SchemaSection): node is Setting {
+  return Object.hasOwn(node, 'default') && isFormatName((node as Setting).format);
+}
+
+/** Every setting with its dotted key, in schema order. */
+export function listSettings(schema: SchemaSection, prefix = ''): Array<{ key: string; setting: Setting }> {
+  return Object.entries(schema).flatMap(([name, node]) => {
+    const key = prefix === '' ? name : `${prefix}.${name}`;
+    return isSetting(node) ? [{ key, setting: node }] : listSettings(node, key);
+  });
+}

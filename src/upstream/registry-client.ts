@@ -1,0 +1,303 @@
+/**
+ * The Upstream port over undici: one primary registry, spoken to with the
+ * OCI distribution API (pull side).
+ *
+ * Error contract: every method resolves with a 2xx answer or rejects with an
+ * UpstreamError (see upstream-errors.ts for the mapping); raw undici errors
+ * never escape a method.
+ *
+ * The body handed out by `getBlob` is undici's own response stream. It is
+ * outside that contract: once the method resolved, a body-idle timeout
+ * (`bodyIdleTimeoutMs`, undici `BodyTimeoutError`, code
+ * `UND_ERR_BODY_TIMEOUT`), a reset connection (`SocketError`,
+ * `UND_ERR_SOCKET`) or the caller's signal aborting (its `reason`) surface
+ * as an `'error'` on that stream, and the caller must treat any stream error
+ * as a failed transfer. The caller's signal stays bound to the stream until
+ * it closes, so a fill that must outlive its client needs a signal of its own.
+ * Nothing is retried once that body has been handed out.
+ */
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Agent } from 'undici';
+import {
+  systemClock,
+  UpstreamError,
+  type BlobResponse,
+  type Clock,
+  type ManifestHead,
+  type ManifestResponse,
+  type ReferrersResponse,
+  type Upstream,
+} from '../cache/ports.ts';
+import type { UpstreamConfig } from '../config/types.ts';
+import { createAuthenticator } from './authenticator.ts';
+import { createTransport, type Method, type Response } from './http-transport.ts';
+import { nextLink } from './link-header.ts';
+import { destroyBody, discard, parseJson, readLimited } from './response-body.ts';
+import { withRetry, type RetryOptions } from './retry.ts';
+import { TokenCache } from './token-cache.ts';
+import { requestToken, type Credentials } from './token-endpoint.ts';
+import { errorFromStatus, toUpstreamError } from './upstream-errors.ts';
+
+export interface UpstreamLogger {
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+export interface RegistryClientDeps {
+  clock?: Clock;
+  logger?: UpstreamLogger;
+  /** Called with Docker Hub's `ratelimit-remaining` whenever a response carries it. */
+  onRateLimit?(remaining: number): void;
+  /** Backoff tuning (and, for tests, `random` and `sleep`); the count comes from config. */
+  retry?: Omit<RetryOptions, 'retries' | 'onRetry'>;
+  /** Largest tag-list page or referrers index buffered. Default 4 MiB. */
+  maxListBytes?: number;
+}
+
+export const MANIFEST_MEDIA_TYPES = [
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+] as const;
+
+const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const GENERIC_TYPES = new Set(['application/json', 'text/plain', 'application/octet-stream']);
+const MAX_TAG_PAGES = 100;
+const USER_AGENT = 'outpost';
+const noopLogger: UpstreamLogger = { warn: () => {}, debug: () => {} };
+
+export function createRegistryClient(config: UpstreamConfig, deps: RegistryClientDeps = {}): Upstream {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? noopLogger;
+  const maxListBytes = deps.maxListBytes ?? 4 * 1024 * 1024;
+  const base = new URL(config.url);
+  const host = base.host;
+  const apiRoot = `${base.pathname.replace(/\/+$/, '')}/v2/`;
+  const credentials: Credentials | undefined =
+    config.username !== undefined && config.username !== '' ? { username: config.username, password: config.password ?? '' } : undefined;
+
+  const ca = readCaFile(config.caFile);
+  if (config.insecure) logger.warn({ upstream: host }, 'TLS verification is disabled for this upstream');
+  const agentFor = (trusted: string | string[] | undefined): Agent =>
+    new Agent({
+      connections: config.connections,
+      headersTimeout: config.headersTimeoutMs,
+      bodyTimeout: config.bodyIdleTimeoutMs,
+      connect: { timeout: config.connectTimeoutMs, ca: trusted, rejectUnauthorized: !config.insecure },
+    });
+  // The primary trusts exactly its CA bundle; blob storage and token servers
+  // on other origins are usually public, so they get the system CAs as well.
+  const primary = agentFor(ca);
+  const foreign = agentFor(ca === undefined ? undefined : [...rootCertificates, ca]);
+
+  const transport = createTransport({
+    primaryOrigin: base.origin,
+    primary,
+    foreign,
+    onResponse: (_url, headers) => {
+      const remaining = parseRateLimit(headers['ratelimit-remaining']);
+      if (remaining === undefined || deps.onRateLimit === undefined) return;
+      try {
+        deps.onRateLimit(remaining);
+      } catch (err) {
+        // A metrics callback must never fail (or leak) a request.
+        logger.warn({ upstream: host, err }, 'onRateLimit callback threw');
+      }
+    },
+  });
+  const auth = createAuthenticator({
+    credentials,
+    tokens: new TokenCache({ clock }),
+    fetchToken: (request) => {
+      logger.debug({ upstream: host, realm: request.realm, scope: request.scope }, 'fetching upstream token');
+      // Shared by every waiter, so bound only by the transport's own timeouts.
+      return requestToken(transport, request, credentials, () => clock.now(), new AbortController().signal);
+    },
+  });
+  const retryOptions: RetryOptions = {
+    ...deps.retry,
+    retries: config.retries,
+    onRetry: ({ attempt, delayMs, error }) => {
+      const code = error instanceof UpstreamError ? error.code : undefined;
+      logger.warn({ upstream: host, attempt, delayMs, code }, 'retrying upstream request');
+    },
+  };
+
+  const apiUrl = (path: string): URL => new URL(`${apiRoot}${path}`, base.origin);
+
+  /** One exchange, with the token/Basic flow on a 401; resolves with a 2xx answer only. */
+  async function authorizedSend(method: Method, url: URL, headers: Record<string, string>, scope: string, what: string, signal: AbortSignal): Promise<Response> {
+    const toPrimary = url.origin === base.origin;
+    const sent = toPrimary ? auth.preemptive(scope) : undefined;
+    let res = await transport.send({ method, url, headers, authorization: sent, signal });
+    if (res.statusCode === 401 && toPrimary && res.url.origin === base.origin) {
+      const challenge = res.headers['www-authenticate'];
+      discard(res.body);
+      const next = await auth.respond(challenge, scope, sent, signal);
+      if (next === undefined) throw errorFromStatus(401, res.headers, what, clock.now());
+      res = await transport.send({ method, url, headers, authorization: next, signal });
+    }
+    if (res.statusCode >= 200 && res.statusCode <= 299) return res;
+    discard(res.body);
+    throw errorFromStatus(res.statusCode, res.headers, what, clock.now());
+  }
+
+  /**
+   * An exchange retried per the policy. `use` turns the 2xx answer into the
+   * result inside the attempt (so buffering a small body is retried too); if
+   * it throws, the body is destroyed.
+   */
+  async function exchange<T>(
+    method: Method,
+    url: URL,
+    accept: string,
+    repo: string,
+    what: string,
+    signal: AbortSignal,
+    use: (res: Response) => Promise<T>,
+  ): Promise<T> {
+    const headers = { accept, 'user-agent': USER_AGENT };
+    const scope = `repository:${repo}:pull`;
+    const attempt = async (): Promise<T> => {
+      try {
+        const res = await authorizedSend(method, url, headers, scope, what, signal);
+        try {
+          return await use(res);
+        } catch (err) {
+          destroyBody(res.body);
+          throw err;
+        }
+      } catch (err) {
+        throw toUpstreamError(err, signal, what);
+      }
+    };
+    try {
+      return await withRetry(method, attempt, retryOptions, signal);
+    } catch (err) {
+      throw toUpstreamError(err, signal, what);
+    }
+  }
+
+  async function headManifest(repo: string, reference: string, signal: AbortSignal): Promise<ManifestHead> {
+    return exchange('HEAD', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, `HEAD manifest ${repo}:${reference}`, signal, async (res) => {
+      discard(res.body);
+      return {
+        digest: single(res.headers['docker-content-digest']),
+        // '' when the primary sent no Content-Type: a HEAD has no body to look into.
+        mediaType: mediaTypeOf(res.headers['content-type']) ?? '',
+        size: sizeOf(res.headers['content-length']),
+      };
+    });
+  }
+
+  async function getManifest(repo: string, reference: string, maxBytes: number, signal: AbortSignal): Promise<ManifestResponse> {
+    const what = `GET manifest ${repo}:${reference}`;
+    return exchange('GET', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, what, signal, async (res) => {
+      const body = await readLimited(res.body, res.headers['content-length'], maxBytes, what);
+      let mediaType = mediaTypeOf(res.headers['content-type']);
+      if (mediaType === undefined || GENERIC_TYPES.has(mediaType)) mediaType = embeddedMediaType(body) ?? mediaType;
+      if (mediaType === undefined) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: no media type`);
+      return { body, mediaType, digest: single(res.headers['docker-content-digest']) };
+    });
+  }
+
+  async function headBlob(repo: string, digest: string, signal: AbortSignal): Promise<{ size: number | undefined }> {
+    return exchange('HEAD', apiUrl(`${repo}/blobs/${digest}`), '*/*', repo, `HEAD blob ${repo}@${digest}`, signal, async (res) => {
+      discard(res.body);
+      return { size: sizeOf(res.headers['content-length']) };
+    });
+  }
+
+  async function getBlob(repo: string, digest: string, signal: AbortSignal): Promise<BlobResponse> {
+    return exchange('GET', apiUrl(`${repo}/blobs/${digest}`), '*/*', repo, `GET blob ${repo}@${digest}`, signal, async (res) => ({
+      size: sizeOf(res.headers['content-length']),
+      body: res.body,
+    }));
+  }
+
+  async function listTags(repo: string, signal: AbortSignal): Promise<string[]> {
+    const what = `GET tags ${repo}`;
+    const tags: string[] = [];
+    let url: URL | undefined = apiUrl(`${repo}/tags/list`);
+    for (let page = 0; page < MAX_TAG_PAGES && url !== undefined; page++) {
+      const result: { tags: string[]; next: URL | undefined } = await exchange('GET', url, 'application/json', repo, what, signal, async (res) => {
+        const json = parseJson(await readLimited(res.body, res.headers['content-length'], maxListBytes, what), what);
+        return { tags: parseTags(json, what), next: nextLink(res.headers['link'], res.url) };
+      });
+      tags.push(...result.tags);
+      url = result.next;
+    }
+    if (url !== undefined) logger.warn({ upstream: host, pages: MAX_TAG_PAGES }, 'tag list truncated: too many pages');
+    return tags;
+  }
+
+  async function getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse> {
+    const url = apiUrl(`${repo}/referrers/${digest}`);
+    if (artifactType !== undefined) url.searchParams.set('artifactType', artifactType);
+    const what = `GET referrers ${repo}@${digest}`;
+    return exchange('GET', url, OCI_INDEX, repo, what, signal, async (res) => ({
+      body: await readLimited(res.body, res.headers['content-length'], maxListBytes, what),
+      mediaType: mediaTypeOf(res.headers['content-type']) ?? OCI_INDEX,
+    }));
+  }
+
+  async function close(): Promise<void> {
+    await Promise.all([primary.close(), foreign.close()]);
+  }
+
+  return { host, headManifest, getManifest, headBlob, getBlob, listTags, getReferrers, close };
+}
+
+function readCaFile(path: string | undefined): string | undefined {
+  if (path === undefined || path === '') return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read upstream CA file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function sizeOf(value: string | string[] | undefined): number | undefined {
+  const v = single(value);
+  if (v === undefined || !/^\d+$/.test(v)) return undefined;
+  return Number(v);
+}
+
+/** `type/subtype` without parameters, lower-cased. */
+function mediaTypeOf(value: string | string[] | undefined): string | undefined {
+  const v = single(value)?.split(';')[0]?.trim().toLowerCase();
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function embeddedMediaType(body: Buffer): string | undefined {
+  try {
+    const json = JSON.parse(body.toString('utf8')) as unknown;
+    const mediaType = typeof json === 'object' && json !== null ? (json as Record<string, unknown>)['mediaType'] : undefined;
+    return typeof mediaType === 'string' && mediaType !== '' ? mediaType : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseTags(json: unknown, what: string): string[] {
+  const tags = typeof json === 'object' && json !== null ? (json as Record<string, unknown>)['tags'] : undefined;
+  if (tags === undefined || tags === null) return [];
+  if (!Array.isArray(tags) || !tags.every((t): t is string => typeof t === 'string')) {
+    throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: malformed tag list`);
+  }
+  return tags;
+}
+
+/** Docker Hub sends `ratelimit-remaining: 76;w=21600`. */
+function parseRateLimit(value: string | string[] | undefined): number | undefined {
+  const match = /^\s*(\d+)/.exec(single(value) ?? '');
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}

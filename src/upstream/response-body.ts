@@ -1,0 +1,66 @@
+/**
+ * What happens to upstream response bodies the client does not hand out:
+ * small ones (manifests, tag lists, referrers, tokens) are buffered with a
+ * hard size limit — the declared Content-Length is checked before reading
+ * and the bytes are counted while reading, so a primary that lies about (or
+ * omits) the length still cannot make us buffer more — and unwanted ones are
+ * drained or destroyed, on error paths too.
+ */
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { UpstreamError } from '../cache/ports.ts';
+
+export async function readLimited(
+  body: Readable,
+  contentLength: string | string[] | undefined,
+  maxBytes: number,
+  what: string,
+): Promise<Buffer> {
+  const declared = Array.isArray(contentLength) ? contentLength[0] : contentLength;
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    destroyBody(body);
+    throw tooLarge(what, maxBytes);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  // Leaving the loop early (throw) destroys the body.
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > maxBytes) throw tooLarge(what, maxBytes);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** The body parsed as JSON; malformed JSON is UPSTREAM_BAD_RESPONSE. */
+export function parseJson(bytes: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  } catch (err) {
+    throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: body is not JSON`, { cause: err });
+  }
+}
+
+function tooLarge(what: string, maxBytes: number): UpstreamError {
+  return new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: body larger than ${maxBytes} bytes`);
+}
+
+/**
+ * Lets go of a body nobody will read: small ones are drained so the
+ * connection can be reused, big or failing ones destroyed (undici's `dump`).
+ */
+export function discard(body: Dispatcher.ResponseData['body']): void {
+  body.dump().catch(() => {
+    // Errors while draining a body we did not want do not matter.
+  });
+}
+
+/**
+ * Destroys a body nobody will read. undici's body turns a plain `destroy()`
+ * of an unfinished body into an `'error'` (RequestAbortedError), which would
+ * be an uncaught exception without a listener; one is added first.
+ */
+export function destroyBody(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
+}

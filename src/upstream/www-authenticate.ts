@@ -1,0 +1,92 @@
+/**
+ * Parser for `WWW-Authenticate` (RFC 7235 §4.1):
+ *
+ *   challenge  = auth-scheme [ 1*SP ( token68 / #auth-param ) ]
+ *   auth-param = token BWS "=" BWS ( token / quoted-string )
+ *
+ * One header may carry several challenges (`Bearer realm="a",scope="b", Basic
+ * realm="c"`), and several headers may be present. Quoted values may contain
+ * commas, `=` and backslash escapes. Unquoted values are read leniently up to
+ * the next comma or space, because registries send unquoted URLs.
+ */
+
+export interface AuthChallenge {
+  /** Lower-cased scheme, e.g. `bearer`, `basic`. */
+  scheme: string;
+  /** Parameters by lower-cased name; values unquoted and unescaped. */
+  params: Record<string, string>;
+  /** The token68 form (`Negotiate abc==`), when the challenge used it. */
+  token68?: string;
+}
+
+const TCHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+
+export function parseWwwAuthenticate(header: string | readonly string[] | undefined): AuthChallenge[] {
+  if (header === undefined) return [];
+  const input = typeof header === 'string' ? header : header.join(', ');
+  const challenges: AuthChallenge[] = [];
+  let current: AuthChallenge | undefined;
+  let i = 0;
+
+  const skipSpace = (): void => {
+    while (i < input.length && (input[i] === ' ' || input[i] === '\t')) i++;
+  };
+  const readWhile = (ok: (c: string) => boolean): string => {
+    const start = i;
+    while (i < input.length && ok(input[i] as string)) i++;
+    return input.slice(start, i);
+  };
+  const readQuoted = (): string => {
+    i++; // opening quote
+    let out = '';
+    while (i < input.length && input[i] !== '"') {
+      if (input[i] === '\\' && i + 1 < input.length) i++;
+      out += input[i];
+      i++;
+    }
+    i++; // closing quote (or end of input)
+    return out;
+  };
+  const notDelimiter = (c: string): boolean => c !== ',' && c !== ' ' && c !== '\t';
+
+  while (i < input.length) {
+    while (i < input.length && (input[i] === ',' || input[i] === ' ' || input[i] === '\t')) i++;
+    if (i >= input.length) break;
+
+    const token = readWhile((c) => TCHAR.test(c));
+    if (token === '') {
+      i++; // stray character: skip it rather than loop forever
+      continue;
+    }
+    skipSpace();
+
+    if (input[i] === '=' && current !== undefined) {
+      i++; // '='
+      skipSpace();
+      const value = input[i] === '"' ? readQuoted() : readWhile(notDelimiter);
+      current.params[token.toLowerCase()] = value;
+      continue;
+    }
+
+    // A token not followed by '=' starts a new challenge.
+    current = { scheme: token.toLowerCase(), params: Object.create(null) as Record<string, string> };
+    challenges.push(current);
+    skipSpace();
+    // A token68 directly after the scheme (`Negotiate abc==`).
+    const save = i;
+    const maybe = readWhile((c) => TCHAR.test(c) || c === '/' || c === '+');
+    skipSpace();
+    if (maybe !== '' && (input[i] === undefined || input[i] === ',' || (input[i] === '=' && /^=*(,|$)/.test(input.slice(i))))) {
+      current.token68 = maybe + readWhile((c) => c === '=');
+    } else {
+      i = save;
+    }
+  }
+  return challenges;
+}
+
+/** The first challenge with the given (case-insensitive) scheme. */
+export function findChallenge(challenges: readonly AuthChallenge[], scheme: string): AuthChallenge | undefined {
+  const wanted = scheme.toLowerCase();
+  return challenges.find((c) => c.scheme === wanted);
+}

@@ -1,0 +1,515 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it, expect } from 'vitest';
+import { ConfigError, type LoadConfigOptions, loadConfig } from '../../../src/config/load.ts';
+import { redactedConfig } from '../../../src/config/redact.ts';
+import { configSchema, listSettings } from '../../../src/config/schema.ts';
+
+const machine = { hostname: 'outpost-test-host', cpus: 3 };
+
+function load(options: LoadConfigOptions = {}) {
+  return loadConfig({ machine, ...options });
+}
+
+function configError(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+let dir: string;
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-config-'));
+});
+
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function writeFile(name: string, text: string): Promise<string> {
+  const file = path.join(dir, name);
+  await fs.writeFile(file, text);
+  return file;
+}
+
+describe('defaults', () => {
+  it('runs standalone, mirroring Docker Hub on port 5000 with the cache in ./data', () => {
+    const config = load();
+    expect(config.server).toEqual({ host: '0.0.0.0', port: 5000, tlsCert: undefined, tlsKey: undefined });
+    expect(config.upstream.url).toBe('https://registry-1.docker.io');
+    expect(config.upstream.insecure).toBe(false);
+    expect(config.cache.dir).toBe('./data');
+    expect(config.cache.maxBytes).toBe(10 * 1024 ** 3);
+    expect(config.tags.ttlMs).toBe(60_000);
+    expect(config.etcd.endpoints).toEqual([]);
+    expect(config.redis.url).toBeUndefined();
+    expect(config.admin.token).toBeUndefined();
+    expect(config.drainSeconds).toBe(5);
+    expect(config.log.level).toBe('info');
+    expect(config.registries).toEqual([]);
+  });
+
+  it('uses the timeouts, retries, watermarks and manifest limit of the spec', () => {
+    const config = load();
+    expect(config.upstream).toMatchObject({
+      connectTimeoutMs: 5000,
+      headersTimeoutMs: 15_000,
+      bodyIdleTimeoutMs: 30_000,
+      retries: 2,
+      connections: 16,
+    });
+    expect(config.cache.highWatermark).toBe(0.95);
+    expect(config.cache.lowWatermark).toBe(0.85);
+    expect(config.manifests.maxBytes).toBe(4 * 1024 ** 2);
+    expect(config.tags.revalidateTimeoutMs).toBe(5000);
+  });
+
+  it('defaults workers to the CPU count and the node id to the host name', () => {
+    const config = load();
+    expect(config.workers).toBe(3);
+    expect(config.node.id).toBe('outpost-test-host');
+  });
+
+  it('uses the real machine when none is injected', () => {
+    const config = loadConfig();
+    expect(config.workers).toBe(os.availableParallelism());
+    expect(config.node.id).toBe(os.hostname());
+  });
+
+  it('advertises the host name when listening on every address', () => {
+    expect(load().node.advertiseUrl).toBe('http://outpost-test-host:5000');
+    expect(load({ env: { OUTPOST_HOST: '10.1.2.3', OUTPOST_PORT: '5001' } }).node.advertiseUrl).toBe('http://10.1.2.3:5001');
+    expect(load({ env: { OUTPOST_HOST: '::1' } }).node.advertiseUrl).toBe('http://[::1]:5000');
+  });
+
+  it('keeps an explicit advertise URL', () => {
+    expect(load({ env: { OUTPOST_ADVERTISE_URL: 'https://outpost-1.office:5000/' } }).node.advertiseUrl).toBe(
+      'https://outpost-1.office:5000',
+    );
+  });
+
+  it('does not read process.env', () => {
+    process.env['OUTPOST_PORT'] = '4321';
+    try {
+      expect(load().server.port).toBe(5000);
+    } finally {
+      delete process.env['OUTPOST_PORT'];
+    }
+  });
+});
+
+describe('environment variables', () => {
+  it('override the defaults', () => {
+    const config = load({
+      env: {
+        OUTPOST_HOST: '127.0.0.1',
+        OUTPOST_PORT: '5001',
+        OUTPOST_UPSTREAM_URL: 'https://registry.example.com/',
+        OUTPOST_UPSTREAM_USERNAME: 'mirror',
+        OUTPOST_UPSTREAM_PASSWORD: 'hunter2',
+        OUTPOST_UPSTREAM_INSECURE: 'true',
+        OUTPOST_CACHE_DIR: '/var/cache/outpost',
+        OUTPOST_WORKERS: '4',
+        OUTPOST_NODE_ID: 'outpost-1',
+        OUTPOST_ETCD_ENDPOINTS: 'http://etcd-1:2379, http://etcd-2:2379',
+        OUTPOST_REDIS_URL: 'redis://redis:6379',
+        OUTPOST_ADMIN_TOKEN: 'admin-secret',
+        OUTPOST_DRAIN_SECONDS: '10',
+        OUTPOST_LOG_LEVEL: 'debug',
+        OUTPOST_UPSTREAM_CONNECT_TIMEOUT: '1s',
+        OUTPOST_UPSTREAM_RETRIES: '0',
+      },
+    });
+    expect(config.server.host).toBe('127.0.0.1');
+    expect(config.server.port).toBe(5001);
+    expect(config.upstream).toMatchObject({
+      url: 'https://registry.example.com',
+      username: 'mirror',
+      password: 'hunter2',
+      insecure: true,
+      connectTimeoutMs: 1000,
+      retries: 0,
+    });
+    expect(config.cache.dir).toBe('/var/cache/outpost');
+    expect(config.workers).toBe(4);
+    expect(config.node.id).toBe('outpost-1');
+    expect(config.etcd.endpoints).toEqual(['http://etcd-1:2379', 'http://etcd-2:2379']);
+    expect(config.redis.url).toBe('redis://redis:6379');
+    expect(config.admin.token).toBe('admin-secret');
+    expect(config.drainSeconds).toBe(10);
+    expect(config.log.level).toBe('debug');
+  });
+
+  it('read OUTPOST_CACHE_MAX_BYTES=10GB as ten billion bytes, not truncated to 10', () => {
+    expect(load({ env: { OUTPOST_CACHE_MAX_BYTES: '10GB' } }).cache.maxBytes).toBe(10_000_000_000);
+  });
+
+  it('read OUTPOST_TAG_TTL=2s as 2000 ms and a bare number as seconds', () => {
+    expect(load({ env: { OUTPOST_TAG_TTL: '2s' } }).tags.ttlMs).toBe(2000);
+    expect(load({ env: { OUTPOST_TAG_TTL: '30' } }).tags.ttlMs).toBe(30_000);
+  });
+
+  it('treat an empty optional variable as unset', () => {
+    const config = load({ env: { OUTPOST_REDIS_URL: '', OUTPOST_ADMIN_TOKEN: '', OUTPOST_ETCD_ENDPOINTS: '' } });
+    expect(config.redis.url).toBeUndefined();
+    expect(config.admin.token).toBeUndefined();
+    expect(config.etcd.endpoints).toEqual([]);
+  });
+
+  it('do not read "false"-like words as true', () => {
+    expect(load({ env: { OUTPOST_UPSTREAM_INSECURE: 'no' } }).upstream.insecure).toBe(false);
+  });
+});
+
+describe('the config file', () => {
+  it('overrides the defaults from YAML, with units', async () => {
+    const file = await writeFile(
+      'outpost.yaml',
+      [
+        'server:',
+        '  port: 6000',
+        'cache:',
+        '  maxBytes: 50GiB',
+        '  highWatermark: 0.9',
+        '  lowWatermark: 0.8',
+        'tags:',
+        '  ttl: 5m',
+        'upstream:',
+        '  url: https://primary.example.com',
+        '  headersTimeout: 20',
+        'etcd:',
+        '  endpoints: [http://etcd-1:2379, http://etcd-2:2379]',
+        'drainSeconds: 1.5',
+      ].join('\n'),
+    );
+    const config = load({ file });
+    expect(config.server.port).toBe(6000);
+    expect(config.cache.maxBytes).toBe(50 * 1024 ** 3);
+    expect(config.cache.highWatermark).toBe(0.9);
+    expect(config.tags.ttlMs).toBe(300_000);
+    expect(config.upstream.url).toBe('https://primary.example.com');
+    expect(config.upstream.headersTimeoutMs).toBe(20_000);
+    expect(config.etcd.endpoints).toEqual(['http://etcd-1:2379', 'http://etcd-2:2379']);
+    expect(config.drainSeconds).toBe(1.5);
+  });
+
+  it('overrides the defaults from JSON', async () => {
+    const file = await writeFile('outpost.json', JSON.stringify({ server: { port: 6001 }, cache: { maxBytes: 1073741824 } }));
+    const config = load({ file });
+    expect(config.server.port).toBe(6001);
+    expect(config.cache.maxBytes).toBe(1073741824);
+  });
+
+  it('is found through --config or OUTPOST_CONFIG, --config first', async () => {
+    const fromFlag = await writeFile('flag.yml', 'server:\n  port: 6002\n');
+    const fromEnv = await writeFile('env.yml', 'server:\n  port: 6003\n');
+    expect(load({ argv: ['serve', '--config', fromFlag] }).server.port).toBe(6002);
+    expect(load({ argv: [`--config=${fromFlag}`] }).server.port).toBe(6002);
+    expect(load({ env: { OUTPOST_CONFIG: fromEnv } }).server.port).toBe(6003);
+    expect(load({ argv: ['--config', fromFlag], env: { OUTPOST_CONFIG: fromEnv } }).server.port).toBe(6002);
+  });
+
+  it('gives way to environment variables', async () => {
+    const file = await writeFile('outpost.yaml', 'server:\n  port: 6000\ncache:\n  maxBytes: 1GiB\n');
+    const config = load({ file, env: { OUTPOST_PORT: '7000' } });
+    expect(config.server.port).toBe(7000);
+    expect(config.cache.maxBytes).toBe(1024 ** 3);
+  });
+
+  it('accepts an empty file and empty sections', async () => {
+    expect(load({ file: await writeFile('empty.yaml', '') }).server.port).toBe(5000);
+    expect(load({ file: await writeFile('sections.yaml', 'server:\ncache:\n') }).server.port).toBe(5000);
+  });
+
+  it('defines extra registries that inherit upstream timeouts but never its credentials', async () => {
+    const file = await writeFile(
+      'registries.yaml',
+      [
+        'upstream:',
+        '  username: hub-user',
+        '  password: hub-secret',
+        '  retries: 4',
+        '  insecure: true',
+        'registries:',
+        '  - host: ghcr.io',
+        '    url: https://ghcr.io/',
+        '    headersTimeout: 10s',
+        '  - host: registry.corp:5000',
+        '    url: https://registry.corp:5000',
+        '    username: corp',
+        '    password: corp-secret',
+      ].join('\n'),
+    );
+    const [ghcr, corp] = load({ file }).registries;
+    expect(ghcr).toEqual({
+      host: 'ghcr.io',
+      url: 'https://ghcr.io',
+      username: undefined,
+      password: undefined,
+      caFile: undefined,
+      insecure: false,
+      connectTimeoutMs: 5000,
+      headersTimeoutMs: 10_000,
+      bodyIdleTimeoutMs: 30_000,
+      retries: 4,
+      connections: 16,
+    });
+    expect(corp).toMatchObject({ host: 'registry.corp:5000', username: 'corp', password: 'corp-secret' });
+  });
+});
+
+describe('command-line flags', () => {
+  it('override environment variables and the file', async () => {
+    const file = await writeFile('outpost.yaml', 'server:\n  port: 6000\n');
+    const config = load({
+      file,
+      env: { OUTPOST_PORT: '7000', OUTPOST_LOG_LEVEL: 'warn', OUTPOST_WORKERS: '8' },
+      argv: [
+        'serve',
+        '--port',
+        '8000',
+        '--host=127.0.0.1',
+        '--upstream-url',
+        'http://localhost:5005',
+        '--cache-dir',
+        '/tmp/outpost',
+        '--workers',
+        '2',
+        '--log-level',
+        'trace',
+      ],
+    });
+    expect(config.server.port).toBe(8000);
+    expect(config.server.host).toBe('127.0.0.1');
+    expect(config.upstream.url).toBe('http://localhost:5005');
+    expect(config.cache.dir).toBe('/tmp/outpost');
+    expect(config.workers).toBe(2);
+    expect(config.log.level).toBe('trace');
+  });
+
+  it('leave arguments they do not know to the CLI', () => {
+    expect(load({ argv: ['prefetch', 'library/nginx:1.27', '--verbose', '--port', '5001'] }).server.port).toBe(5001);
+  });
+
+  it('stop at --', () => {
+    expect(load({ argv: ['--', '--port', '5001'] }).server.port).toBe(5000);
+  });
+
+  it('reject a flag without a value', () => {
+    const error = configError(() => load({ argv: ['serve', '--port'] }));
+    expect(error.key).toBe('server.port');
+    expect(error.message).toContain('--port needs a value');
+  });
+});
+
+describe('validation', () => {
+  it('rejects an unknown key in the file, naming it and the keys allowed there', async () => {
+    const file = await writeFile('outpost.yaml', 'cache:\n  maxSize: 10GiB\n');
+    const error = configError(() => load({ file }));
+    expect(error.key).toBe('cache.maxSize');
+    expect(error.message).toContain('cache.maxSize');
+    expect(error.message).toContain('unknown key');
+    expect(error.message).toContain('maxBytes');
+    expect(error.message).toContain(file);
+  });
+
+  it('rejects an unknown top-level key in a JSON file', async () => {
+    const file = await writeFile('outpost.json', JSON.stringify({ serverr: { port: 1 } }));
+    expect(configError(() => load({ file })).key).toBe('serverr');
+  });
+
+  it('does not show the value of a misspelt key, which may be a secret', async () => {
+    const file = await writeFile('outpost.yaml', 'upstream:\n  pasword: hunter2\n');
+    const error = configError(() => load({ file }));
+    expect(error.key).toBe('upstream.pasword');
+    expect(error.message).not.toContain('hunter2');
+    expect(JSON.stringify(error.problems)).not.toContain('hunter2');
+  });
+
+  it('rejects a bad env value, naming the key, the value, the variable and the allowed form', () => {
+    const error = configError(() => load({ env: { OUTPOST_CACHE_MAX_BYTES: 'lots' } }));
+    expect(error.key).toBe('cache.maxBytes');
+    expect(error.value).toBe('lots');
+    expect(error.allowed).toMatch(/GiB/);
+    expect(error.message).toContain('cache.maxBytes');
+    expect(error.message).toContain('"lots"');
+    expect(error.message).toContain('OUTPOST_CACHE_MAX_BYTES');
+    expect(error.message).toMatch(/allowed: .*10GiB/);
+  });
+
+  it('reports every bad value at once', () => {
+    const error = configError(() => load({ env: { OUTPOST_PORT: 'http', OUTPOST_TAG_TTL: 'soon', OUTPOST_LOG_LEVEL: 'loud' } }));
+    expect(error.problems.map((problem) => problem.key)).toEqual(['server.port', 'tags.ttl', 'log.level']);
+  });
+
+  it('names the config file as the source of a bad file value', async () => {
+    const file = await writeFile('outpost.yaml', 'tags:\n  ttl: -5s\n');
+    const error = configError(() => load({ file }));
+    expect(error.key).toBe('tags.ttl');
+    expect(error.problems[0]?.source).toBe(`config file ${file}`);
+  });
+
+  it('locates a bad registry field', async () => {
+    const file = await writeFile('outpost.yaml', 'registries:\n  - host: ghcr.io\n    url: ftp://ghcr.io\n');
+    expect(configError(() => load({ file })).key).toBe('registries[0].url');
+  });
+
+  it('rejects a section written as a value', async () => {
+    const file = await writeFile('outpost.yaml', 'server: 5000\n');
+    expect(configError(() => load({ file })).key).toBe('server');
+  });
+
+  it('rejects a setting written as a section', async () => {
+    const file = await writeFile('outpost.yaml', 'server:\n  port:\n    number: 5000\n');
+    expect(configError(() => load({ file })).key).toBe('server.port');
+  });
+
+  it('rejects a file it cannot parse without echoing its content', async () => {
+    const file = await writeFile('outpost.yaml', 'upstream:\n  password: "hunter2\n');
+    const error = configError(() => load({ file }));
+    expect(error.message).toContain(file);
+    expect(error.message).toMatch(/invalid YAML/);
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('rejects a missing file and an unsupported extension', async () => {
+    expect(configError(() => load({ file: path.join(dir, 'missing.yaml') })).message).toMatch(/does not exist/);
+    const toml = await writeFile('outpost.toml', 'port = 1');
+    expect(configError(() => load({ file: toml })).message).toMatch(/unsupported extension/);
+  });
+
+  it('requires TLS certificate and key together', async () => {
+    const cert = await writeFile('cert.pem', 'cert');
+    const key = await writeFile('key.pem', 'key');
+    expect(configError(() => load({ env: { OUTPOST_TLS_CERT: cert } })).key).toBe('server.tlsKey');
+    expect(configError(() => load({ env: { OUTPOST_TLS_KEY: key } })).key).toBe('server.tlsCert');
+    const config = load({ env: { OUTPOST_TLS_CERT: cert, OUTPOST_TLS_KEY: key } });
+    expect(config.server.tlsCert).toBe(cert);
+    expect(config.node.advertiseUrl).toBe('https://outpost-test-host:5000');
+  });
+
+  it('rejects a TLS or CA file that cannot be read', () => {
+    const error = configError(() => load({ env: { OUTPOST_UPSTREAM_CA_FILE: path.join(dir, 'missing-ca.pem') } }));
+    expect(error.key).toBe('upstream.caFile');
+    expect(error.message).toMatch(/does not exist/);
+  });
+
+  it('requires the low watermark below the high one', () => {
+    const error = configError(() => load({ env: { OUTPOST_CACHE_LOW_WATERMARK: '0.96' } }));
+    expect(error.key).toBe('cache.lowWatermark');
+    expect(error.message).toContain('cache.highWatermark');
+  });
+
+  it('requires at least one worker and a non-zero cache budget', () => {
+    expect(configError(() => load({ env: { OUTPOST_WORKERS: '0' } })).key).toBe('workers');
+    expect(configError(() => load({ env: { OUTPOST_CACHE_MAX_BYTES: '0' } })).key).toBe('cache.maxBytes');
+  });
+
+  it('rejects a log level pino does not have', () => {
+    expect(configError(() => load({ argv: ['--log-level', 'verbose'] })).key).toBe('log.level');
+  });
+
+  it('redacts a sensitive value it rejects', async () => {
+    const file = await writeFile('outpost.yaml', 'admin:\n  token: 123456789\n');
+    const error = configError(() => load({ file }));
+    expect(error.key).toBe('admin.token');
+    expect(error.value).toBe('[redacted]');
+    expect(error.message).not.toContain('123456789');
+  });
+
+  it('strips credentials from a rejected URL', () => {
+    const error = configError(() => load({ env: { OUTPOST_REDIS_URL: 'http://:s3cret@redis:6379' } }));
+    expect(error.key).toBe('redis.url');
+    expect(error.message).not.toContain('s3cret');
+  });
+});
+
+describe('redactedConfig', () => {
+  const secrets = {
+    OUTPOST_UPSTREAM_USERNAME: 'mirror',
+    OUTPOST_UPSTREAM_PASSWORD: 'upstream-secret',
+    OUTPOST_ADMIN_TOKEN: 'admin-secret',
+    OUTPOST_REDIS_URL: 'redis://default:redis-secret@redis:6379/0',
+    OUTPOST_ETCD_ENDPOINTS: 'http://root:etcd-secret@etcd-1:2379,http://etcd-2:2379',
+  };
+
+  it('hides every secret and never prints one', async () => {
+    const file = await writeFile(
+      'outpost.yaml',
+      'registries:\n  - host: ghcr.io\n    url: https://ghcr.io\n    username: bot\n    password: registry-secret\n',
+    );
+    const config = load({ file, env: secrets });
+    const printed = JSON.stringify(redactedConfig(config));
+    for (const secret of ['upstream-secret', 'admin-secret', 'redis-secret', 'etcd-secret', 'registry-secret']) {
+      expect(printed).not.toContain(secret);
+    }
+    const redacted = redactedConfig(config);
+    expect(redacted.upstream.password).toBe('[redacted]');
+    expect(redacted.upstream.username).toBe('mirror');
+    expect(redacted.admin.token).toBe('[redacted]');
+    expect(redacted.registries[0]?.password).toBe('[redacted]');
+    expect(redacted.registries[0]?.username).toBe('bot');
+    expect(redacted.redis.url).toBe('redis://[redacted]@redis:6379/0');
+    expect(redacted.etcd.endpoints).toEqual(['http://[redacted]@etcd-1:2379', 'http://etcd-2:2379']);
+  });
+
+  it('leaves unset secrets unset', () => {
+    const redacted = redactedConfig(load());
+    expect(redacted.upstream.password).toBeUndefined();
+    expect(redacted.admin.token).toBeUndefined();
+    expect(redacted.redis.url).toBeUndefined();
+  });
+
+  it('does not change the configuration it copies', () => {
+    const config = load({ env: secrets });
+    redactedConfig(config);
+    expect(config.upstream.password).toBe('upstream-secret');
+    expect(config.redis.url).toBe('redis://default:redis-secret@redis:6379/0');
+  });
+});
+
+describe('the schema', () => {
+  it('documents every setting and marks secrets sensitive', () => {
+    const settings = listSettings(configSchema(machine));
+    for (const { key, setting } of settings) {
+      expect(setting.doc.length, key).toBeGreaterThan(10);
+      expect(Object.hasOwn(setting, 'default'), key).toBe(true);
+    }
+    const sensitive = settings.filter(({ setting }) => setting.sensitive).map(({ key }) => key);
+    expect(sensitive).toEqual(['upstream.password', 'admin.token']);
+  });
+
+  it('maps every environment variable of the product contract', () => {
+    const envs = listSettings(configSchema(machine)).map(({ setting }) => setting.env);
+    for (const name of [
+      'OUTPOST_HOST',
+      'OUTPOST_PORT',
+      'OUTPOST_TLS_CERT',
+      'OUTPOST_TLS_KEY',
+      'OUTPOST_UPSTREAM_URL',
+      'OUTPOST_UPSTREAM_USERNAME',
+      'OUTPOST_UPSTREAM_PASSWORD',
+      'OUTPOST_UPSTREAM_CA_FILE',
+      'OUTPOST_UPSTREAM_INSECURE',
+      'OUTPOST_CACHE_DIR',
+      'OUTPOST_CACHE_MAX_BYTES',
+      'OUTPOST_TAG_TTL',
+      'OUTPOST_WORKERS',
+      'OUTPOST_NODE_ID',
+      'OUTPOST_ADVERTISE_URL',
+      'OUTPOST_ETCD_ENDPOINTS',
+      'OUTPOST_REDIS_URL',
+      'OUTPOST_ADMIN_TOKEN',
+      'OUTPOST_DRAIN_SECONDS',
+      'OUTPOST_LOG_LEVEL',
+    ]) {
+      expect(envs).toContain(name);
+    }
+  });
+});

@@ -1,0 +1,158 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Upstream } from '../../../src/cache/ports.ts';
+import { createRegistryClient, MANIFEST_MEDIA_TYPES } from '../../../src/upstream/registry-client.ts';
+import { json, MANIFEST, MANIFEST_DIGEST, rejection, sendManifest, startServer, testConfig, type TestServer } from './helpers.ts';
+
+const never = new AbortController().signal;
+const DIGEST = 'sha256:' + 'cd'.repeat(32);
+
+describe('registry client API', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+  async function server(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
+    const s = await startServer(handler);
+    cleanup.push(() => s.close());
+    return s;
+  }
+  function client(...args: Parameters<typeof createRegistryClient>): Upstream {
+    const c = createRegistryClient(...args);
+    cleanup.push(() => c.close());
+    return c;
+  }
+
+  it('asks for every manifest type and returns body, media type and digest', async () => {
+    const registry = await server((_req, res) => sendManifest(res));
+    const upstream = client(testConfig(registry.url), {});
+    expect(upstream.host).toBe(new URL(registry.url).host);
+    const manifest = await upstream.getManifest('library/nginx', '1.27', 1 << 20, never);
+    expect(manifest).toEqual({ body: MANIFEST, mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: MANIFEST_DIGEST });
+    const req = registry.requests[0]!;
+    expect(req.url).toBe('/v2/library/nginx/manifests/1.27');
+    for (const type of MANIFEST_MEDIA_TYPES) expect(req.headers.accept).toContain(type);
+  });
+
+  it('answers a manifest HEAD with digest, media type and size', async () => {
+    const registry = await server((_req, res) => sendManifest(res));
+    const head = await client(testConfig(registry.url), {}).headManifest('library/nginx', 'latest', never);
+    expect(head).toEqual({ digest: MANIFEST_DIGEST, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: MANIFEST.length });
+    expect(registry.requests[0]!.method).toBe('HEAD');
+  });
+
+  it('takes the media type from the body when the primary sends plain JSON', async () => {
+    const registry = await server((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(MANIFEST);
+    });
+    const manifest = await client(testConfig(registry.url), {}).getManifest('a/b', 'latest', 1 << 20, never);
+    expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+    expect(manifest.digest).toBeUndefined();
+  });
+
+  it('refuses a manifest whose Content-Length exceeds maxBytes', async () => {
+    const registry = await server((_req, res) => sendManifest(res));
+    const err = await rejection(client(testConfig(registry.url), {}).getManifest('a/b', 'latest', MANIFEST.length - 1, never));
+    expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+
+  it('refuses a chunked manifest that grows past maxBytes while reading', async () => {
+    const registry = await server((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }); // no length: chunked
+      res.write(Buffer.alloc(600, 0x20));
+      res.end(Buffer.alloc(600, 0x20));
+    });
+    const err = await rejection(client(testConfig(registry.url), {}).getManifest('a/b', 'latest', 1000, never));
+    expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+
+  it('hands out the blob body as a stream with its size', async () => {
+    const registry = await server((_req, res) => {
+      res.writeHead(200, { 'content-length': '11' });
+      res.end('hello world');
+    });
+    const upstream = client(testConfig(registry.url), {});
+    const blob = await upstream.getBlob('library/nginx', DIGEST, never);
+    expect(blob.size).toBe(11);
+    const chunks: Buffer[] = [];
+    for await (const chunk of blob.body) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('hello world');
+    expect(registry.requests[0]!.url).toBe(`/v2/library/nginx/blobs/${DIGEST}`);
+    expect(await upstream.headBlob('library/nginx', DIGEST, never)).toEqual({ size: 11 });
+  });
+
+  it('follows Link pagination of the tag list', async () => {
+    const registry = await server((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.searchParams.get('last') === null) {
+        return json(res, 200, { name: 'a/b', tags: ['1', '2'] }, { link: '</v2/a/b/tags/list?n=2&last=2>; rel="next"' });
+      }
+      json(res, 200, { name: 'a/b', tags: ['3'] });
+    });
+    expect(await client(testConfig(registry.url), {}).listTags('a/b', never)).toEqual(['1', '2', '3']);
+    expect(registry.requests.map((r) => r.url)).toEqual(['/v2/a/b/tags/list', '/v2/a/b/tags/list?n=2&last=2']);
+  });
+
+  it('stops following a tag list that never ends', async () => {
+    const registry = await server((_req, res) => json(res, 200, { tags: ['x'] }, { link: '</v2/a/b/tags/list?last=x>; rel="next"' }));
+    const tags = await client(testConfig(registry.url), {}).listTags('a/b', never);
+    expect(tags).toHaveLength(100);
+  });
+
+  it('treats a null tag list as empty and a malformed one as a bad response', async () => {
+    let body: unknown = { name: 'a/b', tags: null };
+    const registry = await server((_req, res) => json(res, 200, body));
+    const upstream = client(testConfig(registry.url), {});
+    expect(await upstream.listTags('a/b', never)).toEqual([]);
+    body = { tags: [1, 2] };
+    expect((await rejection(upstream.listTags('a/b', never))).code).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+
+  it('asks for referrers with the artifact type filter', async () => {
+    const index = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] };
+    const registry = await server((_req, res) => json(res, 200, index, { 'content-type': 'application/vnd.oci.image.index.v1+json' }));
+    const upstream = client(testConfig(registry.url), {});
+    const referrers = await upstream.getReferrers('a/b', DIGEST, 'application/vnd.dev.sigstore.bundle+json', never);
+    expect(JSON.parse(referrers.body.toString())).toEqual(index);
+    expect(referrers.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(registry.requests[0]!.url).toBe(`/v2/a/b/referrers/${DIGEST}?artifactType=application%2Fvnd.dev.sigstore.bundle%2Bjson`);
+    await upstream.getReferrers('a/b', DIGEST, undefined, never);
+    expect(registry.requests[1]!.url).toBe(`/v2/a/b/referrers/${DIGEST}`);
+  });
+
+  it('maps statuses to upstream error codes', async () => {
+    let status = 404;
+    const registry = await server((_req, res) => json(res, status, { errors: [] }, status === 429 ? { 'retry-after': '30' } : {}));
+    const upstream = client(testConfig(registry.url), {});
+    const cases: [number, string][] = [
+      [404, 'UPSTREAM_NOT_FOUND'],
+      [403, 'UPSTREAM_DENIED'],
+      [429, 'UPSTREAM_RATE_LIMITED'],
+      [500, 'UPSTREAM_SERVER_ERROR'],
+      [418, 'UPSTREAM_BAD_RESPONSE'],
+    ];
+    for (const [s, code] of cases) {
+      status = s;
+      const err = await rejection(upstream.getManifest('a/b', 'latest', 1 << 20, never));
+      expect([err.name, err.code, err.status]).toEqual(['UpstreamError', code, s]);
+      if (s === 429) expect(err.retryAfter).toBe(30);
+    }
+  });
+
+  it('reports Docker Hub ratelimit-remaining', async () => {
+    const seen: number[] = [];
+    const registry = await server((_req, res) => {
+      res.setHeader('ratelimit-remaining', '76;w=21600');
+      sendManifest(res);
+    });
+    await client(testConfig(registry.url), { onRateLimit: (n) => seen.push(n) }).headManifest('a/b', 'latest', never);
+    expect(seen).toEqual([76]);
+  });
+
+  it('keeps a path prefix of the configured URL', async () => {
+    const registry = await server((_req, res) => sendManifest(res));
+    await client(testConfig(`${registry.url}/mirror/`), {}).headManifest('a/b', 'latest', never);
+    expect(registry.requests[0]!.url).toBe('/mirror/v2/a/b/manifests/latest');
+  });
+});
