@@ -1,0 +1,99 @@
+/** Starts a real Outpost node (`node --import tsx src/main.ts serve`, node:cluster workers) on a free loopback port. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.ts';
+import { startProcess, type ProcessHandle } from './process.ts';
+import { makeTempDir, removeTempDir } from './temp.ts';
+import { waitFor } from './wait.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface OutpostNode {
+  url: string;
+  host: string;
+  port: number;
+  cacheDir: string;
+  readonly pid: number | undefined;
+  output(): string;
+  /** JSON log lines of every process of the node. */
+  logs(): Record<string, unknown>[];
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export interface StartOutpostOptions {
+  upstreamUrl: string;
+  env?: Record<string, string>;
+  workers?: number;
+  cacheDir?: string;
+}
+
+export async function startOutpost(options: StartOutpostOptions): Promise<OutpostNode> {
+  const port = await freePort();
+  const ownDir = options.cacheDir === undefined;
+  const cacheDir = options.cacheDir ?? (await makeTempDir('outpost-cache'));
+  let proc: ProcessHandle | undefined;
+  let previousOutput = '';
+  const env = {
+    OUTPOST_HOST: '127.0.0.1',
+    OUTPOST_PORT: String(port),
+    OUTPOST_UPSTREAM_URL: options.upstreamUrl,
+    OUTPOST_CACHE_DIR: cacheDir,
+    OUTPOST_WORKERS: String(options.workers ?? 2),
+    OUTPOST_DRAIN_SECONDS: '0',
+    OUTPOST_LOG_LEVEL: 'info',
+    OUTPOST_UPSTREAM_RETRIES: '0',
+    OUTPOST_UPSTREAM_CONNECT_TIMEOUT: '2s',
+    OUTPOST_UPSTREAM_HEADERS_TIMEOUT: '5s',
+    OUTPOST_UPSTREAM_BODY_TIMEOUT: '5s',
+    ...options.env,
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const node: OutpostNode = {
+    url,
+    host: `127.0.0.1:${port}`,
+    port,
+    cacheDir,
+    get pid() {
+      return proc?.pid;
+    },
+    output: () => previousOutput + (proc?.output() ?? ''),
+    logs() {
+      return node
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => {
+          try {
+            return JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            return {};
+          }
+        });
+    },
+    async start() {
+      if (proc?.isRunning()) return;
+      if (proc) previousOutput += proc.output();
+      proc = await startProcess(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], { cwd: repoRoot, env, name: 'outpost' });
+      const started = proc;
+      await waitFor(
+        async () => {
+          if (!started.isRunning()) throw new Error(`outpost exited: ${started.output().slice(-2000)}`);
+          const res = await fetch(`${url}/health`).catch(() => undefined);
+          return res?.status === 200;
+        },
+        { what: 'outpost /health to answer 200', timeoutMs: 30_000, intervalMs: 100 },
+      );
+    },
+    async stop() {
+      await proc?.stop({ graceMs: 10_000 });
+    },
+    async dispose() {
+      await node.stop();
+      if (ownDir) await removeTempDir(cacheDir);
+    },
+  };
+  await node.start();
+  return node;
+}
