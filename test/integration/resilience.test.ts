@@ -1,0 +1,184 @@
+/**
+ * Failure behaviour with a real distribution registry behind a fault-injecting
+ * proxy: a lying or truncating primary never gets bytes cached or a client a
+ * complete-looking wrong body; a stopped, hung, failing primary or a restart
+ * during the outage still serves what is cached.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createCleanupStack } from '../support/cleanup.ts';
+import { startDistribution, type DistributionRegistry } from '../support/distribution.ts';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { makeImage, makeLayer, pushBlob, pushImage, type Image } from '../support/images.ts';
+import { startOutpost, type OutpostNode } from '../support/outpost.ts';
+import { ociLayoutManifestDigests, skopeoCopy } from '../support/skopeo.ts';
+import { makeTempDir, removeTempDir } from '../support/temp.ts';
+import { waitFor } from '../support/wait.ts';
+
+const cleanup = createCleanupStack();
+let registry: DistributionRegistry;
+let proxy: FaultProxy;
+let outpost: OutpostNode;
+let image: Image;
+
+async function tempDir(): Promise<string> {
+  const dir = await makeTempDir('resilience');
+  cleanup.add(() => removeTempDir(dir));
+  return dir;
+}
+
+async function pushRandomBlob(size: number): Promise<{ bytes: Buffer; digest: string }> {
+  const bytes = randomBytes(size);
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  await pushBlob(registry.url, 'team/blobs', { bytes, digest, size, mediaType: 'application/octet-stream' });
+  return { bytes, digest };
+}
+
+/** GETs a blob through Outpost; resolves with what the client saw, including a broken connection. */
+async function getBlob(digest: string): Promise<{ status: number; cache: unknown; bytes: Buffer; error?: unknown }> {
+  const res = await request(`${outpost.url}/v2/team/blobs/blobs/${digest}`);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of res.body) chunks.push(chunk as Buffer);
+  } catch (error) {
+    return { status: res.statusCode, cache: res.headers['x-outpost-cache'], bytes: Buffer.concat(chunks), error };
+  }
+  return { status: res.statusCode, cache: res.headers['x-outpost-cache'], bytes: Buffer.concat(chunks) };
+}
+
+async function pullImage(): Promise<string[]> {
+  const dir = await tempDir();
+  await skopeoCopy(`docker://${outpost.host}/team/app:v1`, `oci:${dir}:v1`, { timeoutMs: 60_000 });
+  return ociLayoutManifestDigests(dir);
+}
+
+function staleLogs(): number {
+  return outpost.logs().filter((line) => line.msg === 'primary unavailable; serving last known tag answer').length;
+}
+
+beforeAll(async () => {
+  registry = await startDistribution();
+  cleanup.add(() => registry.dispose());
+  proxy = await startFaultProxy({ target: registry.url });
+  cleanup.add(() => proxy.stop());
+  image = makeImage({ mediaTypes: 'oci', layers: [makeLayer({ sizeBytes: 400_000, seed: 'resilience' })] });
+  await pushImage(registry.url, 'team/app', 'v1', image);
+  // TTL 0: every tag request revalidates, so each outage below is met head-on.
+  outpost = await startOutpost({
+    upstreamUrl: proxy.url,
+    env: { OUTPOST_TAG_TTL: '0s', OUTPOST_TAG_REVALIDATE_TIMEOUT: '1s', OUTPOST_UPSTREAM_HEADERS_TIMEOUT: '2s', OUTPOST_UPSTREAM_BODY_TIMEOUT: '2s' },
+  });
+  cleanup.add(() => outpost.dispose());
+  expect(await pullImage()).toEqual([image.digest]); // warm-up
+}, 120_000);
+
+afterEach(async () => {
+  proxy.clearFaults();
+  proxy.releaseHung();
+  await proxy.restore();
+});
+
+afterAll(() => cleanup.run());
+
+describe('a primary that sends wrong or missing bytes', () => {
+  it('breaks the client connection and caches nothing when the bytes do not match the digest', async () => {
+    const { bytes, digest } = await pushRandomBlob(1024 * 1024);
+    proxy.addFault({ mode: 'corruptBlob' }, { when: { kind: 'blob', pathIncludes: digest }, times: 1 });
+    const bad = await getBlob(digest);
+    expect(bad.status).toBe(200);
+    expect(bad.error).toBeDefined();
+    expect(bad.bytes.length).toBeLessThan(bytes.length);
+    const good = await getBlob(digest);
+    expect(good.error).toBeUndefined();
+    expect(good.cache).toBe('miss'); // the corrupt attempt left nothing behind
+    expect(good.bytes.equals(bytes)).toBe(true);
+  });
+
+  it('breaks the client connection and caches nothing when the body is truncated', async () => {
+    const { bytes, digest } = await pushRandomBlob(1024 * 1024);
+    proxy.addFault({ mode: 'truncateBlob' }, { when: { kind: 'blob', pathIncludes: digest }, times: 1 });
+    const bad = await getBlob(digest);
+    expect(bad.error).toBeDefined();
+    expect(bad.bytes.length).toBeLessThan(bytes.length);
+    expect(await readdir(path.join(outpost.cacheDir, 'ingest'))).toEqual([]);
+    const good = await getBlob(digest);
+    expect(good.cache).toBe('miss');
+    expect(good.bytes.equals(bytes)).toBe(true);
+  });
+});
+
+describe('a client that goes away mid-fill', () => {
+  it('lets the fill complete, so the next client gets the blob from disk', async () => {
+    const { bytes, digest } = await pushRandomBlob(2 * 1024 * 1024);
+    proxy.addFault({ mode: 'slowBlob', bytesPerSecond: 4 * 1024 * 1024 }, { when: { kind: 'blob', pathIncludes: digest } });
+    const res = await request(`${outpost.url}/v2/team/blobs/blobs/${digest}`);
+    const iterator = res.body[Symbol.asyncIterator]();
+    await iterator.next();
+    res.body.destroy();
+    await waitFor(() => proxy.requests({ kind: 'blob', pathIncludes: digest }).some((entry) => entry.completed), {
+      what: 'the fill to finish reading from the primary',
+      timeoutMs: 20_000,
+    });
+    await waitFor(
+      async () => {
+        const head = await request(`${outpost.url}/v2/team/blobs/blobs/${digest}`, { method: 'HEAD' });
+        await head.body.dump();
+        return head.headers['x-outpost-cache'] === 'hit';
+      },
+      { what: 'the blob to be cached', timeoutMs: 10_000 },
+    );
+    const again = await getBlob(digest);
+    expect(again.cache).toBe('hit');
+    expect(again.bytes.equals(bytes)).toBe(true);
+    expect(proxy.countRequests({ method: 'GET', kind: 'blob', pathIncludes: digest })).toBe(1);
+  });
+});
+
+describe('an unavailable primary', () => {
+  it('still pulls cached images when the primary refuses connections', async () => {
+    await proxy.refuse();
+    const before = staleLogs();
+    expect(await pullImage()).toEqual([image.digest]);
+    expect(staleLogs()).toBeGreaterThan(before);
+  });
+
+  it.each([503, 429])('still pulls cached images when the primary answers %i', async (status) => {
+    proxy.setFault({ mode: 'status', status }, { when: { kind: 'manifest' } });
+    expect(await pullImage()).toEqual([image.digest]);
+  });
+
+  it('answers a tag request within the revalidate bound when the primary hangs', async () => {
+    proxy.setFault({ mode: 'hang' });
+    const started = Date.now();
+    const res = await request(`${outpost.url}/v2/team/app/manifests/v1`, { method: 'HEAD' });
+    await res.body.dump();
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['docker-content-digest']).toBe(image.digest);
+    expect(res.headers['x-outpost-cache']).toBe('stale');
+    // Revalidate timeout is 1 s; undici's timers are coarse, so allow generous slack — the point is "not hung".
+    expect(Date.now() - started).toBeLessThan(8_000);
+    expect(await pullImage()).toEqual([image.digest]);
+  });
+
+  it('answers 502 for uncached content when the primary is down, and 504 when it hangs', async () => {
+    await proxy.refuse();
+    const down = await request(`${outpost.url}/v2/team/never-pulled/manifests/v1`);
+    expect(down.statusCode).toBe(502);
+    expect(JSON.parse(await down.body.text()).errors[0].code).toBe('UPSTREAM_UNAVAILABLE');
+    await proxy.restore();
+    proxy.setFault({ mode: 'hang' });
+    const hung = await request(`${outpost.url}/v2/team/blobs/blobs/sha256:${'1'.repeat(64)}`);
+    expect(hung.statusCode).toBe(504);
+    expect(JSON.parse(await hung.body.text()).errors[0].code).toBe('UPSTREAM_TIMEOUT');
+  });
+
+  it('starts and serves its cache when restarted while the primary is down', async () => {
+    await proxy.refuse();
+    await outpost.stop();
+    await outpost.start();
+    expect(await pullImage()).toEqual([image.digest]);
+  });
+});
