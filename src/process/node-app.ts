@@ -120,8 +120,11 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     async close({ graceMs = 0 } = {}) {
       await new Promise<void>((resolve) => {
         const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+        // Keep-alive connections become idle as their last response ends; close them as they do.
+        const sweep = setInterval(() => server.closeIdleConnections(), 100);
         server.close(() => {
           clearTimeout(cut);
+          clearInterval(sweep);
           resolve();
         });
         server.closeIdleConnections();

@@ -15,6 +15,8 @@ export interface OutpostNode {
   cacheDir: string;
   readonly pid: number | undefined;
   output(): string;
+  /** Resolves with the exit of the current process. */
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** JSON log lines of every process of the node. */
   logs(): Record<string, unknown>[];
   start(): Promise<void>;
@@ -59,6 +61,7 @@ export async function startOutpost(options: StartOutpostOptions): Promise<Outpos
       return proc?.pid;
     },
     output: () => previousOutput + (proc?.output() ?? ''),
+    exited: () => proc!.exited,
     logs() {
       return node
         .output()

@@ -1,0 +1,112 @@
+/** The process model: cluster workers restarted when they die, clean SIGTERM with drain, config errors that stop the start. */
+import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCleanupStack } from '../support/cleanup.ts';
+import { startDistribution, type DistributionRegistry } from '../support/distribution.ts';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { pushBlob } from '../support/images.ts';
+import { startOutpost } from '../support/outpost.ts';
+import { runProcess } from '../support/process.ts';
+import { waitFor } from '../support/wait.ts';
+
+const cleanup = createCleanupStack();
+let registry: DistributionRegistry;
+let proxy: FaultProxy;
+
+beforeAll(async () => {
+  registry = await startDistribution();
+  cleanup.add(() => registry.dispose());
+  proxy = await startFaultProxy({ target: registry.url });
+  cleanup.add(() => proxy.stop());
+}, 60_000);
+afterAll(() => cleanup.run());
+
+function workerPids(logs: Record<string, unknown>[]): number[] {
+  return logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('process model', () => {
+  it('restarts a worker that dies and keeps serving', async () => {
+    const outpost = await startOutpost({ upstreamUrl: registry.url, workers: 2 });
+    cleanup.add(() => outpost.dispose());
+    await waitFor(() => workerPids(outpost.logs()).length === 2, { what: 'two workers listening' });
+    const [victim] = workerPids(outpost.logs());
+    process.kill(victim!, 'SIGKILL');
+    await waitFor(() => workerPids(outpost.logs()).filter(isAlive).length === 2 && !isAlive(victim!), {
+      what: 'a replacement worker',
+      timeoutMs: 20_000,
+    });
+    expect(outpost.logs().some((l) => l.msg === 'worker died; restarting')).toBe(true);
+    const res = await request(`${outpost.url}/v2/`);
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+  });
+
+  it('on SIGTERM fails /health at once, finishes a slow download with the right bytes, and exits 0', async () => {
+    const bytes = randomBytes(3 * 1024 * 1024);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    await pushBlob(registry.url, 'team/slow', { bytes, digest, size: bytes.length, mediaType: 'application/octet-stream' });
+    proxy.addFault({ mode: 'slowBlob', bytesPerSecond: 1024 * 1024 }, { when: { kind: 'blob', pathIncludes: digest } });
+    const outpost = await startOutpost({ upstreamUrl: proxy.url, workers: 2, env: { OUTPOST_DRAIN_SECONDS: '1' } });
+    cleanup.add(() => outpost.dispose());
+    const res = await request(`${outpost.url}/v2/team/slow/blobs/${digest}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const download = (async () => {
+      for await (const chunk of res.body) {
+        hash.update(chunk as Buffer);
+        size += (chunk as Buffer).length;
+      }
+    })();
+    await waitFor(() => size > 0, { what: 'the download to start' });
+    process.kill(outpost.pid!, 'SIGTERM');
+    await waitFor(
+      async () => {
+        const health = await request(`${outpost.url}/health`).catch(() => undefined);
+        if (!health) return false;
+        await health.body.dump();
+        return health.statusCode === 503;
+      },
+      { what: '/health to answer 503', timeoutMs: 1_000, intervalMs: 20 },
+    );
+    await download;
+    expect(size).toBe(bytes.length);
+    expect(`sha256:${hash.digest('hex')}`).toBe(digest);
+    await waitFor(() => !isAlive(outpost.pid!), { what: 'outpost to exit', timeoutMs: 15_000 });
+    expect(await outpost.exited()).toEqual({ code: 0, signal: null });
+    expect(outpost.output()).toContain('outpost stopped');
+  });
+
+  it('refuses to start on a bad value, naming the key, the value and what is allowed', async () => {
+    const result = await runProcess(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+      env: { OUTPOST_TAG_TTL: 'soon', OUTPOST_CACHE_DIR: '/tmp/outpost-never-created' },
+      timeoutMs: 30_000,
+    });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/tags\.ttl/);
+    expect(result.stderr).toMatch(/"soon"/);
+    expect(result.stderr).toMatch(/OUTPOST_TAG_TTL/);
+  });
+
+  it('prints the effective configuration with secrets redacted', async () => {
+    const result = await runProcess(process.execPath, ['--import', 'tsx', 'src/main.ts', 'config', 'check'], {
+      env: { OUTPOST_UPSTREAM_PASSWORD: 's3cret-value', OUTPOST_CACHE_MAX_BYTES: '10GB' },
+      timeoutMs: 30_000,
+    });
+    expect(result.exitCode).toBe(0);
+    const printed = JSON.parse(result.stdout.toString('utf8'));
+    expect(printed.upstream.password).toBe('[redacted]');
+    expect(printed.cache.maxBytes).toBe(10_000_000_000);
+    expect(result.output).not.toContain('s3cret-value');
+  });
+});
