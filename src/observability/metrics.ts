@@ -1,0 +1,179 @@
+/**
+ * Every metric Outpost exports, in one place. `outpost_` prefix, unit
+ * suffixes, and bounded label values only: never a digest, repository or
+ * tag. Workers each fill their own registry; the cluster primary aggregates
+ * them (prom-client AggregatorRegistry) and adds its own.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CacheKind, CacheObserver, CacheResult } from '../cache/ports.ts';
+
+const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** Route classes used as label values (the `V2Route` kinds plus ops). */
+export const routeClasses = ['base', 'catalog', 'manifest', 'blob', 'tags', 'referrers', 'upload', 'health', 'nginx_status', 'metrics', 'admin', 'other'] as const;
+export type RouteClass = (typeof routeClasses)[number];
+
+export function workerMetrics(registry: Registry = new Registry()) {
+  collectDefaultMetrics({ register: registry, prefix: 'outpost_process_' });
+  const m = {
+    registry,
+    httpRequests: new Counter({
+      name: 'outpost_http_requests_total',
+      help: 'HTTP requests answered, by route class, method and status code.',
+      labelNames: ['route', 'method', 'status'] as const,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'outpost_http_request_duration_seconds',
+      help: 'Time from request to the end of the response, by route class.',
+      labelNames: ['route'] as const,
+      buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    cacheRequests: new Counter({
+      name: 'outpost_cache_requests_total',
+      help: 'Cache lookups by kind (blob, manifest, tag, tags_list, referrers) and result (hit, miss, coalesced, revalidated, stale, passthrough).',
+      labelNames: ['kind', 'result'] as const,
+      registers: [registry],
+    }),
+    servedBytes: new Counter({
+      name: 'outpost_served_bytes_total',
+      help: 'Blob bytes sent to clients, by source: cache (on disk before the request) or fill (fetched for this request or a coalesced one).',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    upstreamBytes: new Counter({
+      name: 'outpost_upstream_fetched_bytes_total',
+      help: 'Blob bytes fetched from the primary by fills.',
+      registers: [registry],
+    }),
+    staleServed: new Counter({
+      name: 'outpost_stale_served_total',
+      help: 'Answers served from cache because the primary was unavailable (stale-if-error), by kind and reason.',
+      labelNames: ['kind', 'reason'] as const,
+      registers: [registry],
+    }),
+    fillsInFlight: new Gauge({
+      name: 'outpost_fills_in_flight',
+      help: 'Blob fills from the primary in progress.',
+      registers: [registry],
+    }),
+    fills: new Counter({
+      name: 'outpost_fills_total',
+      help: 'Blob fills from the primary, by outcome (ok, failed).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    upstreamRequests: new Counter({
+      name: 'outpost_upstream_requests_total',
+      help: 'Requests to primaries, by operation and outcome (ok or an UPSTREAM_* code).',
+      labelNames: ['operation', 'outcome'] as const,
+      registers: [registry],
+    }),
+    upstreamDuration: new Histogram({
+      name: 'outpost_upstream_request_duration_seconds',
+      help: 'Time to a primary’s response headers, by operation.',
+      labelNames: ['operation'] as const,
+      buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    upstreamErrors: new Counter({
+      name: 'outpost_upstream_errors_total',
+      help: 'Failed requests to primaries and failed verifications, by code.',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    rateLimitRemaining: new Gauge({
+      name: 'outpost_upstream_ratelimit_remaining',
+      help: 'Last `ratelimit-remaining` seen from a primary (Docker Hub), by primary host.',
+      labelNames: ['upstream'] as const,
+      aggregator: 'min',
+      registers: [registry],
+    }),
+    draining: new Gauge({
+      name: 'outpost_draining',
+      help: '1 while the node drains after SIGTERM.',
+      aggregator: 'max',
+      registers: [registry],
+    }),
+  };
+  return m;
+}
+
+export type WorkerMetrics = ReturnType<typeof workerMetrics>;
+
+/** Metrics only the cluster primary knows. */
+export function primaryMetrics(registry: Registry = new Registry()) {
+  return {
+    registry,
+    workerRestarts: new Counter({
+      name: 'outpost_worker_restarts_total',
+      help: 'Workers that died and were restarted by the cluster primary.',
+      registers: [registry],
+    }),
+    workersUp: new Gauge({
+      name: 'outpost_workers_up',
+      help: 'Workers currently running.',
+      registers: [registry],
+    }),
+    workersConfigured: new Gauge({
+      name: 'outpost_workers_configured',
+      help: 'Workers the node is configured to run.',
+      registers: [registry],
+    }),
+    cacheSize: new Gauge({
+      name: 'outpost_cache_size_bytes',
+      help: 'Bytes on disk in the cache (blobs and manifests), as the eviction index counts them.',
+      registers: [registry],
+    }),
+    cacheMax: new Gauge({
+      name: 'outpost_cache_max_bytes',
+      help: 'The disk budget (OUTPOST_CACHE_MAX_BYTES).',
+      registers: [registry],
+    }),
+    cacheEntries: new Gauge({
+      name: 'outpost_cache_entries',
+      help: 'Blobs and manifests in the cache.',
+      registers: [registry],
+    }),
+    evictions: new Counter({
+      name: 'outpost_evictions_total',
+      help: 'Cache entries evicted to stay under the disk budget or by retention.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    evictedBytes: new Counter({
+      name: 'outpost_evicted_bytes_total',
+      help: 'Bytes evicted from the cache.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    cacheWritable: new Gauge({
+      name: 'outpost_cache_writable',
+      help: '1 when the cache directory accepts writes; 0 when it is full or broken (the node then streams through uncached).',
+      registers: [registry],
+    }),
+    fillsCoordinated: new Gauge({
+      name: 'outpost_coordinated_fills_in_flight',
+      help: 'Fills the host-wide coordinator tracks right now.',
+      registers: [registry],
+    }),
+  };
+}
+
+export type PrimaryMetrics = ReturnType<typeof primaryMetrics>;
+
+/** The core's observations as metrics. */
+export function metricsObserver(m: WorkerMetrics): CacheObserver {
+  return {
+    cacheResult: (kind: CacheKind, result: CacheResult) => m.cacheRequests.inc({ kind, result }),
+    staleServed: (kind, reason) => m.staleServed.inc({ kind, reason }),
+    fillStarted: () => m.fillsInFlight.inc(),
+    fillEnded: (outcome, bytes) => {
+      m.fillsInFlight.dec();
+      m.fills.inc({ outcome });
+      m.upstreamBytes.inc(bytes);
+    },
+    upstreamFailure: (code) => m.upstreamErrors.inc({ code }),
+  };
+}
