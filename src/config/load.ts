@@ -211,6 +211,7 @@ function buildConfig(read: Reader, machine: MachineFacts): Config {
     redis: { url: read('redis.url', 'redis-url') },
     admin: { token: read('admin.token', 'optional-string') },
     drainSeconds: read('drainSeconds', 'duration') / 1000,
+    shutdownTimeoutMs: read('shutdownTimeout', 'positive-duration'),
     log: { level: read('log.level', 'log-level') },
   };
 }

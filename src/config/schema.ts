@@ -243,6 +243,12 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
       default: 5,
       env: 'OUTPOST_DRAIN_SECONDS',
     },
+    shutdownTimeout: {
+      doc: 'After the drain period: how long in-flight transfers may take to finish before their connections are cut.',
+      format: 'positive-duration',
+      default: '30s',
+      env: 'OUTPOST_SHUTDOWN_TIMEOUT',
+    },
     log: {
       level: {
         doc: 'Log level: fatal, error, warn, info, debug, trace or silent.',

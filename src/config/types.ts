@@ -63,5 +63,7 @@ export interface Config {
   redis: { url: string | undefined };
   admin: { token: string | undefined };
   drainSeconds: number;
+  /** After the drain period: bound on in-flight transfers finishing. */
+  shutdownTimeoutMs: number;
   log: { level: string };
 }

@@ -129,7 +129,11 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
         });
         server.closeIdleConnections();
       });
-      await Promise.all(resolver.entries.map((entry) => entry.upstream.close()));
+      // Upstream pools close gracefully, but never hold the shutdown past a short bound.
+      await Promise.race([
+        Promise.all(resolver.entries.map((entry) => entry.upstream.close())),
+        new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
+      ]);
     },
   };
 }

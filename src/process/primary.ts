@@ -60,7 +60,7 @@ export async function runPrimary(config: Config): Promise<void> {
       logger.warn({}, 'workers did not stop in time; killing them');
       for (const worker of workers) worker.process.kill('SIGKILL');
       process.exit(1);
-    }, (config.drainSeconds + 35) * 1000);
+    }, config.drainSeconds * 1000 + config.shutdownTimeoutMs + 10_000);
     bound.unref();
     let alive = workers.length;
     if (alive === 0) process.exit(0);

@@ -20,7 +20,13 @@ export async function runWorker(config: Config): Promise<void> {
     draining = true;
     logger.info({ drainSeconds: config.drainSeconds }, 'draining: /health fails, still serving');
     await new Promise((resolve) => setTimeout(resolve, config.drainSeconds * 1000));
-    await app.close({ graceMs: 30_000 });
+    // Whatever happens below, the worker is gone within the bound.
+    setTimeout(() => {
+      logger.warn({}, 'shutdown bound reached; exiting');
+      process.exit(0);
+    }, config.shutdownTimeoutMs + 5_000).unref();
+    logger.info({ timeoutMs: config.shutdownTimeoutMs }, 'closing: no new connections, finishing in-flight transfers');
+    await app.close({ graceMs: config.shutdownTimeoutMs });
     logger.info({}, 'worker stopped');
     process.exit(0);
   });

@@ -82,7 +82,9 @@ describe('process model', () => {
     await download;
     expect(size).toBe(bytes.length);
     expect(`sha256:${hash.digest('hex')}`).toBe(digest);
-    await waitFor(() => !isAlive(outpost.pid!), { what: 'outpost to exit', timeoutMs: 15_000 });
+    await waitFor(() => !isAlive(outpost.pid!), { what: 'outpost to exit', timeoutMs: 15_000 }).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${outpost.output().slice(-4000)}`);
+    });
     expect(await outpost.exited()).toEqual({ code: 0, signal: null });
     expect(outpost.output()).toContain('outpost stopped');
   });

@@ -44,6 +44,7 @@ export async function startOutpost(options: StartOutpostOptions): Promise<Outpos
     OUTPOST_CACHE_DIR: cacheDir,
     OUTPOST_WORKERS: String(options.workers ?? 2),
     OUTPOST_DRAIN_SECONDS: '0',
+    OUTPOST_SHUTDOWN_TIMEOUT: '5s',
     OUTPOST_LOG_LEVEL: 'info',
     OUTPOST_UPSTREAM_RETRIES: '0',
     OUTPOST_UPSTREAM_CONNECT_TIMEOUT: '2s',

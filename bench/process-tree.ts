@@ -1,0 +1,77 @@
+/**
+ * Linux /proc readers for a server's process tree: the process we started
+ * plus every descendant (Outpost's cluster workers, nginx's workers).
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcStat {
+  pid: number;
+  ppid: number;
+  /** utime + stime, in clock ticks. */
+  cpuTicks: number;
+}
+
+/** Clock ticks per second for /proc/<pid>/stat times (`getconf CLK_TCK`, 100 on Linux). */
+export const clockTicksPerSecond: number = (() => {
+  try {
+    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isFinite(n) && n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** /proc/<pid>/stat: the command name may hold spaces and parentheses, so fields are counted after the last ')'. */
+export function readStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+  return { pid, ppid: Number(fields[1]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
+}
+
+/** Resident set size in KiB (VmRSS), undefined once the process is gone. */
+export function readRssKiB(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every live process, keyed by parent pid. One pass over /proc. */
+function childrenByParent(): Map<number, number[]> {
+  const byParent = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (!stat) continue;
+    const list = byParent.get(stat.ppid);
+    if (list) list.push(stat.pid);
+    else byParent.set(stat.ppid, [stat.pid]);
+  }
+  return byParent;
+}
+
+/** For each root pid: the root itself (first) and all its live descendants. */
+export function processTrees(roots: readonly number[]): Map<number, number[]> {
+  const byParent = childrenByParent();
+  const trees = new Map<number, number[]>();
+  for (const root of roots) {
+    const pids: number[] = [];
+    const queue = [root];
+    while (queue.length > 0) {
+      const pid = queue.shift()!;
+      pids.push(pid);
+      queue.push(...(byParent.get(pid) ?? []));
+    }
+    trees.set(root, pids);
+  }
+  return trees;
+}
