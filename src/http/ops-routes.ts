@@ -1,38 +1,46 @@
-/** Operations endpoints on the registry port: `/health` (and, with the operations issue, `/nginx_status`, `/metrics`). */
+/** Operations endpoints on the registry port: `/health`, `/nginx_status`, `/metrics`. Unauthenticated, cheap enough to probe every second. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { formatStubStatus, type ConnectionCounters } from '../observability/connection-stats.ts';
 import type { HealthReport } from '../observability/health.ts';
 
 export interface OpsRoutesDeps {
   health: () => Promise<HealthReport>;
-  metrics?: () => Promise<{ contentType: string; body: string }>;
-  onRequest?: (routeClass: string, status: number, seconds: number) => void;
+  metrics: () => Promise<{ contentType: string; body: string }>;
+  connections: () => Promise<ConnectionCounters>;
+}
+
+export type OpsRoute = 'health' | 'nginx_status' | 'metrics';
+
+export function opsRouteOf(path: string): OpsRoute | undefined {
+  if (path === '/health') return 'health';
+  if (path === '/nginx_status') return 'nginx_status';
+  if (path === '/metrics') return 'metrics';
+  return undefined;
+}
+
+function send(req: IncomingMessage, res: ServerResponse, status: number, contentType: string, body: string): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 export class OpsRoutes {
   constructor(private readonly deps: OpsRoutesDeps) {}
 
-  recordRequest(routeClass: string, status: number, seconds: number): void {
-    this.deps.onRequest?.(routeClass, status, seconds);
-  }
-
-  async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
-    if (path === '/health') {
-      const report = await this.deps.health();
-      const body = JSON.stringify(report);
-      res.writeHead(report.healthy ? 200 : 503, {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(body),
-        'cache-control': 'no-store',
-      });
-      res.end(req.method === 'HEAD' ? undefined : body);
-      return true;
+  async handle(req: IncomingMessage, res: ServerResponse, route: OpsRoute): Promise<void> {
+    switch (route) {
+      case 'health': {
+        const report = await this.deps.health();
+        send(req, res, report.healthy ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(report));
+        return;
+      }
+      case 'nginx_status':
+        send(req, res, 200, 'text/plain', formatStubStatus(await this.deps.connections()));
+        return;
+      case 'metrics': {
+        const { contentType, body } = await this.deps.metrics();
+        send(req, res, 200, contentType, body);
+        return;
+      }
     }
-    if (path === '/metrics' && this.deps.metrics) {
-      const { contentType, body } = await this.deps.metrics();
-      res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
-      res.end(req.method === 'HEAD' ? undefined : body);
-      return true;
-    }
-    return false;
   }
 }

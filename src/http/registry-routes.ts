@@ -19,6 +19,8 @@ export interface RegistryRoutesDeps {
   tagLists: PassThroughCache<{ tags: string[] }>;
   referrers: PassThroughCache<ReferrersResponse>;
   catalog: CatalogService;
+  /** Blob bytes sent, by where they came from. */
+  onBlobBytes?: (source: 'cache' | 'fill', bytes: number) => void;
 }
 
 /** What the access log records about a registry request. */
@@ -174,7 +176,7 @@ export class RegistryRoutes {
           'content-range': contentRange(range.range, source.size),
           'x-outpost-cache': source.result,
         });
-        await streamBody(res, source.blob.stream(range.range));
+        await streamBody(res, source.blob.stream(range.range), this.bytesFrom('cache'));
         return;
       }
       res.writeHead(200, { ...common, 'content-type': 'application/octet-stream', 'content-length': source.size, 'x-outpost-cache': source.result });
@@ -183,7 +185,7 @@ export class RegistryRoutes {
         res.end();
         return;
       }
-      await streamBody(res, source.blob.stream());
+      await streamBody(res, source.blob.stream(), this.bytesFrom('cache'));
       return;
     }
     // A fill in progress: the whole body, as it arrives (Range is ignored, which RFC 9110 allows).
@@ -191,10 +193,15 @@ export class RegistryRoutes {
     if (source.size !== undefined) headers['content-length'] = source.size;
     res.writeHead(200, headers);
     try {
-      await streamBody(res, source.body);
+      await streamBody(res, source.body, this.bytesFrom('fill'));
     } finally {
       source.cancel();
     }
+  }
+
+  private bytesFrom(source: 'cache' | 'fill'): ((n: number) => void) | undefined {
+    const sink = this.deps.onBlobBytes;
+    return sink ? (n) => sink(source, n) : undefined;
   }
 
   private async tags(req: IncomingMessage, res: ServerResponse, name: string, path: string, query: URLSearchParams, notes: RequestNotes): Promise<void> {

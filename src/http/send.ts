@@ -38,8 +38,9 @@ export function sendJson(req: IncomingMessage, res: ServerResponse, status: numb
  * announced Content-Length (or an unterminated chunked body) is never
  * completed with wrong or missing bytes.
  */
-export async function streamBody(res: ServerResponse, body: Readable | AsyncIterable<Buffer>): Promise<void> {
+export async function streamBody(res: ServerResponse, body: Readable | AsyncIterable<Buffer>, onBytes?: (n: number) => void): Promise<void> {
   const source = body instanceof Readable ? body : Readable.from(body, { objectMode: false });
+  if (onBytes) source.on('data', (chunk: Buffer) => onBytes(chunk.length));
   try {
     await pipeline(source, res);
   } catch (err) {

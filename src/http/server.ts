@@ -1,69 +1,91 @@
 /**
  * The HTTP front: one handler for the registry API and the operations
- * endpoints, one access-log line per request. The handler is separate from
- * listen() so tests drive it in-process.
+ * endpoints, with one access-log line and one metrics observation per
+ * request. The handler is separate from listen() so tests drive it in-process.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import type { WorkerMetrics } from '../observability/metrics.ts';
+import { requestContext, type RequestContext } from '../observability/request-context.ts';
 import { RegistryError } from '../registry/errors.ts';
-import type { OpsRoutes } from './ops-routes.ts';
-import { type RegistryRoutes, type RequestNotes } from './registry-routes.ts';
+import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
+import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
 
 export interface HandlerDeps {
   registry: RegistryRoutes;
   ops: OpsRoutes;
   logger: Logger;
+  metrics: WorkerMetrics;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+const methodLabels = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
 export function createRequestHandler(deps: HandlerDeps): RequestHandler {
-  const { registry, ops, logger } = deps;
+  const { registry, ops, logger, metrics } = deps;
   return (req, res) => {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    const isRegistry = path === '/v2' || path.startsWith('/v2/');
+    const opsRoute = isRegistry ? undefined : opsRouteOf(path);
     const notes: RequestNotes = {};
+    const context: RequestContext = { upstreamMs: 0 };
+    const socketBytesAtStart = req.socket.bytesWritten;
     res.once('close', () => {
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      ops.recordRequest(notes.route ?? (path.startsWith('/v2') ? 'unknown' : 'ops'), res.statusCode, durationMs / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      const route = notes.route ?? opsRoute ?? 'other';
+      const method = methodLabels.has(req.method ?? '') ? (req.method as string) : 'OTHER';
+      metrics.httpRequests.inc({ route, method, status: String(res.statusCode) });
+      metrics.httpDuration.observe({ route }, seconds);
+      if (opsRoute) return; // probes every second from every load balancer: counted, not logged
       logger.info(
         {
-          reqId: req.headers['x-request-id'] ?? randomUUID(),
+          reqId: headerValue(req.headers['x-request-id']) ?? randomUUID(),
           method: req.method,
-          route: notes.route ?? path,
+          route,
           repository: notes.repository,
           reference: notes.reference,
           status: res.statusCode,
+          bytes: req.socket.bytesWritten - socketBytesAtStart,
           complete: res.writableFinished,
-          durationMs: Math.round(durationMs * 100) / 100,
+          durationMs: Math.round(seconds * 100_000) / 100,
           cache: notes.cache,
+          upstreamMs: context.upstreamMs > 0 ? Math.round(context.upstreamMs * 100) / 100 : undefined,
         },
         'request',
       );
     });
     const run = async (): Promise<void> => {
-      if (path === '/v2' || path.startsWith('/v2/')) {
+      if (isRegistry) {
+        const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
         if (await registry.handle(req, res, path, query, notes)) return;
         throw new RegistryError('NAME_INVALID', 'no such registry route', { detail: { path: path.slice(0, 300) } });
       }
-      if (await ops.handle(req, res, path)) return;
+      if (opsRoute) return ops.handle(req, res, opsRoute);
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('not found\n');
     };
-    run().catch((err: unknown) => {
-      if (!(err instanceof RegistryError) && !isClientGone(err)) {
-        logger.error({ err, route: notes.route, repository: notes.repository }, 'request failed');
-      }
-      sendError(req, res, err);
+    requestContext.run(context, () => {
+      run().catch((err: unknown) => {
+        if (!(err instanceof RegistryError) && !isClientGone(err)) {
+          logger.error({ err, route: notes.route, repository: notes.repository }, 'request failed');
+        }
+        sendError(req, res, err);
+      });
     });
   };
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  return v && v.length <= 200 ? v : undefined;
 }
 
 function isClientGone(err: unknown): boolean {

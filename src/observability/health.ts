@@ -3,12 +3,18 @@ import { access, constants } from 'node:fs/promises';
 
 export type CheckStatus = 'ok' | 'degraded' | 'failing';
 
-export interface HealthReport {
-  healthy: boolean;
-  checks: Record<string, { status: CheckStatus; detail?: string }>;
+export interface CheckResult {
+  status: CheckStatus;
+  detail?: string;
 }
 
-export type HealthCheck = () => Promise<{ status: CheckStatus; detail?: string }>;
+export interface HealthReport {
+  healthy: boolean;
+  status: CheckStatus;
+  checks: Record<string, CheckResult>;
+}
+
+export type HealthCheck = () => CheckResult | Promise<CheckResult>;
 
 export function cacheDirWritable(dir: string): HealthCheck {
   return async () => {
@@ -21,10 +27,31 @@ export function cacheDirWritable(dir: string): HealthCheck {
   };
 }
 
+export function workersUp(state: () => { up: number; configured: number }): HealthCheck {
+  return () => {
+    const { up, configured } = state();
+    if (up <= 0) return { status: 'failing', detail: 'no worker is running' };
+    if (up < configured) return { status: 'degraded', detail: `${up} of ${configured} workers running` };
+    return { status: 'ok', detail: `${up} of ${configured} workers running` };
+  };
+}
+
+export function primaryReachable(outages: () => { host: string; code: string }[]): HealthCheck {
+  return () => {
+    const failing = outages();
+    if (failing.length === 0) return { status: 'ok' };
+    return {
+      status: 'degraded',
+      detail: `primary unavailable (${failing.map((o) => `${o.host}: ${o.code}`).join(', ')}); serving from cache`,
+    };
+  };
+}
+
 export async function runHealthChecks(checks: Record<string, HealthCheck>, draining: () => boolean): Promise<HealthReport> {
   const entries = await Promise.all(Object.entries(checks).map(async ([name, check]) => [name, await check()] as const));
   const result: HealthReport['checks'] = Object.fromEntries(entries);
   if (draining()) result.draining = { status: 'failing', detail: 'node is shutting down' };
-  const healthy = Object.values(result).every((check) => check.status !== 'failing');
-  return { healthy, checks: result };
+  const statuses = Object.values(result).map((check) => check.status);
+  const status: CheckStatus = statuses.includes('failing') ? 'failing' : statuses.includes('degraded') ? 'degraded' : 'ok';
+  return { healthy: status !== 'failing', status, checks: result };
 }

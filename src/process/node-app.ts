@@ -10,14 +10,17 @@ import { BlobService } from '../cache/blob-service.ts';
 import { CatalogService } from '../cache/catalog-service.ts';
 import { ManifestService } from '../cache/manifest-service.ts';
 import { PassThroughCache } from '../cache/pass-through-cache.ts';
-import { systemClock, noopObserver, type CacheObserver, type Clock, type FillCoordinator, type ReferrersResponse, type Upstream } from '../cache/ports.ts';
+import { systemClock, type Clock, type FillCoordinator, type ReferrersResponse } from '../cache/ports.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
 import type { Config, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
-import { cacheDirWritable, runHealthChecks } from '../observability/health.ts';
+import { ConnectionStats, type ConnectionCounters } from '../observability/connection-stats.ts';
+import { cacheDirWritable, primaryReachable, runHealthChecks, workersUp } from '../observability/health.ts';
+import { instrumentUpstream, type UpstreamHealth } from '../observability/instrumented-upstream.ts';
+import { metricsObserver, workerMetrics, type WorkerMetrics } from '../observability/metrics.ts';
 import { createLogger } from '../observability/logger.ts';
 import { isDockerHubHost } from '../registry/reference.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
@@ -29,13 +32,21 @@ export interface OutpostAppDeps {
   coordinator?: FillCoordinator;
   logger?: Logger;
   clock?: Clock;
-  observer?: CacheObserver;
+  metrics?: WorkerMetrics;
   /** True once shutdown started: /health fails while the node keeps serving. */
   draining?: () => boolean;
+  /** Cluster-wide views (through the cluster primary); a single process answers for itself by default. */
+  cluster?: {
+    metrics: () => Promise<string>;
+    connections: () => Promise<ConnectionCounters>;
+    workers: () => { up: number; configured: number };
+  };
 }
 
 export interface OutpostApp {
   handler: RequestHandler;
+  metrics: WorkerMetrics;
+  connectionStats: ConnectionStats;
   server: Server;
   blobStore: DiskBlobStore;
   /** Listens on config.server (or the given port); resolves to the bound port. */
@@ -48,8 +59,13 @@ function hostOf(url: string): string {
   return new URL(url).host;
 }
 
-function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clock: Clock): UpstreamEntry {
-  const upstream: Upstream = createRegistryClient(config, { clock, logger: logger.child({ module: 'upstream', upstream: host }) });
+function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clock: Clock, metrics: WorkerMetrics): UpstreamEntry & { upstream: UpstreamHealth } {
+  const client = createRegistryClient(config, {
+    clock,
+    logger: logger.child({ module: 'upstream', upstream: host }),
+    onRateLimit: (remaining) => metrics.rateLimitRemaining.set({ upstream: host }, remaining),
+  });
+  const upstream = instrumentUpstream(client, metrics);
   const dockerHub = isDockerHubHost(host);
   return { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream, dockerHub };
 }
@@ -57,7 +73,8 @@ function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clo
 export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}): Promise<OutpostApp> {
   const logger = deps.logger ?? createLogger(config.log.level);
   const clock = deps.clock ?? systemClock;
-  const observer = deps.observer ?? noopObserver;
+  const metrics = deps.metrics ?? workerMetrics();
+  const observer = metricsObserver(metrics);
   const coordinator = deps.coordinator ?? new MemoryFillCoordinator();
   const layout = cacheLayout(config.cache.dir);
   const blobStore = new DiskBlobStore(layout);
@@ -65,8 +82,9 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const metadata = new DiskMetadataStore(layout);
 
   if (config.upstream.insecure) logger.warn({ upstream: config.upstream.url }, 'TLS verification of the primary is disabled');
-  const fallback = upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock);
-  const extra = config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock));
+  const fallback = upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics);
+  const extra = config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics));
+  const upstreams = [fallback, ...extra];
   const resolver = new RepositoryResolver(fallback, extra);
 
   const cacheLogger = logger.child({ module: 'cache' });
@@ -96,16 +114,45 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     resolver.entries.map((entry) => ({ upstreamKey: entry.host, prefix: entry === fallback ? '' : `${entry.host}/` })),
   );
 
-  const registry = new RegistryRoutes({ resolver, blobs, manifests, tagLists, referrers, catalog });
-  const draining = deps.draining ?? (() => false);
-  const ops = new OpsRoutes({
-    health: () => runHealthChecks({ cache_dir: cacheDirWritable(layout.root) }, draining),
+  const registry = new RegistryRoutes({
+    resolver,
+    blobs,
+    manifests,
+    tagLists,
+    referrers,
+    catalog,
+    onBlobBytes: (source, bytes) => metrics.servedBytes.inc({ source }, bytes),
   });
-  const handler = createRequestHandler({ registry, ops, logger: logger.child({ module: 'http' }) });
+  const draining = deps.draining ?? (() => false);
+  const connectionStats = new ConnectionStats();
+  const cluster = deps.cluster ?? {
+    metrics: () => metrics.registry.metrics(),
+    connections: () => Promise.resolve(connectionStats.snapshot()),
+    workers: () => ({ up: 1, configured: 1 }),
+  };
+  const checks = {
+    cache_dir: cacheDirWritable(layout.root),
+    workers: workersUp(cluster.workers),
+    primary: primaryReachable(() =>
+      upstreams.flatMap((entry) => {
+        const outage = entry.upstream.lastOutage();
+        return outage ? [{ host: entry.host, code: outage.code }] : [];
+      }),
+    ),
+  };
+  const ops = new OpsRoutes({
+    health: () => runHealthChecks(checks, draining),
+    metrics: async () => ({ contentType: metrics.registry.contentType, body: await cluster.metrics() }),
+    connections: cluster.connections,
+  });
+  const handler = createRequestHandler({ registry, ops, metrics, logger: logger.child({ module: 'http' }) });
   const server = createServer(handler, { tlsCert: config.server.tlsCert, tlsKey: config.server.tlsKey });
+  connectionStats.attach(server);
 
   return {
     handler,
+    metrics,
+    connectionStats,
     server,
     blobStore,
     listen(port = config.server.port, host = config.server.host) {

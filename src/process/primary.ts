@@ -7,6 +7,8 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/types.ts';
 import { FillBroker } from '../coordination/fill-broker.ts';
 import { createLogger } from '../observability/logger.ts';
+import { primaryMetrics } from '../observability/metrics.ts';
+import { PrimaryOps } from './cluster-ops.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
 import { cacheLayout } from '../storage/layout.ts';
 
@@ -20,18 +22,28 @@ export async function runPrimary(config: Config): Promise<void> {
   if (swept > 0) logger.info({ swept }, 'removed leftover temp files');
 
   const broker = new FillBroker();
+  const metrics = primaryMetrics();
+  metrics.workersConfigured.set(config.workers);
+  const ops = new PrimaryOps(metrics, config.workers);
   let stopping = false;
 
   const fork = (): Worker => {
     const worker = cluster.fork();
     const peer = { id: worker.id, send: (message: object) => worker.isConnected() && worker.send(message) };
-    worker.on('message', (message: unknown) => broker.handle(peer, message));
+    worker.on('message', (message: unknown) => {
+      broker.handle(peer, message);
+      ops.handle(worker, message);
+      metrics.fillsCoordinated.set(broker.inflight);
+    });
+    worker.on('listening', () => ops.workerOnline());
     return worker;
   };
 
   cluster.on('exit', (worker, code, signal) => {
     broker.peerGone(worker.id);
+    ops.workerExited(worker);
     if (stopping) return;
+    metrics.workerRestarts.inc();
     logger.error({ workerId: worker.id, pid: worker.process.pid, code, signal }, 'worker died; restarting');
     setTimeout(() => {
       if (!stopping) fork();

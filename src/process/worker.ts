@@ -1,7 +1,11 @@
 /** A cluster worker: serves the registry API on the shared port, coordinating fills through the primary. */
 import type { Config } from '../config/types.ts';
 import { IpcFillCoordinator } from '../coordination/ipc-fill-coordinator.ts';
+import { AggregatorRegistry } from 'prom-client';
+import { emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import { createLogger } from '../observability/logger.ts';
+import { workerMetrics } from '../observability/metrics.ts';
+import { WorkerOps } from './cluster-ops.ts';
 import { createOutpostApp } from './node-app.ts';
 import { onShutdownSignal } from './shutdown.ts';
 
@@ -12,12 +16,26 @@ export async function runWorker(config: Config): Promise<void> {
     send: (message) => process.send?.(message),
     onMessage: (listener) => process.on('message', listener),
   });
-  const app = await createOutpostApp(config, { coordinator, logger, draining: () => draining });
+  const metrics = workerMetrics();
+  // Answers the primary's requests for this worker's metrics (prom-client cluster mode).
+  AggregatorRegistry.setRegistries([metrics.registry]);
+  new AggregatorRegistry();
+  let snapshot = (): ConnectionCounters => emptyCounters();
+  const ops = new WorkerOps(() => snapshot());
+  const app = await createOutpostApp(config, {
+    coordinator,
+    logger,
+    metrics,
+    draining: () => draining,
+    cluster: { metrics: () => ops.metrics(), connections: () => ops.connections(), workers: () => ops.workers() },
+  });
+  snapshot = () => app.connectionStats.snapshot();
   await app.listen();
   logger.info({ port: config.server.port }, 'worker listening');
 
   onShutdownSignal(async () => {
     draining = true;
+    metrics.draining.set(1);
     logger.info({ drainSeconds: config.drainSeconds }, 'draining: /health fails, still serving');
     await new Promise((resolve) => setTimeout(resolve, config.drainSeconds * 1000));
     // Whatever happens below, the worker is gone within the bound.

@@ -1,0 +1,74 @@
+/**
+ * The servers under comparison, all on 127.0.0.1 with temp dirs:
+ *
+ *   primary   CNCF distribution (docker-registry serve), the source of truth
+ *   proxy     CNCF distribution in proxy mode (proxy.remoteurl = primary) — the anchor
+ *   nginx     nginx serving the same blob files from disk — the physical-limit reference
+ *   outpost   Outpost, 2 workers, upstream = primary
+ *
+ * Cold scenarios reset a mirror: stop it, empty its storage, start it again
+ * (same port).
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { startDistribution, type DistributionRegistry } from '../test/support/distribution.ts';
+import { startOutpost, type OutpostNode } from '../test/support/outpost.ts';
+import { startNginx, type NginxServer } from './nginx.ts';
+import type { RssSubject } from './rss-sampler.ts';
+import { manifestMediaType } from './seed.ts';
+
+export interface Targets {
+  primary: DistributionRegistry;
+  proxy: DistributionRegistry;
+  nginx: NginxServer;
+  outpost: OutpostNode;
+}
+
+/** Environment for every Outpost the bench starts: quiet logs, tags trusted for the whole run. */
+export const outpostBenchEnv: Record<string, string> = {
+  OUTPOST_LOG_LEVEL: 'warn',
+  OUTPOST_TAG_TTL: '24h',
+  OUTPOST_CACHE_MAX_BYTES: '100GiB',
+  OUTPOST_UPSTREAM_CONNECT_TIMEOUT: '5s',
+  OUTPOST_UPSTREAM_HEADERS_TIMEOUT: '60s',
+  OUTPOST_UPSTREAM_BODY_TIMEOUT: '60s',
+};
+
+/** Starts whatever is missing; `add` registers each server's disposal as soon as it exists. */
+export async function startTargets(add: (dispose: () => Promise<void>) => void, log: (line: string) => void): Promise<Targets> {
+  const primary = await startDistribution();
+  add(() => primary.dispose());
+  log(`primary  distribution ${primary.url} (pid ${primary.pid})`);
+  const proxy = await startDistribution({ proxyRemoteUrl: primary.url });
+  add(() => proxy.dispose());
+  log(`proxy    distribution proxy ${proxy.url} → primary (pid ${proxy.pid})`);
+  const nginx = await startNginx({ manifestMediaType });
+  add(() => nginx.dispose());
+  log(`nginx    ${nginx.url} serving ${nginx.www} (pid ${nginx.pid})`);
+  const outpost = await startOutpost({ upstreamUrl: primary.url, workers: 2, env: outpostBenchEnv });
+  add(() => outpost.dispose());
+  log(`outpost  ${outpost.url} → primary, 2 workers (pid ${outpost.pid})`);
+  return { primary, proxy, nginx, outpost };
+}
+
+export async function resetOutpost(node: OutpostNode): Promise<void> {
+  await node.stop();
+  await rm(node.cacheDir, { recursive: true, force: true });
+  await mkdir(node.cacheDir, { recursive: true });
+  await node.start();
+}
+
+export async function resetProxy(proxy: DistributionRegistry): Promise<void> {
+  await proxy.stop();
+  await rm(proxy.dataDir, { recursive: true, force: true });
+  await proxy.start();
+}
+
+/** The processes whose peak RSS every scenario reports. */
+export function rssSubjects(targets: Targets): RssSubject[] {
+  return [
+    { target: 'outpost', rootPid: () => targets.outpost.pid, rootRole: 'primary', childRole: 'worker' },
+    { target: 'proxy', rootPid: () => targets.proxy.pid, rootRole: 'process', childRole: 'child' },
+    { target: 'nginx', rootPid: () => targets.nginx.pid, rootRole: 'master', childRole: 'worker' },
+    { target: 'primary', rootPid: () => targets.primary.pid, rootRole: 'process', childRole: 'child' },
+  ];
+}

@@ -1,0 +1,155 @@
+/**
+ * Operations views that span the whole node, answered by the cluster
+ * primary over IPC: aggregated /metrics, summed /nginx_status counters, and
+ * how many workers are up.
+ *
+ *   worker  → primary   {t:'ops.metrics'|'ops.connections', id}
+ *   primary → worker    {t:'ops.reply', id, value}
+ *   primary → workers   {t:'ops.connections.req', reqId}  (each answers {t:'ops.connections.res', reqId, counters})
+ *   primary → workers   {t:'cluster.workers', up, configured}
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
+import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
+import type { PrimaryMetrics } from '../observability/metrics.ts';
+
+type Message = { t?: unknown; id?: unknown; reqId?: unknown; counters?: unknown; value?: unknown; up?: unknown; configured?: unknown };
+
+const collectTimeoutMs = 2_000;
+
+/** Primary side. */
+export class PrimaryOps {
+  private readonly aggregator = new AggregatorRegistry();
+  private nextReq = 1;
+  private readonly collecting = new Map<number, { pending: Set<number>; sum: ConnectionCounters; done: () => void }>();
+  /** Counters of workers that exited, so totals stay monotonic. */
+  private retired = emptyCounters();
+  private readonly lastSeen = new Map<number, ConnectionCounters>();
+
+  constructor(
+    private readonly metrics: PrimaryMetrics,
+    private readonly configured: number,
+  ) {}
+
+  handle(worker: Worker, message: unknown): void {
+    const msg = message as Message;
+    if (msg?.t === 'ops.metrics' && typeof msg.id === 'number') {
+      const id = msg.id;
+      void this.clusterMetrics().then(
+        (value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }),
+        () => worker.isConnected() && worker.send({ t: 'ops.reply', id, value: '' }),
+      );
+    } else if (msg?.t === 'ops.connections' && typeof msg.id === 'number') {
+      const id = msg.id;
+      void this.connections().then((value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }));
+    } else if (msg?.t === 'ops.connections.res' && typeof msg.reqId === 'number') {
+      const round = this.collecting.get(msg.reqId);
+      const counters = msg.counters as ConnectionCounters;
+      this.lastSeen.set(worker.id, counters);
+      if (!round || !round.pending.delete(worker.id)) return;
+      round.sum = addCounters(round.sum, counters);
+      if (round.pending.size === 0) round.done();
+    }
+  }
+
+  workerOnline(): void {
+    this.broadcastWorkers();
+  }
+
+  workerExited(worker: Worker): void {
+    const last = this.lastSeen.get(worker.id);
+    if (last) {
+      // Connections of a dead worker are gone; what it accepted and served stays counted.
+      this.retired = addCounters(this.retired, { ...last, reading: 0, writing: 0, waiting: 0 });
+      this.lastSeen.delete(worker.id);
+    }
+    for (const round of this.collecting.values()) {
+      if (round.pending.delete(worker.id) && round.pending.size === 0) round.done();
+    }
+    this.broadcastWorkers();
+  }
+
+  private workers(): Worker[] {
+    return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+  }
+
+  private broadcastWorkers(): void {
+    const up = this.workers().length;
+    this.metrics.workersUp.set(up);
+    this.metrics.workersConfigured.set(this.configured);
+    for (const worker of this.workers()) worker.send({ t: 'cluster.workers', up, configured: this.configured });
+  }
+
+  private async clusterMetrics(): Promise<string> {
+    const [workers, own] = await Promise.all([this.aggregator.clusterMetrics(), this.metrics.registry.metrics()]);
+    return `${workers.trimEnd()}\n${own}`;
+  }
+
+  private connections(): Promise<ConnectionCounters> {
+    const reqId = this.nextReq++;
+    const workers = this.workers();
+    return new Promise((resolve) => {
+      const round = {
+        pending: new Set(workers.map((w) => w.id)),
+        sum: { ...this.retired },
+        done: () => {
+          clearTimeout(timer);
+          this.collecting.delete(reqId);
+          resolve(round.sum);
+        },
+      };
+      const timer = setTimeout(round.done, collectTimeoutMs);
+      this.collecting.set(reqId, round);
+      if (workers.length === 0) round.done();
+      for (const worker of workers) worker.send({ t: 'ops.connections.req', reqId });
+    });
+  }
+}
+
+/** Worker side. */
+export class WorkerOps {
+  private nextId = 1;
+  private readonly waiting = new Map<number, (value: unknown) => void>();
+  private workerState = { up: 1, configured: 1 };
+
+  constructor(snapshot: () => ConnectionCounters) {
+    process.on('message', (message: Message) => {
+      if (message?.t === 'ops.reply' && typeof message.id === 'number') {
+        const resolve = this.waiting.get(message.id);
+        this.waiting.delete(message.id);
+        resolve?.(message.value);
+      } else if (message?.t === 'ops.connections.req') {
+        process.send?.({ t: 'ops.connections.res', reqId: message.reqId, counters: snapshot() });
+      } else if (message?.t === 'cluster.workers' && typeof message.up === 'number' && typeof message.configured === 'number') {
+        this.workerState = { up: message.up, configured: message.configured };
+      }
+    });
+  }
+
+  workers(): { up: number; configured: number } {
+    return this.workerState;
+  }
+
+  metrics(): Promise<string> {
+    return this.ask('ops.metrics') as Promise<string>;
+  }
+
+  connections(): Promise<ConnectionCounters> {
+    return this.ask('ops.connections') as Promise<ConnectionCounters>;
+  }
+
+  private ask(t: string): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new Error(`the cluster primary did not answer ${t}`));
+      }, collectTimeoutMs + 1_000);
+      this.waiting.set(id, (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      });
+      process.send?.({ t, id });
+    });
+  }
+}
