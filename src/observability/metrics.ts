@@ -14,7 +14,7 @@ export const routeClasses = ['base', 'catalog', 'manifest', 'blob', 'tags', 'ref
 export type RouteClass = (typeof routeClasses)[number];
 
 export function workerMetrics(registry: Registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'outpost_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'outpost_' }); // outpost_process_*, outpost_nodejs_*
   const m = {
     registry,
     httpRequests: new Counter({
