@@ -63,6 +63,9 @@ function rateScenario(spec: RateSpec): Scenario {
               cpuUsPerRequest: cpuSeconds === undefined || result.ok === 0 ? undefined : round1((cpuSeconds * 1e6) / result.ok),
             },
           });
+          if (cpuSeconds !== undefined && result.ok > 0) {
+            ctx.record({ metric: 'server CPU µs/req', target: server.name, round, value: (cpuSeconds * 1e6) / result.ok, better: 'lower' });
+          }
         }
       }
     },

@@ -20,6 +20,8 @@ export interface HandlerDeps {
   ops: OpsRoutes;
   logger: Logger;
   metrics: WorkerMetrics;
+  /** While draining, responses close their connection so keep-alive clients reconnect through the load balancer. */
+  draining: () => boolean;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -38,6 +40,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     const notes: RequestNotes = {};
     const context: RequestContext = { upstreamMs: 0 };
     const socketBytesAtStart = req.socket.bytesWritten;
+    if (deps.draining()) res.setHeader('connection', 'close');
     res.once('close', () => {
       const seconds = (performance.now() - started) / 1000;
       const route = notes.route ?? opsRoute ?? 'other';

@@ -145,7 +145,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await cluster.metrics() }),
     connections: cluster.connections,
   });
-  const handler = createRequestHandler({ registry, ops, metrics, logger: logger.child({ module: 'http' }) });
+  const handler = createRequestHandler({ registry, ops, metrics, draining, logger: logger.child({ module: 'http' }) });
   const server = createServer(handler, { tlsCert: config.server.tlsCert, tlsKey: config.server.tlsKey });
   connectionStats.attach(server);
 

@@ -89,6 +89,28 @@ describe('process model', () => {
     expect(outpost.output()).toContain('outpost stopped');
   });
 
+  it('stops at once on a second SIGTERM, even with a download in flight', async () => {
+    const bytes = randomBytes(8 * 1024 * 1024);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    await pushBlob(registry.url, 'team/slow', { bytes, digest, size: bytes.length, mediaType: 'application/octet-stream' });
+    proxy.addFault({ mode: 'slowBlob', bytesPerSecond: 512 * 1024 }, { when: { kind: 'blob', pathIncludes: digest } });
+    const outpost = await startOutpost({ upstreamUrl: proxy.url, workers: 2, env: { OUTPOST_DRAIN_SECONDS: '30' } });
+    cleanup.add(() => outpost.dispose());
+    const res = await request(`${outpost.url}/v2/team/slow/blobs/${digest}`);
+    let size = 0;
+    const download = (async () => {
+      for await (const chunk of res.body) size += (chunk as Buffer).length;
+    })().catch(() => 'broken');
+    await waitFor(() => size > 0, { what: 'the download to start' });
+    process.kill(outpost.pid!, 'SIGTERM');
+    await waitFor(() => outpost.output().includes('shutting down'), { what: 'the first SIGTERM to be handled' });
+    process.kill(outpost.pid!, 'SIGTERM');
+    const exit = await outpost.exited();
+    expect(exit.code).toBe(1);
+    expect(await download).toBe('broken'); // cut, not completed with missing bytes
+    expect(size).toBeLessThan(bytes.length);
+  });
+
   it('refuses to start on a bad value, naming the key, the value and what is allowed', async () => {
     const result = await runProcess(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
       env: { OUTPOST_TAG_TTL: 'soon', OUTPOST_CACHE_DIR: '/tmp/outpost-never-created' },

@@ -1,0 +1,42 @@
+/**
+ * Cold pull of the whole app image with skopeo: straight from the primary,
+ * and through each mirror started with empty storage; with the bytes each
+ * mirror fetched from the primary and how many times it fetched each blob.
+ */
+import { resetOutpost, resetProxy } from '../targets.ts';
+import { upstreamCost, pullImage } from './pull.ts';
+import { rotate, round1, type Scenario } from './scenario.ts';
+
+export const coldPull: Scenario = {
+  name: 'cold-pull',
+  title: 'cold pull of the app image with skopeo (seconds; bytes fetched from the primary)',
+  async run(ctx) {
+    const { targets, seed, options } = ctx;
+    const image = seed.app;
+    const blobs = [image.config.digest, ...image.layers.map((l) => l.digest)];
+    const imageBytes = image.config.size + image.layers.reduce((sum, l) => sum + l.size, 0);
+    const ways = [
+      { name: 'direct', host: () => targets.primary.host, reset: async () => undefined },
+      { name: 'outpost', host: () => targets.outpost.host, reset: () => resetOutpost(targets.outpost) },
+      { name: 'proxy', host: () => targets.proxy.host, reset: () => resetProxy(targets.proxy) },
+    ];
+    for (let round = 0; round < options.rounds; round++) {
+      for (const way of rotate(ways, round)) {
+        await way.reset();
+        await targets.primary.flushLog();
+        targets.primary.clearRequests();
+        const pull = await pullImage(way.host(), image);
+        const cost = await upstreamCost(targets.primary, blobs);
+        const perBlob = Object.values(cost.getsPerBlob);
+        const maxGets = Math.max(...perBlob);
+        const minGets = Math.min(...perBlob);
+        ctx.log(
+          `  round ${round + 1} ${way.name.padEnd(8)} ${pull.seconds.toFixed(2)} s  primary sent ${(cost.blobBytes / 2 ** 20).toFixed(1)} MiB in ${cost.blobGets} blob GETs (per blob ${minGets}–${maxGets})`,
+        );
+        ctx.record({ metric: 'pull s', target: way.name, round, value: pull.seconds, better: 'lower', detail: { ...cost, imageBytes } });
+        ctx.record({ metric: 'MiB from primary', target: way.name, round, value: cost.blobBytes / 2 ** 20, better: 'lower' });
+        ctx.record({ metric: 'fetches per blob (max)', target: way.name, round, value: maxGets, better: 'lower', detail: { min: minGets, imageMiB: round1(imageBytes / 2 ** 20) } });
+      }
+    }
+  },
+};
