@@ -5,12 +5,33 @@
  * leader's own included — reading the bytes from the partial file as they
  * land. The fill runs on its own signal: a client that goes away does not
  * stop it.
+ *
+ * When a blob cannot be cached — larger than the whole budget, or the disk
+ * is full or unwritable — it streams straight through, verified on the way.
+ * A disk that fills up mid-fill does not break anyone: each reader resumes
+ * from where it is with a ranged request to the primary.
  */
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { parseDigest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
-import { followFill, waitForStart } from './follow-fill.ts';
-import type { BlobStore, CacheObserver, CacheResult, FillCoordinator, FillLease, Logger, OpenBlob, Upstream } from './ports.ts';
+import { followFill, waitForStart, type ResumeFrom } from './follow-fill.ts';
+import {
+  isDiskWriteError,
+  type BlobResponse,
+  type BlobStore,
+  type CacheIndexReporter,
+  type CacheObserver,
+  type CacheResult,
+  type FillCoordinator,
+  type FillLease,
+  type FillWatch,
+  type Logger,
+  type OpenBlob,
+  type Upstream,
+} from './ports.ts';
 import { toRegistryError } from './upstream-failure.ts';
+import { verifiedBody } from './verified-body.ts';
 
 export interface BlobTarget {
   upstream: Upstream;
@@ -18,19 +39,27 @@ export interface BlobTarget {
   name: string;
 }
 
-/** A blob ready to send: a local file (ranges possible) or a fill in progress. */
+/** A blob ready to send: a local file (ranges possible) or bytes on their way. */
 export type BlobSource =
   | { kind: 'local'; size: number; blob: OpenBlob; result: CacheResult }
   | { kind: 'fill'; size: number | undefined; body: AsyncIterable<Buffer>; result: CacheResult; cancel: () => void };
+
+type StreamingSource = Extract<BlobSource, { kind: 'fill' }>;
 
 export interface BlobServiceOptions {
   store: BlobStore;
   coordinator: FillCoordinator;
   observer: CacheObserver;
+  index: CacheIndexReporter;
   logger: Logger;
   /** How long a follower waits without progress before giving up (the primary's body-idle timeout plus a margin). */
   stallTimeoutMs: number;
+  /** Whether a blob of this size may be cached at all (false: larger than the budget). */
+  cacheable: (size: number | undefined) => boolean;
 }
+
+/** Fill outcomes that send followers to the primary themselves instead of failing. */
+const streamThroughCodes = new Set(['PASSTHROUGH', 'CACHE_WRITE_FAILED']);
 
 export class BlobService {
   constructor(private readonly options: BlobServiceOptions) {}
@@ -40,6 +69,7 @@ export class BlobService {
     const local = await this.options.store.stat(digest);
     if (local) {
       this.options.observer.cacheResult('blob', 'hit');
+      this.options.index.touched(digest);
       return { size: local.size, result: 'hit' };
     }
     try {
@@ -57,12 +87,13 @@ export class BlobService {
     const local = await store.open(digest);
     if (local) {
       observer.cacheResult('blob', 'hit');
+      this.options.index.touched(digest);
       return { kind: 'local', size: local.size, blob: local, result: 'hit' };
     }
     const role = await coordinator.acquire(digest);
     if (role.role === 'follower') {
       observer.cacheResult('blob', 'coalesced');
-      return this.follow(role.watch, digest, 'coalesced', signal);
+      return this.follow(target, role.watch, digest, 'coalesced', signal);
     }
     // Another fill may have finished between our miss and the lease.
     const raced = await store.open(digest);
@@ -71,26 +102,34 @@ export class BlobService {
       observer.cacheResult('blob', 'hit');
       return { kind: 'local', size: raced.size, blob: raced, result: 'hit' };
     }
+    const started = await this.startFill(target, digest, role.lease);
+    if (started.mode === 'passthrough') {
+      observer.cacheResult('blob', 'passthrough');
+      return started.source;
+    }
     observer.cacheResult('blob', 'miss');
-    const watch = role.lease.watch();
-    void this.fill(target, digest, role.lease);
-    return this.follow(watch, digest, 'miss', signal);
+    return this.follow(target, role.lease.watch(), digest, 'miss', signal);
   }
 
-  private async follow(
-    watch: ReturnType<FillLease['watch']>,
-    digest: string,
-    result: CacheResult,
-    signal: AbortSignal,
-  ): Promise<BlobSource> {
-    const start = await waitForStart(watch, this.options.stallTimeoutMs, signal);
+  private async follow(target: BlobTarget, watch: FillWatch, digest: string, result: CacheResult, signal: AbortSignal): Promise<BlobSource> {
+    let start;
+    try {
+      start = await waitForStart(watch, this.options.stallTimeoutMs, signal);
+    } catch (err) {
+      watch.close();
+      if (streamThroughCodes.has((err as { code?: string }).code ?? '')) return this.streamThrough(target, digest, signal);
+      throw err;
+    }
     const controller = new AbortController();
     const abort = (): void => controller.abort();
     signal.addEventListener('abort', abort, { once: true });
+    const resume: ResumeFrom = (position, hash, size) => this.resumeFrom(target, digest, position, hash, size, controller.signal);
     const body = followFill(this.options.store, watch, {
       digest,
       stallTimeoutMs: this.options.stallTimeoutMs,
       signal: controller.signal,
+      resume,
+      resumeCodes: streamThroughCodes,
     });
     return {
       kind: 'fill',
@@ -104,50 +143,156 @@ export class BlobService {
     };
   }
 
-  /** The detached fill: primary → verify → disk, reporting progress to the lease. */
-  private async fill(target: BlobTarget, digest: string, lease: FillLease): Promise<void> {
+  /** Leads a fill: asks the primary, then either pumps to disk (detached) or streams through. */
+  private async startFill(
+    target: BlobTarget,
+    digest: string,
+    lease: FillLease,
+  ): Promise<{ mode: 'disk' } | { mode: 'passthrough'; source: StreamingSource }> {
     const { store, observer, logger } = this.options;
     const controller = new AbortController();
-    let body: Readable | undefined;
-    let written = 0;
-    observer.fillStarted();
+    let response: BlobResponse;
     try {
-      const response = await target.upstream.getBlob(target.name, digest, controller.signal);
-      body = response.body;
-      const ingest = await store.beginIngest(digest, response.size);
-      try {
-        lease.started(response.size, ingest.partialPath);
-        const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-        for (;;) {
-          let next: IteratorResult<Buffer>;
-          try {
-            next = await chunks.next();
-          } catch (err) {
-            throw bodyFailure(err);
-          }
-          if (next.done) break;
-          await ingest.write(next.value);
-          written = ingest.bytesWritten;
-          lease.progress(written);
-        }
-        await ingest.commit();
-      } catch (err) {
-        await ingest.abort();
+      response = await target.upstream.getBlob(target.name, digest, controller.signal);
+    } catch (err) {
+      const failure = this.upstreamFailure(err);
+      lease.fail({ code: failure.code, message: failure.message });
+      throw failure;
+    }
+    if (!this.options.cacheable(response.size)) {
+      logger.info({ digest, size: response.size }, 'blob larger than the cache budget; streaming through uncached');
+      lease.fail({ code: 'PASSTHROUGH', message: 'streamed through uncached' });
+      return { mode: 'passthrough', source: this.verifiedSource(digest, response, controller) };
+    }
+    let ingest;
+    try {
+      ingest = await store.beginIngest(digest, response.size);
+    } catch (err) {
+      if (!isDiskWriteError(err)) {
+        destroy(response.body);
+        lease.fail({ code: 'UNKNOWN', message: 'the cache could not start writing' });
         throw err;
       }
+      const code = (err as { code: string }).code;
+      observer.cacheWriteFailed(code);
+      logger.warn({ digest, code }, 'cache not writable; streaming through uncached');
+      lease.fail({ code: 'PASSTHROUGH', message: 'streamed through uncached' });
+      return { mode: 'passthrough', source: this.verifiedSource(digest, response, controller) };
+    }
+    lease.started(response.size, ingest.partialPath);
+    observer.fillStarted();
+    void this.pump(digest, response.body, ingest, lease);
+    return { mode: 'disk' };
+  }
+
+  /** Primary → verify → disk, reporting progress to the lease. */
+  private async pump(digest: string, body: Readable, ingest: Awaited<ReturnType<BlobStore['beginIngest']>>, lease: FillLease): Promise<void> {
+    const { observer, logger, index } = this.options;
+    let written = 0;
+    try {
+      const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          throw bodyFailure(err);
+        }
+        if (next.done) break;
+        try {
+          await ingest.write(next.value);
+        } catch (err) {
+          throw new CacheWriteError(err);
+        }
+        written = ingest.bytesWritten;
+        lease.progress(written);
+      }
+      let onDisk: number;
+      try {
+        onDisk = await ingest.commit();
+      } catch (err) {
+        if (isDiskWriteError(err)) throw new CacheWriteError(err);
+        throw err;
+      }
+      index.added(digest, onDisk, 'blob');
       lease.succeed(written);
       observer.fillEnded('ok', written);
       logger.debug({ digest, bytes: written }, 'blob cached');
     } catch (err) {
-      if (body && !body.destroyed) {
-        body.on('error', () => undefined); // destroying an unfinished body emits an error nobody else listens for
-        body.destroy();
+      destroy(body);
+      await ingest.abort();
+      observer.fillEnded('failed', written);
+      if (err instanceof CacheWriteError) {
+        observer.cacheWriteFailed(err.errno);
+        logger.warn({ digest, bytes: written, code: err.errno }, 'cache write failed mid-fill; readers continue from the primary');
+        lease.fail({ code: 'CACHE_WRITE_FAILED', message: 'the cache could not be written' });
+        return;
       }
       const failure = this.upstreamFailure(err);
       lease.fail({ code: failure.code, message: failure.message });
-      observer.fillEnded('failed', written);
       logger.warn({ digest, bytes: written, err: describe(err) }, 'blob fill failed; nothing cached');
     }
+  }
+
+  /** A reader's own uncached fetch (after the leader streamed through). */
+  private async streamThrough(target: BlobTarget, digest: string, signal: AbortSignal): Promise<BlobSource> {
+    const controller = new AbortController();
+    const abort = (): void => controller.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    let response: BlobResponse;
+    try {
+      response = await target.upstream.getBlob(target.name, digest, controller.signal);
+    } catch (err) {
+      signal.removeEventListener('abort', abort);
+      throw this.upstreamFailure(err);
+    }
+    this.options.observer.cacheResult('blob', 'passthrough');
+    const source = this.verifiedSource(digest, response, controller);
+    return {
+      ...source,
+      cancel: () => {
+        signal.removeEventListener('abort', abort);
+        source.cancel();
+      },
+    };
+  }
+
+  private verifiedSource(digest: string, response: BlobResponse, controller: AbortController): StreamingSource {
+    const hash = createHash(parseDigest(digest).algorithm);
+    return {
+      kind: 'fill',
+      size: response.size,
+      body: verifiedBody(response.body, { digest, hash, offset: 0, size: response.size, bodyFailure }),
+      result: 'passthrough',
+      cancel: () => {
+        controller.abort();
+        destroy(response.body);
+      },
+    };
+  }
+
+  /** The rest of a blob from `position` on, straight from the primary, verified against the whole digest. */
+  private async *resumeFrom(
+    target: BlobTarget,
+    digest: string,
+    position: number,
+    hash: ReturnType<typeof createHash>,
+    size: number | undefined,
+    signal: AbortSignal,
+  ): AsyncGenerator<Buffer> {
+    let response: BlobResponse;
+    try {
+      response = await target.upstream.getBlob(target.name, digest, signal, { start: position });
+    } catch (err) {
+      throw this.upstreamFailure(err);
+    }
+    let body: AsyncIterable<Buffer> = verifiedBody(response.body, { digest, hash, offset: position, size: size ?? response.size, bodyFailure });
+    if (response.offset !== position) {
+      // The primary ignored the Range: start again from the beginning, with a fresh hash.
+      const fresh = createHash(parseDigest(digest).algorithm);
+      body = skip(verifiedBody(response.body, { digest, hash: fresh, offset: 0, size: size ?? response.size, bodyFailure }), position);
+    }
+    yield* body;
   }
 
   private upstreamFailure(err: unknown): RegistryError {
@@ -162,8 +307,35 @@ export class BlobService {
   }
 }
 
+class CacheWriteError extends Error {
+  readonly errno: string;
+  constructor(cause: unknown) {
+    super('cache write failed', { cause });
+    this.errno = String((cause as { code?: unknown } | undefined)?.code ?? 'EIO');
+  }
+}
+
+async function* skip(body: AsyncIterable<Buffer>, bytes: number): AsyncGenerator<Buffer> {
+  let left = bytes;
+  for await (const chunk of body) {
+    if (left >= chunk.length) {
+      left -= chunk.length;
+      continue;
+    }
+    yield left > 0 ? chunk.subarray(left) : chunk;
+    left = 0;
+  }
+}
+
+function destroy(body: Readable): void {
+  if (body.destroyed) return;
+  body.on('error', () => undefined); // destroying an unfinished body emits an error nobody else listens for
+  body.destroy();
+}
+
 /** A failure while reading the primary's body: a timeout, or a broken/truncated transfer. */
 function bodyFailure(err: unknown): RegistryError {
+  if (err instanceof RegistryError) return err;
   const code = (err as { code?: unknown } | undefined)?.code;
   if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UPSTREAM_TIMEOUT') {
     return new RegistryError('UPSTREAM_TIMEOUT', 'the primary stopped sending the blob', { cause: err });

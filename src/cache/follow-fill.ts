@@ -3,14 +3,20 @@
  * waking on the fill's progress. The last byte is held back until the fill is
  * verified, so a client can never see a complete body the digest check later
  * rejects; a failed fill ends the stream with an error (the HTTP layer then
- * breaks the connection).
+ * breaks the connection) — unless the fill failed on the local disk, in which
+ * case the reader resumes from its position straight from the primary.
  */
+import { createHash, type Hash } from 'node:crypto';
+import { parseDigest } from '../registry/digest.ts';
 import { RegistryError, type ErrorCode } from '../registry/errors.ts';
-import type { BlobStore, FillState, FillWatch } from './ports.ts';
+import type { BlobStore, FillState, FillWatch, PartialFile } from './ports.ts';
 
 const chunkBytes = 256 * 1024;
 const minWaitMs = 2;
 const maxWaitMs = 50;
+
+/** Continues a blob from `position`, given the hash of the bytes before it. */
+export type ResumeFrom = (position: number, hash: Hash, size: number | undefined) => AsyncIterable<Buffer>;
 
 function failure(state: Extract<FillState, { status: 'failed' }>): RegistryError {
   return new RegistryError(state.error.code as ErrorCode, state.error.message);
@@ -35,21 +41,45 @@ export interface FollowOptions {
   /** Give up when the fill makes no progress for this long. */
   stallTimeoutMs: number;
   signal: AbortSignal;
+  /** Where to continue when the fill fails with one of `resumeCodes`. */
+  resume?: ResumeFrom;
+  resumeCodes?: ReadonlySet<string>;
+}
+
+async function hashPrefix(partial: PartialFile, digest: string, length: number): Promise<Hash> {
+  const hash = createHash(parseDigest(digest).algorithm);
+  const buffer = Buffer.allocUnsafe(chunkBytes);
+  let position = 0;
+  while (position < length) {
+    const read = await partial.read(buffer, position, Math.min(chunkBytes, length - position));
+    if (read === 0) throw new RegistryError('UNKNOWN', 'partial file shorter than what was sent');
+    hash.update(buffer.subarray(0, read));
+    position += read;
+  }
+  return hash;
 }
 
 export async function* followFill(store: BlobStore, watch: FillWatch, options: FollowOptions): AsyncGenerator<Buffer> {
   const { signal } = options;
+  const canResume = (state: FillState): boolean =>
+    state.status === 'failed' && options.resume !== undefined && (options.resumeCodes?.has(state.error.code) ?? false);
   const first = await waitForStart(watch, options.stallTimeoutMs, signal);
   const partial = await store.openPartial(first.partialPath);
   if (!partial) {
     // Renamed already (done) or discarded (failed): whichever, the final blob decides.
     const blob = await store.open(options.digest);
-    if (!blob) {
-      const state = watch.state();
-      throw state.status === 'failed' ? failure(state) : new RegistryError('BLOB_UNKNOWN', 'the fill in progress was discarded');
+    if (blob) {
+      watch.close();
+      yield* blob.stream() as AsyncIterable<Buffer>;
+      return;
     }
-    yield* blob.stream() as AsyncIterable<Buffer>;
-    return;
+    const state = watch.state();
+    watch.close();
+    if (canResume(state)) {
+      yield* options.resume!(0, createHash(parseDigest(options.digest).algorithm), first.size);
+      return;
+    }
+    throw state.status === 'failed' ? failure(state) : new RegistryError('BLOB_UNKNOWN', 'the fill in progress was discarded');
   }
   try {
     let position = 0;
@@ -58,17 +88,24 @@ export async function* followFill(store: BlobStore, watch: FillWatch, options: F
     for (;;) {
       signal.throwIfAborted();
       const state = watch.state();
-      if (state.status === 'failed') throw failure(state);
+      if (state.status === 'failed') {
+        if (canResume(state)) {
+          // What the partial file has is still readable through our descriptor; only bytes we sent are hashed.
+          const hash = await hashPrefix(partial, options.digest, position);
+          yield* options.resume!(position, hash, first.size);
+          return;
+        }
+        throw failure(state);
+      }
       const done = state.status === 'done';
       const size = state.status === 'pending' ? undefined : state.size;
       // Hold back the final byte until the digest is verified.
       let want = chunkBytes;
       if (size !== undefined) want = Math.min(want, (done ? size : size - 1) - position);
       if (done && size !== undefined && position >= size) return;
-      let read = 0;
       if (want > 0) {
         const buffer = Buffer.allocUnsafe(want);
-        read = await partial.read(buffer, position, want);
+        const read = await partial.read(buffer, position, want);
         if (read > 0) {
           position += read;
           waitMs = minWaitMs;

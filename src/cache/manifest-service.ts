@@ -13,8 +13,8 @@ import { digestOf, parseDigest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { isIndexMediaType, manifestMediaTypes } from '../registry/media-types.ts';
 import type { Reference } from '../registry/reference.ts';
-import type { BlobStore, CacheObserver, CacheResult, Clock, Logger, MetadataStore, TagRecord } from './ports.ts';
-import { isUpstreamError, isUpstreamOutage } from './ports.ts';
+import type { BlobStore, CacheIndexReporter, CacheObserver, CacheResult, Clock, Logger, MetadataStore, TagRecord } from './ports.ts';
+import { isDiskWriteError, isUpstreamError, isUpstreamOutage, noopIndexReporter } from './ports.ts';
 import type { RepositoryTarget } from './repository-target.ts';
 import { SingleFlight } from './single-flight.ts';
 import { toRegistryError } from './upstream-failure.ts';
@@ -41,6 +41,7 @@ export interface ManifestServiceOptions {
   maxManifestBytes: number;
   /** Bytes of manifest bodies kept in memory per process. */
   memoryBytes?: number;
+  index?: CacheIndexReporter;
 }
 
 interface TagEntry extends TagRecord {
@@ -53,8 +54,10 @@ export class ManifestService {
   private readonly tags = new LRUCache<string, TagEntry>({ max: 50_000 });
   private readonly tagFlights = new SingleFlight<ManifestAnswer>();
   private readonly digestFlights = new SingleFlight<Manifest>();
+  private readonly index: CacheIndexReporter;
 
   constructor(private readonly options: ManifestServiceOptions) {
+    this.index = options.index ?? noopIndexReporter;
     this.bodies = new LRUCache<string, Manifest>({
       maxSize: options.memoryBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (m) => m.body.byteLength + 200,
@@ -152,7 +155,12 @@ export class ManifestService {
   private async remember(target: RepositoryTarget, tag: string, key: string, record: TagEntry): Promise<void> {
     this.tags.set(key, record);
     const { backoffUntil: _ignored, ...persisted } = record;
-    await this.options.metadata.putTag(target.upstreamKey, target.name, tag, persisted);
+    try {
+      await this.options.metadata.putTag(target.upstreamKey, target.name, tag, persisted);
+    } catch (err) {
+      if (!isDiskWriteError(err)) throw err;
+      this.options.observer.cacheWriteFailed(String((err as { code?: unknown }).code));
+    }
   }
 
   /** GETs a manifest upstream, verifies it and stores it. */
@@ -173,10 +181,18 @@ export class ManifestService {
     }
     const mediaType = manifestMediaType(response.mediaType, response.body);
     const manifest: Manifest = { digest: actual, mediaType, body: response.body };
-    await this.options.blobs.put(actual, response.body);
-    await this.options.metadata.putManifestMeta(actual, { mediaType, size: response.body.byteLength });
-    await this.link(target, actual);
     this.bodies.set(actual, manifest);
+    try {
+      await this.options.metadata.putManifestMeta(actual, { mediaType, size: response.body.byteLength });
+      const onDisk = await this.options.blobs.put(actual, response.body);
+      this.index.added(actual, onDisk, 'manifest');
+      await this.link(target, actual);
+    } catch (err) {
+      if (!isDiskWriteError(err)) throw err;
+      // A full or broken disk must not stop pulls: serve what we verified, uncached.
+      this.options.observer.cacheWriteFailed(String((err as { code?: unknown }).code));
+      this.options.logger.warn({ digest: actual, code: (err as { code?: unknown }).code }, 'cache not writable; manifest served uncached');
+    }
     return manifest;
   }
 
@@ -191,7 +207,10 @@ export class ManifestService {
   /** A verified manifest from memory or disk. */
   private async local(digest: string): Promise<Manifest | undefined> {
     const cached = this.bodies.get(digest);
-    if (cached) return cached;
+    if (cached) {
+      this.index.touched(digest);
+      return cached;
+    }
     const meta = await this.options.metadata.getManifestMeta(digest);
     if (!meta) return undefined;
     const blob = await this.options.blobs.open(digest);
@@ -200,6 +219,7 @@ export class ManifestService {
       const body = await blob.readAll();
       const manifest = { digest, mediaType: meta.mediaType, body };
       this.bodies.set(digest, manifest);
+      this.index.touched(digest);
       return manifest;
     } finally {
       await blob.close();

@@ -81,8 +81,10 @@ export interface ManifestResponse {
 }
 
 export interface BlobResponse {
-  /** Content-Length, when the primary sent one. */
+  /** The blob's total size, when the primary sent it. */
   size: number | undefined;
+  /** Offset of the first body byte: the requested start when the primary honoured the Range, else 0. */
+  offset: number;
   /** The body; the caller must consume or destroy it. */
   body: Readable;
 }
@@ -103,8 +105,11 @@ export interface Upstream {
   /** `maxBytes`: a body larger than this is refused with UPSTREAM_BAD_RESPONSE. */
   getManifest(repo: string, reference: string, maxBytes: number, signal: AbortSignal): Promise<ManifestResponse>;
   headBlob(repo: string, digest: string, signal: AbortSignal): Promise<{ size: number | undefined }>;
-  /** Follows redirects to blob storage/CDNs without forwarding Authorization. */
-  getBlob(repo: string, digest: string, signal: AbortSignal): Promise<BlobResponse>;
+  /**
+   * Follows redirects to blob storage/CDNs without forwarding Authorization.
+   * `start` asks for the bytes from that offset on (Range); check `offset`.
+   */
+  getBlob(repo: string, digest: string, signal: AbortSignal, options?: { start?: number }): Promise<BlobResponse>;
   /** The whole tag list (following the primary's `Link` pagination, bounded). */
   listTags(repo: string, signal: AbortSignal): Promise<string[]>;
   getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse>;
@@ -131,8 +136,8 @@ export interface BlobIngest {
   readonly partialPath: string;
   readonly bytesWritten: number;
   write(chunk: Uint8Array): Promise<void>;
-  /** Verifies size and digest, then renames into place. Rejects (and discards) on mismatch. */
-  commit(): Promise<void>;
+  /** Verifies size and digest, then renames into place; resolves to the bytes the file takes on disk. Rejects (and discards) on mismatch. */
+  commit(): Promise<number>;
   /** Discards the partial file. Safe to call more than once and after commit. */
   abort(): Promise<void>;
 }
@@ -141,8 +146,10 @@ export interface BlobIngest {
 export interface BlobStore {
   stat(digest: string): Promise<{ size: number } | undefined>;
   open(digest: string): Promise<OpenBlob | undefined>;
-  /** Writes small verified content (manifests) atomically. */
-  put(digest: string, data: Uint8Array): Promise<void>;
+  /** Writes small verified content (manifests) atomically; resolves to the bytes it takes on disk. */
+  put(digest: string, data: Uint8Array): Promise<number>;
+  /** Deletes a blob (and its manifest metadata); readers that have it open keep reading. */
+  remove(digest: string): Promise<void>;
   beginIngest(digest: string, expectedSize: number | undefined): Promise<BlobIngest>;
   /** Opens a partial file by path for tailing; undefined when it is gone. */
   openPartial(partialPath: string): Promise<PartialFile | undefined>;
@@ -240,6 +247,22 @@ export interface CacheObserver {
   fillStarted(): void;
   fillEnded(outcome: 'ok' | 'failed', bytes: number): void;
   upstreamFailure(code: string): void;
+  /** The cache could not be written (disk full, read-only, permissions): content streams through uncached. */
+  cacheWriteFailed(code: string): void;
+}
+
+/** What the core tells the per-host eviction index (touches and additions, batched by the adapter). */
+export interface CacheIndexReporter {
+  touched(digest: string): void;
+  added(digest: string, diskBytes: number, kind: 'blob' | 'manifest'): void;
+}
+
+export const noopIndexReporter: CacheIndexReporter = { touched: () => undefined, added: () => undefined };
+
+/** Local write failures after which content is streamed through uncached. */
+export function isDiskWriteError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'EIO' || code === 'ENOENT';
 }
 
 export const noopObserver: CacheObserver = {
@@ -248,6 +271,7 @@ export const noopObserver: CacheObserver = {
   fillStarted: () => undefined,
   fillEnded: () => undefined,
   upstreamFailure: () => undefined,
+  cacheWriteFailed: () => undefined,
 };
 
 /** The slice of pino the core uses. */

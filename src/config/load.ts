@@ -196,6 +196,8 @@ function buildConfig(read: Reader, machine: MachineFacts): Config {
       maxBytes: read('cache.maxBytes', 'bytes'),
       highWatermark: read('cache.highWatermark', 'fraction'),
       lowWatermark: read('cache.lowWatermark', 'fraction'),
+      retentionMs: read('cache.retention', 'duration'),
+      pins: read('cache.pins', 'string-list'),
     },
     manifests: { maxBytes: read('manifests.maxBytes', 'bytes') },
     tags: {

@@ -166,6 +166,18 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
         default: 0.85,
         env: 'OUTPOST_CACHE_LOW_WATERMARK',
       },
+      retention: {
+        doc: 'Evict what has not been pulled for this long (e.g. 30d is written 720h); 0 keeps everything the budget allows.',
+        format: 'duration',
+        default: 0,
+        env: 'OUTPOST_CACHE_RETENTION',
+      },
+      pins: {
+        doc: 'Image references never evicted (library/nginx:1.27, repo@sha256:...): the manifest, every platform of an index and all their blobs, refreshed when a pinned tag moves.',
+        format: 'string-list',
+        default: [],
+        env: 'OUTPOST_CACHE_PINS',
+      },
     },
     manifests: {
       maxBytes: {

@@ -43,6 +43,10 @@ export interface Config {
     highWatermark: number;
     /** Fraction of maxBytes eviction brings usage under. */
     lowWatermark: number;
+    /** Evict entries not hit for this long; 0 = never. */
+    retentionMs: number;
+    /** Image references whose manifests and blobs are never evicted. */
+    pins: string[];
   };
   manifests: {
     /** Manifests larger than this are refused (MANIFEST_INVALID). */

@@ -25,7 +25,7 @@ export interface RegistryRoutesDeps {
 
 /** What the access log records about a registry request. */
 export interface RequestNotes {
-  route?: V2Route['kind'];
+  route?: V2Route['kind'] | 'admin';
   repository?: string;
   reference?: string;
   cache?: string;

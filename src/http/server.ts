@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { WorkerMetrics } from '../observability/metrics.ts';
 import { requestContext, type RequestContext } from '../observability/request-context.ts';
 import { RegistryError } from '../registry/errors.ts';
+import type { AdminRoutes } from './admin-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
@@ -18,6 +19,7 @@ import { sendError } from './send.ts';
 export interface HandlerDeps {
   registry: RegistryRoutes;
   ops: OpsRoutes;
+  admin: AdminRoutes;
   logger: Logger;
   metrics: WorkerMetrics;
   /** While draining, responses close their connection so keep-alive clients reconnect through the load balancer. */
@@ -72,6 +74,10 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
         throw new RegistryError('NAME_INVALID', 'no such registry route', { detail: { path: path.slice(0, 300) } });
       }
       if (opsRoute) return ops.handle(req, res, opsRoute);
+      if (path.startsWith('/api/v0/cache/')) {
+        notes.route = 'admin';
+        return deps.admin.handle(req, res, path, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+      }
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('not found\n');
     };

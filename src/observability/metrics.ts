@@ -90,6 +90,12 @@ export function workerMetrics(registry: Registry = new Registry()) {
       aggregator: 'min',
       registers: [registry],
     }),
+    cacheWriteFailures: new Counter({
+      name: 'outpost_cache_write_failures_total',
+      help: 'Cache writes that failed (disk full, read-only, permissions), by errno code; the content was streamed through uncached.',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
     draining: new Gauge({
       name: 'outpost_draining',
       help: '1 while the node drains after SIGTERM.',
@@ -175,5 +181,6 @@ export function metricsObserver(m: WorkerMetrics): CacheObserver {
       m.upstreamBytes.inc(bytes);
     },
     upstreamFailure: (code) => m.upstreamErrors.inc({ code }),
+    cacheWriteFailed: (code) => m.cacheWriteFailures.inc({ code }),
   };
 }

@@ -12,8 +12,28 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
+import type { IndexBatch } from './index-owner.ts';
 
-type Message = { t?: unknown; id?: unknown; reqId?: unknown; counters?: unknown; value?: unknown; up?: unknown; configured?: unknown };
+type Message = {
+  t?: unknown;
+  id?: unknown;
+  reqId?: unknown;
+  counters?: unknown;
+  value?: unknown;
+  error?: unknown;
+  up?: unknown;
+  configured?: unknown;
+  op?: unknown;
+  args?: unknown;
+  batch?: unknown;
+  references?: unknown;
+};
+
+/** What the primary does with admin calls and index batches (the index owner). */
+export interface PrimaryHandlers {
+  admin(op: string, args: Record<string, unknown>): Promise<unknown>;
+  indexBatch(batch: IndexBatch): void;
+}
 
 const collectTimeoutMs = 2_000;
 
@@ -29,11 +49,28 @@ export class PrimaryOps {
   constructor(
     private readonly metrics: PrimaryMetrics,
     private readonly configured: number,
+    private readonly handlers: PrimaryHandlers,
   ) {}
+
+  /** Asks one worker to (re)resolve pinned references; it answers with admin 'pin' calls. */
+  refreshPins(references: string[]): boolean {
+    const worker = this.workers()[0];
+    if (!worker || references.length === 0) return false;
+    worker.send({ t: 'pins.refresh', references });
+    return true;
+  }
 
   handle(worker: Worker, message: unknown): void {
     const msg = message as Message;
-    if (msg?.t === 'ops.metrics' && typeof msg.id === 'number') {
+    if (msg?.t === 'index.batch') {
+      this.handlers.indexBatch(msg.batch as IndexBatch);
+    } else if (msg?.t === 'ops.admin' && typeof msg.id === 'number' && typeof msg.op === 'string') {
+      const id = msg.id;
+      this.handlers.admin(msg.op, (msg.args ?? {}) as Record<string, unknown>).then(
+        (value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }),
+        (err: unknown) => worker.isConnected() && worker.send({ t: 'ops.reply', id, error: String((err as Error)?.message ?? err) }),
+      );
+    } else if (msg?.t === 'ops.metrics' && typeof msg.id === 'number') {
       const id = msg.id;
       void this.clusterMetrics().then(
         (value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }),
@@ -109,15 +146,19 @@ export class PrimaryOps {
 /** Worker side. */
 export class WorkerOps {
   private nextId = 1;
-  private readonly waiting = new Map<number, (value: unknown) => void>();
+  private readonly waiting = new Map<number, (reply: { value?: unknown; error?: unknown }) => void>();
   private workerState = { up: 1, configured: 1 };
+  /** Set by the worker once its services exist. */
+  onPinsRefresh: ((references: string[]) => void) | undefined;
 
   constructor(snapshot: () => ConnectionCounters) {
     process.on('message', (message: Message) => {
       if (message?.t === 'ops.reply' && typeof message.id === 'number') {
         const resolve = this.waiting.get(message.id);
         this.waiting.delete(message.id);
-        resolve?.(message.value);
+        resolve?.(message);
+      } else if (message?.t === 'pins.refresh' && Array.isArray(message.references)) {
+        this.onPinsRefresh?.(message.references as string[]);
       } else if (message?.t === 'ops.connections.req') {
         process.send?.({ t: 'ops.connections.res', reqId: message.reqId, counters: snapshot() });
       } else if (message?.t === 'cluster.workers' && typeof message.up === 'number' && typeof message.configured === 'number') {
@@ -138,18 +179,27 @@ export class WorkerOps {
     return this.ask('ops.connections') as Promise<ConnectionCounters>;
   }
 
-  private ask(t: string): Promise<unknown> {
+  admin(op: string, args: Record<string, unknown>): Promise<unknown> {
+    return this.ask('ops.admin', { op, args }, 60_000);
+  }
+
+  sendIndexBatch(batch: IndexBatch): void {
+    process.send?.({ t: 'index.batch', batch });
+  }
+
+  private ask(t: string, payload: Record<string, unknown> = {}, timeoutMs = collectTimeoutMs + 1_000): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
         reject(new Error(`the cluster primary did not answer ${t}`));
-      }, collectTimeoutMs + 1_000);
-      this.waiting.set(id, (value) => {
+      }, timeoutMs);
+      this.waiting.set(id, (reply) => {
         clearTimeout(timer);
-        resolve(value);
+        if (reply.error !== undefined) reject(new Error(String(reply.error)));
+        else resolve(reply.value);
       });
-      process.send?.({ t, id });
+      process.send?.({ t, id, ...payload });
     });
   }
 }

@@ -10,10 +10,12 @@ import { BlobService } from '../cache/blob-service.ts';
 import { CatalogService } from '../cache/catalog-service.ts';
 import { ManifestService } from '../cache/manifest-service.ts';
 import { PassThroughCache } from '../cache/pass-through-cache.ts';
-import { systemClock, type Clock, type FillCoordinator, type ReferrersResponse } from '../cache/ports.ts';
+import { noopIndexReporter, systemClock, type CacheIndexReporter, type Clock, type FillCoordinator, type ReferrersResponse } from '../cache/ports.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
 import type { Config, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
+import { PinResolver } from '../cache/pin-resolver.ts';
+import { AdminRoutes } from '../http/admin-routes.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
@@ -30,6 +32,10 @@ import { createRegistryClient } from '../upstream/registry-client.ts';
 
 export interface OutpostAppDeps {
   coordinator?: FillCoordinator;
+  /** Where hits and additions are reported (the per-host eviction index). */
+  index?: CacheIndexReporter;
+  /** Admin operations on the per-host index (through the cluster primary). */
+  admin?: (op: string, args: Record<string, unknown>) => Promise<unknown>;
   logger?: Logger;
   clock?: Clock;
   metrics?: WorkerMetrics;
@@ -45,6 +51,8 @@ export interface OutpostAppDeps {
 
 export interface OutpostApp {
   handler: RequestHandler;
+  /** Resolves a pinned image reference to its digests, caching what it needs. */
+  resolvePin(reference: string): Promise<string[]>;
   metrics: WorkerMetrics;
   connectionStats: ConnectionStats;
   server: Server;
@@ -89,10 +97,13 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
 
   const cacheLogger = logger.child({ module: 'cache' });
   const { upstream } = config;
+  const index = deps.index ?? noopIndexReporter;
   const blobs = new BlobService({
     store: blobStore,
     coordinator,
     observer,
+    index,
+    cacheable: (size) => size === undefined || size <= config.cache.maxBytes * config.cache.lowWatermark,
     logger: cacheLogger,
     stallTimeoutMs: upstream.headersTimeoutMs * (upstream.retries + 1) + upstream.connectTimeoutMs + upstream.bodyIdleTimeoutMs,
   });
@@ -105,6 +116,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     tagTtlMs: config.tags.ttlMs,
     revalidateTimeoutMs: config.tags.revalidateTimeoutMs,
     maxManifestBytes: config.manifests.maxBytes,
+    index,
   });
   const passThrough = { clock, observer, logger: cacheLogger, ttlMs: config.tags.ttlMs, timeoutMs: upstream.headersTimeoutMs };
   const tagLists = new PassThroughCache<{ tags: string[] }>({ ...passThrough, kind: 'tags_list', notFound: 'NAME_UNKNOWN' });
@@ -145,12 +157,19 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await cluster.metrics() }),
     connections: cluster.connections,
   });
-  const handler = createRequestHandler({ registry, ops, metrics, draining, logger: logger.child({ module: 'http' }) });
+  const pins = new PinResolver(resolver, manifests, blobs);
+  const resolvePin = (reference: string): Promise<string[]> => pins.resolve(reference, AbortSignal.timeout(10 * 60_000));
+  const admin = new AdminRoutes(config.admin.token, {
+    call: deps.admin ?? (() => Promise.reject(new Error('no index owner'))),
+    resolvePin,
+  });
+  const handler = createRequestHandler({ registry, ops, admin, metrics, draining, logger: logger.child({ module: 'http' }) });
   const server = createServer(handler, { tlsCert: config.server.tlsCert, tlsKey: config.server.tlsKey });
   connectionStats.attach(server);
 
   return {
     handler,
+    resolvePin,
     metrics,
     connectionStats,
     server,

@@ -9,7 +9,10 @@ import { FillBroker } from '../coordination/fill-broker.ts';
 import { createLogger } from '../observability/logger.ts';
 import { primaryMetrics } from '../observability/metrics.ts';
 import { PrimaryOps } from './cluster-ops.ts';
+import { systemClock } from '../cache/ports.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
+import { CacheAdmin } from './cache-admin.ts';
+import { IndexOwner } from './index-owner.ts';
 import { cacheLayout } from '../storage/layout.ts';
 
 const restartDelayMs = 500;
@@ -24,7 +27,33 @@ export async function runPrimary(config: Config): Promise<void> {
   const broker = new FillBroker();
   const metrics = primaryMetrics();
   metrics.workersConfigured.set(config.workers);
-  const ops = new PrimaryOps(metrics, config.workers);
+  const layout = cacheLayout(config.cache.dir);
+  const owner = new IndexOwner({
+    layout,
+    store,
+    clock: systemClock,
+    logger: logger.child({ module: 'index' }),
+    metrics,
+    maxBytes: config.cache.maxBytes,
+    highWatermark: config.cache.highWatermark,
+    lowWatermark: config.cache.lowWatermark,
+    retentionMs: config.cache.retentionMs,
+  });
+  await owner.load();
+  owner.start();
+  const upstreamKeys = [new URL(config.upstream.url).host, ...config.registries.map((r) => r.host)];
+  const admin = new CacheAdmin(owner, layout, upstreamKeys, config.cache.pins);
+  await admin.loadPins();
+  const ops = new PrimaryOps(metrics, config.workers, {
+    admin: (op, args) => admin.call(op, args),
+    indexBatch: (batch) => owner.apply(batch),
+  });
+  // Pins resolve in a worker (it has the upstream and the manifest service); tags that move move their pins.
+  let pinsRequested = false;
+  const refreshPins = (): void => {
+    pinsRequested = ops.refreshPins(admin.pinnedReferences()) || pinsRequested;
+  };
+  setInterval(refreshPins, Math.max(config.tags.ttlMs, 60_000)).unref();
   let stopping = false;
 
   const fork = (): Worker => {
@@ -35,7 +64,10 @@ export async function runPrimary(config: Config): Promise<void> {
       ops.handle(worker, message);
       metrics.fillsCoordinated.set(broker.inflight);
     });
-    worker.on('listening', () => ops.workerOnline());
+    worker.on('listening', () => {
+      ops.workerOnline();
+      if (!pinsRequested) refreshPins();
+    });
     return worker;
   };
 
@@ -65,9 +97,8 @@ export async function runPrimary(config: Config): Promise<void> {
     }
     stopping = true;
     logger.info({ workers: workers.length }, 'shutting down');
-    for (const worker of workers) {
-      if (worker.isConnected()) worker.send({ t: 'shutdown' });
-    }
+    // A signal, not an IPC message: a worker still starting up has no handler yet and simply ends.
+    for (const worker of workers) worker.process.kill('SIGTERM');
     const bound = setTimeout(() => {
       logger.warn({}, 'workers did not stop in time; killing them');
       for (const worker of workers) worker.process.kill('SIGKILL');
@@ -80,8 +111,10 @@ export async function runPrimary(config: Config): Promise<void> {
       worker.once('exit', () => {
         alive -= 1;
         if (alive === 0) {
-          logger.info({}, 'outpost stopped');
-          process.exit(0);
+          void owner.stop().finally(() => {
+            logger.info({}, 'outpost stopped');
+            process.exit(0);
+          });
         }
       });
     }

@@ -1,6 +1,7 @@
 /** A cluster worker: serves the registry API on the shared port, coordinating fills through the primary. */
 import type { Config } from '../config/types.ts';
 import { IpcFillCoordinator } from '../coordination/ipc-fill-coordinator.ts';
+import { BatchingIndexReporter } from '../coordination/ipc-index-reporter.ts';
 import { AggregatorRegistry } from 'prom-client';
 import { emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -22,14 +23,29 @@ export async function runWorker(config: Config): Promise<void> {
   new AggregatorRegistry();
   let snapshot = (): ConnectionCounters => emptyCounters();
   const ops = new WorkerOps(() => snapshot());
+  const index = new BatchingIndexReporter((batch) => ops.sendIndexBatch(batch));
   const app = await createOutpostApp(config, {
     coordinator,
+    index,
+    admin: (op, args) => ops.admin(op, args),
     logger,
     metrics,
     draining: () => draining,
     cluster: { metrics: () => ops.metrics(), connections: () => ops.connections(), workers: () => ops.workers() },
   });
   snapshot = () => app.connectionStats.snapshot();
+  ops.onPinsRefresh = (references) => {
+    void (async () => {
+      for (const reference of references) {
+        try {
+          const digests = await app.resolvePin(reference);
+          await ops.admin('pin', { reference, digests });
+        } catch (err) {
+          logger.warn({ reference, err: String((err as Error)?.message ?? err) }, 'could not resolve a pinned image');
+        }
+      }
+    })();
+  };
   await app.listen();
   logger.info({ port: config.server.port }, 'worker listening');
 
@@ -45,6 +61,7 @@ export async function runWorker(config: Config): Promise<void> {
     }, config.shutdownTimeoutMs + 5_000).unref();
     logger.info({ timeoutMs: config.shutdownTimeoutMs }, 'closing: no new connections, finishing in-flight transfers');
     await app.close({ graceMs: config.shutdownTimeoutMs });
+    index.flush();
     logger.info({}, 'worker stopped');
     process.exit(0);
   });

@@ -25,6 +25,11 @@ export class IngestVerificationError extends Error {
 
 const readChunkBytes = 1024 * 1024;
 
+/** Bytes a file takes on disk (allocated blocks), which is what the budget counts. */
+export function diskBytes(info: { blocks: number; size: number }): number {
+  return info.blocks > 0 ? info.blocks * 512 : info.size;
+}
+
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
@@ -92,7 +97,7 @@ class DiskIngest implements BlobIngest {
     }
   }
 
-  async commit(): Promise<void> {
+  async commit(): Promise<number> {
     if (this.done) throw new Error('ingest already finished');
     this.done = true;
     try {
@@ -103,9 +108,11 @@ class DiskIngest implements BlobIngest {
       if (actual !== this.digest) {
         throw new IngestVerificationError('DIGEST_MISMATCH', `content digest ${actual} does not match ${this.digest}`);
       }
+      const info = await this.handle.stat();
       await this.handle.close();
       await mkdir(path.dirname(this.finalPath), { recursive: true });
       await rename(this.partialPath, this.finalPath);
+      return diskBytes(info);
     } catch (err) {
       await this.handle.close().catch(() => undefined);
       await rm(this.partialPath, { force: true });
@@ -167,14 +174,19 @@ export class DiskBlobStore implements BlobStore {
     }
   }
 
-  async put(digest: string, data: Uint8Array): Promise<void> {
+  async put(digest: string, data: Uint8Array): Promise<number> {
     const ingest = await this.beginIngest(digest, data.byteLength);
     try {
       await ingest.write(data);
-      await ingest.commit();
+      return await ingest.commit();
     } finally {
       await ingest.abort();
     }
+  }
+
+  async remove(digest: string): Promise<void> {
+    await rm(this.layout.blobPath(digest), { force: true });
+    await rm(this.layout.manifestMetaPath(digest), { force: true });
   }
 
   async beginIngest(digest: string, expectedSize: number | undefined): Promise<BlobIngest> {

@@ -158,8 +158,9 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
     what: string,
     signal: AbortSignal,
     use: (res: Response) => Promise<T>,
+    extraHeaders: Record<string, string> = {},
   ): Promise<T> {
-    const headers = { accept, 'user-agent': USER_AGENT };
+    const headers = { accept, 'user-agent': USER_AGENT, ...extraHeaders };
     const scope = `repository:${repo}:pull`;
     const attempt = async (): Promise<T> => {
       try {
@@ -211,11 +212,30 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
     });
   }
 
-  async function getBlob(repo: string, digest: string, signal: AbortSignal): Promise<BlobResponse> {
-    return exchange('GET', apiUrl(`${repo}/blobs/${digest}`), '*/*', repo, `GET blob ${repo}@${digest}`, signal, async (res) => ({
-      size: sizeOf(res.headers['content-length']),
-      body: res.body,
-    }));
+  async function getBlob(repo: string, digest: string, signal: AbortSignal, options: { start?: number } = {}): Promise<BlobResponse> {
+    const start = options.start ?? 0;
+    return exchange(
+      'GET',
+      apiUrl(`${repo}/blobs/${digest}`),
+      '*/*',
+      repo,
+      `GET blob ${repo}@${digest}`,
+      signal,
+      async (res) => {
+        const length = sizeOf(res.headers['content-length']);
+        if (res.statusCode === 206) {
+          // Content-Range: bytes <start>-<end>/<size>
+          const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(single(res.headers['content-range']) ?? '');
+          if (!match || Number(match[1]) !== start) {
+            destroyBody(res.body);
+            throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `GET blob ${repo}@${digest}: unexpected Content-Range`, { status: 206 });
+          }
+          return { size: match[3] === '*' ? undefined : Number(match[3]), offset: start, body: res.body };
+        }
+        return { size: length, offset: 0, body: res.body };
+      },
+      start > 0 ? { range: `bytes=${start}-` } : {},
+    );
   }
 
   async function listTags(repo: string, signal: AbortSignal): Promise<string[]> {

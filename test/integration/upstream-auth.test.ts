@@ -50,7 +50,7 @@ describe('a primary with htpasswd Basic auth', () => {
     cleanup.add(() => outpost.dispose());
     const res = await fetch(`${outpost.url}/v2/private/app/manifests/v1`);
     expect(res.status).toBe(403);
-    expect((await res.json()).errors[0].code).toBe('DENIED');
+    expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("DENIED");
   });
 });
 

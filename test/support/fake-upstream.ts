@@ -39,13 +39,15 @@ export class FakeUpstream implements Upstream {
     return { size: blob.byteLength };
   }
 
-  async getBlob(repo: string, digest: string): Promise<BlobResponse> {
-    this.calls.push(`GET blob ${digest}`);
+  async getBlob(repo: string, digest: string, _signal?: AbortSignal, options: { start?: number } = {}): Promise<BlobResponse> {
+    const start = options.start ?? 0;
+    this.calls.push(start > 0 ? `GET blob ${digest} from ${start}` : `GET blob ${digest}`);
     if (this.failWith) throw this.failWith;
-    if (this.blobBody) return this.blobBody();
+    if (this.blobBody && start === 0) return { offset: 0, ...this.blobBody() };
     const blob = this.blobs.get(digest);
     if (!blob) throw new UpstreamError('UPSTREAM_NOT_FOUND', 'not found', { status: 404 });
-    return { size: blob.byteLength, body: Readable.from([blob.subarray(0, blob.length >> 1), blob.subarray(blob.length >> 1)]) };
+    const rest = blob.subarray(start);
+    return { size: blob.byteLength, offset: start, body: Readable.from([rest.subarray(0, rest.length >> 1), rest.subarray(rest.length >> 1)]) };
   }
 
   async listTags(): Promise<string[]> {

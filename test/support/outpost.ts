@@ -85,9 +85,12 @@ export async function startOutpost(options: StartOutpostOptions): Promise<Outpos
         async () => {
           if (!started.isRunning()) throw new Error(`outpost exited: ${started.output().slice(-2000)}`);
           const res = await fetch(`${url}/health`).catch(() => undefined);
-          return res?.status === 200;
+          if (res?.status !== 200) return false;
+          const body = (await res.json()) as { checks?: { workers?: { status?: string } } };
+          return body.checks?.workers?.status === 'ok'; // every worker listening
+        
         },
-        { what: 'outpost /health to answer 200', timeoutMs: 30_000, intervalMs: 100 },
+        { what: 'outpost /health to answer 200 with all workers up', timeoutMs: 30_000, intervalMs: 100 },
       );
     },
     async stop() {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobService, type BlobSource } from '../../../src/cache/blob-service.ts';
-import { noopObserver, type FillCoordinator } from '../../../src/cache/ports.ts';
+import { noopIndexReporter, noopObserver, type FillCoordinator } from '../../../src/cache/ports.ts';
 import { MemoryFillCoordinator } from '../../../src/coordination/memory-fill-coordinator.ts';
 import { digestOf } from '../../../src/registry/digest.ts';
 import { DiskBlobStore } from '../../../src/storage/disk-blob-store.ts';
@@ -43,7 +43,8 @@ describe.each(coordinators)('BlobService with the %s coordinator', (_name, makeC
     const made = makeCoordinators();
     closeCoordinators = made.close;
     services = made.coordinators.map(
-      (coordinator) => new BlobService({ store, coordinator, observer: noopObserver, logger: silent, stallTimeoutMs: 5_000 }),
+      (coordinator) =>
+        new BlobService({ store, coordinator, observer: noopObserver, index: noopIndexReporter, logger: silent, stallTimeoutMs: 5_000, cacheable: () => true }),
     );
   });
 

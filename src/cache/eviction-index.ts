@@ -1,0 +1,146 @@
+/**
+ * The disk budget's bookkeeping: every cached blob and manifest, keyed by
+ * digest, sized in bytes actually on disk, in least-recently-used order
+ * (lru-cache does the ordering). One owner per host decides evictions —
+ * the cluster primary, fed by workers in batches — so two workers never
+ * evict independently. Pure: no I/O; the owner deletes what `plan*` returns.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Clock } from './ports.ts';
+
+export type EntryKind = 'blob' | 'manifest';
+
+export interface IndexEntry {
+  digest: string;
+  bytes: number;
+  kind: EntryKind;
+  /** Last hit, ms since epoch. */
+  lastAccess: number;
+}
+
+export interface EvictionIndexOptions {
+  maxBytes: number;
+  /** Fraction of maxBytes at which eviction starts. */
+  highWatermark: number;
+  /** Fraction of maxBytes eviction brings usage under. */
+  lowWatermark: number;
+  /** Evict entries not hit for this long (0: never). */
+  retentionMs: number;
+  clock: Clock;
+}
+
+export class EvictionIndex {
+  private readonly lru = new LRUCache<string, IndexEntry>({
+    maxSize: Number.MAX_SAFE_INTEGER,
+    sizeCalculation: (entry) => Math.max(1, entry.bytes),
+  });
+  private pinned = new Set<string>();
+  private total = 0;
+
+  constructor(private readonly options: EvictionIndexOptions) {}
+
+  get totalBytes(): number {
+    return this.total;
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  get maxBytes(): number {
+    return this.options.maxBytes;
+  }
+
+  /** Records a new entry as the most recently used (or at `lastAccess` when reloading, oldest first). */
+  add(digest: string, bytes: number, kind: EntryKind, lastAccess = this.options.clock.now()): void {
+    const existing = this.lru.peek(digest);
+    if (existing) this.total -= existing.bytes;
+    this.lru.set(digest, { digest, bytes, kind, lastAccess });
+    this.total += bytes;
+  }
+
+  touch(digest: string, at = this.options.clock.now()): boolean {
+    const entry = this.lru.get(digest);
+    if (!entry) return false;
+    if (at > entry.lastAccess) entry.lastAccess = at;
+    return true;
+  }
+
+  remove(digest: string): IndexEntry | undefined {
+    const entry = this.lru.peek(digest);
+    if (!entry) return undefined;
+    this.lru.delete(digest);
+    this.total -= entry.bytes;
+    return entry;
+  }
+
+  get(digest: string): IndexEntry | undefined {
+    return this.lru.peek(digest);
+  }
+
+  has(digest: string): boolean {
+    return this.lru.has(digest);
+  }
+
+  setPinned(digests: Iterable<string>): void {
+    this.pinned = new Set(digests);
+  }
+
+  isPinned(digest: string): boolean {
+    return this.pinned.has(digest);
+  }
+
+  get pinnedDigests(): ReadonlySet<string> {
+    return this.pinned;
+  }
+
+  /** Whether an entry of `bytes` could ever be cached (larger than the whole budget: stream through). */
+  fits(bytes: number): boolean {
+    return bytes <= this.options.maxBytes * this.options.lowWatermark;
+  }
+
+  overHighWatermark(): boolean {
+    return this.total > this.options.maxBytes * this.options.highWatermark;
+  }
+
+  /**
+   * Least recently used first, what must go to bring usage under the low
+   * watermark — nothing while usage is under the high one. Pinned entries
+   * and `busy` ones (being written) are skipped.
+   */
+  planEviction(busy: (digest: string) => boolean = () => false): IndexEntry[] {
+    if (!this.overHighWatermark()) return [];
+    const target = this.options.maxBytes * this.options.lowWatermark;
+    let remaining = this.total;
+    const victims: IndexEntry[] = [];
+    for (const entry of this.entries()) {
+      if (remaining <= target) break;
+      if (this.pinned.has(entry.digest) || busy(entry.digest)) continue;
+      victims.push(entry);
+      remaining -= entry.bytes;
+    }
+    return victims;
+  }
+
+  /** Entries not hit within the retention period (never pinned ones). */
+  planRetention(): IndexEntry[] {
+    if (this.options.retentionMs <= 0) return [];
+    const cutoff = this.options.clock.now() - this.options.retentionMs;
+    const victims: IndexEntry[] = [];
+    for (const entry of this.entries()) {
+      if (entry.lastAccess >= cutoff) continue;
+      if (!this.pinned.has(entry.digest)) victims.push(entry);
+    }
+    return victims;
+  }
+
+  /** Least recently used first. */
+  *entries(): IterableIterator<IndexEntry> {
+    for (const entry of this.lru.rvalues()) if (entry) yield entry;
+  }
+
+  /** Most recently used first. */
+  *recent(): IterableIterator<IndexEntry> {
+    for (const entry of this.lru.values()) if (entry) yield entry;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Admin operations on the host's cache, run in the cluster primary next to
+ * the index owner: stats, paged listing, purges (digest, repository,
+ * everything) and pins (persisted in `index/pins.json`, re-resolved by a
+ * worker so a moved tag moves its pin).
+ */
+import { readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { RegistryError } from '../registry/errors.ts';
+import { writeFileAtomic } from '../storage/atomic-file.ts';
+import type { CacheLayout } from '../storage/layout.ts';
+import type { IndexOwner } from './index-owner.ts';
+
+export class CacheAdmin {
+  private persistedPins: string[] = [];
+
+  constructor(
+    private readonly owner: IndexOwner,
+    private readonly layout: CacheLayout,
+    private readonly upstreamKeys: string[],
+    private readonly configPins: string[],
+  ) {}
+
+  private get pinsFile(): string {
+    return path.join(this.layout.root, 'index', 'pins.json');
+  }
+
+  async loadPins(): Promise<void> {
+    try {
+      const parsed = JSON.parse(await readFile(this.pinsFile, 'utf8')) as unknown;
+      if (Array.isArray(parsed)) this.persistedPins = parsed.filter((p): p is string => typeof p === 'string');
+    } catch {
+      this.persistedPins = [];
+    }
+  }
+
+  /** Every reference to keep pinned: from the config file and from the admin API. */
+  pinnedReferences(): string[] {
+    return [...new Set([...this.configPins, ...this.persistedPins])];
+  }
+
+  async call(op: string, args: Record<string, unknown>): Promise<unknown> {
+    switch (op) {
+      case 'stats':
+        return this.owner.stats();
+      case 'list':
+        return this.owner.list(Number(args.limit ?? 100), Number(args.cursor ?? 0));
+      case 'purge':
+        if (typeof args.digest === 'string') return this.owner.purgeDigests([args.digest]);
+        if (typeof args.repository === 'string') return this.purgeRepository(args.repository);
+        if (args.all === true) return this.owner.purgeAll();
+        throw new RegistryError('UNSUPPORTED', 'unknown purge');
+      case 'pin': {
+        const reference = String(args.reference);
+        const digests = Array.isArray(args.digests) ? args.digests.filter((d): d is string => typeof d === 'string') : [];
+        this.owner.setPin(reference, digests);
+        if (args.persist === true && !this.persistedPins.includes(reference)) {
+          this.persistedPins.push(reference);
+          await this.savePins();
+        }
+        return { reference, digests: digests.length };
+      }
+      case 'unpin': {
+        const reference = String(args.reference);
+        const removed = this.owner.unpin(reference);
+        this.persistedPins = this.persistedPins.filter((p) => p !== reference);
+        await this.savePins();
+        return { reference, removed };
+      }
+      case 'pins':
+        return { pins: this.owner.pins(), configured: this.pinnedReferences() };
+      default:
+        throw new RegistryError('UNSUPPORTED', `unknown admin operation ${op}`);
+    }
+  }
+
+  private async savePins(): Promise<void> {
+    await writeFileAtomic(this.pinsFile, JSON.stringify(this.persistedPins), this.layout.ingestDir);
+  }
+
+  /**
+   * Removes a repository's tags and manifests, and the blobs no other
+   * cached repository references.
+   */
+  private async purgeRepository(name: string): Promise<{ removed: number; bytes: number }> {
+    const own = new Set<string>();
+    const others = new Set<string>();
+    for (const upstream of this.upstreamKeys) {
+      const root = this.layout.repositoriesDir(upstream);
+      for (const repo of await listRepositories(root)) {
+        const target = repo === name ? own : others;
+        for (const digest of await this.linkedManifests(path.join(root, repo, '_manifests'))) {
+          for (const ref of await this.closure(digest)) target.add(ref);
+        }
+      }
+    }
+    const exclusive = [...own].filter((d) => !others.has(d));
+    const result = await this.owner.purgeDigests(exclusive);
+    for (const upstream of this.upstreamKeys) {
+      const dir = path.join(this.layout.repositoriesDir(upstream), name);
+      await rm(path.join(dir, '_tags'), { recursive: true, force: true });
+      await rm(path.join(dir, '_manifests'), { recursive: true, force: true });
+    }
+    return result;
+  }
+
+  private async linkedManifests(dir: string): Promise<string[]> {
+    try {
+      return (await readdir(dir)).map((file) => file.replace('-', ':'));
+    } catch {
+      return [];
+    }
+  }
+
+  /** A manifest and everything it references (children of an index included), as far as the cache holds them. */
+  private async closure(digest: string): Promise<string[]> {
+    const seen = new Set<string>([digest]);
+    const pending = [digest];
+    while (pending.length > 0) {
+      const current = pending.pop()!;
+      let body: { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
+      try {
+        body = JSON.parse(await readFile(this.layout.blobPath(current), 'utf8'));
+      } catch {
+        continue; // a layer, or not cached
+      }
+      for (const d of [body.config, ...(body.layers ?? []), ...(body.manifests ?? [])]) {
+        if (typeof d?.digest === 'string' && !seen.has(d.digest)) {
+          seen.add(d.digest);
+          if (body.manifests?.includes(d)) pending.push(d.digest);
+        }
+      }
+    }
+    return [...seen];
+  }
+}
+
+async function listRepositories(root: string, prefix = '', depth = 0): Promise<string[]> {
+  if (depth > 32) return [];
+  let entries;
+  try {
+    entries = await readdir(path.join(root, prefix), { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const names: string[] = [];
+  if (entries.some((e) => e.isDirectory() && e.name === '_manifests')) names.push(prefix);
+  for (const entry of entries) {
+    if (entry.isDirectory() && !entry.name.startsWith('_')) {
+      names.push(...(await listRepositories(root, prefix ? `${prefix}/${entry.name}` : entry.name, depth + 1)));
+    }
+  }
+  return names;
+}

@@ -1,0 +1,530 @@
+/**
+ * deploy/ checked with the real tools (systemd-analyze, haproxy -c, nginx -t,
+ * promtool), every YAML/JSON artefact parsed, and every metric the alert
+ * rules and the Grafana dashboard use matched against the ones Outpost
+ * defines in src/observability/metrics.ts.
+ */
+import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, parseAllDocuments, stringify as stringifyYaml } from 'yaml';
+import { loadConfig } from '../../../src/config/load.ts';
+import type { Config } from '../../../src/config/types.ts';
+import { createCleanupStack } from '../../support/cleanup.ts';
+import { checkHaproxyConfig, parseHaproxySections } from '../../support/haproxy.ts';
+import { MissingBinaryError, requireBinary, runProcess } from '../../support/process.ts';
+import { makeTempDir, removeTempDir } from '../../support/temp.ts';
+
+const root = resolve(import.meta.dirname, '../../..');
+const deploy = join(root, 'deploy');
+const cleanup = createCleanupStack();
+afterAll(() => cleanup.run());
+
+/** requireBinary, naming the right Debian package for binaries its table does not know. */
+function requireTool(name: string): string {
+  const packages: Record<string, string> = { promtool: 'prometheus', 'systemd-analyze': 'systemd', haproxy: 'haproxy', nginx: 'nginx' };
+  try {
+    return requireBinary(name);
+  } catch (err) {
+    const pkg = packages[name];
+    if (!(err instanceof MissingBinaryError) || pkg === undefined || pkg === err.debianPackage) throw err;
+    throw new MissingBinaryError(name, pkg, err.message.replaceAll(`install -y ${err.debianPackage}`, `install -y ${pkg}`));
+  }
+}
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await makeTempDir(prefix);
+  cleanup.add(() => removeTempDir(dir));
+  return dir;
+}
+
+async function run(cmd: string, args: readonly string[], cwd?: string) {
+  const result = await runProcess(cmd, args, { timeoutMs: 30_000, ...(cwd === undefined ? {} : { cwd }) });
+  return { ...result, text: `${result.stdout.toString('utf8')}${result.stderr}` };
+}
+
+const read = (path: string): Promise<string> => readFile(join(deploy, path), 'utf8');
+
+/** How long a node may take to stop after SIGTERM before its primary gives up (src/process/primary.ts). */
+function stopBoundSeconds(config: Config): number {
+  return config.drainSeconds + config.shutdownTimeoutMs / 1000 + 10;
+}
+
+/** KEY=value lines of a systemd EnvironmentFile (comments and blanks skipped). */
+function parseEnvFile(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m !== null) env[m[1]!] = m[2]!;
+  }
+  return env;
+}
+
+// ---------------------------------------------------------------------------
+// The metric catalogue: src/observability/metrics.ts is the source of truth.
+
+interface MetricDef {
+  type: 'Counter' | 'Gauge' | 'Histogram' | 'Summary';
+  labels: string[];
+}
+
+interface Catalogue {
+  /** Outpost's own metrics by name. */
+  metrics: Map<string, MetricDef>;
+  /** The prefix of prom-client's default metrics (collectDefaultMetrics). */
+  defaultPrefix: string;
+  /** prom-client's default metric names under that prefix → type. */
+  defaultMetrics: Map<string, string>;
+}
+
+/**
+ * The metrics src/observability/metrics.ts defines (its `name: '...'`
+ * entries), and prom-client's default process metrics under the prefix it
+ * passes to collectDefaultMetrics, named exactly as prom-client names them.
+ */
+async function definedMetrics(): Promise<Catalogue> {
+  const source = await readFile(join(root, 'src/observability/metrics.ts'), 'utf8');
+  const metrics = new Map<string, MetricDef>();
+  for (const m of source.matchAll(/new (Counter|Gauge|Histogram|Summary)\(\{\s*name: '([^']+)',([\s\S]*?)\}\)/g)) {
+    const labels = /labelNames: \[([^\]]*)\]/.exec(m[3]!)?.[1] ?? '';
+    metrics.set(m[2]!, { type: m[1] as MetricDef['type'], labels: [...labels.matchAll(/'([^']+)'/g)].map((l) => l[1]!) });
+  }
+  // Every `name: '...'` entry must have been understood above.
+  const names = [...source.matchAll(/\bname: '([^']+)'/g)].map((m) => m[1]!);
+  expect(names.filter((n) => !metrics.has(n))).toEqual([]);
+  const defaultPrefix = /collectDefaultMetrics\(\{[^}]*prefix: '([^']+)'/.exec(source)?.[1];
+  if (defaultPrefix === undefined) throw new Error('metrics.ts: no collectDefaultMetrics prefix found');
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: defaultPrefix });
+  const defaultMetrics = new Map((await registry.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]));
+  return { metrics, defaultPrefix, defaultMetrics };
+}
+
+/** `outpost_*` identifiers in a PromQL expression. */
+function metricNamesIn(expr: string): string[] {
+  return [...new Set([...expr.matchAll(/\boutpost_[a-z0-9_]+/g)].map((m) => m[0]))];
+}
+
+/** The problems with one expression's metric names and label matchers (empty when all is well). */
+function checkExpression(expr: string, where: string, c: Catalogue): string[] {
+  const problems: string[] = [];
+  const labelsOf = (name: string): string[] | undefined => {
+    const suffix = /_(bucket|sum|count)$/.exec(name);
+    const base = suffix === null ? undefined : name.slice(0, -suffix[0].length);
+    const def = c.metrics.get(name) ?? (base === undefined ? undefined : c.metrics.get(base));
+    if (def !== undefined) {
+      if (!c.metrics.has(name) && def.type !== 'Histogram' && def.type !== 'Summary') {
+        problems.push(`${where}: ${name}: _${suffix![1]} of ${base}, which is a ${def.type}, not a histogram`);
+      }
+      return [...def.labels, 'job', 'instance', ...(suffix?.[1] === 'bucket' ? ['le'] : [])];
+    }
+    const isDefault = c.defaultMetrics.has(name) || (base !== undefined && c.defaultMetrics.get(base) === 'histogram');
+    if (!isDefault) problems.push(`${where}: ${name} is neither defined in src/observability/metrics.ts nor a default process metric (${c.defaultPrefix}*)`);
+    return undefined;
+  };
+  const allLabels = new Set<string>(['job', 'instance']);
+  let labelsKnown = true;
+  for (const name of metricNamesIn(expr)) {
+    const labels = labelsOf(name);
+    if (labels === undefined) labelsKnown = false;
+    else for (const l of labels) allLabels.add(l);
+  }
+  for (const m of expr.matchAll(/\b(outpost_[a-z0-9_]+)\s*\{([^}]*)\}/g)) {
+    const labels = labelsOf(m[1]!);
+    if (labels === undefined) continue;
+    for (const l of m[2]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) {
+      if (!labels.includes(l[1]!)) problems.push(`${where}: ${m[1]} has no label "${l[1]}" (labels: ${labels.join(', ')})`);
+    }
+  }
+  if (labelsKnown) {
+    for (const m of expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) {
+      for (const l of m[1]!.split(',').map((s) => s.trim()).filter(Boolean)) {
+        if (!allLabels.has(l)) problems.push(`${where}: grouping by "${l}", which none of its metrics has`);
+      }
+    }
+  }
+  return [...new Set(problems)];
+}
+
+interface AlertRule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+async function alertRules(): Promise<AlertRule[]> {
+  const doc = parseYaml(await read('prometheus/alerts.yml')) as { groups: Array<{ name: string; rules: AlertRule[] }> };
+  return doc.groups.flatMap((g) => g.rules);
+}
+
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { h: number; w: number; x: number; y: number };
+  datasource?: { type: string; uid: string };
+  targets?: Array<{ refId: string; expr: string; datasource?: { type: string; uid: string } }>;
+  panels?: Panel[];
+}
+
+interface Dashboard {
+  schemaVersion: number;
+  title: string;
+  uid: string;
+  panels: Panel[];
+  templating: { list: Array<{ name: string; type: string; query: unknown; definition?: string; datasource?: { uid: string } }> };
+}
+
+async function dashboard(): Promise<Dashboard> {
+  return JSON.parse(await read('grafana/outpost-dashboard.json')) as Dashboard;
+}
+
+function dashboardPanels(d: Dashboard): Panel[] {
+  return d.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+}
+
+/** Every PromQL expression of the dashboard: panel targets, then variable queries. */
+function dashboardExpressions(d: Dashboard): Array<{ where: string; expr: string; promql: boolean }> {
+  const fromPanels = dashboardPanels(d).flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ where: `panel "${p.title}" ${t.refId}`, expr: t.expr, promql: true })),
+  );
+  const fromVariables = d.templating.list
+    .filter((v) => v.type === 'query')
+    .map((v) => ({ where: `variable $${v.name}`, expr: v.definition ?? JSON.stringify(v.query), promql: false }));
+  return [...fromPanels, ...fromVariables];
+}
+
+/** Grafana's variables replaced so promtool can parse the expression. */
+function withoutGrafanaVariables(expr: string): string {
+  const durations: Record<string, string> = { __rate_interval: '5m', __interval: '1m', __range: '1h' };
+  return expr.replace(/\$\{?(\w+)\}?/g, (_m, name: string) => durations[name] ?? '.*');
+}
+
+// ---------------------------------------------------------------------------
+
+describe('systemd unit (deploy/systemd/outpost.service)', () => {
+  it('passes systemd-analyze verify with nothing to say about it', async () => {
+    const systemdAnalyze = requireTool('systemd-analyze');
+    const dir = await tempDir('systemd');
+    // The test machine's node may live outside systemd's search path (nvm);
+    // the unit itself runs `node` from /usr/local/bin or /usr/bin.
+    const unit = (await read('systemd/outpost.service')).replace(/^ExecStart=node /m, `ExecStart=${process.execPath} `);
+    expect(unit).toContain(`ExecStart=${process.execPath} --import tsx /opt/outpost/src/main.ts serve`);
+    await writeFile(join(dir, 'outpost.service'), unit);
+    const result = await run(systemdAnalyze, ['verify', join(dir, 'outpost.service')], dir);
+    expect(result.text.split('\n').filter((l) => l.includes('outpost.service'))).toEqual([]);
+    expect(result.exitCode).toBe(0);
+  });
+
+  it('is hardened: systemd-analyze security rates its exposure 2.5 or lower', async () => {
+    const systemdAnalyze = requireTool('systemd-analyze');
+    const dir = await tempDir('systemd');
+    await copyFile(join(deploy, 'systemd/outpost.service'), join(dir, 'outpost.service'));
+    const result = await run(systemdAnalyze, ['security', '--offline=yes', '--no-pager', join(dir, 'outpost.service')], dir);
+    const level = /Overall exposure level for outpost\.service: ([\d.]+)/.exec(result.text)?.[1];
+    expect(level, result.text.slice(-2000)).toBeDefined();
+    expect(Number(level)).toBeLessThanOrEqual(2.5);
+  });
+
+  it('runs as a dedicated user with the cache in its StateDirectory and stops after the drain bound', async () => {
+    const unit = await read('systemd/outpost.service');
+    const settings = new Map<string, string[]>();
+    for (const m of unit.matchAll(/^([A-Za-z]+)=(.*)$/gm)) settings.set(m[1]!, [...(settings.get(m[1]!) ?? []), m[2]!]);
+    const one = (key: string): string | undefined => settings.get(key)?.at(-1);
+    expect(one('User')).toBe('outpost');
+    expect(one('StateDirectory')).toBe('outpost');
+    expect(settings.get('Environment')).toContain('OUTPOST_CACHE_DIR=/var/lib/outpost');
+    expect(one('EnvironmentFile')).toBe('/etc/outpost/outpost.env');
+    expect(one('ExecStart')).toBe('node --import tsx /opt/outpost/src/main.ts serve');
+    expect(one('KillSignal')).toBe('SIGTERM');
+    expect(one('KillMode')).toBe('mixed');
+    expect(one('Restart')).toBe('on-failure');
+    expect(Number(one('LimitNOFILE'))).toBeGreaterThanOrEqual(65536);
+    // systemd must wait longer than the primary's own bound (drain + shutdown timeout + 10 s).
+    expect(Number(one('TimeoutStopSec'))).toBeGreaterThan(stopBoundSeconds(loadConfig({ env: parseEnvFile(await read('systemd/outpost.env.example')) })));
+    const sysusers = await read('systemd/outpost.sysusers');
+    expect(sysusers).toMatch(/^u outpost - /m);
+  });
+});
+
+describe('load balancers', () => {
+  it('deploy/haproxy/haproxy.cfg passes haproxy -c without warnings', async () => {
+    const check = await checkHaproxyConfig(join(deploy, 'haproxy/haproxy.cfg'));
+    expect(check.warnings).toEqual([]);
+    expect(check.ok, check.output).toBe(true);
+  });
+
+  it('deploy/compose/haproxy.cfg passes haproxy -c (only the compose host names do not resolve here)', async () => {
+    const check = await checkHaproxyConfig(join(deploy, 'compose/haproxy.cfg'));
+    expect(check.warnings.filter((w) => !/could not resolve address 'outpost-\d'/.test(w))).toEqual([]);
+    expect(check.ok, check.output).toBe(true);
+  });
+
+  it.each(['haproxy/haproxy.cfg', 'compose/haproxy.cfg'])(
+    '%s checks GET /health for 200 on every server, quickly, and never cuts sessions of a node marked down',
+    async (file) => {
+      const sections = parseHaproxySections(await read(file));
+      const backend = sections.find((s) => s.keyword === 'backend' && s.name === 'outpost');
+      expect(backend).toBeDefined();
+      const body = backend!.lines.map((l) => l.trim());
+      expect(body).toContain('option httpchk GET /health');
+      expect(body).toContain('http-check expect status 200');
+      const servers = body.filter((l) => l.startsWith('server '));
+      expect(servers.length).toBeGreaterThanOrEqual(3);
+      for (const s of servers) expect(s).toMatch(/\bcheck\b/);
+      const defaults = body.find((l) => l.startsWith('default-server '))!;
+      // Out within ~inter + fastinter: far inside the default 5 s drain.
+      expect(defaults).toMatch(/\binter 1s\b/);
+      expect(defaults).toMatch(/\bfall 2\b/);
+      expect(defaults).toMatch(/\brise \d\b/);
+      expect(sections.flatMap((s) => s.lines).join('\n')).not.toMatch(/on-marked-down\s+shutdown-sessions/);
+      const defaultsSection = sections.find((s) => s.keyword === 'defaults')!.lines.map((l) => l.trim());
+      expect(defaultsSection).toContain('timeout server 5m');
+      expect(defaultsSection).toContain('timeout client 5m');
+    },
+  );
+
+  it('deploy/nginx/outpost.conf passes nginx -t inside a wrapper nginx.conf', async () => {
+    const nginx = requireTool('nginx');
+    const dir = await tempDir('nginx');
+    const conf = join(dir, 'nginx.conf');
+    await writeFile(
+      conf,
+      [
+        `pid ${dir}/nginx.pid;`,
+        `error_log ${dir}/error.log;`,
+        'events {}',
+        'http {',
+        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `    ${t}_temp_path ${dir}/${t}_temp;`),
+        '    access_log off;',
+        `    include ${join(deploy, 'nginx/outpost.conf')};`,
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const result = await run(nginx, ['-t', '-c', conf, '-p', `${dir}/`, '-e', join(dir, 'error.log')], dir);
+    expect(result.text).toContain('test is successful');
+    expect(result.text.split('\n').filter((l) => /\[(warn|emerg|alert|crit)\]/.test(l))).toEqual([]);
+    expect(result.exitCode).toBe(0);
+  });
+
+  it('nginx streams blobs unbuffered, balances several nodes, and says it has no active health checks', async () => {
+    const site = await read('nginx/outpost.conf');
+    const upstream = /upstream outpost \{([\s\S]*?)\n\}/.exec(site)?.[1] ?? '';
+    expect([...upstream.matchAll(/^\s*server \S+ .*max_fails=\d+/gm)].length).toBeGreaterThanOrEqual(3);
+    expect(site).toMatch(/^\s*proxy_buffering off;/m);
+    expect(site).toMatch(/^\s*proxy_next_upstream error timeout;/m);
+    expect(site).toMatch(/#.*NO active health checks/);
+  });
+});
+
+describe('Prometheus (deploy/prometheus)', () => {
+  it('prometheus.yml and its rule file pass promtool check config', async () => {
+    const promtool = requireTool('promtool');
+    const result = await run(promtool, ['check', 'config', 'prometheus.yml'], join(deploy, 'prometheus'));
+    expect(result.exitCode, result.text).toBe(0);
+    expect(result.text).toContain('SUCCESS: 1 rule files found');
+    const config = parseYaml(await read('prometheus/prometheus.yml')) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
+    const job = config.scrape_configs.find((s) => s.job_name === 'outpost');
+    expect(job?.static_configs.flatMap((s) => s.targets).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('alerts.yml passes promtool check rules', async () => {
+    const promtool = requireTool('promtool');
+    const result = await run(promtool, ['check', 'rules', 'alerts.yml'], join(deploy, 'prometheus'));
+    expect(result.exitCode, result.text).toBe(0);
+    expect(result.text).toMatch(/SUCCESS: \d+ rules found/);
+  });
+
+  it('alerts.test.yml passes promtool test rules', async () => {
+    const promtool = requireTool('promtool');
+    const result = await run(promtool, ['test', 'rules', 'alerts.test.yml'], join(deploy, 'prometheus'));
+    expect(result.exitCode, result.text).toBe(0);
+    expect(result.text).toContain('SUCCESS');
+    const tests = parseYaml(await read('prometheus/alerts.test.yml')) as { tests: Array<{ alert_rule_test?: Array<{ alertname: string }> }> };
+    const covered = new Set(tests.tests.flatMap((t) => (t.alert_rule_test ?? []).map((a) => a.alertname)));
+    expect(covered.size).toBeGreaterThanOrEqual(2);
+  });
+
+  it('has the alerts operators need, each with a severity, a summary and a description', async () => {
+    const rules = await alertRules();
+    const byName = new Map(rules.map((r) => [r.alert, r]));
+    expect(byName.get('OutpostNodeDown')?.expr).toMatch(/\bup\{job="outpost"\} == 0/);
+    expect(byName.get('OutpostCacheNearBudget')?.expr).toBe('outpost_cache_size_bytes / outpost_cache_max_bytes > 0.9');
+    const uses = (alert: string, metric: string): void => expect(byName.get(alert)?.expr, alert).toContain(metric);
+    uses('OutpostCacheHitRatioLow', 'outpost_cache_requests_total');
+    uses('OutpostUpstreamErrors', 'outpost_upstream_errors_total');
+    uses('OutpostServingStale', 'outpost_stale_served_total');
+    uses('OutpostWorkerRestarts', 'outpost_worker_restarts_total');
+    uses('OutpostCacheUnwritable', 'outpost_cache_writable');
+    for (const rule of rules) {
+      expect(rule.labels?.['severity'], rule.alert).toMatch(/^(critical|warning|info)$/);
+      expect(rule.annotations?.['summary'], rule.alert).toBeTruthy();
+      expect(rule.annotations?.['description'], rule.alert).toBeTruthy();
+    }
+  });
+});
+
+describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
+  it('is a Grafana dashboard with a Prometheus data source variable every panel uses', async () => {
+    const d = await dashboard();
+    expect(d.schemaVersion).toBeGreaterThanOrEqual(36);
+    expect(d.uid).toMatch(/^[a-zA-Z0-9_-]{1,40}$/);
+    const dsVar = d.templating.list.find((v) => v.type === 'datasource');
+    expect(dsVar).toMatchObject({ name: 'datasource', query: 'prometheus' });
+    const panels = dashboardPanels(d);
+    expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
+    for (const p of panels.filter((q) => q.type !== 'row')) {
+      expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      expect(p.targets?.length, p.title).toBeGreaterThan(0);
+      for (const t of p.targets!) expect(t.expr.trim(), p.title).not.toBe('');
+    }
+    for (const v of d.templating.list.filter((q) => q.type === 'query')) expect(v.datasource?.uid).toBe('${datasource}');
+  });
+
+  it('lays its panels out without overlaps on the 24-column grid', async () => {
+    const panels = dashboardPanels(await dashboard());
+    for (const p of panels) expect(p.gridPos.x + p.gridPos.w, p.title).toBeLessThanOrEqual(24);
+    const overlaps: string[] = [];
+    for (const [i, a] of panels.entries()) {
+      for (const b of panels.slice(i + 1)) {
+        const apart =
+          a.gridPos.x + a.gridPos.w <= b.gridPos.x || b.gridPos.x + b.gridPos.w <= a.gridPos.x ||
+          a.gridPos.y + a.gridPos.h <= b.gridPos.y || b.gridPos.y + b.gridPos.h <= a.gridPos.y;
+        if (!apart) overlaps.push(`${a.title} / ${b.title}`);
+      }
+    }
+    expect(overlaps).toEqual([]);
+  });
+
+  it('charts requests, latency, hit ratio, bytes by source, the primary, fills, disk, evictions, workers and rate limits', async () => {
+    const used = new Set(dashboardExpressions(await dashboard()).flatMap((e) => metricNamesIn(e.expr)));
+    for (const metric of [
+      'outpost_http_requests_total',
+      'outpost_http_request_duration_seconds_bucket',
+      'outpost_cache_requests_total',
+      'outpost_served_bytes_total',
+      'outpost_upstream_fetched_bytes_total',
+      'outpost_upstream_errors_total',
+      'outpost_upstream_request_duration_seconds_bucket',
+      'outpost_stale_served_total',
+      'outpost_fills_in_flight',
+      'outpost_cache_size_bytes',
+      'outpost_cache_max_bytes',
+      'outpost_evictions_total',
+      'outpost_workers_up',
+      'outpost_worker_restarts_total',
+      'outpost_upstream_ratelimit_remaining',
+    ]) {
+      expect(used.has(metric), metric).toBe(true);
+    }
+  });
+
+  it('has only valid PromQL (every panel expression passes promtool check rules)', async () => {
+    const promtool = requireTool('promtool');
+    const exprs = dashboardExpressions(await dashboard()).filter((e) => e.promql);
+    const dir = await tempDir('dashboard-promql');
+    const rules = { groups: [{ name: 'dashboard', rules: exprs.map((e, i) => ({ record: `dashboard:expr_${i}`, expr: withoutGrafanaVariables(e.expr) })) }] };
+    await writeFile(join(dir, 'dashboard.rules.yml'), stringifyYaml(rules));
+    const result = await run(promtool, ['check', 'rules', 'dashboard.rules.yml'], dir);
+    expect(result.exitCode, result.text).toBe(0);
+    expect(result.text).toContain(`SUCCESS: ${exprs.length} rules found`);
+  });
+});
+
+describe('metric names in alerts and the dashboard', () => {
+  it('finds the catalogue in src/observability/metrics.ts', async () => {
+    const c = await definedMetrics();
+    expect(c.metrics.size).toBeGreaterThanOrEqual(20);
+    expect(c.metrics.get('outpost_http_requests_total')?.labels).toEqual(['route', 'method', 'status']);
+    expect(c.metrics.get('outpost_http_request_duration_seconds')?.type).toBe('Histogram');
+    expect(c.defaultPrefix).toMatch(/^outpost_/);
+    expect([...c.defaultMetrics.keys()].filter((n) => n.endsWith('process_resident_memory_bytes'))).toHaveLength(1);
+  });
+
+  it('every metric an alert rule uses is one Outpost defines, with labels it has', async () => {
+    const c = await definedMetrics();
+    const rules = await alertRules();
+    expect(rules.flatMap((r) => metricNamesIn(r.expr)).length).toBeGreaterThan(10);
+    expect(rules.flatMap((r) => checkExpression(r.expr, `alert ${r.alert ?? r.record}`, c))).toEqual([]);
+  });
+
+  it('every metric a dashboard query uses is one Outpost defines, with labels it has', async () => {
+    const c = await definedMetrics();
+    const exprs = dashboardExpressions(await dashboard());
+    expect(exprs.flatMap((e) => metricNamesIn(e.expr)).length).toBeGreaterThan(20);
+    expect(exprs.flatMap((e) => checkExpression(e.expr, e.where, c))).toEqual([]);
+  });
+
+  it('the check itself catches unknown metrics, wrong labels and _bucket on a non-histogram', async () => {
+    const c = await definedMetrics();
+    expect(checkExpression('rate(outpost_cache_hits_total[5m])', 'x', c)).toEqual([
+      `x: outpost_cache_hits_total is neither defined in src/observability/metrics.ts nor a default process metric (${c.defaultPrefix}*)`,
+    ]);
+    expect(checkExpression('outpost_http_requests_total{code="500"}', 'x', c)).toHaveLength(1);
+    expect(checkExpression('outpost_fills_total_bucket', 'x', c)).toHaveLength(1);
+    expect(checkExpression('sum by (code) (rate(outpost_http_requests_total[5m]))', 'x', c)).toHaveLength(1);
+    expect(checkExpression('outpost_process_process_cpu_seconds_total', 'x', c)).toHaveLength(1);
+    expect(checkExpression('rate(outpost_process_cpu_seconds_total[5m]) + outpost_nodejs_eventloop_lag_p99_seconds', 'x', c)).toEqual([]);
+    expect(checkExpression('histogram_quantile(0.9, sum by (le, route) (rate(outpost_http_request_duration_seconds_bucket{route="blob"}[5m])))', 'x', c)).toEqual([]);
+  });
+});
+
+describe('YAML and JSON artefacts', () => {
+  async function filesUnder(dir: string): Promise<string[]> {
+    const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+    return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  }
+
+  it('every YAML and JSON file under deploy/ parses', async () => {
+    const files = (await filesUnder(deploy)).filter((f) => /\.(ya?ml|json)$/.test(f));
+    expect(files.length).toBeGreaterThanOrEqual(10);
+    for (const file of files) {
+      const text = await readFile(file, 'utf8');
+      if (file.endsWith('.json')) {
+        expect(() => JSON.parse(text), file).not.toThrow();
+        continue;
+      }
+      const docs = parseAllDocuments(text, { merge: true });
+      for (const doc of Array.isArray(docs) ? docs : [docs]) expect(doc.errors.map((e) => `${basename(file)}: ${e.message}`)).toEqual([]);
+    }
+  });
+
+  it('every Kubernetes document has apiVersion, kind and a name, and the kinds a deployment needs are there', async () => {
+    const dir = join(deploy, 'kubernetes');
+    const kinds: string[] = [];
+    for (const file of (await readdir(dir)).filter((f) => f.endsWith('.yaml'))) {
+      for (const doc of parseAllDocuments(await readFile(join(dir, file), 'utf8'))) {
+        const obj = doc.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string } };
+        expect(obj.apiVersion, file).toMatch(/^[a-z0-9.]*\/?v\d/);
+        expect(obj.kind, file).toMatch(/^[A-Z]\w+$/);
+        if (obj.kind !== 'Kustomization') expect(obj.metadata?.name, file).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+        kinds.push(obj.kind!);
+      }
+    }
+    expect(kinds.sort()).toEqual(['ConfigMap', 'Kustomization', 'Namespace', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'StatefulSet']);
+  });
+
+  it('the StatefulSet turns service links off and outlasts the drain and transfer bound', async () => {
+    const sts = parseYaml(await read('kubernetes/statefulset.yaml')) as {
+      spec: { template: { spec: { enableServiceLinks?: boolean; terminationGracePeriodSeconds?: number } } };
+    };
+    expect(sts.spec.template.spec.enableServiceLinks).toBe(false);
+    expect(sts.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(40);
+    const dir = await tempDir('k8s-config');
+    const configMap = parseYaml(await read('kubernetes/configmap.yaml')) as { data: Record<string, string> };
+    await writeFile(join(dir, 'outpost.yaml'), configMap.data['outpost.yaml']!);
+    const config = loadConfig({ argv: ['--config', join(dir, 'outpost.yaml')], env: {} });
+    expect(sts.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(stopBoundSeconds(config));
+  });
+
+  it('the compose file and the Dockerfile are where the docs say', async () => {
+    const compose = parseYaml(await read('compose/docker-compose.yml'), { merge: true }) as { services: Record<string, unknown> };
+    expect(Object.keys(compose.services).sort()).toEqual(['etcd', 'haproxy', 'outpost-1', 'outpost-2', 'outpost-3', 'redis']);
+    await expect(read('Dockerfile')).resolves.toMatch(/^FROM node:20-slim$/m);
+  });
+});

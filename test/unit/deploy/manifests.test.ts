@@ -1,0 +1,364 @@
+/**
+ * What can be checked of the container artefacts without a Docker engine or
+ * a Kubernetes API server: the Dockerfile's shape and its HEALTHCHECK script
+ * (run against real HTTP servers), the compose file's cluster and every
+ * node's environment, and the Kubernetes manifests wired together — each
+ * pod's environment and config file loaded by Outpost's own config loader.
+ */
+import { access, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { loadConfig } from '../../../src/config/load.ts';
+import type { Config } from '../../../src/config/types.ts';
+import { createCleanupStack } from '../../support/cleanup.ts';
+import { parseHaproxySections } from '../../support/haproxy.ts';
+import { runProcess } from '../../support/process.ts';
+import { makeTempDir, removeTempDir } from '../../support/temp.ts';
+
+const root = resolve(import.meta.dirname, '../../..');
+const deploy = join(root, 'deploy');
+const cleanup = createCleanupStack();
+afterAll(() => cleanup.run());
+
+const read = (path: string): Promise<string> => readFile(join(deploy, path), 'utf8');
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await makeTempDir(prefix);
+  cleanup.add(() => removeTempDir(dir));
+  return dir;
+}
+
+/** How long a node may take to stop after SIGTERM before its primary gives up (src/process/primary.ts). */
+function stopBoundSeconds(config: Config): number {
+  return config.drainSeconds + config.shutdownTimeoutMs / 1000 + 10;
+}
+
+/** `45s`, `1m30s`, `2m` → seconds (compose durations). */
+function composeSeconds(value: string): number {
+  let total = 0;
+  for (const m of value.matchAll(/(\d+(?:\.\d+)?)(h|m|s|ms)/g)) total += Number(m[1]) * { h: 3600, m: 60, s: 1, ms: 0.001 }[m[2] as 'h' | 'm' | 's' | 'ms'];
+  return total;
+}
+
+/** A Kubernetes quantity (`60Gi`, `500M`) in bytes. */
+function quantityBytes(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(value);
+  if (m === null) throw new Error(`not a quantity: ${value}`);
+  const units: Record<string, number> = { '': 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  return Number(m[1]) * units[m[2] ?? '']!;
+}
+
+// ---------------------------------------------------------------------------
+
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+
+/** Dockerfile instructions, continuation lines joined, comments dropped. */
+function dockerfileInstructions(text: string): Instruction[] {
+  const joined = text.replace(/\\\n/g, ' ');
+  return joined
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => {
+      const [keyword, ...rest] = l.split(/\s+/);
+      return { keyword: keyword!.toUpperCase(), args: rest.join(' ') };
+    });
+}
+
+async function listen(status: number): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    res.writeHead(req.url === '/health' ? status : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ healthy: status === 200 }));
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  cleanup.add(() => new Promise<void>((ok) => server.close(() => ok())));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+describe('Dockerfile (deploy/Dockerfile)', () => {
+  it('builds on node:20-slim, runs as node with the cache in a volume, and stops with SIGTERM', async () => {
+    const ins = dockerfileInstructions(await read('Dockerfile'));
+    const all = (k: string): string[] => ins.filter((i) => i.keyword === k).map((i) => i.args);
+    expect(all('FROM')).toEqual(['node:20-slim']);
+    expect(all('USER')).toEqual(['node']);
+    expect(all('VOLUME')).toEqual(['/var/lib/outpost']);
+    expect(all('EXPOSE')).toEqual(['5000']);
+    expect(all('STOPSIGNAL')).toEqual(['SIGTERM']);
+    expect(all('ENTRYPOINT')).toEqual(['["node", "--import", "tsx", "src/main.ts"]']);
+    expect(all('CMD')).toEqual(['["serve"]']);
+    expect(all('RUN').some((r) => r.includes('npm ci --omit=dev'))).toBe(true);
+    // --omit=dev keeps tsx only because it is a runtime dependency.
+    const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    expect(pkg.dependencies['tsx']).toBeDefined();
+    // The USER must come after the last RUN that needs root (mkdir/chown of the volume).
+    expect(ins.findIndex((i) => i.keyword === 'USER')).toBeGreaterThan(ins.map((i) => i.keyword).lastIndexOf('RUN'));
+  });
+
+  it('copies only what exists and what its .dockerignore lets through', async () => {
+    const ins = dockerfileInstructions(await read('Dockerfile'));
+    const ignore = (await read('Dockerfile.dockerignore')).split('\n').map((l) => l.trim());
+    expect(ignore).toContain('**');
+    for (const copy of ins.filter((i) => i.keyword === 'COPY')) {
+      const sources = copy.args.split(/\s+/).filter((a) => !a.startsWith('--')).slice(0, -1);
+      for (const src of sources) {
+        await access(join(root, src));
+        expect(ignore.some((l) => l === `!${src}` || l === `!${src}/`), `${src} is re-included in Dockerfile.dockerignore`).toBe(true);
+      }
+    }
+  });
+
+  it('its HEALTHCHECK passes on /health 200 and fails on 503 or when nothing listens', async () => {
+    const ins = dockerfileInstructions(await read('Dockerfile'));
+    const healthcheck = ins.find((i) => i.keyword === 'HEALTHCHECK')!.args;
+    const cmd = JSON.parse(/\bCMD\s+(\[.*\])\s*$/.exec(healthcheck)![1]!) as string[];
+    expect(cmd[0]).toBe('node');
+    const probe = async (port: number): Promise<number | null> =>
+      (await runProcess(process.execPath, cmd.slice(1), { env: { OUTPOST_PORT: String(port) }, timeoutMs: 15_000 })).exitCode;
+    const healthy = await listen(200);
+    const draining = await listen(503);
+    const gone = await listen(200);
+    await new Promise<void>((ok) => gone.server.close(() => ok()));
+    expect(await probe(healthy.port)).toBe(0);
+    expect(await probe(draining.port)).toBe(1);
+    expect(await probe(gone.port)).toBe(1);
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+interface ComposeService {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  environment?: Record<string, string>;
+  volumes?: string[];
+  stop_grace_period?: string;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  ports?: string[];
+}
+
+async function composeFile(): Promise<{ services: Record<string, ComposeService>; volumes: Record<string, unknown> }> {
+  return parseYaml(await read('compose/docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
+}
+
+describe('compose cluster (deploy/compose/docker-compose.yml)', () => {
+  const nodes = ['outpost-1', 'outpost-2', 'outpost-3'];
+
+  it('runs three Outpost nodes built from deploy/Dockerfile, each with its own cache volume', async () => {
+    const compose = await composeFile();
+    const volumes = new Set<string>();
+    for (const name of nodes) {
+      const svc = compose.services[name]!;
+      expect(resolve(deploy, 'compose', svc.build!.context)).toBe(root);
+      await access(join(root, svc.build!.dockerfile));
+      const cache = svc.volumes!.find((v) => v.endsWith(':/var/lib/outpost'));
+      expect(cache, name).toBeDefined();
+      const volume = cache!.split(':')[0]!;
+      expect(Object.keys(compose.volumes)).toContain(volume);
+      volumes.add(volume);
+      expect(svc.depends_on?.['etcd']?.condition).toBe('service_healthy');
+      expect(svc.depends_on?.['redis']?.condition).toBe('service_healthy');
+    }
+    expect(volumes.size).toBe(3);
+    expect(compose.services['etcd']?.healthcheck?.test).toContain('etcdctl');
+    expect(compose.services['redis']?.healthcheck?.test).toContain('redis-cli');
+  });
+
+  it("gives every node an environment Outpost accepts, with distinct ids and etcd/Redis set, and a stop grace above the node's own bound", async () => {
+    const compose = await composeFile();
+    const ids = new Set<string>();
+    for (const name of nodes) {
+      const svc = compose.services[name]!;
+      const config = loadConfig({ env: svc.environment! });
+      expect(config.node.id).toBe(name);
+      expect(config.node.advertiseUrl).toBe(`http://${name}:5000`);
+      expect(config.etcd.endpoints.length, name).toBeGreaterThan(0);
+      expect(config.redis.url, name).toBe('redis://redis:6379');
+      expect(config.cache.dir).toBe('/var/lib/outpost');
+      ids.add(config.node.id);
+      expect(composeSeconds(svc.stop_grace_period!), name).toBeGreaterThan(stopBoundSeconds(config));
+    }
+    expect(ids.size).toBe(3);
+  });
+
+  it('puts HAProxy in front of exactly those nodes with its compose config', async () => {
+    const compose = await composeFile();
+    const haproxy = compose.services['haproxy']!;
+    const mount = haproxy.volumes!.find((v) => v.includes('haproxy.cfg'))!;
+    const cfgPath = resolve(deploy, 'compose', mount.split(':')[0]!);
+    const sections = parseHaproxySections(await readFile(cfgPath, 'utf8'));
+    const servers = sections
+      .find((s) => s.keyword === 'backend' && s.name === 'outpost')!
+      .lines.map((l) => l.trim())
+      .filter((l) => l.startsWith('server '))
+      .map((l) => l.split(/\s+/)[2]);
+    expect(servers).toEqual(nodes.map((n) => `${n}:5000`));
+    expect(haproxy.ports).toContain('5000:5000');
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  /** Parsed YAML; each test checks the fields it reads. */
+  spec?: any;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+async function k8sObjects(): Promise<K8sObject[]> {
+  const dir = join(deploy, 'kubernetes');
+  const files = ['namespace.yaml', 'configmap.yaml', 'services.yaml', 'statefulset.yaml', 'poddisruptionbudget.yaml', 'secret.example.yaml'];
+  const out: K8sObject[] = [];
+  for (const file of files) for (const doc of parseAllDocuments(await readFile(join(dir, file), 'utf8'))) out.push(doc.toJS() as K8sObject);
+  return out;
+}
+
+function one(objects: K8sObject[], kind: string, name?: string): K8sObject {
+  const found = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+  expect(found, `${kind} ${name ?? ''}`).toHaveLength(1);
+  return found[0]!;
+}
+
+const matches = (selector: Record<string, string>, labels: Record<string, string>): boolean =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+interface Container {
+  name: string;
+  args: string[];
+  ports: Array<{ name: string; containerPort: number }>;
+  env: Array<{ name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }>;
+  envFrom: Array<{ secretRef?: { name: string; optional?: boolean } }>;
+  readinessProbe: { httpGet: { path: string; port: string } };
+  livenessProbe: { httpGet: { path: string; port: string }; periodSeconds: number; failureThreshold: number };
+  startupProbe?: { httpGet: { path: string; port: string } };
+  volumeMounts: Array<{ name: string; mountPath: string }>;
+}
+
+/** The environment the kubelet would give the container of pod `podName` (fieldRefs resolved, $(VAR) expanded). */
+function podEnv(container: Container, pod: { name: string; namespace: string }, secret: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = { ...secret };
+  for (const e of container.env) {
+    if (e.valueFrom !== undefined) {
+      const field = e.valueFrom.fieldRef.fieldPath;
+      env[e.name] = field === 'metadata.name' ? pod.name : field === 'metadata.namespace' ? pod.namespace : '';
+    } else {
+      env[e.name] = (e.value ?? '').replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v: string) => env[v] ?? m);
+    }
+  }
+  return env;
+}
+
+/** What the kubelet injects for a Service when service links are on (the docker-link style variables). */
+function serviceLinkEnv(service: string, ip: string, port: number): Record<string, string> {
+  const p = service.toUpperCase().replaceAll('-', '_');
+  return {
+    [`${p}_SERVICE_HOST`]: ip,
+    [`${p}_SERVICE_PORT`]: String(port),
+    [`${p}_PORT`]: `tcp://${ip}:${port}`,
+    [`${p}_PORT_${port}_TCP`]: `tcp://${ip}:${port}`,
+    [`${p}_PORT_${port}_TCP_PROTO`]: 'tcp',
+    [`${p}_PORT_${port}_TCP_PORT`]: String(port),
+    [`${p}_PORT_${port}_TCP_ADDR`]: ip,
+  };
+}
+
+describe('Kubernetes manifests (deploy/kubernetes)', () => {
+  async function setup() {
+    const objects = await k8sObjects();
+    const sts = one(objects, 'StatefulSet', 'outpost');
+    const container = (sts.spec.template.spec.containers as Container[])[0]!;
+    const configMap = one(objects, 'ConfigMap');
+    const kustomization = parseYaml(await read('kubernetes/kustomization.yaml')) as { namespace: string; resources: string[] };
+    // The config file as mounted: the ConfigMap key under the mount path the --config argument names.
+    const configArg = container.args[container.args.indexOf('--config') + 1]!;
+    const mount = container.volumeMounts.find((m) => m.mountPath === dirname(configArg))!;
+    const volume = (sts.spec.template.spec.volumes as Array<{ name: string; configMap?: { name: string } }>).find((v) => v.name === mount.name)!;
+    expect(volume.configMap?.name).toBe(configMap.metadata.name);
+    const dir = await tempDir('k8s');
+    const configFile = join(dir, 'outpost.yaml');
+    const key = configArg.slice(dirname(configArg).length + 1);
+    expect(Object.keys(configMap.data!)).toContain(key);
+    await writeFile(configFile, configMap.data![key]!);
+    const argv = container.args.slice(1).map((a) => (a === configArg ? configFile : a));
+    return { objects, sts, container, kustomization, argv };
+  }
+
+  it('applies everything but the example Secret, all in one namespace', async () => {
+    const { kustomization } = await setup();
+    for (const file of kustomization.resources) await access(join(deploy, 'kubernetes', file));
+    expect(kustomization.resources).not.toContain('secret.example.yaml');
+    expect(kustomization.namespace).toBe('outpost');
+  });
+
+  it('wires the StatefulSet to its headless Service, the client Service and the PodDisruptionBudget by labels', async () => {
+    const { objects, sts } = await setup();
+    const podLabels = sts.spec.template.metadata.labels as Record<string, string>;
+    expect(matches(sts.spec.selector.matchLabels, podLabels)).toBe(true);
+    const headless = one(objects, 'Service', sts.spec.serviceName);
+    expect(headless.spec.clusterIP).toBe('None');
+    const client = one(objects, 'Service', 'outpost');
+    expect(client.spec.type ?? 'ClusterIP').toBe('ClusterIP');
+    for (const svc of [headless, client]) {
+      expect(matches(svc.spec.selector, podLabels), svc.metadata.name).toBe(true);
+      expect(svc.spec.ports.map((p: { targetPort: string }) => p.targetPort)).toEqual(['http']);
+    }
+    const pdb = one(objects, 'PodDisruptionBudget');
+    expect(matches(pdb.spec.selector.matchLabels, podLabels)).toBe(true);
+    expect(pdb.spec.maxUnavailable).toBe(1);
+    expect(sts.spec.replicas).toBeGreaterThanOrEqual(3);
+  });
+
+  it('probes /health on the port the config listens on and gives each replica a cache volume bigger than its budget', async () => {
+    const { sts, container, argv } = await setup();
+    const config = loadConfig({ argv, env: {} });
+    const http = container.ports.find((p) => p.name === 'http')!;
+    expect(http.containerPort).toBe(config.server.port);
+    for (const probe of [container.readinessProbe, container.livenessProbe, container.startupProbe!]) {
+      expect(probe.httpGet).toEqual({ path: '/health', port: 'http' });
+    }
+    // A draining node fails /health for drain + shutdown timeout: liveness must not kill it meanwhile.
+    expect(container.livenessProbe.periodSeconds * container.livenessProbe.failureThreshold).toBeGreaterThan(stopBoundSeconds(config));
+    const claim = (sts.spec.volumeClaimTemplates as Array<{ metadata: { name: string }; spec: { resources: { requests: { storage: string } } } }>)[0]!;
+    expect(container.volumeMounts.find((m) => m.name === claim.metadata.name)?.mountPath).toBe(config.cache.dir);
+    expect(quantityBytes(claim.spec.resources.requests.storage)).toBeGreaterThan(config.cache.maxBytes);
+  });
+
+  it('outlasts the node: terminationGracePeriodSeconds exceeds drain + shutdown timeout + 10 s', async () => {
+    const { sts, argv } = await setup();
+    const config = loadConfig({ argv, env: {} });
+    expect(sts.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(stopBoundSeconds(config));
+  });
+
+  it('starts each pod with a valid configuration: its own node id, its advertise URL and the Secret credentials', async () => {
+    const { objects, sts, container, kustomization, argv } = await setup();
+    const secret = one(objects, 'Secret');
+    expect(container.envFrom).toContainEqual({ secretRef: { name: secret.metadata.name, optional: true } });
+    for (const ordinal of [0, 1, 2]) {
+      const pod = { name: `${sts.metadata.name}-${ordinal}`, namespace: kustomization.namespace };
+      const config = loadConfig({ argv, env: podEnv(container, pod, secret.stringData!) });
+      expect(config.node.id).toBe(pod.name);
+      expect(config.node.advertiseUrl).toBe(`http://${pod.name}.${sts.spec.serviceName}.${pod.namespace}.svc:5000`);
+      expect(config.upstream.username).toBe(secret.stringData!['OUTPOST_UPSTREAM_USERNAME']);
+      expect(config.admin.token).toBe(secret.stringData!['OUTPOST_ADMIN_TOKEN']);
+    }
+  });
+
+  it('needs enableServiceLinks: false — the `outpost` Service would otherwise inject an OUTPOST_PORT the node refuses', async () => {
+    const { objects, sts, container, kustomization, argv } = await setup();
+    expect(sts.spec.template.spec.enableServiceLinks).toBe(false);
+    const env = podEnv(container, { name: 'outpost-0', namespace: kustomization.namespace }, {});
+    const links = objects.filter((o) => o.kind === 'Service').reduce((acc, svc) => ({ ...acc, ...serviceLinkEnv(svc.metadata.name, '10.96.0.12', 5000) }), {});
+    expect(links).toHaveProperty('OUTPOST_PORT', 'tcp://10.96.0.12:5000');
+    expect(() => loadConfig({ argv, env: { ...links, ...env } })).toThrow(/server\.port/);
+  });
+});
