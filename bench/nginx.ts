@@ -47,10 +47,10 @@ http {
   default_type application/octet-stream;
   server {
     listen 127.0.0.1:${port};
-    location ~ ^/v2/.+/blobs/(sha256:[0-9a-f]{64})$ {
+    location ~ "^/v2/.+/blobs/(sha256:[0-9a-f]{64})$" {
       alias ${www}/blobs/$1;
     }
-    location ~ ^/v2/.+/manifests/[^/]+$ {
+    location ~ "^/v2/.+/manifests/[^/]+$" {
       root ${www};
       default_type ${manifestMediaType};
     }

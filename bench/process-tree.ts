@@ -45,6 +45,15 @@ export function readRssKiB(pid: number): number | undefined {
   }
 }
 
+/** The command name (/proc/<pid>/comm), undefined once the process is gone. */
+export function readComm(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Every live process, keyed by parent pid. One pass over /proc. */
 function childrenByParent(): Map<number, number[]> {
   const byParent = new Map<number, number[]>();

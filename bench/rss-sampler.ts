@@ -4,14 +4,17 @@
  * The tree is re-read on every sample, so processes restarted between
  * rounds (cold scenarios) are followed.
  */
-import { processTrees, readRssKiB } from './process-tree.ts';
+import { processTrees, readComm, readRssKiB } from './process-tree.ts';
 
 export interface RssSubject {
   /** Target name ("outpost", "proxy", "nginx", ...). */
   target: string;
   /** The process we started; undefined while the server is stopped. */
   rootPid(): number | undefined;
-  /** Role of the root process and of its descendants ("primary"/"worker", "master"/"worker", "process"). */
+  /**
+   * Role of the root process and of its descendants ("primary"/"worker", "master"/"worker", "process").
+   * tsx's esbuild service (a child of a node process run with --import tsx) gets the role "esbuild".
+   */
   rootRole: string;
   childRole: string;
 }
@@ -41,7 +44,7 @@ export function startRssSampler(subjects: readonly RssSubject[], intervalMs = 10
       for (const pid of trees.get(root) ?? []) {
         const kib = readRssKiB(pid);
         if (kib === undefined) continue;
-        const role = pid === root ? subject.rootRole : subject.childRole;
+        const role = pid === root ? subject.rootRole : readComm(pid) === 'esbuild' ? 'esbuild' : subject.childRole;
         const seen = byPid.get(pid);
         if (!seen || kib > seen.kib) byPid.set(pid, { role, kib });
       }

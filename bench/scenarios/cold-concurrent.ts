@@ -7,6 +7,7 @@
  */
 import type { DistributionRegistry } from '../../test/support/distribution.ts';
 import { parallelGets } from '../blob-clients.ts';
+import { openCpuWindow } from '../cpu.ts';
 import type { BlobRef } from '../seed.ts';
 import { resetOutpost, resetProxy } from '../targets.ts';
 import { upstreamCost } from './pull.ts';
@@ -15,6 +16,8 @@ import { rotate, round1, type Scenario, type ScenarioContext } from './scenario.
 export interface ColdWay {
   name: string;
   url: () => string;
+  /** Root pid of the mirror's process tree (for its CPU time). */
+  pid: () => number | undefined;
   reset: () => Promise<void>;
 }
 
@@ -27,6 +30,15 @@ export interface ColdConcurrencyResult {
   /** Clients whose body had the right size and digest. */
   correct: number;
   clients: number;
+  /** The mirror's CPU-seconds during the single cold GET and during the N cold GETs. */
+  cpuSingleS: number | undefined;
+  cpuConcurrentS: number | undefined;
+}
+
+async function withCpu<T>(pid: number | undefined, action: () => Promise<T>): Promise<[T, number | undefined]> {
+  const window = pid === undefined ? undefined : openCpuWindow(pid);
+  const result = await action();
+  return [result, window?.stop()];
 }
 
 async function timedGets(url: string, path: string, blob: BlobRef, clients: number): Promise<{ seconds: number; correct: number; firstError: string | undefined }> {
@@ -46,14 +58,14 @@ export async function measureColdConcurrency(
   await way.reset();
   await primary.flushLog();
   primary.clearRequests();
-  const single = await timedGets(way.url(), path, blob, 1);
+  const [single, cpuSingleS] = await withCpu(way.pid(), () => timedGets(way.url(), path, blob, 1));
   if (single.correct !== 1) throw new Error(`${way.name}: single cold GET failed: ${single.firstError}`);
   const upstreamSingle = (await upstreamCost(primary, [blob.digest])).getsPerBlob[blob.digest] ?? 0;
 
   await way.reset();
   await primary.flushLog();
   primary.clearRequests();
-  const concurrent = await timedGets(way.url(), path, blob, clients);
+  const [concurrent, cpuConcurrentS] = await withCpu(way.pid(), () => timedGets(way.url(), path, blob, clients));
   const upstreamConcurrent = (await upstreamCost(primary, [blob.digest])).getsPerBlob[blob.digest] ?? 0;
 
   const warm = await timedGets(way.url(), path, blob, clients);
@@ -65,6 +77,8 @@ export async function measureColdConcurrency(
     upstreamGetsConcurrent: upstreamConcurrent,
     correct: concurrent.correct,
     clients,
+    cpuSingleS,
+    cpuConcurrentS,
   };
 }
 
@@ -80,6 +94,7 @@ export function recordColdConcurrency(ctx: ScenarioContext, target: string, roun
   ctx.record({ metric: `upstream GETs (${r.clients} cold)`, target, round, value: r.upstreamGetsConcurrent, better: 'lower' });
   ctx.record({ metric: `correct bodies (of ${r.clients})`, target, round, value: r.correct, better: 'higher' });
   ctx.record({ metric: `${r.clients} warm GETs s`, target, round, value: r.warmConcurrentS, better: 'lower' });
+  if (r.cpuSingleS !== undefined) ctx.record({ metric: 'server CPU-s (1 cold GET)', target, round, value: r.cpuSingleS, better: 'lower' });
   if (r.correct !== r.clients) ctx.log(`  ! ${target}: only ${r.correct} of ${r.clients} clients got the right bytes`);
 }
 
@@ -90,8 +105,8 @@ export const coldConcurrent: Scenario = {
     const { targets, seed, options } = ctx;
     const path = `/v2/${seed.app.repo}/blobs/${seed.big.digest}`;
     const ways: ColdWay[] = [
-      { name: 'outpost', url: () => targets.outpost.url, reset: () => resetOutpost(targets.outpost) },
-      { name: 'proxy', url: () => targets.proxy.url, reset: () => resetProxy(targets.proxy) },
+      { name: 'outpost', url: () => targets.outpost.url, pid: () => targets.outpost.pid, reset: () => resetOutpost(targets.outpost) },
+      { name: 'proxy', url: () => targets.proxy.url, pid: () => targets.proxy.pid, reset: () => resetProxy(targets.proxy) },
     ];
     for (let round = 0; round < options.rounds; round++) {
       for (const way of rotate(ways, round)) {

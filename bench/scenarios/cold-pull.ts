@@ -3,6 +3,7 @@
  * and through each mirror started with empty storage; with the bytes each
  * mirror fetched from the primary and how many times it fetched each blob.
  */
+import { openCpuWindow } from '../cpu.ts';
 import { resetOutpost, resetProxy } from '../targets.ts';
 import { upstreamCost, pullImage } from './pull.ts';
 import { rotate, round1, type Scenario } from './scenario.ts';
@@ -16,16 +17,19 @@ export const coldPull: Scenario = {
     const blobs = [image.config.digest, ...image.layers.map((l) => l.digest)];
     const imageBytes = image.config.size + image.layers.reduce((sum, l) => sum + l.size, 0);
     const ways = [
-      { name: 'direct', host: () => targets.primary.host, reset: async () => undefined },
-      { name: 'outpost', host: () => targets.outpost.host, reset: () => resetOutpost(targets.outpost) },
-      { name: 'proxy', host: () => targets.proxy.host, reset: () => resetProxy(targets.proxy) },
+      { name: 'direct', host: () => targets.primary.host, pid: () => undefined, reset: async () => undefined },
+      { name: 'outpost', host: () => targets.outpost.host, pid: () => targets.outpost.pid, reset: () => resetOutpost(targets.outpost) },
+      { name: 'proxy', host: () => targets.proxy.host, pid: () => targets.proxy.pid, reset: () => resetProxy(targets.proxy) },
     ];
     for (let round = 0; round < options.rounds; round++) {
       for (const way of rotate(ways, round)) {
         await way.reset();
         await targets.primary.flushLog();
         targets.primary.clearRequests();
+        const pid = way.pid();
+        const cpu = pid === undefined ? undefined : openCpuWindow(pid);
         const pull = await pullImage(way.host(), image);
+        const cpuSeconds = cpu?.stop();
         const cost = await upstreamCost(targets.primary, blobs);
         const perBlob = Object.values(cost.getsPerBlob);
         const maxGets = Math.max(...perBlob);
@@ -33,7 +37,8 @@ export const coldPull: Scenario = {
         ctx.log(
           `  round ${round + 1} ${way.name.padEnd(8)} ${pull.seconds.toFixed(2)} s  primary sent ${(cost.blobBytes / 2 ** 20).toFixed(1)} MiB in ${cost.blobGets} blob GETs (per blob ${minGets}–${maxGets})`,
         );
-        ctx.record({ metric: 'pull s', target: way.name, round, value: pull.seconds, better: 'lower', detail: { ...cost, imageBytes } });
+        ctx.record({ metric: 'pull s', target: way.name, round, value: pull.seconds, better: 'lower', detail: { ...cost, imageBytes, mirrorCpuSeconds: cpuSeconds } });
+        if (cpuSeconds !== undefined) ctx.record({ metric: 'mirror CPU-s', target: way.name, round, value: cpuSeconds, better: 'lower' });
         ctx.record({ metric: 'MiB from primary', target: way.name, round, value: cost.blobBytes / 2 ** 20, better: 'lower' });
         ctx.record({ metric: 'fetches per blob (max)', target: way.name, round, value: maxGets, better: 'lower', detail: { min: minGets, imageMiB: round1(imageBytes / 2 ** 20) } });
       }

@@ -55,7 +55,7 @@ async function measureOverWan(ctx: ScenarioContext, wanHost: string, outpost: Ou
     }
     const r = await measureColdConcurrency(
       targets.primary,
-      { name: 'outpost (WAN)', url: () => outpost.url, reset: () => resetOutpost(outpost) },
+      { name: 'outpost (WAN)', url: () => outpost.url, pid: () => outpost.pid, reset: () => resetOutpost(outpost) },
       `/v2/${image.repo}/blobs/${seed.big.digest}`,
       seed.big,
       options.concurrentColdClients,

@@ -1,0 +1,88 @@
+/**
+ * The issue's targets, as ratios between medians measured in the same run
+ * (never absolute figures: this is a shared, noisy 2-core machine).
+ */
+import type { ScenarioName } from './options.ts';
+import type { RssPeaks } from './rss-sampler.ts';
+import { findCell, type Row } from './summary.ts';
+
+export interface GoalResult {
+  goal: string;
+  /** What was measured, e.g. "52.3× (12,300 vs 235 req/s)". */
+  measured: string;
+  /** undefined when the scenario was not run. */
+  met: boolean | undefined;
+}
+
+const fmt = (n: number): string => (Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
+
+function ratioGoal(
+  rows: readonly Row[],
+  goal: string,
+  scenario: ScenarioName,
+  metric: string,
+  subject: string,
+  anchor: string,
+  test: (ratio: number) => boolean,
+): GoalResult {
+  const a = findCell(rows, scenario, metric, subject);
+  const b = findCell(rows, scenario, metric, anchor);
+  if (!a || !b) return { goal, measured: 'not run', met: undefined };
+  const ratio = a.median / b.median;
+  return { goal, measured: `${ratio.toFixed(2)}× (${fmt(a.median)} vs ${fmt(b.median)} ${metric})`, met: test(ratio) };
+}
+
+function maxGoal(rows: readonly Row[], goal: string, scenario: ScenarioName, metric: string, subject: string, limit: number): GoalResult {
+  const cell = findCell(rows, scenario, metric, subject);
+  if (!cell) return { goal, measured: 'not run', met: undefined };
+  return { goal, measured: `max ${fmt(cell.max)} over ${cell.n} rounds (median ${fmt(cell.median)})`, met: cell.max <= limit };
+}
+
+function medianGoal(rows: readonly Row[], goal: string, scenario: ScenarioName, metric: string, subject: string, limit: number): GoalResult {
+  const cell = findCell(rows, scenario, metric, subject);
+  if (!cell) return { goal, measured: 'not run', met: undefined };
+  return { goal, measured: `${cell.median.toFixed(2)}× (median; ${cell.min.toFixed(2)}–${cell.max.toFixed(2)})`, met: cell.median <= limit };
+}
+
+export function evaluateGoals(rows: readonly Row[], rss: Partial<Record<ScenarioName, RssPeaks>>, clients: number): GoalResult[] {
+  const goals: GoalResult[] = [
+    ratioGoal(rows, 'warm tag HEAD ≥ 20× proxy', 'tag-head', 'req/s', 'outpost', 'proxy', (r) => r >= 20),
+    ratioGoal(rows, 'warm tag GET ≥ 20× proxy', 'tag-get', 'req/s', 'outpost', 'proxy', (r) => r >= 20),
+    ratioGoal(rows, 'small (config) blob GET ≥ 5× proxy', 'config-blob', 'req/s', 'outpost', 'proxy', (r) => r >= 5),
+    ratioGoal(rows, '4 KiB layers, many repos ≥ 5× proxy', 'layers-4k', 'req/s', 'outpost', 'proxy', (r) => r >= 5),
+    ratioGoal(rows, 'big blob, 8 clients ≥ 1.0× proxy', 'big-blob-8', 'MB/s', 'outpost', 'proxy', (r) => r >= 1.0),
+    ratioGoal(rows, 'big blob, 8 clients ≥ 0.8× nginx', 'big-blob-8', 'MB/s', 'outpost', 'nginx', (r) => r >= 0.8),
+    ratioGoal(rows, 'big blob, 1 client ≥ 1.0× proxy', 'big-blob-1', 'MB/s', 'outpost', 'proxy', (r) => r >= 1.0),
+    ratioGoal(rows, 'big blob, 1 client ≥ 0.8× nginx', 'big-blob-1', 'MB/s', 'outpost', 'nginx', (r) => r >= 0.8),
+    ratioGoal(rows, 'cold pull ≤ 1.1× direct', 'cold-pull', 'pull s', 'outpost', 'direct', (r) => r <= 1.1),
+    maxGoal(rows, 'cold pull: each blob fetched once', 'cold-pull', 'fetches per blob (max)', 'outpost', 1),
+    maxGoal(rows, `${clients} cold GETs: one upstream GET`, 'cold-32', `upstream GETs (${clients} cold)`, 'outpost', 1),
+    medianGoal(rows, `${clients} cold GETs ≤ 1.5× one cold GET (loopback primary)`, 'cold-32', `${clients} cold ÷ 1 cold`, 'outpost', 1.5),
+    ratioGoal(rows, 'WAN: cold pull ≤ 1.1× direct', 'wan', 'pull s', 'outpost cold', 'direct (WAN)', (r) => r <= 1.1),
+    maxGoal(rows, `WAN: ${clients} cold GETs, one upstream GET`, 'wan', `upstream GETs (${clients} cold)`, 'outpost (WAN)', 1),
+    medianGoal(rows, `WAN: ${clients} cold GETs ≤ 1.5× one cold GET`, 'wan', `${clients} cold ÷ 1 cold`, 'outpost (WAN)', 1.5),
+  ];
+  const correct = rows.filter((r) => r.metric.startsWith('correct bodies'));
+  if (correct.length > 0) {
+    const worst = Math.min(...correct.flatMap((r) => [...r.cells.entries()].filter(([t]) => t.startsWith('outpost')).map(([, s]) => s.min)));
+    goals.push({ goal: `cold GETs: all ${clients} bodies correct (sha256)`, measured: `worst round ${worst}/${clients}`, met: worst === clients });
+  }
+  let worstWorker = 0;
+  let where = '';
+  for (const [scenario, peaks] of Object.entries(rss)) {
+    for (const [target, roles] of Object.entries(peaks?.byRole ?? {})) {
+      if (!target.startsWith('outpost')) continue;
+      const worker = roles['worker'] ?? 0;
+      if (worker > worstWorker) {
+        worstWorker = worker;
+        where = `${scenario}${target === 'outpost' ? '' : `, ${target}`}`;
+      }
+    }
+  }
+  goals.push({
+    goal: 'peak RSS per Outpost worker < 150 MiB, every scenario',
+    measured: Object.keys(rss).length === 0 ? 'not run' : `max ${worstWorker.toFixed(0)} MiB (${where})`,
+    met: Object.keys(rss).length === 0 ? undefined : worstWorker < 150,
+  });
+  return goals;
+}

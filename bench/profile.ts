@@ -1,0 +1,137 @@
+/**
+ * Profiles Outpost under one bench workload: starts a primary, seeds it,
+ * starts Outpost (2 workers) under `node --cpu-prof`, runs the workload,
+ * stops Outpost with SIGTERM so every process writes its .cpuprofile, and
+ * prints the top self-time functions of each. The profiles stay in
+ * bench/results/profile-<workload>-<time>/ for flame graphs (Chrome
+ * DevTools or speedscope).
+ *
+ *   node --import tsx bench/profile.ts --workload tag-head [--duration 10] [--quick]
+ *
+ * Workloads: tag-head, tag-get, config-blob, layers-4k (autocannon, 64
+ * connections), big-blob-1, big-blob-8 (warm GETs), cold-get (one cold GET
+ * of the big blob), cold-32 (32 concurrent cold GETs), cold-pull (skopeo).
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createCleanupStack } from '../test/support/cleanup.ts';
+import { startDistribution } from '../test/support/distribution.ts';
+import { freePort } from '../test/support/ports.ts';
+import { startProcess } from '../test/support/process.ts';
+import { makeTempDir, removeTempDir } from '../test/support/temp.ts';
+import { waitFor } from '../test/support/wait.ts';
+import { parallelGets } from './blob-clients.ts';
+import { formatSummary, profileFiles, summarizeProfile } from './cpuprofile-top.ts';
+import { runLoad } from './load.ts';
+import { parseOptions } from './options.ts';
+import { pullImage } from './scenarios/pull.ts';
+import { warmBlob, warmPaths } from './scenarios/warm.ts';
+import { manifestAccept, seedPrimary, type Seed } from './seed.ts';
+import { outpostBenchEnv } from './targets.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const workloads = ['tag-head', 'tag-get', 'config-blob', 'layers-4k', 'big-blob-1', 'big-blob-8', 'cold-get', 'cold-32', 'cold-pull'] as const;
+type Workload = (typeof workloads)[number];
+
+function takeFlag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0) return undefined;
+  const [, value] = argv.splice(i, 2);
+  return value;
+}
+
+async function runWorkload(workload: Workload, url: string, host: string, seed: Seed, durationS: number, primary: Awaited<ReturnType<typeof startDistribution>>): Promise<string> {
+  const manifest = `/v2/${seed.app.repo}/manifests/${seed.app.tag}`;
+  const bigPath = `/v2/${seed.app.repo}/blobs/${seed.big.digest}`;
+  const rate = async (method: 'GET' | 'HEAD', paths: string[], headers: Record<string, string> = {}): Promise<string> => {
+    await warmPaths(primary, url, paths, headers);
+    const r = await runLoad({ url, method, paths, headers, connections: 64, durationS });
+    return `${Math.round(r.requestsPerSec)} req/s, p50 ${r.latencyP50Ms} ms, p99 ${r.latencyP99Ms} ms, ${r.non2xx} non-2xx`;
+  };
+  switch (workload) {
+    case 'tag-head':
+      return rate('HEAD', [manifest], { accept: manifestAccept });
+    case 'tag-get':
+      return rate('GET', [manifest], { accept: manifestAccept });
+    case 'config-blob':
+      return rate('GET', [`/v2/${seed.tiny[0]!.repo}/blobs/${seed.tiny[0]!.config.digest}`]);
+    case 'layers-4k':
+      return rate('GET', seed.tiny.map((t) => `/v2/${t.repo}/blobs/${t.layers[0]!.digest}`));
+    case 'big-blob-1':
+    case 'big-blob-8': {
+      await warmBlob(primary, url, bigPath, seed.big.digest);
+      const clients = workload === 'big-blob-1' ? 1 : 8;
+      const r = await parallelGets(url, bigPath, { clients, getsPerClient: workload === 'big-blob-1' ? 8 : 3, hash: false });
+      return `${Math.round(r.bytes / 1e6 / (r.wallMs / 1000))} MB/s`;
+    }
+    case 'cold-get':
+    case 'cold-32': {
+      const clients = workload === 'cold-get' ? 1 : 32;
+      const r = await parallelGets(url, bigPath, { clients, getsPerClient: 1, hash: true });
+      const ok = r.outcomes.filter((o) => o.digest === seed.big.digest).length;
+      return `${clients} cold GET(s) in ${(r.wallMs / 1000).toFixed(2)} s, ${ok}/${clients} correct`;
+    }
+    case 'cold-pull': {
+      const r = await pullImage(host, seed.app);
+      return `cold pull in ${r.seconds.toFixed(2)} s`;
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const workload = takeFlag(argv, 'workload') as Workload | undefined;
+  if (workload === undefined || !workloads.includes(workload)) {
+    throw new Error(`--workload must be one of ${workloads.join(', ')}`);
+  }
+  const options = parseOptions(argv);
+  const cleanup = createCleanupStack();
+  process.on('SIGINT', () => void cleanup.run().finally(() => process.exit(130)));
+  try {
+    const primary = await startDistribution();
+    cleanup.add(() => primary.dispose());
+    const seed = await seedPrimary(primary.url, options);
+    const profileDir = path.resolve(repoRoot, options.outDir, `profile-${workload}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    await mkdir(profileDir, { recursive: true });
+    const cacheDir = await makeTempDir('outpost-profile-cache');
+    cleanup.add(() => removeTempDir(cacheDir));
+    const port = await freePort();
+    const outpost = await startProcess(
+      process.execPath,
+      ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', 'src/main.ts', 'serve'],
+      {
+        cwd: repoRoot,
+        name: 'outpost (profiled)',
+        env: {
+          ...outpostBenchEnv,
+          OUTPOST_HOST: '127.0.0.1',
+          OUTPOST_PORT: String(port),
+          OUTPOST_UPSTREAM_URL: primary.url,
+          OUTPOST_CACHE_DIR: cacheDir,
+          OUTPOST_WORKERS: '2',
+          OUTPOST_DRAIN_SECONDS: '0',
+        },
+      },
+    );
+    cleanup.add(() => outpost.stop({ graceMs: 30_000 }));
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${url}/health`).catch(() => undefined))?.status === 200, { what: 'profiled outpost /health', timeoutMs: 30_000 });
+    const result = await runWorkload(workload, url, `127.0.0.1:${port}`, seed, options.durationS, primary);
+    process.stdout.write(`${workload}: ${result}\n`);
+    await outpost.stop({ graceMs: 30_000 });
+    await waitFor(() => profileFiles([profileDir]).length >= 6, { what: 'the .cpuprofile files of the primary and 2 workers', timeoutMs: 10_000 }).catch(() => undefined);
+    // Main threads only (…<pid>.0.<seq>.cpuprofile); the loader-hooks threads only compile TypeScript at start.
+    for (const file of profileFiles([profileDir]).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f))) {
+      process.stdout.write(`\n${formatSummary(summarizeProfile(file, 20))}\n`);
+    }
+    process.stdout.write(`\nprofiles: ${profileDir}\n`);
+  } finally {
+    await cleanup.run();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`profile: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,20 @@
+/** Every scenario, in the order a full run measures them (warm first, then the ones that restart mirrors). */
+import type { ScenarioName } from '../options.ts';
+import { bigBlob1, bigBlob8 } from './big-blob.ts';
+import { coldConcurrent } from './cold-concurrent.ts';
+import { coldPull } from './cold-pull.ts';
+import { configBlob, layers4k, tagGet, tagHead } from './request-rate.ts';
+import type { Scenario } from './scenario.ts';
+import { wan } from './wan.ts';
+
+export const allScenarios: Record<ScenarioName, Scenario> = {
+  'tag-head': tagHead,
+  'tag-get': tagGet,
+  'config-blob': configBlob,
+  'layers-4k': layers4k,
+  'big-blob-1': bigBlob1,
+  'big-blob-8': bigBlob8,
+  'cold-pull': coldPull,
+  'cold-32': coldConcurrent,
+  wan,
+};
