@@ -4,6 +4,7 @@
  *   node --import tsx src/main.ts serve [--config FILE] [--port N] ...
  */
 import cluster from 'node:cluster';
+import { runCacheCommand } from './cli/cache-command.ts';
 import { loadConfig } from './config/load.ts';
 import { redactedConfig } from './config/redact.ts';
 import type { Config } from './config/types.ts';
@@ -15,6 +16,7 @@ const usage = `usage: outpost <command> [options]
 commands:
   serve [--config FILE]          run a node (cluster primary + OUTPOST_WORKERS workers)
   config check [--config FILE]   validate and print the effective configuration, secrets redacted
+  cache stats|ls|purge|pin|unpin talk to a running node's admin API (OUTPOST_ADMIN_TOKEN, --url)
 
 options:
   --config FILE   JSON or YAML config file (also OUTPOST_CONFIG)
@@ -36,6 +38,10 @@ async function main(argv: string[]): Promise<void> {
     const config = load(rest);
     if (cluster.isPrimary) await runPrimary(config);
     else await runWorker(config);
+    return;
+  }
+  if (command === 'cache') {
+    process.exitCode = await runCacheCommand(rest, process.env, (text) => process.stdout.write(text));
     return;
   }
   if (command === 'config' && rest[0] === 'check') {

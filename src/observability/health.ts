@@ -36,6 +36,15 @@ export function workersUp(state: () => { up: number; configured: number }): Heal
   };
 }
 
+/** Degraded while cache writes have failed recently (disk full): content streams through uncached. */
+export function recentWriteFailures(last: () => { code: string; at: number } | undefined, clock: { now(): number }, windowMs: number): HealthCheck {
+  return () => {
+    const failure = last();
+    if (!failure || clock.now() - failure.at > windowMs) return { status: 'ok' };
+    return { status: 'degraded', detail: `cache writes failing (${failure.code}); streaming through uncached` };
+  };
+}
+
 export function primaryReachable(outages: () => { host: string; code: string }[]): HealthCheck {
   return () => {
     const failing = outages();

@@ -20,7 +20,7 @@ import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
 import { ConnectionStats, type ConnectionCounters } from '../observability/connection-stats.ts';
-import { cacheDirWritable, primaryReachable, runHealthChecks, workersUp } from '../observability/health.ts';
+import { cacheDirWritable, primaryReachable, recentWriteFailures, runHealthChecks, workersUp } from '../observability/health.ts';
 import { instrumentUpstream, type UpstreamHealth } from '../observability/instrumented-upstream.ts';
 import { metricsObserver, workerMetrics, type WorkerMetrics } from '../observability/metrics.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -82,7 +82,15 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const logger = deps.logger ?? createLogger(config.log.level);
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? workerMetrics();
-  const observer = metricsObserver(metrics);
+  let lastWriteFailure: { code: string; at: number } | undefined;
+  const baseObserver = metricsObserver(metrics);
+  const observer = {
+    ...baseObserver,
+    cacheWriteFailed: (code: string) => {
+      lastWriteFailure = { code, at: clock.now() };
+      baseObserver.cacheWriteFailed(code);
+    },
+  };
   const coordinator = deps.coordinator ?? new MemoryFillCoordinator();
   const layout = cacheLayout(config.cache.dir);
   const blobStore = new DiskBlobStore(layout);
@@ -145,6 +153,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const checks = {
     cache_dir: cacheDirWritable(layout.root),
     workers: workersUp(cluster.workers),
+    cache_writes: recentWriteFailures(() => lastWriteFailure, clock, 60_000),
     primary: primaryReachable(() =>
       upstreams.flatMap((entry) => {
         const outage = entry.upstream.lastOutage();
