@@ -178,7 +178,8 @@ describe('HAProxy in front of two Outpost nodes', () => {
 
       const exit = await Promise.race([
         exited,
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('node A did not exit within 40 s of SIGTERM')), 40_000).unref()),
+        // Its own bound: drain (2 s) + shutdown timeout (30 s) + 10 s.
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('node A did not exit within 45 s of SIGTERM')), 45_000).unref()),
       ]);
       expect(exit, `node A's log:\n${nodeA.output().slice(-4000)}`).toEqual({ code: 0, signal: null });
 
@@ -201,5 +202,5 @@ describe('HAProxy in front of two Outpost nodes', () => {
     } finally {
       await loop.stop();
     }
-  });
+  }, 180_000);
 });
