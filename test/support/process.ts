@@ -202,6 +202,13 @@ const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
   etcdctl: 'etcd-client',
   'redis-server': 'redis-server',
   'redis-cli': 'redis-tools',
+  containerd: 'containerd',
+  ctr: 'containerd',
+  podman: 'podman',
+  nginx: 'nginx',
+  haproxy: 'haproxy',
+  promtool: 'prometheus',
+  'systemd-analyze': 'systemd',
 };
 
 /** Thrown by {@link requireBinary}; `debianPackage` names what to install. */
