@@ -15,6 +15,12 @@ interface Entry<T> {
   fetchedAt: number;
 }
 
+/** Where the last answer is kept beyond this process's memory (shared by workers, survives restarts). */
+export interface RelayedStore<T> {
+  load(key: string): Promise<{ value: T; fetchedAt: number } | undefined>;
+  save(key: string, entry: { value: T; fetchedAt: number }): Promise<void>;
+}
+
 export interface PassThroughCacheOptions {
   kind: CacheKind;
   notFound: ErrorCode;
@@ -34,7 +40,11 @@ export class PassThroughCache<T extends object> {
     this.entries = new LRUCache({ max: options.maxEntries ?? 10_000 });
   }
 
-  async get(key: string, load: (signal: AbortSignal) => Promise<T>): Promise<{ value: T; result: CacheResult }> {
+  async get(
+    key: string,
+    load: (signal: AbortSignal) => Promise<T>,
+    store?: RelayedStore<T>,
+  ): Promise<{ value: T; result: CacheResult }> {
     const { clock, observer, kind } = this.options;
     const entry = this.entries.get(key);
     if (entry && clock.now() - entry.fetchedAt < this.options.ttlMs) {
@@ -44,16 +54,19 @@ export class PassThroughCache<T extends object> {
     return this.flights.run(key, async () => {
       try {
         const value = await load(AbortSignal.timeout(this.options.timeoutMs));
-        this.entries.set(key, { value, fetchedAt: clock.now() });
+        const fresh = { value, fetchedAt: clock.now() };
+        this.entries.set(key, fresh);
+        await store?.save(key, fresh).catch(() => undefined);
         observer.cacheResult(kind, 'miss');
         return { value, result: 'miss' as const };
       } catch (err) {
-        if (entry && isUpstreamOutage(err)) {
+        const known = entry ?? (isUpstreamOutage(err) ? await store?.load(key).catch(() => undefined) : undefined);
+        if (known && isUpstreamOutage(err)) {
           const reason = isUpstreamError(err) ? err.code : 'error';
           observer.staleServed(kind, reason);
           observer.cacheResult(kind, 'stale');
           this.options.logger.warn({ kind, reason }, 'primary unavailable; serving last known answer');
-          return { value: entry.value, result: 'stale' as const };
+          return { value: known.value, result: 'stale' as const };
         }
         if (isUpstreamError(err)) observer.upstreamFailure(err.code);
         throw toRegistryError(err, this.options.notFound);

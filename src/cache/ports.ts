@@ -186,6 +186,9 @@ export interface MetadataStore {
   linkManifest(upstream: string, name: string, digest: string): Promise<void>;
   /** Cached repository names of one upstream, sorted. */
   listRepositories(upstream: string): Promise<string[]>;
+  /** Small relayed answers (tag lists, referrers) kept for stale-if-error across workers and restarts. */
+  getRelayed(upstream: string, name: string, key: string): Promise<unknown | undefined>;
+  putRelayed(upstream: string, name: string, key: string, value: unknown): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------

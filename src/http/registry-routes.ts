@@ -5,6 +5,7 @@ import { paginate, type CatalogService } from '../cache/catalog-service.ts';
 import { defaultPlatformDigest, type ManifestAnswer, type ManifestService } from '../cache/manifest-service.ts';
 import type { PassThroughCache } from '../cache/pass-through-cache.ts';
 import type { ReferrersResponse } from '../cache/ports.ts';
+import type { RelayedAnswers } from '../cache/relayed-answers.ts';
 import type { RepositoryResolver } from '../cache/repository-resolver.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { accepts, acceptsSingleManifest, isIndexMediaType, parseAccept } from '../registry/media-types.ts';
@@ -19,6 +20,7 @@ export interface RegistryRoutesDeps {
   tagLists: PassThroughCache<{ tags: string[] }>;
   referrers: PassThroughCache<ReferrersResponse>;
   catalog: CatalogService;
+  relayed: RelayedAnswers;
   /** Blob bytes sent, by where they came from. */
   onBlobBytes?: (source: 'cache' | 'fill', bytes: number) => void;
 }
@@ -207,9 +209,11 @@ export class RegistryRoutes {
   private async tags(req: IncomingMessage, res: ServerResponse, name: string, path: string, query: URLSearchParams, notes: RequestNotes): Promise<void> {
     const n = pageSize(query);
     const target = this.deps.resolver.resolve(name, query.get('ns') ?? undefined);
-    const { value, result } = await this.deps.tagLists.get(`${target.upstreamKey}/${target.name}`, async (signal) => ({
-      tags: [...(await target.upstream.listTags(target.name, signal))].sort(),
-    }));
+    const { value, result } = await this.deps.tagLists.get(
+      `${target.upstreamKey}/${target.name}`,
+      async (signal) => ({ tags: [...(await target.upstream.listTags(target.name, signal))].sort() }),
+      this.deps.relayed.tagList(target),
+    );
     notes.cache = result;
     const page = paginate(value.tags, n, query.get('last') ?? undefined);
     const headers = page.next !== undefined && n !== undefined ? linkHeader(path, n, page.next, query) : {};
@@ -219,8 +223,10 @@ export class RegistryRoutes {
   private async referrersOf(req: IncomingMessage, res: ServerResponse, name: string, digest: string, query: URLSearchParams, notes: RequestNotes): Promise<void> {
     const target = this.deps.resolver.resolve(name, query.get('ns') ?? undefined);
     const artifactType = query.get('artifactType') ?? undefined;
-    const { value, result } = await this.deps.referrers.get(`${target.upstreamKey}/${target.name}@${digest}?${artifactType ?? ''}`, (signal) =>
-      target.upstream.getReferrers(target.name, digest, artifactType, signal),
+    const { value, result } = await this.deps.referrers.get(
+      `${target.upstreamKey}/${target.name}@${digest}?${artifactType ?? ''}`,
+      (signal) => target.upstream.getReferrers(target.name, digest, artifactType, signal),
+      this.deps.relayed.referrers(target, digest, artifactType),
     );
     notes.cache = result;
     const headers: Record<string, string | number> = {

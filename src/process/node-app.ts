@@ -15,6 +15,7 @@ import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-reso
 import type { Config, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { PinResolver } from '../cache/pin-resolver.ts';
+import { RelayedAnswers } from '../cache/relayed-answers.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
@@ -141,6 +142,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     tagLists,
     referrers,
     catalog,
+    relayed: new RelayedAnswers(metadata),
     onBlobBytes: (source, bytes) => metrics.servedBytes.inc({ source }, bytes),
   });
   const draining = deps.draining ?? (() => false);

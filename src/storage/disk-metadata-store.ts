@@ -41,6 +41,14 @@ export class DiskMetadataStore implements MetadataStore {
     await writeFile(link, '');
   }
 
+  getRelayed(upstream: string, name: string, key: string): Promise<unknown | undefined> {
+    return readJson<unknown>(this.layout.relayedPath(upstream, name, key));
+  }
+
+  putRelayed(upstream: string, name: string, key: string, value: unknown): Promise<void> {
+    return writeFileAtomic(this.layout.relayedPath(upstream, name, key), JSON.stringify(value), this.layout.ingestDir);
+  }
+
   async listRepositories(upstream: string): Promise<string[]> {
     const root = this.layout.repositoriesDir(upstream);
     const names: string[] = [];

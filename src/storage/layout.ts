@@ -12,6 +12,7 @@
  *   │   └── <upstream host>/              e.g. registry-1.docker.io, 127.0.0.1_5000
  *   │       └── library/nginx/
  *   │           ├── _tags/1.27.json       {digest, mediaType, size, fetchedAt}
+ *   │           ├── _relayed/<sha256>.json   last tag list / referrers answer (stale-if-error)
  *   │           └── _manifests/sha256-abcdef…   empty link: this repository holds that manifest
  *   └── ingest/
  *       └── sha256-abcdef….<random>.partial   fills in progress; swept at start
@@ -20,6 +21,7 @@
  * `_manifests` never collide with a nested repository name. Every path
  * segment comes from a validated digest, name or tag.
  */
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 export interface CacheLayout {
@@ -31,6 +33,7 @@ export interface CacheLayout {
   tagPath(upstream: string, name: string, tag: string): string;
   manifestLinkPath(upstream: string, name: string, digest: string): string;
   partialPath(digest: string, unique: string): string;
+  relayedPath(upstream: string, name: string, key: string): string;
 }
 
 function splitDigest(digest: string): [string, string] {
@@ -66,6 +69,9 @@ export function cacheLayout(root: string): CacheLayout {
     manifestLinkPath(upstream, name, digest) {
       const [algorithm, encoded] = splitDigest(digest);
       return path.join(abs, 'repositories', upstreamDirName(upstream), name, '_manifests', `${algorithm}-${encoded}`);
+    },
+    relayedPath(upstream, name, key) {
+      return path.join(abs, 'repositories', upstreamDirName(upstream), name, '_relayed', `${createHash('sha256').update(key).digest('hex')}.json`);
     },
     partialPath(digest, unique) {
       const [algorithm, encoded] = splitDigest(digest);

@@ -137,6 +137,36 @@ describe('a client that goes away mid-fill', () => {
   });
 });
 
+describe('referrers', () => {
+  it('relays the primary’s referrers index and serves it while the primary is down', async () => {
+    const subject = image.digest;
+    const index = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'5'.repeat(64)}`, size: 512, artifactType: 'application/spdx+json' }],
+    });
+    // distribution 2.8 has no referrers API, so the proxy answers for it as a newer primary would.
+    proxy.addFault(
+      { mode: 'status', status: 200, headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: index },
+      { when: { pathIncludes: `/referrers/${subject}` } },
+    );
+    const first = await request(`${outpost.url}/v2/team/app/referrers/${subject}`);
+    expect(first.statusCode).toBe(200);
+    expect(first.headers['content-type']).toBe('application/vnd.oci.image.index.v1+json');
+    expect(await first.body.text()).toBe(index);
+    await proxy.refuse();
+    const stale = await request(`${outpost.url}/v2/team/app/referrers/${subject}`);
+    expect(stale.statusCode).toBe(200);
+    expect(await stale.body.text()).toBe(index);
+  });
+
+  it('passes a primary’s 404 through, so clients fall back to the referrers tag schema', async () => {
+    const res = await request(`${outpost.url}/v2/team/app/referrers/sha256:${'6'.repeat(64)}`);
+    expect(res.statusCode).toBe(404);
+    expect(((await res.body.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('MANIFEST_UNKNOWN');
+  });
+});
+
 describe('an unavailable primary', () => {
   it('still pulls cached images when the primary refuses connections', async () => {
     await proxy.refuse();
