@@ -45,6 +45,12 @@ export class PrimaryOps {
   /** Counters of workers that exited, so totals stay monotonic. */
   private retired = emptyCounters();
   private readonly lastSeen = new Map<number, ConnectionCounters>();
+  private lastWriteFailure: { code: string; at: number } | undefined;
+
+  /** Whether the cache took writes lately (for the outpost_cache_writable gauge). */
+  writable(windowMs: number): boolean {
+    return !this.lastWriteFailure || Date.now() - this.lastWriteFailure.at > windowMs;
+  }
 
   constructor(
     private readonly metrics: PrimaryMetrics,
@@ -64,6 +70,12 @@ export class PrimaryOps {
     const msg = message as Message;
     if (msg?.t === 'index.batch') {
       this.handlers.indexBatch(msg.batch as IndexBatch);
+    } else if (msg?.t === 'cache.writeFailed' && typeof msg.value === 'string') {
+      // Host-wide: every worker's /health must show it, whichever worker hit it.
+      const failure = { code: msg.value, at: Date.now() };
+      this.lastWriteFailure = failure;
+      this.metrics.cacheWritable.set(0);
+      for (const w of this.workers()) w.send({ t: 'cache.writeFailed', value: failure });
     } else if (msg?.t === 'ops.admin' && typeof msg.id === 'number' && typeof msg.op === 'string') {
       const id = msg.id;
       this.handlers.admin(msg.op, (msg.args ?? {}) as Record<string, unknown>).then(
@@ -148,6 +160,7 @@ export class WorkerOps {
   private nextId = 1;
   private readonly waiting = new Map<number, (reply: { value?: unknown; error?: unknown }) => void>();
   private workerState = { up: 1, configured: 1 };
+  private writeFailure: { code: string; at: number } | undefined;
   /** Set by the worker once its services exist. */
   onPinsRefresh: ((references: string[]) => void) | undefined;
 
@@ -157,6 +170,8 @@ export class WorkerOps {
         const resolve = this.waiting.get(message.id);
         this.waiting.delete(message.id);
         resolve?.(message);
+      } else if (message?.t === 'cache.writeFailed' && typeof message.value === 'object' && message.value !== null) {
+        this.writeFailure = message.value as { code: string; at: number };
       } else if (message?.t === 'pins.refresh' && Array.isArray(message.references)) {
         this.onPinsRefresh?.(message.references as string[]);
       } else if (message?.t === 'ops.connections.req') {
@@ -177,6 +192,16 @@ export class WorkerOps {
 
   connections(): Promise<ConnectionCounters> {
     return this.ask('ops.connections') as Promise<ConnectionCounters>;
+  }
+
+  /** Tells every worker (through the primary) that a cache write failed. */
+  reportWriteFailure(code: string): void {
+    this.writeFailure = { code, at: Date.now() };
+    process.send?.({ t: 'cache.writeFailed', value: code });
+  }
+
+  lastWriteFailure(): { code: string; at: number } | undefined {
+    return this.writeFailure;
   }
 
   admin(op: string, args: Record<string, unknown>): Promise<unknown> {

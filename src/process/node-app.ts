@@ -47,6 +47,8 @@ export interface OutpostAppDeps {
     metrics: () => Promise<string>;
     connections: () => Promise<ConnectionCounters>;
     workers: () => { up: number; configured: number };
+    /** Host-wide cache write failures (any worker's). */
+    writeFailures?: { report(code: string): void; last(): { code: string; at: number } | undefined };
   };
 }
 
@@ -89,6 +91,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     ...baseObserver,
     cacheWriteFailed: (code: string) => {
       lastWriteFailure = { code, at: clock.now() };
+      deps.cluster?.writeFailures?.report(code);
       baseObserver.cacheWriteFailed(code);
     },
   };
@@ -155,7 +158,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const checks = {
     cache_dir: cacheDirWritable(layout.root),
     workers: workersUp(cluster.workers),
-    cache_writes: recentWriteFailures(() => lastWriteFailure, clock, 60_000),
+    cache_writes: recentWriteFailures(() => deps.cluster?.writeFailures?.last() ?? lastWriteFailure, clock, 60_000),
     primary: primaryReachable(() =>
       upstreams.flatMap((entry) => {
         const outage = entry.upstream.lastOutage();

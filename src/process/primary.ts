@@ -48,6 +48,8 @@ export async function runPrimary(config: Config): Promise<void> {
     admin: (op, args) => admin.call(op, args),
     indexBatch: (batch) => owner.apply(batch),
   });
+  metrics.cacheWritable.set(1);
+  setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
   // Pins resolve in a worker (it has the upstream and the manifest service); tags that move move their pins.
   let pinsRequested = false;
   const refreshPins = (): void => {

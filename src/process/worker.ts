@@ -31,7 +31,12 @@ export async function runWorker(config: Config): Promise<void> {
     logger,
     metrics,
     draining: () => draining,
-    cluster: { metrics: () => ops.metrics(), connections: () => ops.connections(), workers: () => ops.workers() },
+    cluster: {
+      metrics: () => ops.metrics(),
+      connections: () => ops.connections(),
+      workers: () => ops.workers(),
+      writeFailures: { report: (code) => ops.reportWriteFailure(code), last: () => ops.lastWriteFailure() },
+    },
   });
   snapshot = () => app.connectionStats.snapshot();
   ops.onPinsRefresh = (references) => {
