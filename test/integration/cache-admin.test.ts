@@ -123,6 +123,29 @@ describe('admin API', () => {
   });
 });
 
+describe('pins from the configuration', () => {
+  it('resolves and caches a configured pin at start-up', async () => {
+    const pinnedNode = await startOutpost({
+      upstreamUrl: registry.url,
+      workers: 1,
+      env: { OUTPOST_ADMIN_TOKEN: token, OUTPOST_CACHE_PINS: 'admin/img3:v1' },
+    });
+    cleanup.add(() => pinnedNode.dispose());
+    await waitFor(
+      async () => {
+        const res = await request(`${pinnedNode.url}/api/v0/cache/pins`, { headers: { authorization: `Bearer ${token}` } });
+        const body = (await res.body.json()) as { pins: { reference: string; digests: number }[] };
+        return body.pins.some((p) => p.reference === 'admin/img3:v1' && p.digests === 3);
+      },
+      { what: 'the configured pin to resolve', timeoutMs: 30_000 },
+    );
+    // Pinning fetched the whole image: it is on disk before anyone pulled it.
+    const onDisk = await cachedBlobs(pinnedNode.cacheDir);
+    expect(onDisk.has(images[3]!.layers[0]!.digest)).toBe(true);
+    expect(onDisk.has(images[3]!.config.digest)).toBe(true);
+  });
+});
+
 describe('admin API switched off', () => {
   it('answers UNSUPPORTED when no admin token is configured', async () => {
     const plain = await startOutpost({ upstreamUrl: registry.url, workers: 1 });
