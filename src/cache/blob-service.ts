@@ -166,7 +166,7 @@ export class BlobService {
     }
     let ingest;
     try {
-      ingest = await store.beginIngest(digest, response.size);
+      ingest = await store.beginIngest(digest, response.size, (bytes) => lease.progress(bytes));
     } catch (err) {
       if (!isDiskWriteError(err)) {
         destroy(response.body);
@@ -204,8 +204,7 @@ export class BlobService {
         } catch (err) {
           throw new CacheWriteError(err);
         }
-        written = ingest.bytesWritten;
-        lease.progress(written);
+        written += next.value.length;
       }
       let onDisk: number;
       try {
@@ -214,6 +213,7 @@ export class BlobService {
         if (isDiskWriteError(err)) throw new CacheWriteError(err);
         throw err;
       }
+      written = ingest.bytesWritten;
       index.added(digest, onDisk, 'blob');
       lease.succeed(written);
       observer.fillEnded('ok', written);

@@ -134,7 +134,9 @@ export interface OpenBlob {
 export interface BlobIngest {
   /** The file followers tail while the fill runs. */
   readonly partialPath: string;
+  /** Bytes in the file so far (queued bytes not included). */
   readonly bytesWritten: number;
+  /** Queues a chunk; waits only when too much is queued. Rejects once a write failed. */
   write(chunk: Uint8Array): Promise<void>;
   /** Verifies size and digest, then renames into place; resolves to the bytes the file takes on disk. Rejects (and discards) on mismatch. */
   commit(): Promise<number>;
@@ -150,7 +152,8 @@ export interface BlobStore {
   put(digest: string, data: Uint8Array): Promise<number>;
   /** Deletes a blob (and its manifest metadata); readers that have it open keep reading. */
   remove(digest: string): Promise<void>;
-  beginIngest(digest: string, expectedSize: number | undefined): Promise<BlobIngest>;
+  /** `onProgress` is told how many bytes are in the partial file, as they land. */
+  beginIngest(digest: string, expectedSize: number | undefined, onProgress?: (bytesInFile: number) => void): Promise<BlobIngest>;
   /** Opens a partial file by path for tailing; undefined when it is gone. */
   openPartial(partialPath: string): Promise<PartialFile | undefined>;
   /** Removes leftover temp files from an earlier run; returns how many. */
