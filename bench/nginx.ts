@@ -96,8 +96,11 @@ export async function startNginx(options: { manifestMediaType: string }): Promis
       if (proc?.isRunning()) await proc.stop();
     },
     async dispose() {
-      await server.stop();
-      await removeTempDir(dir);
+      try {
+        await server.stop();
+      } finally {
+        await removeTempDir(dir);
+      }
     },
   };
   return server;

@@ -10,6 +10,8 @@ export interface ProcStat {
   ppid: number;
   /** utime + stime, in clock ticks. */
   cpuTicks: number;
+  /** stime alone (time in the kernel on the process's behalf: syscalls, copies, page faults). */
+  sysTicks: number;
 }
 
 /** Clock ticks per second for /proc/<pid>/stat times (`getconf CLK_TCK`, 100 on Linux). */
@@ -32,7 +34,7 @@ export function readStat(pid: number): ProcStat | undefined {
   }
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-  return { pid, ppid: Number(fields[1]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
+  return { pid, ppid: Number(fields[1]), cpuTicks: Number(fields[11]) + Number(fields[12]), sysTicks: Number(fields[12]) };
 }
 
 /** Resident set size in KiB (VmRSS), undefined once the process is gone. */
@@ -83,4 +85,30 @@ export function processTrees(roots: readonly number[]): Map<number, number[]> {
     trees.set(root, pids);
   }
   return trees;
+}
+
+/**
+ * CPU ticks of a process's threads, grouped by thread name (/proc/<pid>/task/<tid>/comm):
+ * the main thread carries the process name; libuv's threadpool is "libuv-worker", V8's
+ * GC and compiler helpers "V8 DefaultWorke"; node --import hooks run on their own thread.
+ */
+export function threadTicks(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return byName;
+  }
+  for (const tid of tids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      const name = tid === String(pid) ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      byName.set(name, (byName.get(name) ?? 0) + Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // thread gone
+    }
+  }
+  return byName;
 }

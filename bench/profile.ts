@@ -6,7 +6,13 @@
  * bench/results/profile-<workload>-<time>/ for flame graphs (Chrome
  * DevTools or speedscope).
  *
- *   node --import tsx bench/profile.ts --workload tag-head [--duration 10] [--quick]
+ *   node --import tsx bench/profile.ts --workload tag-head [--duration 10] [--quick] [--wan]
+ *
+ * --wan puts the simulated WAN link (bench/wan-relay.ts, --wan-latency-ms,
+ * --wan-mbit) between Outpost and the primary. Besides the profiles, the
+ * CPU-seconds each Outpost process used during the workload are printed
+ * (from /proc, so they are true CPU time even on a busy machine, where
+ * sampled profiles also count time spent waiting for a core).
  *
  * Workloads: tag-head, tag-get, config-blob, layers-4k (autocannon, 64
  * connections), big-blob-1, big-blob-8 (warm GETs), cold-get (one cold GET
@@ -25,6 +31,7 @@ import { parallelGets } from './blob-clients.ts';
 import { formatSummary, profileFiles, summarizeProfile } from './cpuprofile-top.ts';
 import { runLoad } from './load.ts';
 import { parseOptions } from './options.ts';
+import { clockTicksPerSecond, processTrees, readComm, readStat, threadTicks } from './process-tree.ts';
 import { pullImage } from './scenarios/pull.ts';
 import { warmBlob, warmPaths } from './scenarios/warm.ts';
 import { manifestAccept, seedPrimary, type Seed } from './seed.ts';
@@ -79,12 +86,42 @@ async function runWorkload(workload: Workload, url: string, host: string, seed: 
   }
 }
 
+interface ProcessCpu {
+  comm: string;
+  seconds: number;
+  sysSeconds: number;
+  threads: Map<string, number>;
+}
+
+function cpuByProcess(root: number): Map<number, ProcessCpu> {
+  const out = new Map<number, ProcessCpu>();
+  for (const pid of processTrees([root]).get(root) ?? []) {
+    const stat = readStat(pid);
+    if (stat) {
+      out.set(pid, { comm: readComm(pid) ?? '?', seconds: stat.cpuTicks / clockTicksPerSecond, sysSeconds: stat.sysTicks / clockTicksPerSecond, threads: threadTicks(pid) });
+    }
+  }
+  return out;
+}
+
+function threadDelta(after: ProcessCpu, before: ProcessCpu | undefined): string {
+  return [...after.threads]
+    .map(([name, ticks]) => [name, (ticks - (before?.threads.get(name) ?? 0)) / clockTicksPerSecond] as const)
+    .filter(([, s]) => s >= 0.01)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, s]) => `${name} ${s.toFixed(2)}`)
+    .join(', ');
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const workload = takeFlag(argv, 'workload') as Workload | undefined;
   if (workload === undefined || !workloads.includes(workload)) {
     throw new Error(`--workload must be one of ${workloads.join(', ')}`);
   }
+  const wanIndex = argv.indexOf('--wan');
+  const wan = wanIndex >= 0;
+  if (wan) argv.splice(wanIndex, 1);
   const options = parseOptions(argv);
   const cleanup = createCleanupStack();
   process.on('SIGINT', () => void cleanup.run().finally(() => process.exit(130)));
@@ -92,6 +129,18 @@ async function main(): Promise<void> {
     const primary = await startDistribution();
     cleanup.add(() => primary.dispose());
     const seed = await seedPrimary(primary.url, options);
+    let upstreamUrl = primary.url;
+    if (wan) {
+      const relayPort = await freePort();
+      const relay = await startProcess(
+        process.execPath,
+        ['--import', 'tsx', 'bench/wan-relay.ts', '--port', String(relayPort), '--target', primary.host, '--latency-ms', String(options.wan.latencyMs), '--mbit', String(options.wan.mbit)],
+        { cwd: repoRoot, name: 'wan-relay' },
+      );
+      cleanup.add(() => relay.stop());
+      await waitFor(() => relay.output().includes('listening'), { what: 'wan-relay to listen', timeoutMs: 20_000 });
+      upstreamUrl = `http://127.0.0.1:${relayPort}`;
+    }
     const profileDir = path.resolve(repoRoot, options.outDir, `profile-${workload}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     await mkdir(profileDir, { recursive: true });
     const cacheDir = await makeTempDir('outpost-profile-cache');
@@ -107,7 +156,7 @@ async function main(): Promise<void> {
           ...outpostBenchEnv,
           OUTPOST_HOST: '127.0.0.1',
           OUTPOST_PORT: String(port),
-          OUTPOST_UPSTREAM_URL: primary.url,
+          OUTPOST_UPSTREAM_URL: upstreamUrl,
           OUTPOST_CACHE_DIR: cacheDir,
           OUTPOST_WORKERS: '2',
           OUTPOST_DRAIN_SECONDS: '0',
@@ -117,8 +166,30 @@ async function main(): Promise<void> {
     cleanup.add(() => outpost.stop({ graceMs: 30_000 }));
     const url = `http://127.0.0.1:${port}`;
     await waitFor(async () => (await fetch(`${url}/health`).catch(() => undefined))?.status === 200, { what: 'profiled outpost /health', timeoutMs: 30_000 });
+    // /health answers as soon as one worker listens: wait until the whole tree is about idle (under
+    // 100 ms of CPU in half a second; idle, the tree uses ~35 ms), so start-up (compiling TypeScript) is not counted.
+    let lastSeconds = Number.NEGATIVE_INFINITY;
+    await waitFor(
+      () => {
+        const seconds = [...cpuByProcess(outpost.pid).values()].reduce((sum, p) => sum + p.seconds, 0);
+        const idle = seconds - lastSeconds < 0.1;
+        lastSeconds = seconds;
+        return idle;
+      },
+      { what: 'outpost to finish starting (idle)', timeoutMs: 30_000, intervalMs: 500 },
+    );
+    const before = cpuByProcess(outpost.pid);
     const result = await runWorkload(workload, url, `127.0.0.1:${port}`, seed, options.durationS, primary);
-    process.stdout.write(`${workload}: ${result}\n`);
+    const after = cpuByProcess(outpost.pid);
+    process.stdout.write(`${workload}${wan ? ' (WAN)' : ''}: ${result}\n`);
+    for (const [pid, cpu] of after) {
+      const role = pid === outpost.pid ? 'primary' : cpu.comm === 'esbuild' ? 'esbuild' : 'worker';
+      const seconds = cpu.seconds - (before.get(pid)?.seconds ?? 0);
+      const sys = cpu.sysSeconds - (before.get(pid)?.sysSeconds ?? 0);
+      process.stdout.write(
+        `  pid ${pid} ${role}: ${seconds.toFixed(2)} CPU-s during the workload, ${sys.toFixed(2)} of it in the kernel (threads: ${threadDelta(cpu, before.get(pid))})\n`,
+      );
+    }
     await outpost.stop({ graceMs: 30_000 });
     await waitFor(() => profileFiles([profileDir]).length >= 6, { what: 'the .cpuprofile files of the primary and 2 workers', timeoutMs: 10_000 }).catch(() => undefined);
     // Main threads only (…<pid>.0.<seq>.cpuprofile); the loader-hooks threads only compile TypeScript at start.

@@ -36,14 +36,20 @@ function isOwnHelper(pid: number): boolean {
   }
 }
 
-/** SIGKILLs every process this run started, by pid (servers, their workers, skopeo, the relay). */
+/**
+ * SIGKILLs every process this run started, by pid (servers, their workers, skopeo, the relay).
+ * All are stopped (SIGSTOP) first, so that no master (nginx, Outpost's cluster primary) can
+ * replace a killed worker before it is killed itself.
+ */
 function killDescendants(): number {
   const pids = (processTrees([process.pid]).get(process.pid) ?? []).filter((pid) => pid !== process.pid && !isOwnHelper(pid));
-  for (const pid of pids.reverse()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
+  for (const signal of ['SIGSTOP', 'SIGKILL'] as const) {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
     }
   }
   return pids.length;
@@ -93,6 +99,7 @@ async function main(): Promise<void> {
       `${seed.tiny.length} tiny images (config ${seed.tiny[0]?.config.size} B, layer ${seed.tiny[0]?.layers[0]?.size} B) in ${((Date.now() - seedStarted) / 1000).toFixed(1)} s`);
 
     for (const name of options.scenarios) {
+      if (interrupted) return;
       const scenario = allScenarios[name];
       log(`\n[${name}] ${scenario.title}`);
       const subjects: RssSubject[] = rssSubjects(targets);
@@ -124,6 +131,7 @@ async function main(): Promise<void> {
       }
     }
 
+    if (interrupted) return;
     const rows = summarizeRows(measurements);
     const goals = evaluateGoals(rows, rss, options.concurrentColdClients);
     log(`\n${'='.repeat(100)}\n${header(options, machine)}`);

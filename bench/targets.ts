@@ -69,6 +69,6 @@ export function rssSubjects(targets: Targets): RssSubject[] {
     { target: 'outpost', rootPid: () => targets.outpost.pid, rootRole: 'primary', childRole: 'worker' },
     { target: 'proxy', rootPid: () => targets.proxy.pid, rootRole: 'process', childRole: 'child' },
     { target: 'nginx', rootPid: () => targets.nginx.pid, rootRole: 'master', childRole: 'worker' },
-    { target: 'primary', rootPid: () => targets.primary.pid, rootRole: 'process', childRole: 'child' },
+    { target: 'upstream', rootPid: () => targets.primary.pid, rootRole: 'process', childRole: 'child' },
   ];
 }
