@@ -12,10 +12,12 @@
  * from where it is with a ranged request to the primary.
  */
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Readable } from 'node:stream';
 import { parseDigest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { followFill, waitForStart, type ResumeFrom } from './follow-fill.ts';
+import { MemoryBlob } from './memory-blob.ts';
 import {
   isDiskWriteError,
   type BlobResponse,
@@ -56,17 +58,42 @@ export interface BlobServiceOptions {
   stallTimeoutMs: number;
   /** Whether a blob of this size may be cached at all (false: larger than the budget). */
   cacheable: (size: number | undefined) => boolean;
+  /** Bytes of small blobs kept in memory per process (default 16 MiB). */
+  smallBlobMemoryBytes?: number;
 }
 
 /** Fill outcomes that send followers to the primary themselves instead of failing. */
 const streamThroughCodes = new Set(['PASSTHROUGH', 'CACHE_WRITE_FAILED']);
 
+/** Blobs up to this size are also kept in memory per process (configs, small layers). */
+const smallBlobBytes = 64 * 1024;
+
 export class BlobService {
-  constructor(private readonly options: BlobServiceOptions) {}
+  private readonly small: LRUCache<string, Buffer>;
+
+  constructor(private readonly options: BlobServiceOptions) {
+    this.small = new LRUCache<string, Buffer>({ maxSize: options.smallBlobMemoryBytes ?? 16 * 1024 * 1024, sizeCalculation: (b) => b.byteLength + 64 });
+  }
+
+  /** A local blob, from memory when it is small and was read before. */
+  private async local(digest: string): Promise<OpenBlob | undefined> {
+    const cached = this.small.get(digest);
+    if (cached) return new MemoryBlob(cached);
+    const blob = await this.options.store.open(digest);
+    if (!blob || blob.size > smallBlobBytes) return blob;
+    try {
+      const data = await blob.readAll();
+      this.small.set(digest, data);
+      return new MemoryBlob(data);
+    } finally {
+      await blob.close();
+    }
+  }
 
   /** Size of a blob, from disk or a HEAD upstream; never starts a fill. */
   async stat(target: BlobTarget, digest: string, signal: AbortSignal): Promise<{ size: number; result: CacheResult }> {
-    const local = await this.options.store.stat(digest);
+    const small = this.small.get(digest);
+    const local = small ? { size: small.byteLength } : await this.options.store.stat(digest);
     if (local) {
       this.options.observer.cacheResult('blob', 'hit');
       this.options.index.touched(digest);
@@ -84,7 +111,7 @@ export class BlobService {
 
   async open(target: BlobTarget, digest: string, signal: AbortSignal): Promise<BlobSource> {
     const { store, coordinator, observer } = this.options;
-    const local = await store.open(digest);
+    const local = await this.local(digest);
     if (local) {
       observer.cacheResult('blob', 'hit');
       this.options.index.touched(digest);

@@ -12,6 +12,9 @@ import { RegistryError, type ErrorCode } from '../registry/errors.ts';
 import type { BlobStore, FillState, FillWatch, PartialFile } from './ports.ts';
 
 const chunkBytes = 256 * 1024;
+/** Below this many new bytes a reader waits briefly for more rather than issue a tiny read. */
+const minReadBytes = 64 * 1024;
+const coalesceMs = 20;
 const minWaitMs = 2;
 const maxWaitMs = 50;
 
@@ -99,10 +102,14 @@ export async function* followFill(store: BlobStore, watch: FillWatch, options: F
       }
       const done = state.status === 'done';
       const size = state.status === 'pending' ? undefined : state.size;
-      // Hold back the final byte until the digest is verified.
-      let want = chunkBytes;
-      if (size !== undefined) want = Math.min(want, (done ? size : size - 1) - position);
       if (done && size !== undefined && position >= size) return;
+      // Read what has landed (the fill reports bytes in the file), in pieces worth a syscall;
+      // hold back the final byte until the digest is verified.
+      let available = state.status === 'pending' ? 0 : state.bytes;
+      if (size !== undefined) available = Math.min(available, done ? size : size - 1);
+      let want = Math.min(chunkBytes, available - position);
+      if (!done && want < minReadBytes && available - position < chunkBytes && Date.now() - lastProgress < coalesceMs) want = 0;
+      if (want <= 0 && !done && size === undefined) want = chunkBytes; // unknown length: probe the file
       if (want > 0) {
         const buffer = Buffer.allocUnsafe(want);
         const read = await partial.read(buffer, position, want);

@@ -59,7 +59,7 @@ export class ManifestService {
   constructor(private readonly options: ManifestServiceOptions) {
     this.index = options.index ?? noopIndexReporter;
     this.bodies = new LRUCache<string, Manifest>({
-      maxSize: options.memoryBytes ?? 64 * 1024 * 1024,
+      maxSize: options.memoryBytes ?? 16 * 1024 * 1024,
       sizeCalculation: (m) => m.body.byteLength + 200,
     });
   }

@@ -125,6 +125,8 @@ export interface OpenBlob {
   readonly size: number;
   /** Streams `[start, end]` (inclusive), the whole blob by default. */
   stream(range?: { start: number; end: number }): Readable;
+  /** Reads up to `length` bytes at `position` into `buffer`; 0 at the end. */
+  read(buffer: Buffer, position: number, length: number): Promise<number>;
   /** Reads the whole blob into memory (small blobs and manifests only). */
   readAll(): Promise<Buffer>;
   close(): Promise<void>;

@@ -15,6 +15,7 @@ export interface IpcChannel {
 }
 
 const progressStepBytes = 256 * 1024;
+const progressTrailingMs = 20;
 
 export class IpcFillCoordinator implements FillCoordinator {
   private nextId = 1;
@@ -61,26 +62,33 @@ export class IpcFillCoordinator implements FillCoordinator {
   private forwardingLease(id: number, cell: FillStateCell): FillLease {
     const local = cellLease(cell);
     let sentBytes = 0;
-    const send = (state: FillState): void => this.channel.send({ t: 'fill.update', id, state });
+    let trailing: NodeJS.Timeout | undefined;
+    const send = (): void => {
+      if (trailing) {
+        clearTimeout(trailing);
+        trailing = undefined;
+      }
+      if (cell.state.status === 'running') sentBytes = cell.state.bytes;
+      this.channel.send({ t: 'fill.update', id, state: cell.state });
+    };
     return {
       started(size, partialPath) {
         local.started(size, partialPath);
-        send(cell.state);
+        send();
       },
       progress(bytes) {
         local.progress(bytes);
-        if (bytes - sentBytes >= progressStepBytes) {
-          sentBytes = bytes;
-          send(cell.state);
-        }
+        if (bytes - sentBytes >= progressStepBytes) send();
+        // A slow primary still moves followers on other workers, a little later.
+        else trailing ??= setTimeout(send, progressTrailingMs);
       },
       succeed(size) {
         local.succeed(size);
-        send(cell.state);
+        send();
       },
       fail(error) {
         local.fail(error);
-        send(cell.state);
+        send();
       },
       watch: () => cell.watch(),
     };

@@ -11,7 +11,7 @@ import { RegistryError } from '../registry/errors.ts';
 import { accepts, acceptsSingleManifest, isIndexMediaType, parseAccept } from '../registry/media-types.ts';
 import { contentRange, parseRange } from '../registry/range.ts';
 import { matchV2Route, type V2Route } from '../registry/route.ts';
-import { apiVersionHeader, sendError, sendJson, streamBody } from './send.ts';
+import { apiVersionHeader, sendBlobRange, sendError, sendJson, streamBody } from './send.ts';
 
 export interface RegistryRoutesDeps {
   resolver: RepositoryResolver;
@@ -169,25 +169,21 @@ export class RegistryRoutes {
         await source.blob.close();
         throw new RegistryError('RANGE_INVALID', undefined, { headers: { 'content-range': `bytes */${source.size}` } });
       }
-      if (range.kind === 'range') {
-        const { start, end } = range.range;
-        res.writeHead(206, {
-          ...common,
-          'content-type': 'application/octet-stream',
-          'content-length': end - start + 1,
-          'content-range': contentRange(range.range, source.size),
-          'x-outpost-cache': source.result,
-        });
-        await streamBody(res, source.blob.stream(range.range), this.bytesFrom('cache'));
-        return;
-      }
-      res.writeHead(200, { ...common, 'content-type': 'application/octet-stream', 'content-length': source.size, 'x-outpost-cache': source.result });
+      const { start, end } = range.kind === 'range' ? range.range : { start: 0, end: source.size - 1 };
+      const headers: Record<string, string | number> = {
+        ...common,
+        'content-type': 'application/octet-stream',
+        'content-length': end - start + 1,
+        'x-outpost-cache': source.result,
+      };
+      if (range.kind === 'range') headers['content-range'] = contentRange(range.range, source.size);
+      res.writeHead(range.kind === 'range' ? 206 : 200, headers);
       if (source.size === 0) {
         await source.blob.close();
         res.end();
         return;
       }
-      await streamBody(res, source.blob.stream(), this.bytesFrom('cache'));
+      await sendBlobRange(res, source.blob, start, end, this.bytesFrom('cache'));
       return;
     }
     // A fill in progress: the whole body, as it arrives (Range is ignored, which RFC 9110 allows).

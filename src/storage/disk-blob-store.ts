@@ -68,6 +68,11 @@ class DiskOpenBlob implements OpenBlob {
     });
   }
 
+  async read(buffer: Buffer, position: number, length: number): Promise<number> {
+    const { bytesRead } = await this.handle.read(buffer, 0, length, position);
+    return bytesRead;
+  }
+
   async readAll(): Promise<Buffer> {
     const buffer = Buffer.allocUnsafe(this.size);
     let offset = 0;
