@@ -10,6 +10,12 @@ import type { Clock } from './ports.ts';
 
 export type EntryKind = 'blob' | 'manifest';
 
+/** What workers send the index owner: hits, and entries that landed on disk. */
+export interface IndexBatch {
+  touched: string[];
+  added: [digest: string, bytes: number, kind: EntryKind][];
+}
+
 export interface IndexEntry {
   digest: string;
   bytes: number;

@@ -11,7 +11,7 @@
 import { LRUCache } from 'lru-cache';
 import { digestOf, parseDigest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
-import { isIndexMediaType, manifestMediaTypes } from '../registry/media-types.ts';
+import { manifestMediaTypes } from '../registry/media-types.ts';
 import type { Reference } from '../registry/reference.ts';
 import type { BlobStore, CacheIndexReporter, CacheObserver, CacheResult, Clock, Logger, MetadataStore, TagRecord } from './ports.ts';
 import { isDiskWriteError, isUpstreamError, isUpstreamOutage, noopIndexReporter } from './ports.ts';
@@ -55,6 +55,8 @@ export class ManifestService {
   private readonly tagFlights = new SingleFlight<ManifestAnswer>();
   private readonly digestFlights = new SingleFlight<Manifest>();
   private readonly index: CacheIndexReporter;
+  /** Repository links this process already wrote: a hit must not cost a disk write. */
+  private readonly linked = new LRUCache<string, true>({ max: 100_000 });
 
   constructor(private readonly options: ManifestServiceOptions) {
     this.index = options.index ?? noopIndexReporter;
@@ -197,8 +199,11 @@ export class ManifestService {
   }
 
   private async link(target: RepositoryTarget, digest: string): Promise<void> {
+    const key = `${target.upstreamKey}/${target.name}@${digest}`;
+    if (this.linked.has(key)) return;
     try {
       await this.options.metadata.linkManifest(target.upstreamKey, target.name, digest);
+      this.linked.set(key, true);
     } catch (err) {
       this.options.logger.warn({ err: String(err) }, 'could not record repository link');
     }
@@ -261,4 +266,3 @@ export function defaultPlatformDigest(index: Buffer): string | undefined {
   return preferred?.digest;
 }
 
-export { isIndexMediaType };

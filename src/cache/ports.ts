@@ -191,6 +191,10 @@ export interface MetadataStore {
   linkManifest(upstream: string, name: string, digest: string): Promise<void>;
   /** Cached repository names of one upstream, sorted. */
   listRepositories(upstream: string): Promise<string[]>;
+  /** Manifest digests a repository holds (its links). */
+  listManifestLinks(upstream: string, name: string): Promise<string[]>;
+  /** Forgets a repository's tags and links (its blobs are the index owner's business). */
+  removeRepository(upstream: string, name: string): Promise<void>;
   /** Small relayed answers (tag lists, referrers) kept for stale-if-error across workers and restarts. */
   getRelayed(upstream: string, name: string, key: string): Promise<unknown | undefined>;
   putRelayed(upstream: string, name: string, key: string, value: unknown): Promise<void>;

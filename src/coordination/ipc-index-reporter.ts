@@ -5,7 +5,7 @@
  * waits for bookkeeping.
  */
 import type { CacheIndexReporter } from '../cache/ports.ts';
-import type { IndexBatch } from '../process/index-owner.ts';
+import type { IndexBatch } from '../cache/eviction-index.ts';
 
 export class BatchingIndexReporter implements CacheIndexReporter {
   private touchedSet = new Set<string>();

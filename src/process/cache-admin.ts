@@ -4,8 +4,9 @@
  * everything) and pins (persisted in `index/pins.json`, re-resolved by a
  * worker so a moved tag moves its pin).
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { MetadataStore } from '../cache/ports.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
 import type { CacheLayout } from '../storage/layout.ts';
@@ -17,6 +18,7 @@ export class CacheAdmin {
   constructor(
     private readonly owner: IndexOwner,
     private readonly layout: CacheLayout,
+    private readonly metadata: MetadataStore,
     private readonly upstreamKeys: string[],
     private readonly configPins: string[],
   ) {}
@@ -86,30 +88,16 @@ export class CacheAdmin {
     const own = new Set<string>();
     const others = new Set<string>();
     for (const upstream of this.upstreamKeys) {
-      const root = this.layout.repositoriesDir(upstream);
-      for (const repo of await listRepositories(root)) {
+      for (const repo of await this.metadata.listRepositories(upstream)) {
         const target = repo === name ? own : others;
-        for (const digest of await this.linkedManifests(path.join(root, repo, '_manifests'))) {
+        for (const digest of await this.metadata.listManifestLinks(upstream, repo)) {
           for (const ref of await this.closure(digest)) target.add(ref);
         }
       }
     }
-    const exclusive = [...own].filter((d) => !others.has(d));
-    const result = await this.owner.purgeDigests(exclusive);
-    for (const upstream of this.upstreamKeys) {
-      const dir = path.join(this.layout.repositoriesDir(upstream), name);
-      await rm(path.join(dir, '_tags'), { recursive: true, force: true });
-      await rm(path.join(dir, '_manifests'), { recursive: true, force: true });
-    }
+    const result = await this.owner.purgeDigests([...own].filter((d) => !others.has(d)));
+    for (const upstream of this.upstreamKeys) await this.metadata.removeRepository(upstream, name);
     return result;
-  }
-
-  private async linkedManifests(dir: string): Promise<string[]> {
-    try {
-      return (await readdir(dir)).map((file) => file.replace('-', ':'));
-    } catch {
-      return [];
-    }
   }
 
   /** A manifest and everything it references (children of an index included), as far as the cache holds them. */
@@ -133,22 +121,4 @@ export class CacheAdmin {
     }
     return [...seen];
   }
-}
-
-async function listRepositories(root: string, prefix = '', depth = 0): Promise<string[]> {
-  if (depth > 32) return [];
-  let entries;
-  try {
-    entries = await readdir(path.join(root, prefix), { withFileTypes: true });
-  } catch {
-    return [];
-  }
-  const names: string[] = [];
-  if (entries.some((e) => e.isDirectory() && e.name === '_manifests')) names.push(prefix);
-  for (const entry of entries) {
-    if (entry.isDirectory() && !entry.name.startsWith('_')) {
-      names.push(...(await listRepositories(root, prefix ? `${prefix}/${entry.name}` : entry.name, depth + 1)));
-    }
-  }
-  return names;
 }

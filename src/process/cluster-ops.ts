@@ -12,7 +12,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
-import type { IndexBatch } from './index-owner.ts';
+import type { IndexBatch } from '../cache/eviction-index.ts';
 
 type Message = {
   t?: unknown;

@@ -6,16 +6,11 @@
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { EvictionIndex, type EntryKind, type IndexEntry } from '../cache/eviction-index.ts';
+import { EvictionIndex, type IndexBatch, type IndexEntry } from '../cache/eviction-index.ts';
 import type { BlobStore, Clock, Logger } from '../cache/ports.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
 import type { CacheLayout } from '../storage/layout.ts';
 import { loadIndex, writeSnapshot } from '../storage/index-snapshot.ts';
-
-export interface IndexBatch {
-  touched: string[];
-  added: [digest: string, bytes: number, kind: EntryKind][];
-}
 
 export interface IndexOwnerOptions {
   layout: CacheLayout;

@@ -11,6 +11,7 @@ import { primaryMetrics } from '../observability/metrics.ts';
 import { PrimaryOps } from './cluster-ops.ts';
 import { systemClock } from '../cache/ports.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
+import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { CacheAdmin } from './cache-admin.ts';
 import { IndexOwner } from './index-owner.ts';
 import { cacheLayout } from '../storage/layout.ts';
@@ -19,7 +20,8 @@ const restartDelayMs = 500;
 
 export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.log.level, { node: config.node.id, role: 'primary' });
-  const store = new DiskBlobStore(cacheLayout(config.cache.dir));
+  const layout = cacheLayout(config.cache.dir);
+  const store = new DiskBlobStore(layout);
   await store.init();
   const swept = await store.sweep();
   if (swept > 0) logger.info({ swept }, 'removed leftover temp files');
@@ -27,7 +29,6 @@ export async function runPrimary(config: Config): Promise<void> {
   const broker = new FillBroker();
   const metrics = primaryMetrics();
   metrics.workersConfigured.set(config.workers);
-  const layout = cacheLayout(config.cache.dir);
   const owner = new IndexOwner({
     layout,
     store,
@@ -42,7 +43,7 @@ export async function runPrimary(config: Config): Promise<void> {
   await owner.load();
   owner.start();
   const upstreamKeys = [new URL(config.upstream.url).host, ...config.registries.map((r) => r.host)];
-  const admin = new CacheAdmin(owner, layout, upstreamKeys, config.cache.pins);
+  const admin = new CacheAdmin(owner, layout, new DiskMetadataStore(layout), upstreamKeys, config.cache.pins);
   await admin.loadPins();
   const ops = new PrimaryOps(metrics, config.workers, {
     admin: (op, args) => admin.call(op, args),

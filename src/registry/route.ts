@@ -31,6 +31,14 @@ function checkName(raw: string): string {
   return validateName(raw);
 }
 
+/** `<name><marker><ref>` with a non-empty single-segment ref, split at the last marker. */
+function splitLast(rest: string, marker: string): { name: string; ref: string } | undefined {
+  const at = rest.lastIndexOf(marker);
+  if (at <= 0) return undefined;
+  const ref = rest.slice(at + marker.length);
+  return ref.length > 0 && !ref.includes('/') ? { name: rest.slice(0, at), ref } : undefined;
+}
+
 /** Returns the route for a path under `/v2`, or undefined when no route matches (404). */
 export function matchV2Route(path: string): V2Route | undefined {
   if (path === '/v2' || path === '/v2/') return { kind: 'base' };
@@ -38,36 +46,18 @@ export function matchV2Route(path: string): V2Route | undefined {
   const rest = path.slice(4);
   if (rest === '_catalog') return { kind: 'catalog' };
 
-  let at = rest.lastIndexOf('/blobs/uploads');
+  const at = rest.lastIndexOf('/blobs/uploads');
   if (at > 0 && /^\/blobs\/uploads(\/[^/]*)?\/?$/.test(rest.slice(at))) {
     return { kind: 'upload', name: checkName(rest.slice(0, at)) };
   }
   if (rest.endsWith('/tags/list')) {
     return { kind: 'tags', name: checkName(rest.slice(0, -'/tags/list'.length)) };
   }
-  at = rest.lastIndexOf('/manifests/');
-  if (at > 0) {
-    const ref = rest.slice(at + '/manifests/'.length);
-    if (ref.length > 0 && !ref.includes('/')) {
-      const name = checkName(rest.slice(0, at));
-      return { kind: 'manifest', name, reference: parseReference(decodeSegment(ref)) };
-    }
-  }
-  at = rest.lastIndexOf('/blobs/');
-  if (at > 0) {
-    const ref = rest.slice(at + '/blobs/'.length);
-    if (ref.length > 0 && !ref.includes('/')) {
-      const name = checkName(rest.slice(0, at));
-      return { kind: 'blob', name, digest: parseDigest(decodeSegment(ref)) };
-    }
-  }
-  at = rest.lastIndexOf('/referrers/');
-  if (at > 0) {
-    const ref = rest.slice(at + '/referrers/'.length);
-    if (ref.length > 0 && !ref.includes('/')) {
-      const name = checkName(rest.slice(0, at));
-      return { kind: 'referrers', name, digest: parseDigest(decodeSegment(ref)) };
-    }
-  }
+  const manifest = splitLast(rest, '/manifests/');
+  if (manifest) return { kind: 'manifest', name: checkName(manifest.name), reference: parseReference(decodeSegment(manifest.ref)) };
+  const blob = splitLast(rest, '/blobs/');
+  if (blob) return { kind: 'blob', name: checkName(blob.name), digest: parseDigest(decodeSegment(blob.ref)) };
+  const referrers = splitLast(rest, '/referrers/');
+  if (referrers) return { kind: 'referrers', name: checkName(referrers.name), digest: parseDigest(decodeSegment(referrers.ref)) };
   return undefined;
 }

@@ -1,5 +1,5 @@
 /** Manifest media types, tag answers and repository links as small JSON files (see layout.ts). */
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ManifestMeta, MetadataStore, TagRecord } from '../cache/ports.ts';
 import { writeFileAtomic } from './atomic-file.ts';
@@ -47,6 +47,20 @@ export class DiskMetadataStore implements MetadataStore {
 
   putRelayed(upstream: string, name: string, key: string, value: unknown): Promise<void> {
     return writeFileAtomic(this.layout.relayedPath(upstream, name, key), JSON.stringify(value), this.layout.ingestDir);
+  }
+
+  async listManifestLinks(upstream: string, name: string): Promise<string[]> {
+    const dir = path.dirname(this.layout.manifestLinkPath(upstream, name, 'sha256:x'));
+    try {
+      return (await readdir(dir)).map((file) => file.replace('-', ':'));
+    } catch {
+      return [];
+    }
+  }
+
+  async removeRepository(upstream: string, name: string): Promise<void> {
+    const dir = path.join(this.layout.repositoriesDir(upstream), name);
+    for (const sub of ['_tags', '_manifests', '_relayed']) await rm(path.join(dir, sub), { recursive: true, force: true });
   }
 
   async listRepositories(upstream: string): Promise<string[]> {

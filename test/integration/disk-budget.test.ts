@@ -10,8 +10,7 @@ import { cachedBlobs, cachedBytes, corruptBlobs } from '../support/cache-dir.ts'
 import { startDistribution, type DistributionRegistry } from '../support/distribution.ts';
 import { makeImage, makeLayer, pushImage, type Image } from '../support/images.ts';
 import { startOutpost, type OutpostNode } from '../support/outpost.ts';
-import { ociLayoutManifestDigests, skopeoCopy } from '../support/skopeo.ts';
-import { makeTempDir, removeTempDir } from '../support/temp.ts';
+import { pullOciDigests } from '../support/skopeo.ts';
 import { waitFor } from '../support/wait.ts';
 
 const MiB = 1024 * 1024;
@@ -22,13 +21,7 @@ let outpost: OutpostNode;
 const images: Image[] = [];
 
 async function pull(n: number): Promise<void> {
-  const dir = await makeTempDir('budget-pull');
-  try {
-    await skopeoCopy(`docker://${outpost.host}/budget/img${n}:v1`, `oci:${dir}:v1`, { timeoutMs: 120_000 });
-    expect(await ociLayoutManifestDigests(dir)).toEqual([images[n]!.digest]);
-  } finally {
-    await removeTempDir(dir);
-  }
+  expect(await pullOciDigests(`${outpost.host}/budget/img${n}:v1`)).toEqual([images[n]!.digest]);
 }
 
 async function upstreamBlobGets(image: Image): Promise<number> {

@@ -14,7 +14,7 @@ import { createCleanupStack } from '../support/cleanup.ts';
 import { startDistribution, type DistributionRegistry } from '../support/distribution.ts';
 import { makeImage, makeLayer, pushImage, type Image } from '../support/images.ts';
 import { startOutpost, type OutpostNode } from '../support/outpost.ts';
-import { ociLayoutManifestDigests, skopeoCopy } from '../support/skopeo.ts';
+import { pullOciDigests } from '../support/skopeo.ts';
 import { makeTempDir, removeTempDir } from '../support/temp.ts';
 
 const MiB = 1024 * 1024;
@@ -25,13 +25,7 @@ let mountPoint: string;
 const images: Image[] = [];
 
 async function pull(n: number): Promise<void> {
-  const dir = await makeTempDir('full-pull');
-  try {
-    await skopeoCopy(`docker://${outpost.host}/full/img${n}:v1`, `oci:${dir}:v1`, { timeoutMs: 120_000 });
-    expect(await ociLayoutManifestDigests(dir)).toEqual([images[n]!.digest]);
-  } finally {
-    await removeTempDir(dir);
-  }
+  expect(await pullOciDigests(`${outpost.host}/full/img${n}:v1`)).toEqual([images[n]!.digest]);
 }
 
 async function health(): Promise<{ status: number; body: { checks: Record<string, { status: string; detail?: string }> } }> {

@@ -14,8 +14,7 @@ import { startDistribution, type DistributionRegistry } from '../support/distrib
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { makeImage, makeLayer, pushBlob, pushImage, type Image } from '../support/images.ts';
 import { startOutpost, type OutpostNode } from '../support/outpost.ts';
-import { ociLayoutManifestDigests, skopeoCopy } from '../support/skopeo.ts';
-import { makeTempDir, removeTempDir } from '../support/temp.ts';
+import { pullOciDigests } from '../support/skopeo.ts';
 import { waitFor } from '../support/wait.ts';
 
 const cleanup = createCleanupStack();
@@ -23,12 +22,6 @@ let registry: DistributionRegistry;
 let proxy: FaultProxy;
 let outpost: OutpostNode;
 let image: Image;
-
-async function tempDir(): Promise<string> {
-  const dir = await makeTempDir('resilience');
-  cleanup.add(() => removeTempDir(dir));
-  return dir;
-}
 
 async function pushRandomBlob(size: number): Promise<{ bytes: Buffer; digest: string }> {
   const bytes = randomBytes(size);
@@ -49,10 +42,8 @@ async function getBlob(digest: string): Promise<{ status: number; cache: unknown
   return { status: res.statusCode, cache: res.headers['x-outpost-cache'], bytes: Buffer.concat(chunks) };
 }
 
-async function pullImage(): Promise<string[]> {
-  const dir = await tempDir();
-  await skopeoCopy(`docker://${outpost.host}/team/app:v1`, `oci:${dir}:v1`, { timeoutMs: 60_000 });
-  return ociLayoutManifestDigests(dir);
+function pullImage(): Promise<string[]> {
+  return pullOciDigests(`${outpost.host}/team/app:v1`, { timeoutMs: 60_000 });
 }
 
 function staleLogs(): number {

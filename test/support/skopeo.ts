@@ -169,3 +169,14 @@ export async function ociLayoutManifestDigests(dir: string): Promise<string[]> {
 export async function dirManifestDigest(dir: string): Promise<string> {
   return sha256(await readFile(join(dir, 'manifest.json')));
 }
+
+/** Pulls `docker://<ref>` into a temp OCI layout and returns its manifest digest(s); the layout is removed afterwards. */
+export async function pullOciDigests(ref: string, options: SkopeoCopyOptions = {}): Promise<string[]> {
+  const dir = await makeTempDir('pull');
+  try {
+    await skopeoCopy(`docker://${ref}`, `oci:${dir}:pulled`, { timeoutMs: 120_000, ...options });
+    return await ociLayoutManifestDigests(dir);
+  } finally {
+    await removeTempDir(dir);
+  }
+}
