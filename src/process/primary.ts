@@ -56,7 +56,7 @@ export async function runPrimary(config: Config): Promise<void> {
   const refreshPins = (): void => {
     pinsRequested = ops.refreshPins(admin.pinnedReferences()) || pinsRequested;
   };
-  setInterval(refreshPins, Math.max(config.tags.ttlMs, 60_000)).unref();
+  setInterval(refreshPins, Math.max(config.tags.ttlMs, 1_000)).unref();
   let stopping = false;
 
   const fork = (): Worker => {

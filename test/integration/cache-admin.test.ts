@@ -7,8 +7,7 @@ import { startDistribution, type DistributionRegistry } from '../support/distrib
 import { makeImage, makeLayer, pushImage, type Image } from '../support/images.ts';
 import { startOutpost, type OutpostNode } from '../support/outpost.ts';
 import { runProcess } from '../support/process.ts';
-import { ociLayoutManifestDigests, skopeoCopy } from '../support/skopeo.ts';
-import { makeTempDir, removeTempDir } from '../support/temp.ts';
+import { pullOciDigests } from '../support/skopeo.ts';
 import { waitFor } from '../support/wait.ts';
 
 const MiB = 1024 * 1024;
@@ -19,13 +18,7 @@ let outpost: OutpostNode;
 const images: Image[] = [];
 
 async function pull(n: number): Promise<void> {
-  const dir = await makeTempDir('admin-pull');
-  try {
-    await skopeoCopy(`docker://${outpost.host}/admin/img${n}:v1`, `oci:${dir}:v1`, { timeoutMs: 120_000 });
-    expect(await ociLayoutManifestDigests(dir)).toEqual([images[n]!.digest]);
-  } finally {
-    await removeTempDir(dir);
-  }
+  expect(await pullOciDigests(`${outpost.host}/admin/img${n}:v1`)).toEqual([images[n]!.digest]);
 }
 
 async function api(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, auth = token): Promise<{ status: number; json: any }> {
@@ -143,6 +136,38 @@ describe('pins from the configuration', () => {
     const onDisk = await cachedBlobs(pinnedNode.cacheDir);
     expect(onDisk.has(images[3]!.layers[0]!.digest)).toBe(true);
     expect(onDisk.has(images[3]!.config.digest)).toBe(true);
+  });
+});
+
+describe('retention', () => {
+  it('evicts what has not been pulled within the retention period', async () => {
+    const node = await startOutpost({ upstreamUrl: registry.url, workers: 1, env: { OUTPOST_CACHE_RETENTION: '2s' } });
+    cleanup.add(() => node.dispose());
+    expect(await pullOciDigests(`${node.host}/admin/img2:v1`)).toEqual([images[2]!.digest]);
+    const layer = images[2]!.layers[0]!.digest;
+    expect((await cachedBlobs(node.cacheDir)).has(layer)).toBe(true);
+    await waitFor(async () => !(await cachedBlobs(node.cacheDir)).has(layer), { what: 'the unused layer to be evicted', timeoutMs: 20_000 });
+    expect(node.logs().some((l) => l.msg === 'evicted entries past retention')).toBe(true);
+  });
+});
+
+describe('a pinned tag that moves', () => {
+  it('moves the pin: the new image is fetched and protected without anyone pulling it', async () => {
+    const first = makeImage({ mediaTypes: 'oci', layers: [makeLayer({ sizeBytes: 1 * MiB, seed: 'moving-1' })] });
+    const second = makeImage({ mediaTypes: 'oci', layers: [makeLayer({ sizeBytes: 1 * MiB, seed: 'moving-2' })] });
+    await pushImage(registry.url, 'admin/moving', 'v1', first);
+    const node = await startOutpost({
+      upstreamUrl: registry.url,
+      workers: 1,
+      env: { OUTPOST_ADMIN_TOKEN: token, OUTPOST_CACHE_PINS: 'admin/moving:v1', OUTPOST_TAG_TTL: '1s' },
+    });
+    cleanup.add(() => node.dispose());
+    await waitFor(async () => (await cachedBlobs(node.cacheDir)).has(first.layers[0]!.digest), { what: 'the pinned image to be cached', timeoutMs: 30_000 });
+    await pushImage(registry.url, 'admin/moving', 'v1', second);
+    await waitFor(async () => (await cachedBlobs(node.cacheDir)).has(second.layers[0]!.digest), {
+      what: 'the pin to follow the moved tag',
+      timeoutMs: 30_000,
+    });
   });
 });
 
