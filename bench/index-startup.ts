@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { digestOf } from '../src/registry/digest.ts';
 import path from 'node:path';
 import { systemClock } from '../src/cache/ports.ts';
 import { IndexOwner } from '../src/process/index-owner.ts';
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
       await Promise.all(
         Array.from({ length: Math.min(batch, count - i) }, async (_, j) => {
           const content = `blob ${i + j}`;
-          const digest = `sha256:${createHash('sha256').update(content).digest('hex')}`;
+          const digest = digestOf(Buffer.from(content));
           const file = layout.blobPath(digest);
           await mkdir(path.dirname(file), { recursive: true });
           await writeFile(file, content);

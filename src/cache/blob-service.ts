@@ -11,10 +11,10 @@
  * A disk that fills up mid-fill does not break anyone: each reader resumes
  * from where it is with a ranged request to the primary.
  */
-import { createHash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Readable } from 'node:stream';
-import { parseDigest } from '../registry/digest.ts';
+import { createDigester, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { followFill, waitForStart, type ResumeFrom } from './follow-fill.ts';
 import { MemoryBlob } from './memory-blob.ts';
@@ -76,7 +76,7 @@ export class BlobService {
   }
 
   /** A local blob, from memory when it is small and was read before. */
-  private async local(digest: string): Promise<OpenBlob | undefined> {
+  private async local(digest: Digest): Promise<OpenBlob | undefined> {
     const cached = this.small.get(digest);
     if (cached) return new MemoryBlob(cached);
     const blob = await this.options.store.open(digest);
@@ -91,7 +91,7 @@ export class BlobService {
   }
 
   /** Size of a blob, from disk or a HEAD upstream; never starts a fill. */
-  async stat(target: BlobTarget, digest: string, signal: AbortSignal): Promise<{ size: number; result: CacheResult }> {
+  async stat(target: BlobTarget, digest: Digest, signal: AbortSignal): Promise<{ size: number; result: CacheResult }> {
     const small = this.small.get(digest);
     const local = small ? { size: small.byteLength } : await this.options.store.stat(digest);
     if (local) {
@@ -109,7 +109,7 @@ export class BlobService {
     }
   }
 
-  async open(target: BlobTarget, digest: string, signal: AbortSignal): Promise<BlobSource> {
+  async open(target: BlobTarget, digest: Digest, signal: AbortSignal): Promise<BlobSource> {
     const { store, coordinator, observer } = this.options;
     const local = await this.local(digest);
     if (local) {
@@ -138,7 +138,7 @@ export class BlobService {
     return this.follow(target, role.lease.watch(), digest, 'miss', signal);
   }
 
-  private async follow(target: BlobTarget, watch: FillWatch, digest: string, result: CacheResult, signal: AbortSignal): Promise<BlobSource> {
+  private async follow(target: BlobTarget, watch: FillWatch, digest: Digest, result: CacheResult, signal: AbortSignal): Promise<BlobSource> {
     let start;
     try {
       start = await waitForStart(watch, this.options.stallTimeoutMs, signal);
@@ -173,7 +173,7 @@ export class BlobService {
   /** Leads a fill: asks the primary, then either pumps to disk (detached) or streams through. */
   private async startFill(
     target: BlobTarget,
-    digest: string,
+    digest: Digest,
     lease: FillLease,
   ): Promise<{ mode: 'disk' } | { mode: 'passthrough'; source: StreamingSource }> {
     const { store, observer, logger } = this.options;
@@ -213,7 +213,7 @@ export class BlobService {
   }
 
   /** Primary → verify → disk, reporting progress to the lease. */
-  private async pump(digest: string, body: Readable, ingest: Awaited<ReturnType<BlobStore['beginIngest']>>, lease: FillLease): Promise<void> {
+  private async pump(digest: Digest, body: Readable, ingest: Awaited<ReturnType<BlobStore['beginIngest']>>, lease: FillLease): Promise<void> {
     const { observer, logger, index } = this.options;
     let written = 0;
     try {
@@ -262,7 +262,7 @@ export class BlobService {
   }
 
   /** A reader's own uncached fetch (after the leader streamed through). */
-  private async streamThrough(target: BlobTarget, digest: string, signal: AbortSignal): Promise<BlobSource> {
+  private async streamThrough(target: BlobTarget, digest: Digest, signal: AbortSignal): Promise<BlobSource> {
     const controller = new AbortController();
     const abort = (): void => controller.abort();
     signal.addEventListener('abort', abort, { once: true });
@@ -284,8 +284,8 @@ export class BlobService {
     };
   }
 
-  private verifiedSource(digest: string, response: BlobResponse, controller: AbortController): StreamingSource {
-    const hash = createHash(parseDigest(digest).algorithm);
+  private verifiedSource(digest: Digest, response: BlobResponse, controller: AbortController): StreamingSource {
+    const hash = createDigester(digest);
     return {
       kind: 'fill',
       size: response.size,
@@ -301,9 +301,9 @@ export class BlobService {
   /** The rest of a blob from `position` on, straight from the primary, verified against the whole digest. */
   private async *resumeFrom(
     target: BlobTarget,
-    digest: string,
+    digest: Digest,
     position: number,
-    hash: ReturnType<typeof createHash>,
+    hash: Hash,
     size: number | undefined,
     signal: AbortSignal,
   ): AsyncGenerator<Buffer> {
@@ -316,7 +316,7 @@ export class BlobService {
     let body: AsyncIterable<Buffer> = verifiedBody(response.body, { digest, hash, offset: position, size: size ?? response.size, bodyFailure });
     if (response.offset !== position) {
       // The primary ignored the Range: start again from the beginning, with a fresh hash.
-      const fresh = createHash(parseDigest(digest).algorithm);
+      const fresh = createDigester(digest);
       body = skip(verifiedBody(response.body, { digest, hash: fresh, offset: 0, size: size ?? response.size, bodyFailure }), position);
     }
     yield* body;

@@ -6,18 +6,35 @@
  * evict independently. Pure: no I/O; the owner deletes what `plan*` returns.
  */
 import { LRUCache } from 'lru-cache';
+import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import type { Clock } from './ports.ts';
 
 export type EntryKind = 'blob' | 'manifest';
 
 /** What workers send the index owner: hits, and entries that landed on disk. */
 export interface IndexBatch {
-  touched: string[];
-  added: [digest: string, bytes: number, kind: EntryKind][];
+  touched: Digest[];
+  added: [digest: Digest, bytes: number, kind: EntryKind][];
+}
+
+/** A batch as it arrives over IPC: anything that is not a well-formed entry is dropped. */
+export function parseIndexBatch(value: unknown): IndexBatch {
+  const raw = (typeof value === 'object' && value !== null ? value : {}) as { touched?: unknown; added?: unknown };
+  const touched = Array.isArray(raw.touched) ? raw.touched.map(tryParseDigest).filter((d): d is Digest => d !== undefined) : [];
+  const added: IndexBatch['added'] = [];
+  for (const entry of Array.isArray(raw.added) ? (raw.added as unknown[]) : []) {
+    if (!Array.isArray(entry)) continue;
+    const [rawDigest, bytes, kind] = entry as unknown[];
+    const digest = tryParseDigest(rawDigest);
+    if (digest && typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0 && (kind === 'blob' || kind === 'manifest')) {
+      added.push([digest, bytes, kind]);
+    }
+  }
+  return { touched, added };
 }
 
 export interface IndexEntry {
-  digest: string;
+  digest: Digest;
   bytes: number;
   kind: EntryKind;
   /** Last hit, ms since epoch. */
@@ -36,11 +53,11 @@ export interface EvictionIndexOptions {
 }
 
 export class EvictionIndex {
-  private readonly lru = new LRUCache<string, IndexEntry>({
+  private readonly lru = new LRUCache<Digest, IndexEntry>({
     maxSize: Number.MAX_SAFE_INTEGER,
     sizeCalculation: (entry) => Math.max(1, entry.bytes),
   });
-  private pinned = new Set<string>();
+  private pinned = new Set<Digest>();
   private total = 0;
 
   constructor(private readonly options: EvictionIndexOptions) {}
@@ -58,21 +75,21 @@ export class EvictionIndex {
   }
 
   /** Records a new entry as the most recently used (or at `lastAccess` when reloading, oldest first). */
-  add(digest: string, bytes: number, kind: EntryKind, lastAccess = this.options.clock.now()): void {
+  add(digest: Digest, bytes: number, kind: EntryKind, lastAccess = this.options.clock.now()): void {
     const existing = this.lru.peek(digest);
     if (existing) this.total -= existing.bytes;
     this.lru.set(digest, { digest, bytes, kind, lastAccess });
     this.total += bytes;
   }
 
-  touch(digest: string, at = this.options.clock.now()): boolean {
+  touch(digest: Digest, at = this.options.clock.now()): boolean {
     const entry = this.lru.get(digest);
     if (!entry) return false;
     if (at > entry.lastAccess) entry.lastAccess = at;
     return true;
   }
 
-  remove(digest: string): IndexEntry | undefined {
+  remove(digest: Digest): IndexEntry | undefined {
     const entry = this.lru.peek(digest);
     if (!entry) return undefined;
     this.lru.delete(digest);
@@ -80,29 +97,24 @@ export class EvictionIndex {
     return entry;
   }
 
-  get(digest: string): IndexEntry | undefined {
+  get(digest: Digest): IndexEntry | undefined {
     return this.lru.peek(digest);
   }
 
-  has(digest: string): boolean {
+  has(digest: Digest): boolean {
     return this.lru.has(digest);
   }
 
-  setPinned(digests: Iterable<string>): void {
+  setPinned(digests: Iterable<Digest>): void {
     this.pinned = new Set(digests);
   }
 
-  isPinned(digest: string): boolean {
+  isPinned(digest: Digest): boolean {
     return this.pinned.has(digest);
   }
 
-  get pinnedDigests(): ReadonlySet<string> {
+  get pinnedDigests(): ReadonlySet<Digest> {
     return this.pinned;
-  }
-
-  /** Whether an entry of `bytes` could ever be cached (larger than the whole budget: stream through). */
-  fits(bytes: number): boolean {
-    return bytes <= this.options.maxBytes * this.options.lowWatermark;
   }
 
   overHighWatermark(): boolean {
@@ -112,16 +124,16 @@ export class EvictionIndex {
   /**
    * Least recently used first, what must go to bring usage under the low
    * watermark — nothing while usage is under the high one. Pinned entries
-   * and `busy` ones (being written) are skipped.
+   * are skipped (blobs being written are not in the index until committed).
    */
-  planEviction(busy: (digest: string) => boolean = () => false): IndexEntry[] {
+  planEviction(): IndexEntry[] {
     if (!this.overHighWatermark()) return [];
     const target = this.options.maxBytes * this.options.lowWatermark;
     let remaining = this.total;
     const victims: IndexEntry[] = [];
     for (const entry of this.entries()) {
       if (remaining <= target) break;
-      if (this.pinned.has(entry.digest) || busy(entry.digest)) continue;
+      if (this.pinned.has(entry.digest)) continue;
       victims.push(entry);
       remaining -= entry.bytes;
     }

@@ -6,8 +6,8 @@
  * breaks the connection) — unless the fill failed on the local disk, in which
  * case the reader resumes from its position straight from the primary.
  */
-import { createHash, type Hash } from 'node:crypto';
-import { parseDigest } from '../registry/digest.ts';
+import type { Hash } from 'node:crypto';
+import { createDigester, type Digest } from '../registry/digest.ts';
 import { RegistryError, type ErrorCode } from '../registry/errors.ts';
 import type { BlobStore, FillState, FillWatch, PartialFile } from './ports.ts';
 
@@ -40,7 +40,7 @@ export async function waitForStart(watch: FillWatch, timeoutMs: number, signal: 
 }
 
 export interface FollowOptions {
-  digest: string;
+  digest: Digest;
   /** Give up when the fill makes no progress for this long. */
   stallTimeoutMs: number;
   signal: AbortSignal;
@@ -49,8 +49,8 @@ export interface FollowOptions {
   resumeCodes?: ReadonlySet<string>;
 }
 
-async function hashPrefix(partial: PartialFile, digest: string, length: number): Promise<Hash> {
-  const hash = createHash(parseDigest(digest).algorithm);
+async function hashPrefix(partial: PartialFile, digest: Digest, length: number): Promise<Hash> {
+  const hash = createDigester(digest);
   const buffer = Buffer.allocUnsafe(chunkBytes);
   let position = 0;
   while (position < length) {
@@ -79,7 +79,7 @@ export async function* followFill(store: BlobStore, watch: FillWatch, options: F
     const state = watch.state();
     watch.close();
     if (canResume(state)) {
-      yield* options.resume!(0, createHash(parseDigest(options.digest).algorithm), first.size);
+      yield* options.resume!(0, createDigester(options.digest), first.size);
       return;
     }
     throw state.status === 'failed' ? failure(state) : new RegistryError('BLOB_UNKNOWN', 'the fill in progress was discarded');

@@ -9,9 +9,9 @@
  * with a manifest whose bytes are on disk, so HEAD and GET always agree.
  */
 import { LRUCache } from 'lru-cache';
-import { digestOf, parseDigest } from '../registry/digest.ts';
+import { digestAlgorithm, digestOf, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
-import { manifestMediaTypes } from '../registry/media-types.ts';
+import { parseManifest, type ParsedManifest } from '../registry/manifest-references.ts';
 import type { Reference } from '../registry/reference.ts';
 import type { BlobStore, CacheIndexReporter, CacheObserver, CacheResult, Clock, Logger, MetadataStore, TagRecord } from './ports.ts';
 import { isDiskWriteError, isUpstreamError, isUpstreamOutage, noopIndexReporter } from './ports.ts';
@@ -20,7 +20,7 @@ import { SingleFlight } from './single-flight.ts';
 import { toRegistryError } from './upstream-failure.ts';
 
 export interface Manifest {
-  digest: string;
+  digest: Digest;
   mediaType: string;
   body: Buffer;
 }
@@ -67,12 +67,12 @@ export class ManifestService {
   }
 
   async get(target: RepositoryTarget, reference: Reference, signal: AbortSignal): Promise<ManifestAnswer> {
-    if (reference.kind === 'digest') return this.byDigest(target, reference.digest.value, signal);
+    if (reference.kind === 'digest') return this.byDigest(target, reference.digest, signal);
     return this.byTag(target, reference.tag, signal);
   }
 
   /** A manifest by digest: from memory or disk, else fetched once and verified. */
-  async byDigest(target: RepositoryTarget, digest: string, signal: AbortSignal): Promise<ManifestAnswer> {
+  async byDigest(target: RepositoryTarget, digest: Digest, signal: AbortSignal): Promise<ManifestAnswer> {
     const local = await this.local(digest);
     if (local) {
       this.options.observer.cacheResult('manifest', 'hit');
@@ -81,7 +81,7 @@ export class ManifestService {
     }
     try {
       const fetched = await this.digestFlights.run(`${target.upstreamKey}/${target.name}@${digest}`, () =>
-        this.fetch(target, digest, AbortSignal.timeout(this.options.revalidateTimeoutMs * 6)),
+        this.fetch(target, digest, digest, AbortSignal.timeout(this.options.revalidateTimeoutMs * 6)),
       );
       this.options.observer.cacheResult('manifest', 'miss');
       return { ...fetched, result: 'miss' };
@@ -132,7 +132,7 @@ export class ManifestService {
           return { ...stale, result: 'revalidated' };
         }
       }
-      const fetched = await this.fetch(target, tag, signal);
+      const fetched = await this.fetch(target, tag, undefined, signal);
       await this.remember(target, tag, key, {
         digest: fetched.digest,
         mediaType: fetched.mediaType,
@@ -165,27 +165,29 @@ export class ManifestService {
     }
   }
 
-  /** GETs a manifest upstream, verifies it and stores it. */
-  private async fetch(target: RepositoryTarget, reference: string, signal: AbortSignal): Promise<Manifest> {
+  /**
+   * GETs a manifest upstream, verifies it against `expected` (by digest) or
+   * Docker-Content-Digest (by tag), validates every descriptor in it, and
+   * stores it. A manifest that fails any check is never cached.
+   */
+  private async fetch(target: RepositoryTarget, reference: string, expected: Digest | undefined, signal: AbortSignal): Promise<Manifest> {
     const response = await target.upstream.getManifest(target.name, reference, this.options.maxManifestBytes, signal);
-    const byDigest = reference.includes(':');
-    const algorithm = byDigest ? parseDigest(reference).algorithm : 'sha256';
-    const actual = digestOf(response.body, algorithm);
-    if (byDigest && actual !== reference) {
+    const actual = digestOf(response.body, expected ? digestAlgorithm(expected) : 'sha256');
+    if (expected && actual !== expected) {
       this.options.observer.upstreamFailure('DIGEST_MISMATCH');
       throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent a manifest that does not match its digest', {
-        detail: { digest: reference },
+        detail: { digest: expected },
       });
     }
-    if (!byDigest && response.digest !== undefined && response.digest !== actual && response.digest.startsWith('sha256:')) {
+    if (!expected && response.digest !== undefined && response.digest !== actual && response.digest.startsWith('sha256:')) {
       this.options.observer.upstreamFailure('DIGEST_MISMATCH');
       throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent a manifest that does not match Docker-Content-Digest');
     }
-    const mediaType = manifestMediaType(response.mediaType, response.body);
-    const manifest: Manifest = { digest: actual, mediaType, body: response.body };
+    const parsed = this.validate(target, reference, response.body, response.mediaType);
+    const manifest: Manifest = { digest: actual, mediaType: parsed.mediaType, body: response.body };
     this.bodies.set(actual, manifest);
     try {
-      await this.options.metadata.putManifestMeta(actual, { mediaType, size: response.body.byteLength });
+      await this.options.metadata.putManifestMeta(actual, { mediaType: parsed.mediaType, size: response.body.byteLength });
       const onDisk = await this.options.blobs.put(actual, response.body);
       this.index.added(actual, onDisk, 'manifest');
       await this.link(target, actual);
@@ -198,7 +200,24 @@ export class ManifestService {
     return manifest;
   }
 
-  private async link(target: RepositoryTarget, digest: string): Promise<void> {
+  /** Every descriptor of a manifest from the primary must parse; otherwise it is refused (502) and never cached. */
+  private validate(target: RepositoryTarget, reference: string, body: Buffer, contentType: string | undefined): ParsedManifest {
+    try {
+      return parseManifest(body, contentType);
+    } catch (err) {
+      if (!(err instanceof RegistryError)) throw err;
+      this.options.observer.upstreamFailure('MANIFEST_INVALID');
+      this.options.logger.warn(
+        { repository: target.name, reference, upstream: target.upstreamKey, reason: err.message },
+        'the primary sent an invalid manifest; refused, nothing cached',
+      );
+      throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent an invalid manifest', {
+        detail: { code: 'MANIFEST_INVALID', ...(err.detail as Record<string, unknown>) },
+      });
+    }
+  }
+
+  private async link(target: RepositoryTarget, digest: Digest): Promise<void> {
     const key = `${target.upstreamKey}/${target.name}@${digest}`;
     if (this.linked.has(key)) return;
     try {
@@ -210,7 +229,7 @@ export class ManifestService {
   }
 
   /** A verified manifest from memory or disk. */
-  private async local(digest: string): Promise<Manifest | undefined> {
+  private async local(digest: Digest): Promise<Manifest | undefined> {
     const cached = this.bodies.get(digest);
     if (cached) {
       this.index.touched(digest);
@@ -236,33 +255,3 @@ export class ManifestService {
     return toRegistryError(err, 'MANIFEST_UNKNOWN');
   }
 }
-
-/** The media type of a manifest: the primary's Content-Type when it is a manifest type, else the body's `mediaType`. */
-export function manifestMediaType(contentType: string | undefined, body: Buffer): string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent a manifest that is not JSON');
-  }
-  if (contentType && manifestMediaTypes.includes(contentType)) return contentType;
-  const declared = (parsed as { mediaType?: unknown } | null)?.mediaType;
-  if (typeof declared === 'string' && manifestMediaTypes.includes(declared)) return declared;
-  const manifests = (parsed as { manifests?: unknown } | null)?.manifests;
-  if (Array.isArray(manifests)) return 'application/vnd.oci.image.index.v1+json';
-  if ((parsed as { config?: unknown } | null)?.config) return 'application/vnd.oci.image.manifest.v1+json';
-  throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent a manifest of an unsupported type', {
-    detail: { mediaType: contentType },
-  });
-}
-
-/** The child manifest a client that cannot take an index gets: linux/amd64 when present. */
-export function defaultPlatformDigest(index: Buffer): string | undefined {
-  const parsed = JSON.parse(index.toString('utf8')) as {
-    manifests?: { digest?: string; platform?: { os?: string; architecture?: string } }[];
-  };
-  const manifests = parsed.manifests ?? [];
-  const preferred = manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? manifests[0];
-  return preferred?.digest;
-}
-

@@ -3,16 +3,13 @@
  * to every digest it needs — the manifest, each platform's manifest of an
  * index, their configs and layers — and makes sure they are cached.
  */
+import type { Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
-import { isIndexMediaType } from '../registry/media-types.ts';
+import { parseManifest } from '../registry/manifest-references.ts';
 import { parseReference, validateName, type Reference } from '../registry/reference.ts';
 import type { BlobService } from './blob-service.ts';
-import type { Manifest, ManifestService } from './manifest-service.ts';
+import type { ManifestService } from './manifest-service.ts';
 import type { RepositoryResolver } from './repository-resolver.ts';
-
-interface Descriptor {
-  digest?: unknown;
-}
 
 export function parseImageReference(reference: string): { name: string; reference: Reference } {
   const at = reference.indexOf('@');
@@ -23,14 +20,6 @@ export function parseImageReference(reference: string): { name: string; referenc
   return { name: validateName(reference), reference: parseReference('latest') };
 }
 
-function referenced(manifest: Manifest): { manifests: string[]; blobs: string[] } {
-  const body = JSON.parse(manifest.body.toString('utf8')) as { config?: Descriptor; layers?: Descriptor[]; manifests?: Descriptor[] };
-  const digests = (list: (Descriptor | undefined)[] | undefined): string[] =>
-    (list ?? []).map((d) => d?.digest).filter((d): d is string => typeof d === 'string');
-  if (isIndexMediaType(manifest.mediaType)) return { manifests: digests(body.manifests), blobs: [] };
-  return { manifests: [], blobs: digests([body.config, ...(body.layers ?? [])]) };
-}
-
 export class PinResolver {
   constructor(
     private readonly resolver: RepositoryResolver,
@@ -38,21 +27,21 @@ export class PinResolver {
     private readonly blobs: BlobService,
   ) {}
 
-  async resolve(image: string, signal: AbortSignal): Promise<string[]> {
+  async resolve(image: string, signal: AbortSignal): Promise<Digest[]> {
     const { name, reference } = parseImageReference(image);
     const target = this.resolver.resolve(name, undefined);
     const top = await this.manifests.get(target, reference, signal);
-    const digests = new Set<string>([top.digest]);
+    const digests = new Set<Digest>([top.digest]);
     const pending = [top];
-    const blobs = new Set<string>();
+    const blobs = new Set<Digest>();
     while (pending.length > 0) {
       const manifest = pending.pop()!;
-      const refs = referenced(manifest);
-      for (const blob of refs.blobs) blobs.add(blob);
+      const refs = parseManifest(manifest.body, manifest.mediaType);
+      for (const blob of refs.blobs) blobs.add(blob.digest);
       for (const child of refs.manifests) {
-        if (digests.has(child)) continue;
-        digests.add(child);
-        pending.push(await this.manifests.byDigest(target, child, signal));
+        if (digests.has(child.digest)) continue;
+        digests.add(child.digest);
+        pending.push(await this.manifests.byDigest(target, child.digest, signal));
       }
     }
     for (const blob of blobs) {
@@ -62,7 +51,7 @@ export class PinResolver {
     return [...digests];
   }
 
-  private async warm(target: { upstream: Parameters<BlobService['open']>[0]['upstream']; name: string }, digest: string, signal: AbortSignal): Promise<void> {
+  private async warm(target: { upstream: Parameters<BlobService['open']>[0]['upstream']; name: string }, digest: Digest, signal: AbortSignal): Promise<void> {
     const source = await this.blobs.open(target, digest, signal);
     if (source.kind === 'local') {
       await source.blob.close();

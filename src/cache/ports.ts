@@ -3,6 +3,7 @@
  * coordination/ implement them; only process/ wires concrete ones in.
  */
 import type { Readable } from 'node:stream';
+import type { Digest } from '../registry/digest.ts';
 
 /** Time, injected wherever TTL or LRU logic needs it. */
 export interface Clock {
@@ -148,14 +149,14 @@ export interface BlobIngest {
 
 /** Content-addressed blob storage: blobs and manifest bytes, keyed by digest. */
 export interface BlobStore {
-  stat(digest: string): Promise<{ size: number } | undefined>;
-  open(digest: string): Promise<OpenBlob | undefined>;
+  stat(digest: Digest): Promise<{ size: number } | undefined>;
+  open(digest: Digest): Promise<OpenBlob | undefined>;
   /** Writes small verified content (manifests) atomically; resolves to the bytes it takes on disk. */
-  put(digest: string, data: Uint8Array): Promise<number>;
+  put(digest: Digest, data: Uint8Array): Promise<number>;
   /** Deletes a blob (and its manifest metadata); readers that have it open keep reading. */
-  remove(digest: string): Promise<void>;
+  remove(digest: Digest): Promise<void>;
   /** `onProgress` is told how many bytes are in the partial file, as they land. */
-  beginIngest(digest: string, expectedSize: number | undefined, onProgress?: (bytesInFile: number) => void): Promise<BlobIngest>;
+  beginIngest(digest: Digest, expectedSize: number | undefined, onProgress?: (bytesInFile: number) => void): Promise<BlobIngest>;
   /** Opens a partial file by path for tailing; undefined when it is gone. */
   openPartial(partialPath: string): Promise<PartialFile | undefined>;
   /** Removes leftover temp files from an earlier run; returns how many. */
@@ -174,7 +175,7 @@ export interface ManifestMeta {
 }
 
 export interface TagRecord {
-  digest: string;
+  digest: Digest;
   mediaType: string;
   size: number;
   /** When the primary last confirmed this answer (ms since epoch). */
@@ -183,16 +184,16 @@ export interface TagRecord {
 
 /** Manifest media types, tag answers and which repositories the cache holds. */
 export interface MetadataStore {
-  getManifestMeta(digest: string): Promise<ManifestMeta | undefined>;
-  putManifestMeta(digest: string, meta: ManifestMeta): Promise<void>;
+  getManifestMeta(digest: Digest): Promise<ManifestMeta | undefined>;
+  putManifestMeta(digest: Digest, meta: ManifestMeta): Promise<void>;
   getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined>;
   putTag(upstream: string, name: string, tag: string, record: TagRecord): Promise<void>;
   /** Records that `name` holds the manifest `digest` (for the catalog and repository purges). */
-  linkManifest(upstream: string, name: string, digest: string): Promise<void>;
+  linkManifest(upstream: string, name: string, digest: Digest): Promise<void>;
   /** Cached repository names of one upstream, sorted. */
   listRepositories(upstream: string): Promise<string[]>;
   /** Manifest digests a repository holds (its links). */
-  listManifestLinks(upstream: string, name: string): Promise<string[]>;
+  listManifestLinks(upstream: string, name: string): Promise<Digest[]>;
   /** Forgets a repository's tags and links (its blobs are the index owner's business). */
   removeRepository(upstream: string, name: string): Promise<void>;
   /** Small relayed answers (tag lists, referrers) kept for stale-if-error across workers and restarts. */
@@ -242,7 +243,7 @@ export type FillRole = { role: 'leader'; lease: FillLease } | { role: 'follower'
  * cluster primary), or later the whole cluster (Redis).
  */
 export interface FillCoordinator {
-  acquire(digest: string): Promise<FillRole>;
+  acquire(digest: Digest): Promise<FillRole>;
 }
 
 // ---------------------------------------------------------------------------
@@ -265,8 +266,8 @@ export interface CacheObserver {
 
 /** What the core tells the per-host eviction index (touches and additions, batched by the adapter). */
 export interface CacheIndexReporter {
-  touched(digest: string): void;
-  added(digest: string, diskBytes: number, kind: 'blob' | 'manifest'): void;
+  touched(digest: Digest): void;
+  added(digest: Digest, diskBytes: number, kind: 'blob' | 'manifest'): void;
 }
 
 export const noopIndexReporter: CacheIndexReporter = { touched: () => undefined, added: () => undefined };

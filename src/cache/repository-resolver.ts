@@ -34,10 +34,6 @@ export class RepositoryResolver {
     return [...new Set(this.byHost.values())];
   }
 
-  get defaultEntry(): UpstreamEntry {
-    return this.fallback;
-  }
-
   resolve(name: string, ns: string | undefined): RepositoryTarget {
     let entry = this.fallback;
     let repo = name;

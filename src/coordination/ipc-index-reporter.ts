@@ -6,9 +6,10 @@
  */
 import type { CacheIndexReporter } from '../cache/ports.ts';
 import type { IndexBatch } from '../cache/eviction-index.ts';
+import type { Digest } from '../registry/digest.ts';
 
 export class BatchingIndexReporter implements CacheIndexReporter {
-  private touchedSet = new Set<string>();
+  private touchedSet = new Set<Digest>();
   private addedList: IndexBatch['added'] = [];
   private timer: NodeJS.Timeout | undefined;
 
@@ -18,12 +19,12 @@ export class BatchingIndexReporter implements CacheIndexReporter {
     private readonly maxBatch = 1_000,
   ) {}
 
-  touched(digest: string): void {
+  touched(digest: Digest): void {
     this.touchedSet.add(digest);
     this.schedule();
   }
 
-  added(digest: string, diskBytes: number, kind: 'blob' | 'manifest'): void {
+  added(digest: Digest, diskBytes: number, kind: 'blob' | 'manifest'): void {
     this.addedList.push([digest, diskBytes, kind]);
     // Additions matter to the budget: send them promptly.
     this.flush();

@@ -80,14 +80,14 @@ export class AdminRoutes {
       return;
     }
     if (route.startsWith('entries/') && method === 'DELETE') {
-      const digest = parseDigest(decodeURIComponent(route.slice('entries/'.length))).value;
+      const digest = parseDigest(decodeURIComponent(route.slice('entries/'.length)));
       sendJson(req, res, 200, await this.backend.call('purge', { digest }));
       return;
     }
     if (route === 'purge' && method === 'POST') {
       const body = await readJson(req);
       if (typeof body.digest === 'string') {
-        sendJson(req, res, 200, await this.backend.call('purge', { digest: parseDigest(body.digest).value }));
+        sendJson(req, res, 200, await this.backend.call('purge', { digest: parseDigest(body.digest) }));
       } else if (typeof body.repository === 'string') {
         sendJson(req, res, 200, await this.backend.call('purge', { repository: validateName(body.repository) }));
       } else if (body.all === true) {

@@ -2,12 +2,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlobService } from '../cache/blob-service.ts';
 import { paginate, type CatalogService } from '../cache/catalog-service.ts';
-import { defaultPlatformDigest, type ManifestAnswer, type ManifestService } from '../cache/manifest-service.ts';
+import type { ManifestAnswer, ManifestService } from '../cache/manifest-service.ts';
 import type { PassThroughCache } from '../cache/pass-through-cache.ts';
 import type { ReferrersResponse } from '../cache/ports.ts';
 import type { RelayedAnswers } from '../cache/relayed-answers.ts';
 import type { RepositoryResolver } from '../cache/repository-resolver.ts';
 import { RegistryError } from '../registry/errors.ts';
+import { defaultPlatformChild, parseManifest } from '../registry/manifest-references.ts';
 import { accepts, acceptsSingleManifest, isIndexMediaType, parseAccept } from '../registry/media-types.ts';
 import { contentRange, parseRange } from '../registry/range.ts';
 import { matchV2Route, type V2Route } from '../registry/route.ts';
@@ -78,12 +79,12 @@ export class RegistryRoutes {
         return true;
       case 'manifest':
         notes.repository = route.name;
-        notes.reference = route.reference.kind === 'tag' ? route.reference.tag : route.reference.digest.value;
+        notes.reference = route.reference.kind === 'tag' ? route.reference.tag : route.reference.digest;
         await this.manifest(req, res, route, query, signal, notes);
         return true;
       case 'blob':
         notes.repository = route.name;
-        notes.reference = route.digest.value;
+        notes.reference = route.digest;
         await this.blob(req, res, route, query, signal, notes);
         return true;
       case 'tags':
@@ -92,8 +93,8 @@ export class RegistryRoutes {
         return true;
       case 'referrers':
         notes.repository = route.name;
-        notes.reference = route.digest.value;
-        await this.referrersOf(req, res, route.name, route.digest.value, query, notes);
+        notes.reference = route.digest;
+        await this.referrersOf(req, res, route.name, route.digest, query, notes);
         return true;
     }
   }
@@ -112,8 +113,8 @@ export class RegistryRoutes {
     const accept = parseAccept(req.headers.accept);
     if (!accepts(accept, answer.mediaType)) {
       // A client that cannot take an index gets the linux/amd64 image, as registries do.
-      const child = isIndexMediaType(answer.mediaType) && acceptsSingleManifest(accept) ? defaultPlatformDigest(answer.body) : undefined;
-      if (child) answer = await this.deps.manifests.byDigest(target, child, signal);
+      const child = isIndexMediaType(answer.mediaType) && acceptsSingleManifest(accept) ? defaultPlatformChild(parseManifest(answer.body, answer.mediaType)) : undefined;
+      if (child) answer = await this.deps.manifests.byDigest(target, child.digest, signal);
       if (!child || !accepts(accept, answer.mediaType)) {
         throw new RegistryError('MANIFEST_UNKNOWN', 'the manifest is not available in a media type the client accepts', {
           detail: { mediaType: answer.mediaType },
@@ -146,7 +147,7 @@ export class RegistryRoutes {
     notes: RequestNotes,
   ): Promise<void> {
     const target = this.deps.resolver.resolve(route.name, query.get('ns') ?? undefined);
-    const digest = route.digest.value;
+    const digest = route.digest;
     const common = {
       ...apiVersionHeader,
       'docker-content-digest': digest,

@@ -7,7 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { MetadataStore } from '../cache/ports.ts';
+import { parseDigest, tryParseDigest, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
+import { parseManifest } from '../registry/manifest-references.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
 import type { CacheLayout } from '../storage/layout.ts';
 import type { IndexOwner } from './index-owner.ts';
@@ -48,13 +50,13 @@ export class CacheAdmin {
       case 'list':
         return this.owner.list(Number(args.limit ?? 100), Number(args.cursor ?? 0));
       case 'purge':
-        if (typeof args.digest === 'string') return this.owner.purgeDigests([args.digest]);
+        if (typeof args.digest === 'string') return this.owner.purgeDigests([parseDigest(args.digest)]);
         if (typeof args.repository === 'string') return this.purgeRepository(args.repository);
         if (args.all === true) return this.owner.purgeAll();
         throw new RegistryError('UNSUPPORTED', 'unknown purge');
       case 'pin': {
         const reference = String(args.reference);
-        const digests = Array.isArray(args.digests) ? args.digests.filter((d): d is string => typeof d === 'string') : [];
+        const digests = Array.isArray(args.digests) ? args.digests.map(tryParseDigest).filter((d): d is Digest => d !== undefined) : [];
         this.owner.setPin(reference, digests);
         if (args.persist === true && !this.persistedPins.includes(reference)) {
           this.persistedPins.push(reference);
@@ -85,8 +87,8 @@ export class CacheAdmin {
    * cached repository references.
    */
   private async purgeRepository(name: string): Promise<{ removed: number; bytes: number }> {
-    const own = new Set<string>();
-    const others = new Set<string>();
+    const own = new Set<Digest>();
+    const others = new Set<Digest>();
     for (const upstream of this.upstreamKeys) {
       for (const repo of await this.metadata.listRepositories(upstream)) {
         const target = repo === name ? own : others;
@@ -100,23 +102,29 @@ export class CacheAdmin {
     return result;
   }
 
-  /** A manifest and everything it references (children of an index included), as far as the cache holds them. */
-  private async closure(digest: string): Promise<string[]> {
-    const seen = new Set<string>([digest]);
+  /**
+   * A manifest and everything it references (children of an index
+   * included), as far as the cache holds them. References come only from the
+   * validating walker: a cached manifest that does not parse is a leaf.
+   */
+  private async closure(digest: Digest): Promise<Digest[]> {
+    const seen = new Set<Digest>([digest]);
     const pending = [digest];
     while (pending.length > 0) {
       const current = pending.pop()!;
-      let body: { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
+      const meta = await this.metadata.getManifestMeta(current);
+      if (!meta) continue; // a layer or config, or not cached
+      let references;
       try {
-        body = JSON.parse(await readFile(this.layout.blobPath(current), 'utf8'));
+        references = parseManifest(await readFile(this.layout.blobPath(current)), meta.mediaType);
       } catch {
-        continue; // a layer, or not cached
+        continue;
       }
-      for (const d of [body.config, ...(body.layers ?? []), ...(body.manifests ?? [])]) {
-        if (typeof d?.digest === 'string' && !seen.has(d.digest)) {
-          seen.add(d.digest);
-          if (body.manifests?.includes(d)) pending.push(d.digest);
-        }
+      for (const blob of references.blobs) seen.add(blob.digest);
+      for (const child of references.manifests) {
+        if (seen.has(child.digest)) continue;
+        seen.add(child.digest);
+        pending.push(child.digest);
       }
     }
     return [...seen];

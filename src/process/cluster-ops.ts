@@ -12,7 +12,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
-import type { IndexBatch } from '../cache/eviction-index.ts';
+import { parseIndexBatch, type IndexBatch } from '../cache/eviction-index.ts';
 
 type Message = {
   t?: unknown;
@@ -69,7 +69,7 @@ export class PrimaryOps {
   handle(worker: Worker, message: unknown): void {
     const msg = message as Message;
     if (msg?.t === 'index.batch') {
-      this.handlers.indexBatch(msg.batch as IndexBatch);
+      this.handlers.indexBatch(parseIndexBatch(msg.batch));
     } else if (msg?.t === 'cache.writeFailed' && typeof msg.value === 'string') {
       // Host-wide: every worker's /health must show it, whichever worker hit it.
       const failure = { code: msg.value, at: Date.now() };

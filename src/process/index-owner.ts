@@ -10,6 +10,7 @@ import { EvictionIndex, type IndexBatch, type IndexEntry } from '../cache/evicti
 import type { BlobStore, Clock, Logger } from '../cache/ports.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
 import type { CacheLayout } from '../storage/layout.ts';
+import type { Digest } from '../registry/digest.ts';
 import { loadIndex, writeSnapshot } from '../storage/index-snapshot.ts';
 
 export interface IndexOwnerOptions {
@@ -43,7 +44,7 @@ export class IndexOwner {
   private evictions = 0;
   private evictedBytes = 0;
   private timers: NodeJS.Timeout[] = [];
-  private pinSources = new Map<string, string[]>();
+  private pinSources = new Map<string, Digest[]>();
 
   constructor(private readonly options: IndexOwnerOptions) {
     this.index = new EvictionIndex({
@@ -163,7 +164,7 @@ export class IndexOwner {
     return { entries: out, next: undefined };
   }
 
-  async purgeDigests(digests: string[]): Promise<{ removed: number; bytes: number }> {
+  async purgeDigests(digests: Digest[]): Promise<{ removed: number; bytes: number }> {
     const victims = digests.map((d) => this.index.get(d)).filter((e): e is IndexEntry => e !== undefined);
     // Files the index did not know about go too.
     await Promise.all(digests.map((d) => this.options.store.remove(d)));
@@ -180,7 +181,7 @@ export class IndexOwner {
   }
 
   /** Pins: each reference resolves (in a worker) to the digests it protects. */
-  setPin(reference: string, digests: string[]): void {
+  setPin(reference: string, digests: Digest[]): void {
     this.pinSources.set(reference, digests);
     this.index.setPinned([...this.pinSources.values()].flat());
   }

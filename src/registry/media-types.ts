@@ -13,9 +13,6 @@ export function isIndexMediaType(mediaType: string): boolean {
   return mediaType === mediaTypes.ociIndex || mediaType === mediaTypes.dockerManifestList;
 }
 
-/** The Accept header Outpost sends upstream: every manifest type it can serve. */
-export const upstreamManifestAccept = manifestMediaTypes.join(', ');
-
 export interface AcceptEntry {
   type: string;
   q: number;
@@ -63,11 +60,4 @@ export function accepts(accept: AcceptEntry[], mediaType: string): boolean {
 /** Whether a client accepts any single-platform manifest type (for index fallback). */
 export function acceptsSingleManifest(accept: AcceptEntry[]): boolean {
   return accepts(accept, mediaTypes.dockerManifest) || accepts(accept, mediaTypes.ociManifest);
-}
-
-/** Strips parameters and lower-cases a Content-Type. */
-export function baseMediaType(contentType: string | undefined): string | undefined {
-  if (!contentType) return undefined;
-  const base = contentType.split(';')[0]?.trim().toLowerCase();
-  return base || undefined;
 }

@@ -44,10 +44,6 @@ export function parseReference(reference: string): Reference {
   return { kind: 'tag', tag: reference };
 }
 
-export function referenceString(ref: Reference): string {
-  return ref.kind === 'tag' ? ref.tag : ref.digest.value;
-}
-
 /** Docker Hub's official images live under `library/`: `nginx` means `library/nginx`. */
 export function normalizeDockerHubName(name: string): string {
   return name.includes('/') ? name : `library/${name}`;

@@ -9,8 +9,7 @@ import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BlobIngest, BlobStore, OpenBlob, PartialFile } from '../cache/ports.ts';
-import { createDigester, parseDigest } from '../registry/digest.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { createDigester, digestAlgorithm, digestOfHash, type Digest } from '../registry/digest.ts';
 import type { CacheLayout } from './layout.ts';
 
 /** Error thrown by commit() when the content does not match its digest or announced size. */
@@ -108,11 +107,11 @@ class DiskIngest implements BlobIngest {
     private readonly handle: FileHandle,
     readonly partialPath: string,
     private readonly finalPath: string,
-    private readonly digest: string,
+    private readonly digest: Digest,
     private readonly expectedSize: number | undefined,
     private readonly onProgress: (bytesInFile: number) => void,
   ) {
-    this.hash = createDigester(parseDigest(digest).algorithm);
+    this.hash = createDigester(digest);
   }
 
   get bytesWritten(): number {
@@ -177,7 +176,7 @@ class DiskIngest implements BlobIngest {
       if (this.expectedSize !== undefined && this.written !== this.expectedSize) {
         throw new IngestVerificationError('SIZE_MISMATCH', `expected ${this.expectedSize} bytes, got ${this.written}`);
       }
-      const actual = `${this.digest.slice(0, this.digest.indexOf(':'))}:${this.hash.digest('hex')}`;
+      const actual = digestOfHash(digestAlgorithm(this.digest), this.hash);
       if (actual !== this.digest) {
         throw new IngestVerificationError('DIGEST_MISMATCH', `content digest ${actual} does not match ${this.digest}`);
       }
@@ -222,7 +221,7 @@ export class DiskBlobStore implements BlobStore {
     await mkdir(path.join(this.layout.root, 'blobs'), { recursive: true });
   }
 
-  async stat(digest: string): Promise<{ size: number } | undefined> {
+  async stat(digest: Digest): Promise<{ size: number } | undefined> {
     try {
       const info = await stat(this.layout.blobPath(digest));
       return { size: info.size };
@@ -232,7 +231,7 @@ export class DiskBlobStore implements BlobStore {
     }
   }
 
-  async open(digest: string): Promise<OpenBlob | undefined> {
+  async open(digest: Digest): Promise<OpenBlob | undefined> {
     let handle: FileHandle;
     try {
       handle = await open(this.layout.blobPath(digest), 'r');
@@ -249,7 +248,7 @@ export class DiskBlobStore implements BlobStore {
     }
   }
 
-  async put(digest: string, data: Uint8Array): Promise<number> {
+  async put(digest: Digest, data: Uint8Array): Promise<number> {
     const ingest = await this.beginIngest(digest, data.byteLength);
     try {
       await ingest.write(data);
@@ -259,12 +258,12 @@ export class DiskBlobStore implements BlobStore {
     }
   }
 
-  async remove(digest: string): Promise<void> {
+  async remove(digest: Digest): Promise<void> {
     await rm(this.layout.blobPath(digest), { force: true });
     await rm(this.layout.manifestMetaPath(digest), { force: true });
   }
 
-  async beginIngest(digest: string, expectedSize: number | undefined, onProgress: (bytesInFile: number) => void = () => undefined): Promise<BlobIngest> {
+  async beginIngest(digest: Digest, expectedSize: number | undefined, onProgress: (bytesInFile: number) => void = () => undefined): Promise<BlobIngest> {
     const partialPath = this.layout.partialPath(digest, randomBytes(6).toString('hex'));
     await mkdir(this.layout.ingestDir, { recursive: true });
     const handle = await open(partialPath, 'wx');
@@ -272,6 +271,8 @@ export class DiskBlobStore implements BlobStore {
   }
 
   async openPartial(partialPath: string): Promise<PartialFile | undefined> {
+    // The path crosses process boundaries (fill state over IPC): only ever a file directly in ingest/.
+    if (path.dirname(path.resolve(partialPath)) !== this.layout.ingestDir || !path.basename(partialPath).endsWith('.partial')) return undefined;
     try {
       return new DiskPartialFile(await open(partialPath, 'r'));
     } catch (err) {
@@ -290,10 +291,5 @@ export class DiskBlobStore implements BlobStore {
     }
     await Promise.all(entries.map((entry) => rm(path.join(this.layout.ingestDir, entry), { force: true, recursive: true })));
     return entries.length;
-  }
-
-  /** Writes a small metadata file atomically through the ingest dir (same filesystem). */
-  writeSmallFile(target: string, data: string): Promise<void> {
-    return writeFileAtomic(target, data, this.layout.ingestDir);
   }
 }

@@ -2,6 +2,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ManifestMeta, MetadataStore, TagRecord } from '../cache/ports.ts';
+import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import type { CacheLayout } from './layout.ts';
 
@@ -19,23 +20,29 @@ async function readJson<T>(file: string): Promise<T | undefined> {
 export class DiskMetadataStore implements MetadataStore {
   constructor(private readonly layout: CacheLayout) {}
 
-  getManifestMeta(digest: string): Promise<ManifestMeta | undefined> {
-    return readJson<ManifestMeta>(this.layout.manifestMetaPath(digest));
+  async getManifestMeta(digest: Digest): Promise<ManifestMeta | undefined> {
+    const meta = await readJson<Partial<ManifestMeta>>(this.layout.manifestMetaPath(digest));
+    if (typeof meta?.mediaType !== 'string' || typeof meta.size !== 'number') return undefined;
+    return { mediaType: meta.mediaType, size: meta.size };
   }
 
-  putManifestMeta(digest: string, meta: ManifestMeta): Promise<void> {
+  putManifestMeta(digest: Digest, meta: ManifestMeta): Promise<void> {
     return writeFileAtomic(this.layout.manifestMetaPath(digest), JSON.stringify(meta), this.layout.ingestDir);
   }
 
-  getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined> {
-    return readJson<TagRecord>(this.layout.tagPath(upstream, name, tag));
+  async getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined> {
+    const record = await readJson<Record<string, unknown>>(this.layout.tagPath(upstream, name, tag));
+    const digest = tryParseDigest(record?.digest);
+    // A torn or foreign record is a miss (and gets rewritten), never a path.
+    if (!record || !digest || typeof record.mediaType !== 'string' || typeof record.size !== 'number' || typeof record.fetchedAt !== 'number') return undefined;
+    return { digest, mediaType: record.mediaType, size: record.size, fetchedAt: record.fetchedAt };
   }
 
   putTag(upstream: string, name: string, tag: string, record: TagRecord): Promise<void> {
     return writeFileAtomic(this.layout.tagPath(upstream, name, tag), JSON.stringify(record), this.layout.ingestDir);
   }
 
-  async linkManifest(upstream: string, name: string, digest: string): Promise<void> {
+  async linkManifest(upstream: string, name: string, digest: Digest): Promise<void> {
     const link = this.layout.manifestLinkPath(upstream, name, digest);
     await mkdir(path.dirname(link), { recursive: true });
     await writeFile(link, '');
@@ -49,13 +56,14 @@ export class DiskMetadataStore implements MetadataStore {
     return writeFileAtomic(this.layout.relayedPath(upstream, name, key), JSON.stringify(value), this.layout.ingestDir);
   }
 
-  async listManifestLinks(upstream: string, name: string): Promise<string[]> {
-    const dir = path.dirname(this.layout.manifestLinkPath(upstream, name, 'sha256:x'));
+  async listManifestLinks(upstream: string, name: string): Promise<Digest[]> {
+    let files: string[];
     try {
-      return (await readdir(dir)).map((file) => file.replace('-', ':'));
+      files = await readdir(this.layout.manifestLinksDir(upstream, name));
     } catch {
       return [];
     }
+    return files.map((file) => tryParseDigest(file.replace('-', ':'))).filter((d): d is Digest => d !== undefined);
   }
 
   async removeRepository(upstream: string, name: string): Promise<void> {

@@ -10,6 +10,7 @@
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { EntryKind, IndexEntry } from '../cache/eviction-index.ts';
+import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import { diskBytes } from './disk-blob-store.ts';
 import type { CacheLayout } from './layout.ts';
@@ -28,8 +29,8 @@ export async function writeSnapshot(layout: CacheLayout, entries: Iterable<Index
   return lines.length - 1;
 }
 
-async function readSnapshot(layout: CacheLayout): Promise<Map<string, IndexEntry>> {
-  const entries = new Map<string, IndexEntry>();
+async function readSnapshot(layout: CacheLayout): Promise<Map<Digest, IndexEntry>> {
+  const entries = new Map<Digest, IndexEntry>();
   let text: string;
   try {
     text = await readFile(snapshotPath(layout), 'utf8');
@@ -39,7 +40,8 @@ async function readSnapshot(layout: CacheLayout): Promise<Map<string, IndexEntry
   const lines = text.split('\n');
   if (lines[0] !== header) return entries;
   for (let i = 1; i < lines.length; i++) {
-    const [digest, bytes, kind, lastAccess] = (lines[i] ?? '').split(' ');
+    const [raw, bytes, kind, lastAccess] = (lines[i] ?? '').split(' ');
+    const digest = tryParseDigest(raw);
     if (!digest || (kind !== 'blob' && kind !== 'manifest')) continue;
     entries.set(digest, { digest, bytes: Number(bytes), kind, lastAccess: Number(lastAccess) });
   }
@@ -54,16 +56,17 @@ async function listDir(dir: string): Promise<string[]> {
   }
 }
 
-/** Every `algorithm:encoded` under a two-level sharded tree (blobs/ or manifests/). */
-async function listDigests(root: string, suffix = ''): Promise<string[]> {
-  const digests: string[] = [];
+/** Every `algorithm:encoded` under a two-level sharded tree (blobs/ or manifests/); stray files are ignored. */
+async function listDigests(root: string, suffix = ''): Promise<Digest[]> {
+  const digests: Digest[] = [];
   for (const algorithm of await listDir(root)) {
     const shards = await listDir(path.join(root, algorithm));
     const lists = await Promise.all(shards.map((shard) => listDir(path.join(root, algorithm, shard))));
     for (const files of lists) {
       for (const file of files) {
         if (suffix && !file.endsWith(suffix)) continue;
-        digests.push(`${algorithm}:${suffix ? file.slice(0, -suffix.length) : file}`);
+        const digest = tryParseDigest(`${algorithm}:${suffix ? file.slice(0, -suffix.length) : file}`);
+        if (digest) digests.push(digest);
       }
     }
   }
@@ -86,7 +89,7 @@ export async function loadIndex(layout: CacheLayout): Promise<LoadedIndex> {
   ]);
   const manifestSet = new Set(manifests);
   const entries: IndexEntry[] = [];
-  const unknown: string[] = [];
+  const unknown: Digest[] = [];
   let fromSnapshot = 0;
   for (const digest of blobs) {
     const known = snapshot.get(digest);

@@ -19,26 +19,28 @@
  *
  * Repository name components start with [a-z0-9], so `_tags` and
  * `_manifests` never collide with a nested repository name. Every path
- * segment comes from a validated digest, name or tag.
+ * segment comes from a parsed {@link Digest} (the type admits nothing else),
+ * a validated name or tag, or a hash.
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { digestAlgorithm, digestHex, type Digest } from '../registry/digest.ts';
 
 export interface CacheLayout {
   root: string;
   ingestDir: string;
-  blobPath(digest: string): string;
-  manifestMetaPath(digest: string): string;
+  blobPath(digest: Digest): string;
+  manifestMetaPath(digest: Digest): string;
   repositoriesDir(upstream: string): string;
   tagPath(upstream: string, name: string, tag: string): string;
-  manifestLinkPath(upstream: string, name: string, digest: string): string;
-  partialPath(digest: string, unique: string): string;
+  manifestLinkPath(upstream: string, name: string, digest: Digest): string;
+  manifestLinksDir(upstream: string, name: string): string;
+  partialPath(digest: Digest, unique: string): string;
   relayedPath(upstream: string, name: string, key: string): string;
 }
 
-function splitDigest(digest: string): [string, string] {
-  const colon = digest.indexOf(':');
-  return [digest.slice(0, colon), digest.slice(colon + 1)];
+function splitDigest(digest: Digest): [string, string] {
+  return [digestAlgorithm(digest), digestHex(digest)];
 }
 
 /** Upstream hosts become directory names: `127.0.0.1:5000` → `127.0.0.1_5000`. */
@@ -69,6 +71,9 @@ export function cacheLayout(root: string): CacheLayout {
     manifestLinkPath(upstream, name, digest) {
       const [algorithm, encoded] = splitDigest(digest);
       return path.join(abs, 'repositories', upstreamDirName(upstream), name, '_manifests', `${algorithm}-${encoded}`);
+    },
+    manifestLinksDir(upstream, name) {
+      return path.join(abs, 'repositories', upstreamDirName(upstream), name, '_manifests');
     },
     relayedPath(upstream, name, key) {
       return path.join(abs, 'repositories', upstreamDirName(upstream), name, '_relayed', `${createHash('sha256').update(key).digest('hex')}.json`);

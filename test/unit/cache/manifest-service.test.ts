@@ -1,3 +1,4 @@
+import { parseDigest } from '../../../src/registry/digest.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,7 +15,8 @@ import { FakeUpstream } from '../../support/fake-upstream.ts';
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
 function manifest(seed: string): { body: Buffer; digest: string; mediaType: string } {
-  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, config: { digest: seed }, layers: [] }));
+  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(Buffer.from(seed)), size: seed.length };
+  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, config, layers: [] }));
   return { body, digest: digestOf(body), mediaType: mediaTypes.ociManifest };
 }
 
@@ -139,7 +141,7 @@ describe('ManifestService', () => {
     const service = make();
     const { digest } = manifest('one');
     upstream.manifests.set(`library/app:${digest}`, manifest('one'));
-    const ref = { kind: 'digest' as const, digest: { algorithm: 'sha256' as const, encoded: digest.slice(7), value: digest } };
+    const ref = { kind: 'digest' as const, digest: parseDigest(digest) };
     await service.get(target(), ref, signal());
     now += 10 * 365 * 24 * 3600_000;
     upstream.failWith = new UpstreamError('UPSTREAM_UNREACHABLE', 'refused');
@@ -150,7 +152,50 @@ describe('ManifestService', () => {
   it('refuses a manifest whose bytes do not match the requested digest', async () => {
     const wanted = manifest('wanted');
     upstream.manifests.set(`library/app:${wanted.digest}`, { ...manifest('other'), digest: wanted.digest });
-    const ref = { kind: 'digest' as const, digest: { algorithm: 'sha256' as const, encoded: wanted.digest.slice(7), value: wanted.digest } };
+    const ref = { kind: 'digest' as const, digest: parseDigest(wanted.digest) };
     await expect(make().get(target(), ref, signal())).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+  });
+
+  describe('a primary that lies in the manifest body', () => {
+    const traversal = 'sha256:../../../../../tmp/outpost-escape';
+    const bodies: Record<string, unknown> = {
+      'a config digest': { schemaVersion: 2, mediaType: mediaTypes.ociManifest, config: { mediaType: 'x', digest: traversal, size: 1 }, layers: [] },
+      'a layer digest': {
+        schemaVersion: 2,
+        mediaType: mediaTypes.ociManifest,
+        config: { mediaType: 'x', digest: digestOf(Buffer.from('c')), size: 1 },
+        layers: [{ mediaType: 'x', digest: `sha256:${'a'.repeat(64)}/../../x`, size: 1 }],
+      },
+      'an index child': { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [{ mediaType: mediaTypes.ociManifest, digest: traversal, size: 1 }] },
+      'a negative size': {
+        schemaVersion: 2,
+        mediaType: mediaTypes.ociManifest,
+        config: { mediaType: 'x', digest: digestOf(Buffer.from('c')), size: -1 },
+        layers: [],
+      },
+      'a subject': {
+        schemaVersion: 2,
+        mediaType: mediaTypes.ociManifest,
+        config: { mediaType: 'x', digest: digestOf(Buffer.from('c')), size: 1 },
+        layers: [],
+        subject: { mediaType: mediaTypes.ociManifest, digest: 'md5:abc', size: 1 },
+      },
+    };
+    for (const [what, json] of Object.entries(bodies)) {
+      it(`refuses (502, MANIFEST_INVALID) and never caches a manifest with an invalid ${what}`, async () => {
+        const body = Buffer.from(JSON.stringify(json));
+        const digest = digestOf(body);
+        upstream.manifests.set('library/app:lying', { body, digest, mediaType: (json as { mediaType: string }).mediaType });
+        upstream.manifests.set(`library/app:${digest}`, { body, digest, mediaType: (json as { mediaType: string }).mediaType });
+        const service = make();
+        for (const ref of [{ kind: 'tag' as const, tag: 'lying' }, { kind: 'digest' as const, digest: parseDigest(digest) }]) {
+          const failure = await service.get(target(), ref, signal()).catch((err: unknown) => err);
+          expect(failure).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', status: 502, detail: { code: 'MANIFEST_INVALID' } });
+        }
+        const layout = cacheLayout(dir);
+        expect(await new DiskBlobStore(layout).stat(parseDigest(digest))).toBeUndefined();
+        expect(await new DiskMetadataStore(layout).getTag('fake.example', 'library/app', 'lying')).toBeUndefined();
+      });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { digestOf, parseDigest, tryParseDigest } from '../../../src/registry/digest.ts';
+import { digestAlgorithm, digestOf, parseDigest, tryParseDigest } from '../../../src/registry/digest.ts';
 import { errorEnvelope, RegistryError } from '../../../src/registry/errors.ts';
 import { accepts, acceptsSingleManifest, mediaTypes, parseAccept } from '../../../src/registry/media-types.ts';
 import { parseRange } from '../../../src/registry/range.ts';
@@ -7,8 +7,8 @@ import { isValidName, isValidTag, normalizeDockerHubName } from '../../../src/re
 
 describe('digests', () => {
   it('parses sha256 and sha512 digests', () => {
-    expect(parseDigest(`sha256:${'0'.repeat(64)}`).algorithm).toBe('sha256');
-    expect(parseDigest(`sha512:${'f'.repeat(128)}`).algorithm).toBe('sha512');
+    expect(digestAlgorithm(parseDigest(`sha256:${'0'.repeat(64)}`))).toBe('sha256');
+    expect(digestAlgorithm(parseDigest(`sha512:${'f'.repeat(128)}`))).toBe('sha512');
   });
   it('rejects malformed or unverifiable digests', () => {
     for (const bad of ['sha256', 'sha256:', `sha256:${'0'.repeat(63)}`, `sha256:${'g'.repeat(64)}`, `blake3:${'0'.repeat(64)}`, `:${'0'.repeat(64)}`]) {

@@ -27,11 +27,11 @@ describe('matchV2Route', () => {
       reference: { kind: 'tag', tag: '1.27' },
     });
     const route = matchV2Route(`/v2/a/b/c/manifests/${digest}`);
-    expect(route).toMatchObject({ kind: 'manifest', name: 'a/b/c', reference: { kind: 'digest', digest: { value: digest } } });
+    expect(route).toMatchObject({ kind: 'manifest', name: 'a/b/c', reference: { kind: 'digest', digest } });
   });
 
   it('accepts a percent-encoded colon in a digest', () => {
-    expect(matchV2Route(`/v2/x/blobs/sha256%3A${'a'.repeat(64)}`)).toMatchObject({ kind: 'blob', digest: { value: digest } });
+    expect(matchV2Route(`/v2/x/blobs/sha256%3A${'a'.repeat(64)}`)).toMatchObject({ kind: 'blob', digest });
   });
 
   it('parses blobs, tag lists, referrers and upload routes', () => {
