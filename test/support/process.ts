@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, createWriteStream, type WriteStream } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
+import { debianPackageFor } from './system-packages.ts';
 
 export interface StartProcessOptions {
   /** Extra environment variables, merged over the parent's (see `inheritEnv`). */
@@ -192,25 +193,6 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-/** Which Debian package provides each binary the integration tests use. */
-const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
-  'docker-registry': 'docker-registry',
-  skopeo: 'skopeo',
-  openssl: 'openssl',
-  htpasswd: 'apache2-utils',
-  etcd: 'etcd-server',
-  etcdctl: 'etcd-client',
-  'redis-server': 'redis-server',
-  'redis-cli': 'redis-tools',
-  containerd: 'containerd',
-  ctr: 'containerd',
-  podman: 'podman',
-  nginx: 'nginx',
-  haproxy: 'haproxy',
-  promtool: 'prometheus',
-  'systemd-analyze': 'systemd',
-};
-
 /** Thrown by {@link requireBinary}; `debianPackage` names what to install. */
 export class MissingBinaryError extends Error {
   readonly code = 'MISSING_BINARY';
@@ -232,7 +214,7 @@ export class MissingBinaryError extends Error {
 export function requireBinary(name: string): string {
   const found = findOnPath(name);
   if (found !== undefined) return found;
-  const pkg = DEBIAN_PACKAGES[name] ?? name;
+  const pkg = debianPackageFor(name);
   const where = process.env['CI'] === 'true' ? 'CI=true: the integration tests need' : 'The integration tests need';
   throw new MissingBinaryError(
     name,

@@ -13,25 +13,13 @@ import { loadConfig } from '../../../src/config/load.ts';
 import type { Config } from '../../../src/config/types.ts';
 import { createCleanupStack } from '../../support/cleanup.ts';
 import { checkHaproxyConfig, parseHaproxySections } from '../../support/haproxy.ts';
-import { MissingBinaryError, requireBinary, runProcess } from '../../support/process.ts';
+import { requireBinary, runProcess } from '../../support/process.ts';
 import { makeTempDir, removeTempDir } from '../../support/temp.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 const deploy = join(root, 'deploy');
 const cleanup = createCleanupStack();
 afterAll(() => cleanup.run());
-
-/** requireBinary, naming the right Debian package for binaries its table does not know. */
-function requireTool(name: string): string {
-  const packages: Record<string, string> = { promtool: 'prometheus', 'systemd-analyze': 'systemd', haproxy: 'haproxy', nginx: 'nginx' };
-  try {
-    return requireBinary(name);
-  } catch (err) {
-    const pkg = packages[name];
-    if (!(err instanceof MissingBinaryError) || pkg === undefined || pkg === err.debianPackage) throw err;
-    throw new MissingBinaryError(name, pkg, err.message.replaceAll(`install -y ${err.debianPackage}`, `install -y ${pkg}`));
-  }
-}
 
 async function tempDir(prefix: string): Promise<string> {
   const dir = await makeTempDir(prefix);
@@ -208,7 +196,7 @@ function withoutGrafanaVariables(expr: string): string {
 
 describe('systemd unit (deploy/systemd/outpost.service)', () => {
   it('passes systemd-analyze verify with nothing to say about it', async () => {
-    const systemdAnalyze = requireTool('systemd-analyze');
+    const systemdAnalyze = requireBinary('systemd-analyze');
     const dir = await tempDir('systemd');
     // The test machine's node may live outside systemd's search path (nvm);
     // the unit itself runs `node` from /usr/local/bin or /usr/bin.
@@ -221,7 +209,7 @@ describe('systemd unit (deploy/systemd/outpost.service)', () => {
   });
 
   it('is hardened: systemd-analyze security rates its exposure 2.5 or lower', async () => {
-    const systemdAnalyze = requireTool('systemd-analyze');
+    const systemdAnalyze = requireBinary('systemd-analyze');
     const dir = await tempDir('systemd');
     await copyFile(join(deploy, 'systemd/outpost.service'), join(dir, 'outpost.service'));
     const result = await run(systemdAnalyze, ['security', '--offline=yes', '--no-pager', join(dir, 'outpost.service')], dir);
@@ -289,7 +277,7 @@ describe('load balancers', () => {
   );
 
   it('deploy/nginx/outpost.conf passes nginx -t inside a wrapper nginx.conf', async () => {
-    const nginx = requireTool('nginx');
+    const nginx = requireBinary('nginx');
     const dir = await tempDir('nginx');
     const conf = join(dir, 'nginx.conf');
     await writeFile(
@@ -324,7 +312,7 @@ describe('load balancers', () => {
 
 describe('Prometheus (deploy/prometheus)', () => {
   it('prometheus.yml and its rule file pass promtool check config', async () => {
-    const promtool = requireTool('promtool');
+    const promtool = requireBinary('promtool');
     const result = await run(promtool, ['check', 'config', 'prometheus.yml'], join(deploy, 'prometheus'));
     expect(result.exitCode, result.text).toBe(0);
     expect(result.text).toContain('SUCCESS: 1 rule files found');
@@ -334,14 +322,14 @@ describe('Prometheus (deploy/prometheus)', () => {
   });
 
   it('alerts.yml passes promtool check rules', async () => {
-    const promtool = requireTool('promtool');
+    const promtool = requireBinary('promtool');
     const result = await run(promtool, ['check', 'rules', 'alerts.yml'], join(deploy, 'prometheus'));
     expect(result.exitCode, result.text).toBe(0);
     expect(result.text).toMatch(/SUCCESS: \d+ rules found/);
   });
 
   it('alerts.test.yml passes promtool test rules', async () => {
-    const promtool = requireTool('promtool');
+    const promtool = requireBinary('promtool');
     const result = await run(promtool, ['test', 'rules', 'alerts.test.yml'], join(deploy, 'prometheus'));
     expect(result.exitCode, result.text).toBe(0);
     expect(result.text).toContain('SUCCESS');
@@ -425,7 +413,7 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
   });
 
   it('has only valid PromQL (every panel expression passes promtool check rules)', async () => {
-    const promtool = requireTool('promtool');
+    const promtool = requireBinary('promtool');
     const exprs = dashboardExpressions(await dashboard()).filter((e) => e.promql);
     const dir = await tempDir('dashboard-promql');
     const rules = { groups: [{ name: 'dashboard', rules: exprs.map((e, i) => ({ record: `dashboard:expr_${i}`, expr: withoutGrafanaVariables(e.expr) })) }] };
