@@ -53,6 +53,8 @@ export interface RegistryClientDeps {
   retry?: Omit<RetryOptions, 'retries' | 'onRetry'>;
   /** Largest tag-list page or referrers index buffered. Default 4 MiB. */
   maxListBytes?: number;
+  /** Largest tag list buffered, all pages together. Default 16 MiB (MAX_TAG_LIST_BYTES). */
+  maxTagListBytes?: number;
 }
 
 export const MANIFEST_MEDIA_TYPES = [
@@ -66,6 +68,12 @@ const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const GENERIC_TYPES = new Set(['application/json', 'text/plain', 'application/octet-stream']);
 const MAX_TAG_PAGES = 100;
+/**
+ * Bytes of one repository's tag list, all pages together. Docker Hub's
+ * longest lists are a few hundred KiB; past this the primary is lying or
+ * broken, and the whole list is refused rather than buffered or truncated.
+ */
+export const MAX_TAG_LIST_BYTES = 16 * 1024 * 1024;
 const USER_AGENT = 'outpost';
 const noopLogger: UpstreamLogger = { warn: () => {}, debug: () => {} };
 
@@ -73,6 +81,7 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? noopLogger;
   const maxListBytes = deps.maxListBytes ?? 4 * 1024 * 1024;
+  const maxTagListBytes = deps.maxTagListBytes ?? MAX_TAG_LIST_BYTES;
   const base = new URL(config.url);
   const host = base.host;
   const apiRoot = `${base.pathname.replace(/\/+$/, '')}/v2/`;
@@ -241,13 +250,20 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   async function listTags(repo: string, signal: AbortSignal): Promise<string[]> {
     const what = `GET tags ${repo}`;
     const tags: string[] = [];
+    let bytes = 0;
     let url: URL | undefined = apiUrl(`${repo}/tags/list`);
     for (let page = 0; page < MAX_TAG_PAGES && url !== undefined; page++) {
-      const result: { tags: string[]; next: URL | undefined } = await exchange('GET', url, 'application/json', repo, what, signal, async (res) => {
-        const json = parseJson(await readLimited(res.body, res.headers['content-length'], maxListBytes, what), what);
-        return { tags: parseTags(json, what), next: nextLink(res.headers['link'], res.url) };
+      const budget = maxTagListBytes - bytes;
+      const result: { tags: string[]; bytes: number; next: URL | undefined } = await exchange('GET', url, 'application/json', repo, what, signal, async (res) => {
+        const tooLarge =
+          budget < maxListBytes
+            ? () => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: tag list larger than ${maxTagListBytes} bytes across pages`)
+            : undefined;
+        const body = await readLimited(res.body, res.headers['content-length'], Math.min(maxListBytes, budget), what, tooLarge);
+        return { tags: parseTags(parseJson(body, what), what), bytes: body.length, next: nextLink(res.headers['link'], res.url) };
       });
       tags.push(...result.tags);
+      bytes += result.bytes;
       url = result.next;
     }
     if (url !== undefined) logger.warn({ upstream: host, pages: MAX_TAG_PAGES }, 'tag list truncated: too many pages');

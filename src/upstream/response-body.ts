@@ -10,23 +10,29 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { UpstreamError } from '../cache/ports.ts';
 
+/**
+ * The body, at most `maxBytes` of it. Past that, the error from `tooLarge`
+ * (by default "body larger than maxBytes"), thrown before reading when the
+ * declared length already says so.
+ */
 export async function readLimited(
   body: Readable,
   contentLength: string | string[] | undefined,
   maxBytes: number,
   what: string,
+  tooLarge: () => UpstreamError = () => bodyTooLarge(what, maxBytes),
 ): Promise<Buffer> {
   const declared = Array.isArray(contentLength) ? contentLength[0] : contentLength;
   if (declared !== undefined && Number(declared) > maxBytes) {
     destroyBody(body);
-    throw tooLarge(what, maxBytes);
+    throw tooLarge();
   }
   const chunks: Buffer[] = [];
   let total = 0;
   // Leaving the loop early (throw) destroys the body.
   for await (const chunk of body as AsyncIterable<Buffer>) {
     total += chunk.length;
-    if (total > maxBytes) throw tooLarge(what, maxBytes);
+    if (total > maxBytes) throw tooLarge();
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
@@ -41,7 +47,7 @@ export function parseJson(bytes: Buffer, what: string): unknown {
   }
 }
 
-function tooLarge(what: string, maxBytes: number): UpstreamError {
+function bodyTooLarge(what: string, maxBytes: number): UpstreamError {
   return new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: body larger than ${maxBytes} bytes`);
 }
 

@@ -100,6 +100,15 @@ describe('registry client API', () => {
     expect(tags).toHaveLength(100);
   });
 
+  it('refuses a tag list whose pages add up to more than the total byte limit', async () => {
+    const page = { tags: Array.from({ length: 20 }, (_, i) => `tag-${i}`) }; // ~200 bytes a page
+    const registry = await server((_req, res) => json(res, 200, page, { link: '</v2/a/b/tags/list?last=x>; rel="next"' }));
+    const err = await rejection(client(testConfig(registry.url), { maxTagListBytes: 1000 }).listTags('a/b', never));
+    expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(err.message).toContain('1000 bytes');
+    expect(registry.requests.length).toBeLessThanOrEqual(6);
+  });
+
   it('treats a null tag list as empty and a malformed one as a bad response', async () => {
     let body: unknown = { name: 'a/b', tags: null };
     const registry = await server((_req, res) => json(res, 200, body));
