@@ -32,7 +32,7 @@ import {
 import type { UpstreamConfig } from '../config/types.ts';
 import { createAuthenticator } from './authenticator.ts';
 import { createTransport, type Method, type Response } from './http-transport.ts';
-import { nextLink } from './link-header.ts';
+import { nextLink, type NextLink } from './link-header.ts';
 import { destroyBody, discard, parseJson, readLimited } from './response-body.ts';
 import { withRetry, type RetryOptions } from './retry.ts';
 import { TokenCache } from './token-cache.ts';
@@ -254,13 +254,16 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
     let url: URL | undefined = apiUrl(`${repo}/tags/list`);
     for (let page = 0; page < MAX_TAG_PAGES && url !== undefined; page++) {
       const budget = maxTagListBytes - bytes;
-      const result: { tags: string[]; bytes: number; next: URL | undefined } = await exchange('GET', url, 'application/json', repo, what, signal, async (res) => {
+      const asked = url;
+      const result: { tags: string[]; bytes: number; next: URL | undefined } = await exchange('GET', asked, 'application/json', repo, what, signal, async (res) => {
         const tooLarge =
           budget < maxListBytes
             ? () => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: tag list larger than ${maxTagListBytes} bytes across pages`)
             : undefined;
         const body = await readLimited(res.body, res.headers['content-length'], Math.min(maxListBytes, budget), what, tooLarge);
-        return { tags: parseTags(parseJson(body, what), what), bytes: body.length, next: nextLink(res.headers['link'], res.url) };
+        const tags = parseTags(parseJson(body, what), what);
+        // Relative to the page we asked the primary for, even if a redirect answered it.
+        return { tags, bytes: body.length, next: nextPage(nextLink(res.headers['link'], asked), what) };
       });
       tags.push(...result.tags);
       bytes += result.bytes;
@@ -268,6 +271,26 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
     }
     if (url !== undefined) logger.warn({ upstream: host, pages: MAX_TAG_PAGES }, 'tag list truncated: too many pages');
     return tags;
+  }
+
+  /**
+   * Where the tag list goes on. Only the primary's own origin (scheme, host
+   * and port) is followed: a next page elsewhere would let the primary make
+   * this node fetch any URL it can reach (an internal service, another
+   * registry) and mix that server's answer into the list. A Link the primary
+   * got wrong fails the list rather than ending it early.
+   */
+  function nextPage(link: NextLink, what: string): URL | undefined {
+    if (link.kind === 'none') return undefined;
+    if (link.kind === 'invalid') {
+      logger.warn({ upstream: host, reason: link.reason }, 'tag list refused: bad Link header from the primary');
+      throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: ${link.reason}`);
+    }
+    if (link.url.origin !== base.origin) {
+      logger.warn({ upstream: host, origin: link.url.origin }, 'tag list refused: the primary linked its next page to another origin');
+      throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: Link next page is on another origin (${link.url.origin})`);
+    }
+    return link.url;
   }
 
   async function getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse> {
