@@ -36,7 +36,7 @@ import { nextLink, type NextLink } from './link-header.ts';
 import { destroyBody, discard, parseJson, readLimited } from './response-body.ts';
 import { withRetry, type RetryOptions } from './retry.ts';
 import { TokenCache } from './token-cache.ts';
-import { requestToken, type Credentials } from './token-endpoint.ts';
+import { mayReceiveCredentials, parseRealm, requestToken, type Credentials } from './token-endpoint.ts';
 import { errorFromStatus, toUpstreamError } from './upstream-errors.ts';
 
 export interface UpstreamLogger {
@@ -120,7 +120,16 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   const auth = createAuthenticator({
     credentials,
     tokens: new TokenCache({ clock }),
-    fetchToken: (request) => {
+    fetchToken: async (request) => {
+      const realm = parseRealm(request.realm);
+      if (credentials !== undefined && !mayReceiveCredentials(realm, base)) {
+        // Origin only: the realm's path and query are the primary's to choose, and never worth logging.
+        logger.warn({ upstream: host, realmOrigin: realm.origin }, 'token realm refused: plain http on another host; upstream credentials not sent');
+        throw new UpstreamError(
+          'UPSTREAM_UNAUTHORIZED',
+          `token realm ${realm.origin} is plain http on another host than the primary; upstream credentials not sent`,
+        );
+      }
       logger.debug({ upstream: host, realm: request.realm, scope: request.scope }, 'fetching upstream token');
       // Shared by every waiter, so bound only by the transport's own timeouts.
       return requestToken(transport, request, credentials, () => clock.now(), new AbortController().signal);
