@@ -33,7 +33,7 @@ import type { UpstreamConfig } from '../config/types.ts';
 import { createAuthenticator } from './authenticator.ts';
 import { createTransport, type Method, type Response } from './http-transport.ts';
 import { nextLink, type NextLink } from './link-header.ts';
-import { destroyBody, discard, parseJson, readLimited } from './response-body.ts';
+import { destroyBody, discard, parseByteCount, parseJson, readLimited } from './response-body.ts';
 import { withRetry, type RetryOptions } from './retry.ts';
 import { TokenCache } from './token-cache.ts';
 import { mayReceiveCredentials, parseRealm, requestToken, type Credentials } from './token-endpoint.ts';
@@ -201,13 +201,14 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   }
 
   async function headManifest(repo: string, reference: string, signal: AbortSignal): Promise<ManifestHead> {
-    return exchange('HEAD', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, `HEAD manifest ${repo}:${reference}`, signal, async (res) => {
+    const what = `HEAD manifest ${repo}:${reference}`;
+    return exchange('HEAD', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, what, signal, async (res) => {
       discard(res.body);
       return {
         digest: single(res.headers['docker-content-digest']),
         // '' when the primary sent no Content-Type: a HEAD has no body to look into.
         mediaType: mediaTypeOf(res.headers['content-type']) ?? '',
-        size: sizeOf(res.headers['content-length']),
+        size: parseByteCount(res.headers['content-length'], what, 'Content-Length'),
       };
     });
   }
@@ -224,33 +225,28 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   }
 
   async function headBlob(repo: string, digest: string, signal: AbortSignal): Promise<{ size: number | undefined }> {
-    return exchange('HEAD', apiUrl(`${repo}/blobs/${digest}`), '*/*', repo, `HEAD blob ${repo}@${digest}`, signal, async (res) => {
+    const what = `HEAD blob ${repo}@${digest}`;
+    return exchange('HEAD', apiUrl(`${repo}/blobs/${digest}`), '*/*', repo, what, signal, async (res) => {
       discard(res.body);
-      return { size: sizeOf(res.headers['content-length']) };
+      return { size: parseByteCount(res.headers['content-length'], what, 'Content-Length') };
     });
   }
 
   async function getBlob(repo: string, digest: string, signal: AbortSignal, options: { start?: number } = {}): Promise<BlobResponse> {
     const start = options.start ?? 0;
+    const what = `GET blob ${repo}@${digest}`;
     return exchange(
       'GET',
       apiUrl(`${repo}/blobs/${digest}`),
       '*/*',
       repo,
-      `GET blob ${repo}@${digest}`,
+      what,
       signal,
       async (res) => {
-        const length = sizeOf(res.headers['content-length']);
-        if (res.statusCode === 206) {
-          // Content-Range: bytes <start>-<end>/<size>
-          const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(single(res.headers['content-range']) ?? '');
-          if (!match || Number(match[1]) !== start) {
-            destroyBody(res.body);
-            throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `GET blob ${repo}@${digest}: unexpected Content-Range`, { status: 206 });
-          }
-          return { size: match[3] === '*' ? undefined : Number(match[3]), offset: start, body: res.body };
-        }
-        return { size: length, offset: 0, body: res.body };
+        // A throw here destroys the body (see exchange).
+        const length = parseByteCount(res.headers['content-length'], what, 'Content-Length');
+        if (res.statusCode !== 206) return { size: length, offset: 0, body: res.body };
+        return { size: partialSize(single(res.headers['content-range']), start, length, what), offset: start, body: res.body };
       },
       start > 0 ? { range: `bytes=${start}-` } : {},
     );
@@ -333,10 +329,22 @@ function single(value: string | string[] | undefined): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
-function sizeOf(value: string | string[] | undefined): number | undefined {
-  const v = single(value);
-  if (v === undefined || !/^\d+$/.test(v)) return undefined;
-  return Number(v);
+/**
+ * The whole blob's size from a 206's `Content-Range: bytes <first>-<last>/<size>`
+ * (undefined for `/*`), which must start where we asked, end within the size
+ * and agree with the Content-Length; UPSTREAM_BAD_RESPONSE otherwise.
+ */
+function partialSize(range: string | undefined, start: number, length: number | undefined, what: string): number | undefined {
+  const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(range ?? '');
+  const bad = (): UpstreamError => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: unexpected Content-Range`, { status: 206 });
+  if (!match) throw bad();
+  const first = parseByteCount(match[1], what, 'Content-Range');
+  const last = parseByteCount(match[2], what, 'Content-Range');
+  const size = match[3] === '*' ? undefined : parseByteCount(match[3], what, 'Content-Range');
+  if (first !== start || last === undefined || last < first) throw bad();
+  if (size !== undefined && last >= size) throw bad();
+  if (length !== undefined && length !== last - first + 1) throw bad();
+  return size;
 }
 
 /** `type/subtype` without parameters, lower-cased. */

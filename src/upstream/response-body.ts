@@ -15,6 +15,23 @@ import { UpstreamError } from '../cache/ports.ts';
  * (by default "body larger than maxBytes"), thrown before reading when the
  * declared length already says so.
  */
+/**
+ * A byte count the primary sent (`Content-Length`, a `Content-Range` number):
+ * undefined when absent, UPSTREAM_BAD_RESPONSE unless it is plain digits
+ * that a Number holds exactly. undici already refuses most malformed
+ * lengths; one past 2^53 gets through it and would silently become another
+ * number here.
+ */
+export function parseByteCount(value: string | string[] | undefined, what: string, header: string): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  const count = /^\s*\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(count)) {
+    throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: ${header} is not a byte count`);
+  }
+  return count;
+}
+
 export async function readLimited(
   body: Readable,
   contentLength: string | string[] | undefined,
@@ -22,8 +39,14 @@ export async function readLimited(
   what: string,
   tooLarge: () => UpstreamError = () => bodyTooLarge(what, maxBytes),
 ): Promise<Buffer> {
-  const declared = Array.isArray(contentLength) ? contentLength[0] : contentLength;
-  if (declared !== undefined && Number(declared) > maxBytes) {
+  let declared: number | undefined;
+  try {
+    declared = parseByteCount(contentLength, what, 'Content-Length');
+  } catch (err) {
+    destroyBody(body);
+    throw err;
+  }
+  if (declared !== undefined && declared > maxBytes) {
     destroyBody(body);
     throw tooLarge();
   }
