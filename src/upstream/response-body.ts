@@ -11,11 +11,6 @@ import type { Dispatcher } from 'undici';
 import { UpstreamError } from '../cache/ports.ts';
 
 /**
- * The body, at most `maxBytes` of it. Past that, the error from `tooLarge`
- * (by default "body larger than maxBytes"), thrown before reading when the
- * declared length already says so.
- */
-/**
  * A byte count the primary sent (`Content-Length`, a `Content-Range` number):
  * undefined when absent, UPSTREAM_BAD_RESPONSE unless it is plain digits
  * that a Number holds exactly. undici already refuses most malformed
@@ -32,6 +27,11 @@ export function parseByteCount(value: string | string[] | undefined, what: strin
   return count;
 }
 
+/**
+ * The body, at most `maxBytes` of it. Past that, the error from `tooLarge`
+ * (by default "body larger than maxBytes"), thrown before reading when the
+ * declared length already says so.
+ */
 export async function readLimited(
   body: Readable,
   contentLength: string | string[] | undefined,
