@@ -2,6 +2,13 @@
  * Small answers the primary owns and Outpost only relays — tag lists and
  * referrers — kept in memory for the tag TTL and served stale when the
  * primary is unavailable.
+ *
+ * Memory is bounded in bytes, not entries: the primary decides how big an
+ * answer is, so 10k entries could be 10k times the largest answer. Entries
+ * are weighed with `sizeOf` (default `approximateBytes`) and the least
+ * recently used go once `maxBytes` is exceeded; an answer larger than the
+ * whole budget is relayed but not kept in memory (the RelayedStore still
+ * has it for stale-if-error).
  */
 import { LRUCache } from 'lru-cache';
 import type { ErrorCode } from '../registry/errors.ts';
@@ -29,15 +36,21 @@ export interface PassThroughCacheOptions {
   logger: Logger;
   ttlMs: number;
   timeoutMs: number;
-  maxEntries?: number;
+  /** Memory budget for the kept answers, keys included. Default 32 MiB (per cache, per worker). */
+  maxBytes?: number;
 }
+
+export const DEFAULT_PASS_THROUGH_MAX_BYTES = 32 * 1024 * 1024;
 
 export class PassThroughCache<T extends object> {
   private readonly entries: LRUCache<string, Entry<T>>;
   private readonly flights = new SingleFlight<{ value: T; result: CacheResult }>();
 
   constructor(private readonly options: PassThroughCacheOptions) {
-    this.entries = new LRUCache({ max: options.maxEntries ?? 10_000 });
+    this.entries = new LRUCache<string, Entry<T>>({
+      maxSize: options.maxBytes ?? DEFAULT_PASS_THROUGH_MAX_BYTES,
+      sizeCalculation: (entry, key) => Math.max(1, Math.ceil(approximateBytes(key) + approximateBytes(entry.value) + 16)),
+    });
   }
 
   async get(
@@ -73,4 +86,25 @@ export class PassThroughCache<T extends object> {
       }
     });
   }
+}
+
+/**
+ * Rough heap bytes of a relayed answer: strings by length (tags are ASCII,
+ * one byte a character) plus a header, buffers by length, arrays and objects
+ * by their members plus a slot each. Meant to bound memory, not to measure it.
+ */
+export function approximateBytes(value: unknown): number {
+  if (typeof value === 'string') return 16 + value.length;
+  if (ArrayBuffer.isView(value)) return 64 + value.byteLength;
+  if (Array.isArray(value)) {
+    let bytes = 16;
+    for (const item of value) bytes += 8 + approximateBytes(item);
+    return bytes;
+  }
+  if (typeof value === 'object' && value !== null) {
+    let bytes = 32;
+    for (const [key, item] of Object.entries(value)) bytes += 8 + key.length + approximateBytes(item);
+    return bytes;
+  }
+  return 8;
 }

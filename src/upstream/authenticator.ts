@@ -8,9 +8,10 @@
  * which are then sent up front. A header the primary just rejected is never
  * offered again for the same challenge.
  */
+import { UpstreamError } from '../cache/ports.ts';
 import type { TokenCache, TokenGrant, TokenKey } from './token-cache.ts';
 import { basicAuthorization, type Credentials, type TokenRequest } from './token-endpoint.ts';
-import { findChallenge, parseWwwAuthenticate } from './www-authenticate.ts';
+import { findChallenge, joinedChallenges, MAX_WWW_AUTHENTICATE_BYTES, parseWwwAuthenticate } from './www-authenticate.ts';
 
 export interface AuthenticatorDeps {
   credentials: Credentials | undefined;
@@ -24,7 +25,8 @@ export interface Authenticator {
   preemptive(scope: string): string | undefined;
   /**
    * The Authorization to retry a 401 with, or undefined when there is no way
-   * to satisfy the challenge. `rejected` is what the 401 answered.
+   * to satisfy the challenge. `rejected` is what the 401 answered. A
+   * challenge longer than MAX_WWW_AUTHENTICATE_BYTES is UPSTREAM_BAD_RESPONSE.
    */
   respond(challenge: string | string[] | undefined, scope: string, rejected: string | undefined, signal: AbortSignal): Promise<string | undefined>;
 }
@@ -50,6 +52,9 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     rejected: string | undefined,
     signal: AbortSignal,
   ): Promise<string | undefined> {
+    if (joinedChallenges(header).length > MAX_WWW_AUTHENTICATE_BYTES) {
+      throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `WWW-Authenticate longer than ${MAX_WWW_AUTHENTICATE_BYTES} bytes`, { status: 401 });
+    }
     const challenges = parseWwwAuthenticate(header);
     const bearer = findChallenge(challenges, 'bearer');
     const realm = bearer?.params['realm'];

@@ -32,11 +32,11 @@ import {
 import type { UpstreamConfig } from '../config/types.ts';
 import { createAuthenticator } from './authenticator.ts';
 import { createTransport, type Method, type Response } from './http-transport.ts';
-import { nextLink } from './link-header.ts';
-import { destroyBody, discard, parseJson, readLimited } from './response-body.ts';
+import { nextLink, type NextLink } from './link-header.ts';
+import { destroyBody, discard, parseByteCount, parseJson, readLimited } from './response-body.ts';
 import { withRetry, type RetryOptions } from './retry.ts';
 import { TokenCache } from './token-cache.ts';
-import { requestToken, type Credentials } from './token-endpoint.ts';
+import { mayReceiveCredentials, parseRealm, requestToken, type Credentials } from './token-endpoint.ts';
 import { errorFromStatus, toUpstreamError } from './upstream-errors.ts';
 
 export interface UpstreamLogger {
@@ -53,6 +53,8 @@ export interface RegistryClientDeps {
   retry?: Omit<RetryOptions, 'retries' | 'onRetry'>;
   /** Largest tag-list page or referrers index buffered. Default 4 MiB. */
   maxListBytes?: number;
+  /** Largest tag list buffered, all pages together. Default 16 MiB (MAX_TAG_LIST_BYTES). */
+  maxTagListBytes?: number;
 }
 
 export const MANIFEST_MEDIA_TYPES = [
@@ -66,6 +68,12 @@ const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const GENERIC_TYPES = new Set(['application/json', 'text/plain', 'application/octet-stream']);
 const MAX_TAG_PAGES = 100;
+/**
+ * Bytes of one repository's tag list, all pages together. Docker Hub's
+ * longest lists are a few hundred KiB; past this the primary is lying or
+ * broken, and the whole list is refused rather than buffered or truncated.
+ */
+export const MAX_TAG_LIST_BYTES = 16 * 1024 * 1024;
 const USER_AGENT = 'outpost';
 const noopLogger: UpstreamLogger = { warn: () => {}, debug: () => {} };
 
@@ -73,6 +81,7 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? noopLogger;
   const maxListBytes = deps.maxListBytes ?? 4 * 1024 * 1024;
+  const maxTagListBytes = deps.maxTagListBytes ?? MAX_TAG_LIST_BYTES;
   const base = new URL(config.url);
   const host = base.host;
   const apiRoot = `${base.pathname.replace(/\/+$/, '')}/v2/`;
@@ -111,7 +120,16 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   const auth = createAuthenticator({
     credentials,
     tokens: new TokenCache({ clock }),
-    fetchToken: (request) => {
+    fetchToken: async (request) => {
+      const realm = parseRealm(request.realm);
+      if (credentials !== undefined && !mayReceiveCredentials(realm, base)) {
+        // Origin only: the realm's path and query are the primary's to choose, and never worth logging.
+        logger.warn({ upstream: host, realmOrigin: realm.origin }, 'token realm refused: plain http on another host; upstream credentials not sent');
+        throw new UpstreamError(
+          'UPSTREAM_UNAUTHORIZED',
+          `token realm ${realm.origin} is plain http on another host than the primary; upstream credentials not sent`,
+        );
+      }
       logger.debug({ upstream: host, realm: request.realm, scope: request.scope }, 'fetching upstream token');
       // Shared by every waiter, so bound only by the transport's own timeouts.
       return requestToken(transport, request, credentials, () => clock.now(), new AbortController().signal);
@@ -183,13 +201,14 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   }
 
   async function headManifest(repo: string, reference: string, signal: AbortSignal): Promise<ManifestHead> {
-    return exchange('HEAD', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, `HEAD manifest ${repo}:${reference}`, signal, async (res) => {
+    const what = `HEAD manifest ${repo}:${reference}`;
+    return exchange('HEAD', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, what, signal, async (res) => {
       discard(res.body);
       return {
         digest: single(res.headers['docker-content-digest']),
         // '' when the primary sent no Content-Type: a HEAD has no body to look into.
         mediaType: mediaTypeOf(res.headers['content-type']) ?? '',
-        size: sizeOf(res.headers['content-length']),
+        size: parseByteCount(res.headers['content-length'], what, 'Content-Length'),
       };
     });
   }
@@ -206,33 +225,28 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   }
 
   async function headBlob(repo: string, digest: string, signal: AbortSignal): Promise<{ size: number | undefined }> {
-    return exchange('HEAD', apiUrl(`${repo}/blobs/${digest}`), '*/*', repo, `HEAD blob ${repo}@${digest}`, signal, async (res) => {
+    const what = `HEAD blob ${repo}@${digest}`;
+    return exchange('HEAD', apiUrl(`${repo}/blobs/${digest}`), '*/*', repo, what, signal, async (res) => {
       discard(res.body);
-      return { size: sizeOf(res.headers['content-length']) };
+      return { size: parseByteCount(res.headers['content-length'], what, 'Content-Length') };
     });
   }
 
   async function getBlob(repo: string, digest: string, signal: AbortSignal, options: { start?: number } = {}): Promise<BlobResponse> {
     const start = options.start ?? 0;
+    const what = `GET blob ${repo}@${digest}`;
     return exchange(
       'GET',
       apiUrl(`${repo}/blobs/${digest}`),
       '*/*',
       repo,
-      `GET blob ${repo}@${digest}`,
+      what,
       signal,
       async (res) => {
-        const length = sizeOf(res.headers['content-length']);
-        if (res.statusCode === 206) {
-          // Content-Range: bytes <start>-<end>/<size>
-          const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(single(res.headers['content-range']) ?? '');
-          if (!match || Number(match[1]) !== start) {
-            destroyBody(res.body);
-            throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `GET blob ${repo}@${digest}: unexpected Content-Range`, { status: 206 });
-          }
-          return { size: match[3] === '*' ? undefined : Number(match[3]), offset: start, body: res.body };
-        }
-        return { size: length, offset: 0, body: res.body };
+        // A throw here destroys the body (see exchange).
+        const length = parseByteCount(res.headers['content-length'], what, 'Content-Length');
+        if (res.statusCode !== 206) return { size: length, offset: 0, body: res.body };
+        return { size: partialSize(single(res.headers['content-range']), start, length, what), offset: start, body: res.body };
       },
       start > 0 ? { range: `bytes=${start}-` } : {},
     );
@@ -241,17 +255,47 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
   async function listTags(repo: string, signal: AbortSignal): Promise<string[]> {
     const what = `GET tags ${repo}`;
     const tags: string[] = [];
+    let bytes = 0;
     let url: URL | undefined = apiUrl(`${repo}/tags/list`);
     for (let page = 0; page < MAX_TAG_PAGES && url !== undefined; page++) {
-      const result: { tags: string[]; next: URL | undefined } = await exchange('GET', url, 'application/json', repo, what, signal, async (res) => {
-        const json = parseJson(await readLimited(res.body, res.headers['content-length'], maxListBytes, what), what);
-        return { tags: parseTags(json, what), next: nextLink(res.headers['link'], res.url) };
+      const budget = maxTagListBytes - bytes;
+      const asked = url;
+      const result: { tags: string[]; bytes: number; next: URL | undefined } = await exchange('GET', asked, 'application/json', repo, what, signal, async (res) => {
+        const tooLarge =
+          budget < maxListBytes
+            ? () => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: tag list larger than ${maxTagListBytes} bytes across pages`)
+            : undefined;
+        const body = await readLimited(res.body, res.headers['content-length'], Math.min(maxListBytes, budget), what, tooLarge);
+        const tags = parseTags(parseJson(body, what), what);
+        // Relative to the page we asked the primary for, even if a redirect answered it.
+        return { tags, bytes: body.length, next: nextPage(nextLink(res.headers['link'], asked), what) };
       });
       tags.push(...result.tags);
+      bytes += result.bytes;
       url = result.next;
     }
     if (url !== undefined) logger.warn({ upstream: host, pages: MAX_TAG_PAGES }, 'tag list truncated: too many pages');
     return tags;
+  }
+
+  /**
+   * Where the tag list goes on. Only the primary's own origin (scheme, host
+   * and port) is followed: a next page elsewhere would let the primary make
+   * this node fetch any URL it can reach (an internal service, another
+   * registry) and mix that server's answer into the list. A Link the primary
+   * got wrong fails the list rather than ending it early.
+   */
+  function nextPage(link: NextLink, what: string): URL | undefined {
+    if (link.kind === 'none') return undefined;
+    if (link.kind === 'invalid') {
+      logger.warn({ upstream: host, reason: link.reason }, 'tag list refused: bad Link header from the primary');
+      throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: ${link.reason}`);
+    }
+    if (link.url.origin !== base.origin) {
+      logger.warn({ upstream: host, origin: link.url.origin }, 'tag list refused: the primary linked its next page to another origin');
+      throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: Link next page is on another origin (${link.url.origin})`);
+    }
+    return link.url;
   }
 
   async function getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse> {
@@ -285,10 +329,22 @@ function single(value: string | string[] | undefined): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
-function sizeOf(value: string | string[] | undefined): number | undefined {
-  const v = single(value);
-  if (v === undefined || !/^\d+$/.test(v)) return undefined;
-  return Number(v);
+/**
+ * The whole blob's size from a 206's `Content-Range: bytes <first>-<last>/<size>`
+ * (undefined for `/*`), which must start where we asked, end within the size
+ * and agree with the Content-Length; UPSTREAM_BAD_RESPONSE otherwise.
+ */
+function partialSize(range: string | undefined, start: number, length: number | undefined, what: string): number | undefined {
+  const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(range ?? '');
+  const bad = (): UpstreamError => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: unexpected Content-Range`, { status: 206 });
+  if (!match) throw bad();
+  const first = parseByteCount(match[1], what, 'Content-Range');
+  const last = parseByteCount(match[2], what, 'Content-Range');
+  const size = match[3] === '*' ? undefined : parseByteCount(match[3], what, 'Content-Range');
+  if (first !== start || last === undefined || last < first) throw bad();
+  if (size !== undefined && last >= size) throw bad();
+  if (length !== undefined && length !== last - first + 1) throw bad();
+  return size;
 }
 
 /** `type/subtype` without parameters, lower-cased. */

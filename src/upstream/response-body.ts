@@ -10,23 +10,52 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { UpstreamError } from '../cache/ports.ts';
 
+/**
+ * A byte count the primary sent (`Content-Length`, a `Content-Range` number):
+ * undefined when absent, UPSTREAM_BAD_RESPONSE unless it is plain digits
+ * that a Number holds exactly. undici already refuses most malformed
+ * lengths; one past 2^53 gets through it and would silently become another
+ * number here.
+ */
+export function parseByteCount(value: string | string[] | undefined, what: string, header: string): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  const count = /^\s*\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(count)) {
+    throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: ${header} is not a byte count`);
+  }
+  return count;
+}
+
+/**
+ * The body, at most `maxBytes` of it. Past that, the error from `tooLarge`
+ * (by default "body larger than maxBytes"), thrown before reading when the
+ * declared length already says so.
+ */
 export async function readLimited(
   body: Readable,
   contentLength: string | string[] | undefined,
   maxBytes: number,
   what: string,
+  tooLarge: () => UpstreamError = () => bodyTooLarge(what, maxBytes),
 ): Promise<Buffer> {
-  const declared = Array.isArray(contentLength) ? contentLength[0] : contentLength;
-  if (declared !== undefined && Number(declared) > maxBytes) {
+  let declared: number | undefined;
+  try {
+    declared = parseByteCount(contentLength, what, 'Content-Length');
+  } catch (err) {
     destroyBody(body);
-    throw tooLarge(what, maxBytes);
+    throw err;
+  }
+  if (declared !== undefined && declared > maxBytes) {
+    destroyBody(body);
+    throw tooLarge();
   }
   const chunks: Buffer[] = [];
   let total = 0;
   // Leaving the loop early (throw) destroys the body.
   for await (const chunk of body as AsyncIterable<Buffer>) {
     total += chunk.length;
-    if (total > maxBytes) throw tooLarge(what, maxBytes);
+    if (total > maxBytes) throw tooLarge();
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
@@ -41,7 +70,7 @@ export function parseJson(bytes: Buffer, what: string): unknown {
   }
 }
 
-function tooLarge(what: string, maxBytes: number): UpstreamError {
+function bodyTooLarge(what: string, maxBytes: number): UpstreamError {
   return new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: body larger than ${maxBytes} bytes`);
 }
 

@@ -71,7 +71,8 @@ export function toUpstreamError(err: unknown, signal: AbortSignal, what: string)
   if (code !== undefined && TIMEOUT_CODES.has(code)) {
     return new UpstreamError('UPSTREAM_TIMEOUT', `${what}: ${detail}`, { cause: err });
   }
-  if (code !== undefined && (MALFORMED_CODES.has(code) || code.startsWith('HPE_'))) {
+  // undici's HTTPParserError often has no code (a malformed Content-Length, say): still the primary's fault.
+  if ((code !== undefined && (MALFORMED_CODES.has(code) || code.startsWith('HPE_'))) || (err instanceof Error && err.name === 'HTTPParserError')) {
     return new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: ${detail}`, { cause: err });
   }
   // Connection refused/reset, DNS, TLS, "other side closed" and anything

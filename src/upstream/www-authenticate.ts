@@ -8,7 +8,20 @@
  * realm="c"`), and several headers may be present. Quoted values may contain
  * commas, `=` and backslash escapes. Unquoted values are read leniently up to
  * the next comma or space, because registries send unquoted URLs.
+ *
+ * The header comes from the primary: callers refuse one longer than
+ * MAX_WWW_AUTHENTICATE_BYTES before parsing, and the parser itself is one
+ * linear pass.
  */
+
+/** Longest WWW-Authenticate (all values joined) read; Docker Hub's is about 150 bytes. */
+export const MAX_WWW_AUTHENTICATE_BYTES = 8 * 1024;
+
+/** All values of the header as one string, as parsed. */
+export function joinedChallenges(header: string | readonly string[] | undefined): string {
+  if (header === undefined) return '';
+  return typeof header === 'string' ? header : header.join(', ');
+}
 
 export interface AuthChallenge {
   /** Lower-cased scheme, e.g. `bearer`, `basic`. */
@@ -23,7 +36,7 @@ const TCHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
 
 export function parseWwwAuthenticate(header: string | readonly string[] | undefined): AuthChallenge[] {
   if (header === undefined) return [];
-  const input = typeof header === 'string' ? header : header.join(', ');
+  const input = joinedChallenges(header);
   const challenges: AuthChallenge[] = [];
   let current: AuthChallenge | undefined;
   let i = 0;
@@ -48,6 +61,8 @@ export function parseWwwAuthenticate(header: string | readonly string[] | undefi
     return out;
   };
   const notDelimiter = (c: string): boolean => c !== ',' && c !== ' ' && c !== '\t';
+  // `=` padding then the end of this challenge, matched in place (no copy of the rest).
+  const padding = /=*(?:,|$)/y;
 
   while (i < input.length) {
     while (i < input.length && (input[i] === ',' || input[i] === ' ' || input[i] === '\t')) i++;
@@ -76,7 +91,8 @@ export function parseWwwAuthenticate(header: string | readonly string[] | undefi
     const save = i;
     const maybe = readWhile((c) => TCHAR.test(c) || c === '/' || c === '+');
     skipSpace();
-    if (maybe !== '' && (input[i] === undefined || input[i] === ',' || (input[i] === '=' && /^=*(,|$)/.test(input.slice(i))))) {
+    padding.lastIndex = i;
+    if (maybe !== '' && (input[i] === undefined || input[i] === ',' || (input[i] === '=' && padding.test(input)))) {
       current.token68 = maybe + readWhile((c) => c === '=');
     } else {
       i = save;

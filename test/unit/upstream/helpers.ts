@@ -4,7 +4,7 @@
  */
 import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import type { UpstreamConfig } from '../../../src/config/types.ts';
 import type { Clock } from '../../../src/cache/ports.ts';
 
@@ -44,6 +44,37 @@ export async function startServer(handler: Handler, tls?: { key: string; cert: s
     },
   };
   return self;
+}
+
+/**
+ * A lying primary below Node's http server, which refuses to send a malformed
+ * response: every request (first line recorded; its headers are not) is
+ * answered with `response` exactly as written, then the connection closes.
+ */
+export async function startRawServer(response: string): Promise<TestServer> {
+  const requests: SeenRequest[] = [];
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.once('data', (chunk: Buffer) => {
+      const [method = '', url = ''] = chunk.toString('latin1').split('\r\n', 1)[0]!.split(' ');
+      requests.push({ method, url, headers: {} });
+      socket.end(response);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** A loopback port nothing listens on (bound, then released). */

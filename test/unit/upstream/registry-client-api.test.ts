@@ -100,6 +100,71 @@ describe('registry client API', () => {
     expect(tags).toHaveLength(100);
   });
 
+  it('refuses a tag list whose pages add up to more than the total byte limit', async () => {
+    const page = { tags: Array.from({ length: 20 }, (_, i) => `tag-${i}`) }; // ~200 bytes a page
+    const registry = await server((_req, res) => json(res, 200, page, { link: '</v2/a/b/tags/list?last=x>; rel="next"' }));
+    const err = await rejection(client(testConfig(registry.url), { maxTagListBytes: 1000 }).listTags('a/b', never));
+    expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(err.message).toContain('1000 bytes');
+    expect(registry.requests.length).toBeLessThanOrEqual(6);
+  });
+
+  describe('tag list Link from a lying primary', () => {
+    function logger() {
+      const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+      return { warnings, warn: (obj: object, msg: string) => warnings.push({ obj: obj as Record<string, unknown>, msg }), debug: () => {} };
+    }
+    const linking = (link: string) => server((_req, res) => json(res, 200, { tags: ['1'] }, { link }));
+
+    it('refuses a next page on another origin, and logs that origin', async () => {
+      const other = await server((_req, res) => json(res, 200, { tags: ['stolen'] }));
+      const registry = await linking(`<${other.url}/v2/a/b/tags/list?last=1>; rel="next"`);
+      const log = logger();
+      const err = await rejection(client(testConfig(registry.url), { logger: log }).listTags('a/b', never));
+      expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(other.requests).toHaveLength(0);
+      expect(log.warnings).toEqual([{ obj: expect.objectContaining({ origin: other.url }), msg: expect.stringContaining('another origin') }]);
+    });
+
+    it('refuses a next page on the same host over another scheme or port', async () => {
+      const registry = await linking('<https://127.0.0.1/v2/a/b/tags/list?last=1>; rel="next"');
+      const err = await rejection(client(testConfig(registry.url), {}).listTags('a/b', never));
+      expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(registry.requests).toHaveLength(1);
+    });
+
+    it.each([
+      ['a scheme other than http(s)', '<file:///etc/passwd>; rel="next"'],
+      ['a target that is not a URL', '<http://[::1>; rel="next"'],
+      ['a header longer than 8 KiB', `</v2/a/b/tags/list?last=${'x'.repeat(9000)}>; rel="next"`],
+    ])('refuses %s rather than ending the list early', async (_what, link) => {
+      const registry = await linking(link);
+      const err = await rejection(client(testConfig(registry.url), {}).listTags('a/b', never));
+      expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(err.message).toContain('Link');
+      expect(registry.requests).toHaveLength(1);
+    });
+
+    it('resolves a relative next page against the primary, not where a redirect led', async () => {
+      const elsewhere = await server((_req, res) => json(res, 200, { tags: ['1'] }, { link: '</v2/a/b/tags/list?last=1>; rel="next"' }));
+      const registry = await server((req, res) => {
+        if (new URL(req.url!, 'http://x').searchParams.get('last') === null) {
+          res.writeHead(307, { location: `${elsewhere.url}/v2/a/b/tags/list` });
+          return res.end();
+        }
+        json(res, 200, { tags: ['2'] });
+      });
+      expect(await client(testConfig(registry.url), {}).listTags('a/b', never)).toEqual(['1', '2']);
+      expect(elsewhere.requests).toHaveLength(1);
+      expect(registry.requests.map((r) => r.url)).toEqual(['/v2/a/b/tags/list', '/v2/a/b/tags/list?last=1']);
+    });
+
+    it('ignores Link entries that are not rel="next"', async () => {
+      const registry = await linking('</v2/a/b/tags/list?last=0>; rel="prev", <junk');
+      expect(await client(testConfig(registry.url), {}).listTags('a/b', never)).toEqual(['1']);
+    });
+  });
+
   it('treats a null tag list as empty and a malformed one as a bad response', async () => {
     let body: unknown = { name: 'a/b', tags: null };
     const registry = await server((_req, res) => json(res, 200, body));

@@ -138,6 +138,79 @@ describe('registry client authentication', () => {
     expect(registry.requests).toHaveLength(2); // one retry with the token, no more
   });
 
+  describe('token realm chosen by a lying primary', () => {
+    function logger() {
+      const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+      return { warnings, warn: (obj: object, msg: string) => warnings.push({ obj: obj as Record<string, unknown>, msg }), debug: () => {} };
+    }
+    /** A registry whose challenge names `realm`; it accepts any Bearer token. */
+    const challenging = (realm: () => string) =>
+      server((req, res) => {
+        if (req.headers.authorization?.startsWith('Bearer ')) return sendManifest(res);
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm()}",service="s"` });
+        res.end();
+      });
+
+    it('never sends the configured credentials to a plain-http realm on another host', async () => {
+      const evil = await server((_req, res) => json(res, 200, { token: 'harvested' }));
+      // Same loopback server, another host name: another origin, as far as the URL goes.
+      const evilRealm = `http://localhost:${evil.port}/token`;
+      const registry = await challenging(() => evilRealm);
+      const log = logger();
+      const upstream = client(testConfig(registry.url, { username: 'alice', password: 's3cret' }), { logger: log });
+      const err = await rejection(upstream.getManifest('library/nginx', 'latest', 1 << 20, never));
+      expect(err.code).toBe('UPSTREAM_UNAUTHORIZED');
+      expect(err.message).toContain(`http://localhost:${evil.port}`);
+      expect(evil.requests).toHaveLength(0);
+      expect(registry.requests).toHaveLength(1);
+      const warning = log.warnings.find((w) => w.msg.includes('token realm'));
+      expect(warning?.obj).toMatchObject({ realmOrigin: `http://localhost:${evil.port}` });
+      expect(JSON.stringify(log.warnings)).not.toContain('s3cret');
+      expect(JSON.stringify(log.warnings)).not.toContain('/token');
+    });
+
+    it('still fetches an anonymous token from a plain-http realm on another host', async () => {
+      const auth = await server((_req, res) => json(res, 200, { token: 'anon' }));
+      const registry = await challenging(() => `http://localhost:${auth.port}/token`);
+      await client(testConfig(registry.url), {}).getManifest('library/nginx', 'latest', 1 << 20, never);
+      expect(auth.requests).toHaveLength(1);
+      expect(auth.requests[0]!.headers.authorization).toBeUndefined();
+    });
+
+    it('refuses a realm that is not an http(s) URL', async () => {
+      const registry = await challenging(() => 'file:///etc/passwd');
+      const err = await rejection(client(testConfig(registry.url, { username: 'a', password: 'b' }), {}).getManifest('a/b', 'latest', 1 << 20, never));
+      expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(err.message).toContain('realm');
+    });
+  });
+
+  it.each([
+    ['longer than 8 KiB', 'x'.repeat(10_000)],
+    ['with a line break', 'abc\r\nX-Injected: 1'],
+  ])('refuses a token %s instead of sending it to the primary', async (_what, token) => {
+    const { registry } = await bearerSetup((_req, res) => {
+      json(res, 200, { token });
+      return true;
+    });
+    const err = await rejection(client(testConfig(registry.url), {}).getManifest('library/nginx', 'latest', 1 << 20, never));
+    expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(registry.requests).toHaveLength(1);
+  });
+
+  it('refuses a WWW-Authenticate header larger than 8 KiB without asking any realm', async () => {
+    const auth = await server((_req, res) => json(res, 200, { token: 't' }));
+    const registry = await server((req, res) => {
+      if (req.headers.authorization?.startsWith('Bearer ')) return sendManifest(res);
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${auth.url}/token",service="s",pad="${'x'.repeat(9000)}"` });
+      res.end();
+    });
+    const err = await rejection(client(testConfig(registry.url), {}).getManifest('a/b', 'latest', 1 << 20, never));
+    expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(err.message).toContain('WWW-Authenticate');
+    expect(auth.requests).toHaveLength(0);
+  });
+
   describe('Basic challenge', () => {
     const registryWantingBasic = () =>
       server((req, res) => {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Upstream } from '../../../src/cache/ports.ts';
 import { createRegistryClient } from '../../../src/upstream/registry-client.ts';
-import { closedPort, instantRetry, json, rejection, sendManifest, startServer, testConfig, type TestServer } from './helpers.ts';
+import { closedPort, instantRetry, json, rejection, sendManifest, startRawServer, startServer, testConfig, type TestServer } from './helpers.ts';
 
 const never = new AbortController().signal;
 const BLOB = 'sha256:' + 'ab'.repeat(32);
@@ -135,6 +135,51 @@ describe('registry client transport', () => {
       expect(err.code).toBe('UPSTREAM_RATE_LIMITED');
       expect(err.retryAfter).toBe(2);
       expect(sleeps).toEqual([2000]);
+    });
+  });
+
+  describe('sizes from a lying primary', () => {
+    const BEYOND_EXACT = '9007199254740993'; // 2^53 + 1: a Number cannot hold it
+
+    it('refuses a Content-Length too large to count exactly', async () => {
+      const registry = await server((_req, res) => {
+        res.writeHead(200, { 'content-length': BEYOND_EXACT });
+        res.end();
+      });
+      const upstream = client(testConfig(registry.url), {});
+      expect((await rejection(upstream.headBlob('a/b', BLOB, never))).code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect((await rejection(upstream.headManifest('a/b', 'latest', never))).code).toBe('UPSTREAM_BAD_RESPONSE');
+    });
+
+    it.each(['-5', 'abc', '0x10'])('answers UPSTREAM_BAD_RESPONSE, not UNREACHABLE, for Content-Length %s', async (length) => {
+      const registry = await startRawServer(`HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`);
+      cleanup.push(() => registry.close());
+      const upstream = client(testConfig(registry.url), {});
+      expect((await rejection(upstream.headBlob('a/b', BLOB, never))).code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect((await rejection(upstream.getBlob('a/b', BLOB, never))).code).toBe('UPSTREAM_BAD_RESPONSE');
+    });
+
+    it.each([
+      ['a total too large to count exactly', `bytes 10-19/${BEYOND_EXACT}`, '10'],
+      ['an end before its start', 'bytes 10-5/100', '10'],
+      ['an end past the total', 'bytes 10-19/15', '10'],
+      ['a length other than its Content-Length', 'bytes 10-19/100', '5'],
+    ])('refuses a 206 whose Content-Range has %s', async (_what, range, length) => {
+      const registry = await server((_req, res) => {
+        res.writeHead(206, { 'content-range': range, 'content-length': length });
+        res.end(Buffer.alloc(Number(length)));
+      });
+      const err = await rejection(client(testConfig(registry.url), {}).getBlob('a/b', BLOB, never, { start: 10 }));
+      expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+    });
+
+    it('accepts a well-formed 206', async () => {
+      const registry = await server((_req, res) => {
+        res.writeHead(206, { 'content-range': 'bytes 10-19/20', 'content-length': '10' });
+        res.end(Buffer.alloc(10));
+      });
+      const blob = await client(testConfig(registry.url), {}).getBlob('a/b', BLOB, never, { start: 10 });
+      expect([blob.offset, blob.size, (await readAll(blob.body)).length]).toEqual([10, 20, 10]);
     });
   });
 
