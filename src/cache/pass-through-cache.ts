@@ -73,7 +73,12 @@ export class PassThroughCache<T extends object> {
         observer.cacheResult(kind, 'miss');
         return { value, result: 'miss' as const };
       } catch (err) {
-        const known = entry ?? (isUpstreamOutage(err) ? await store?.load(key).catch(() => undefined) : undefined);
+        let known: Entry<T> | undefined = entry;
+        if (isUpstreamOutage(err)) {
+          // Another worker (or an earlier run) may have stored a newer answer than this process's memory.
+          const stored = await store?.load(key).catch(() => undefined);
+          if (stored && (!known || stored.fetchedAt > known.fetchedAt)) known = stored;
+        }
         if (known && isUpstreamOutage(err)) {
           const reason = isUpstreamError(err) ? err.code : 'error';
           observer.staleServed(kind, reason);

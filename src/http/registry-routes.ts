@@ -4,13 +4,16 @@ import type { BlobService } from '../cache/blob-service.ts';
 import { paginate, type CatalogService } from '../cache/catalog-service.ts';
 import type { ManifestAnswer, ManifestService } from '../cache/manifest-service.ts';
 import type { PassThroughCache } from '../cache/pass-through-cache.ts';
-import type { ReferrersResponse } from '../cache/ports.ts';
+import type { ReferrersService } from '../cache/referrers-service.ts';
 import type { RelayedAnswers } from '../cache/relayed-answers.ts';
 import type { RepositoryResolver } from '../cache/repository-resolver.ts';
+import { ifNoneMatchMatches, ifRangeAllowsRange } from '../registry/conditional-requests.ts';
+import type { Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { defaultPlatformChild, parseManifest } from '../registry/manifest-references.ts';
-import { accepts, acceptsSingleManifest, isIndexMediaType, parseAccept } from '../registry/media-types.ts';
+import { accepts, acceptsSingleManifest, isIndexMediaType, mediaTypes, parseAccept } from '../registry/media-types.ts';
 import { contentRange, parseRange } from '../registry/range.ts';
+import { filterByArtifactType, referrersIndex } from '../registry/referrers.ts';
 import { matchV2Route, type V2Route } from '../registry/route.ts';
 import { apiVersionHeader, sendBlobRange, sendError, sendJson, streamBody } from './send.ts';
 
@@ -19,7 +22,7 @@ export interface RegistryRoutesDeps {
   blobs: BlobService;
   manifests: ManifestService;
   tagLists: PassThroughCache<{ tags: string[] }>;
-  referrers: PassThroughCache<ReferrersResponse>;
+  referrers: ReferrersService;
   catalog: CatalogService;
   relayed: RelayedAnswers;
   /** Blob bytes sent, by where they came from. */
@@ -129,7 +132,7 @@ export class RegistryRoutes {
       etag,
       'x-outpost-cache': answer.result,
     };
-    if (req.headers['if-none-match'] === etag) {
+    if (ifNoneMatchMatches(req.headers['if-none-match'], etag)) {
       res.writeHead(304, headers);
       res.end();
       return;
@@ -148,16 +151,24 @@ export class RegistryRoutes {
   ): Promise<void> {
     const target = this.deps.resolver.resolve(route.name, query.get('ns') ?? undefined);
     const digest = route.digest;
+    const etag = `"${digest}"`;
     const common = {
       ...apiVersionHeader,
       'docker-content-digest': digest,
-      etag: `"${digest}"`,
+      etag,
       'accept-ranges': 'bytes',
       'cache-control': 'max-age=31536000, immutable',
     };
-    if (req.method === 'HEAD') {
+    const notModified = ifNoneMatchMatches(req.headers['if-none-match'], etag);
+    if (req.method === 'HEAD' || notModified) {
+      // A 304 still needs the blob to exist here (`*` matches only what exists).
       const { size, result } = await this.deps.blobs.stat(target, digest, signal);
       notes.cache = result;
+      if (notModified) {
+        res.writeHead(304, { ...common, 'x-outpost-cache': result });
+        res.end();
+        return;
+      }
       res.writeHead(200, { ...common, 'content-type': 'application/octet-stream', 'content-length': size, 'x-outpost-cache': result });
       res.end();
       return;
@@ -165,7 +176,8 @@ export class RegistryRoutes {
     const source = await this.deps.blobs.open(target, digest, signal);
     notes.cache = source.result;
     if (source.kind === 'local') {
-      const range = parseRange(req.headers.range, source.size);
+      // An If-Range that does not match our entity-tag means "send it all" (RFC 9110 §13.1.5).
+      const range = ifRangeAllowsRange(req.headers['if-range'], etag) ? parseRange(req.headers.range, source.size) : { kind: 'none' as const };
       if (range.kind === 'unsatisfiable') {
         await source.blob.close();
         throw new RegistryError('RANGE_INVALID', undefined, { headers: { 'content-range': `bytes */${source.size}` } });
@@ -217,24 +229,26 @@ export class RegistryRoutes {
     sendJson(req, res, 200, { name, tags: page.items }, { ...headers, 'x-outpost-cache': result });
   }
 
-  private async referrersOf(req: IncomingMessage, res: ServerResponse, name: string, digest: string, query: URLSearchParams, notes: RequestNotes): Promise<void> {
+  /**
+   * Always 200 with an OCI image index (an empty one when nothing refers to
+   * the subject). The `artifactType` filter is applied here, on the validated
+   * unfiltered list, so `OCI-Filters-Applied` is sent exactly when it was.
+   */
+  private async referrersOf(req: IncomingMessage, res: ServerResponse, name: string, subject: Digest, query: URLSearchParams, notes: RequestNotes): Promise<void> {
     const target = this.deps.resolver.resolve(name, query.get('ns') ?? undefined);
-    const artifactType = query.get('artifactType') ?? undefined;
-    const { value, result } = await this.deps.referrers.get(
-      `${target.upstreamKey}/${target.name}@${digest}?${artifactType ?? ''}`,
-      (signal) => target.upstream.getReferrers(target.name, digest, artifactType, signal),
-      this.deps.relayed.referrers(target, digest, artifactType),
-    );
+    const artifactType = query.get('artifactType') || undefined;
+    const { descriptors, result } = await this.deps.referrers.list(target, subject);
     notes.cache = result;
+    const body = referrersIndex(artifactType === undefined ? descriptors : filterByArtifactType(descriptors, artifactType));
     const headers: Record<string, string | number> = {
       ...apiVersionHeader,
-      'content-type': value.mediaType,
-      'content-length': value.body.byteLength,
+      'content-type': mediaTypes.ociIndex,
+      'content-length': body.byteLength,
       'x-outpost-cache': result,
     };
-    if (artifactType) headers['oci-filters-applied'] = 'artifactType';
+    if (artifactType !== undefined) headers['oci-filters-applied'] = 'artifactType';
     res.writeHead(200, headers);
-    res.end(req.method === 'HEAD' ? undefined : value.body);
+    res.end(req.method === 'HEAD' ? undefined : body);
   }
 
   private async catalog(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {

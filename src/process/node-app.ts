@@ -16,6 +16,7 @@ import type { Config, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
+import { ReferrersService } from '../cache/referrers-service.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
@@ -133,6 +134,14 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const passThrough = { clock, observer, logger: cacheLogger, ttlMs: config.tags.ttlMs, timeoutMs: upstream.headersTimeoutMs };
   const tagLists = new PassThroughCache<{ tags: string[] }>({ ...passThrough, kind: 'tags_list', notFound: 'NAME_UNKNOWN' });
   const referrers = new PassThroughCache<ReferrersResponse>({ ...passThrough, kind: 'referrers', notFound: 'MANIFEST_UNKNOWN' });
+  const relayed = new RelayedAnswers(metadata);
+  const referrersService = new ReferrersService({
+    cache: referrers,
+    relayed,
+    manifests,
+    logger: cacheLogger,
+    maxIndexBytes: config.manifests.maxBytes,
+  });
   const catalog = new CatalogService(
     metadata,
     resolver.entries.map((entry) => ({ upstreamKey: entry.host, prefix: entry === fallback ? '' : `${entry.host}/` })),
@@ -143,9 +152,9 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     blobs,
     manifests,
     tagLists,
-    referrers,
+    referrers: referrersService,
     catalog,
-    relayed: new RelayedAnswers(metadata),
+    relayed,
     onBlobBytes: (source, bytes) => metrics.servedBytes.inc({ source }, bytes),
   });
   const draining = deps.draining ?? (() => false);

@@ -61,3 +61,18 @@ export function accepts(accept: AcceptEntry[], mediaType: string): boolean {
 export function acceptsSingleManifest(accept: AcceptEntry[]): boolean {
   return accepts(accept, mediaTypes.dockerManifest) || accepts(accept, mediaTypes.ociManifest);
 }
+
+// RFC 6838 §4.2 restricted-name: 1 to 127 characters, starting alphanumeric.
+const restrictedName = /^[A-Za-z0-9][A-Za-z0-9!#$&\-^_.+]{0,126}$/;
+
+/** Whether a string is a bare media type (`type/subtype`, no parameters), as `artifactType` must be. */
+export function isMediaType(value: string): boolean {
+  const slash = value.indexOf('/');
+  if (slash <= 0) return false;
+  return restrictedName.test(value.slice(0, slash)) && restrictedName.test(value.slice(slash + 1));
+}
+
+/** The manifest types that can carry a `subject`, and so appear in a referrers list. */
+export function isReferrerMediaType(mediaType: string): boolean {
+  return mediaType === mediaTypes.ociManifest || mediaType === mediaTypes.ociIndex;
+}

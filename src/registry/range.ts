@@ -12,8 +12,13 @@ export type RangeResult =
   | { kind: 'unsatisfiable' }; // 416
 
 /**
- * Parses a Range header against a body of `size` bytes. Multi-range and
- * non-`bytes` units are ignored (whole body), as RFC 9110 allows.
+ * Parses a Range header against a body of `size` bytes (RFC 9110 §14.1.2).
+ * Multi-range, non-`bytes` units and invalid specs (`9-3`) are ignored
+ * (whole body), as RFC 9110 allows. A last-pos past the end, however large,
+ * means "to the end": `bytes=0-99999999999999999999` is a 206 of the whole
+ * body, not a 200 or a 416. Only a first-pos at or past the end is
+ * unsatisfiable. A zero-length body is sent whole for a suffix range (a 206
+ * cannot describe an empty range).
  */
 export function parseRange(header: string | undefined, size: number): RangeResult {
   if (header === undefined) return { kind: 'none' };
@@ -22,17 +27,18 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   const [, first = '', last = ''] = match;
   if (first === '' && last === '') return { kind: 'none' };
   if (first === '') {
-    // suffix range: the last N bytes
-    const suffix = Number(last);
-    if (suffix === 0 || size === 0) return { kind: 'unsatisfiable' };
+    // suffix range: the last N bytes (N may be any length of digits)
+    if (/^0+$/.test(last)) return { kind: 'unsatisfiable' };
+    if (size === 0) return { kind: 'none' };
+    const suffix = Number(last); // a huge N becomes a huge float: still "everything"
     return { kind: 'range', range: { start: Math.max(0, size - suffix), end: size - 1 } };
   }
   const start = Number(first);
-  if (!Number.isSafeInteger(start) || start >= size) return { kind: 'unsatisfiable' };
-  let end = last === '' ? size - 1 : Number(last);
-  if (!Number.isSafeInteger(end) || end < start) return { kind: 'none' };
-  end = Math.min(end, size - 1);
-  return { kind: 'range', range: { start, end } };
+  if (!(start < size)) return { kind: 'unsatisfiable' };
+  if (last === '') return { kind: 'range', range: { start, end: size - 1 } };
+  const requestedEnd = Number(last);
+  if (requestedEnd < start) return { kind: 'none' };
+  return { kind: 'range', range: { start, end: Math.min(requestedEnd, size - 1) } };
 }
 
 export function contentRange(range: ByteRange, size: number): string {

@@ -6,7 +6,10 @@
  *   tag       = [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
  *
  * Anything else — `..`, empty components, upper case, encoded characters —
- * is NAME_INVALID / MANIFEST_INVALID before it can reach a file path.
+ * is refused before it can reach a file path: a bad name is NAME_INVALID
+ * (400); a bad tag names no manifest, so it is MANIFEST_UNKNOWN (404), as
+ * the OCI conformance suite's "nonexistent manifest" (`.INVALID_MANIFEST_NAME`)
+ * requires. Malformed digests stay DIGEST_INVALID (400).
  */
 import { RegistryError } from './errors.ts';
 import { looksLikeDigest, parseDigest, type Digest } from './digest.ts';
@@ -35,11 +38,15 @@ export function isValidTag(tag: string): boolean {
 
 export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: Digest };
 
-/** A manifest reference: a tag, or a digest. Malformed tags are MANIFEST_INVALID (TAG_INVALID in spirit). */
+/**
+ * A manifest reference: a tag, or a digest. A malformed digest is
+ * DIGEST_INVALID; a string that is not a valid tag is MANIFEST_UNKNOWN,
+ * since no manifest can be tagged with it.
+ */
 export function parseReference(reference: string): Reference {
   if (looksLikeDigest(reference)) return { kind: 'digest', digest: parseDigest(reference) };
   if (!isValidTag(reference)) {
-    throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { detail: { reference: reference.slice(0, 200) } });
+    throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown: not a valid tag', { detail: { reference: reference.slice(0, 200) } });
   }
   return { kind: 'tag', tag: reference };
 }

@@ -133,6 +133,48 @@ describe('registry API details', () => {
     await head.body.dump();
   });
 
+  it('honours Range past the end, If-Range and If-None-Match lists on blobs', async () => {
+    const layer = ociImage.layers[1]!;
+    const url = `${outpost.url}/v2/team/oci-app/blobs/${layer.digest}`;
+    await (await request(url)).body.arrayBuffer(); // warm: ranges apply to cached blobs
+    for (const range of [`bytes=0-${layer.size + 10}`, 'bytes=0-99999999999999999999999']) {
+      const toEnd = await request(url, { headers: { range } });
+      expect(toEnd.statusCode, range).toBe(206);
+      expect(toEnd.headers['content-range']).toBe(`bytes 0-${layer.size - 1}/${layer.size}`);
+      expect(Buffer.from(await toEnd.body.arrayBuffer()).equals(layer.bytes)).toBe(true);
+    }
+    const matching = await request(url, { headers: { range: 'bytes=10-19', 'if-range': `"${layer.digest}"` } });
+    expect(matching.statusCode).toBe(206);
+    await matching.body.dump();
+    for (const ifRange of [`"sha256:${'0'.repeat(64)}"`, `W/"${layer.digest}"`, 'Wed, 21 Oct 2015 07:28:00 GMT']) {
+      const whole = await request(url, { headers: { range: 'bytes=10-19', 'if-range': ifRange } });
+      expect(whole.statusCode, ifRange).toBe(200);
+      expect(Buffer.from(await whole.body.arrayBuffer()).equals(layer.bytes)).toBe(true);
+    }
+    for (const [ifNoneMatch, status] of [[`"a", "${layer.digest}"`, 304], ['*', 304], ['"a", "b"', 200]] as const) {
+      for (const method of ['GET', 'HEAD'] as const) {
+        const res = await request(url, { method, headers: { 'if-none-match': ifNoneMatch } });
+        await res.body.dump();
+        expect(res.statusCode, `${method} If-None-Match: ${ifNoneMatch}`).toBe(status);
+      }
+    }
+    const absent = await request(`${outpost.url}/v2/team/oci-app/blobs/sha256:${'0'.repeat(64)}`, { headers: { 'if-none-match': '*' } });
+    await absent.body.dump();
+    expect(absent.statusCode).toBe(404);
+  });
+
+  it('answers 304 to If-None-Match lists and * on manifests', async () => {
+    const url = `${outpost.url}/v2/team/oci-app/manifests/v1`;
+    for (const [ifNoneMatch, status] of [[`"x", "${ociImage.digest}"`, 304], ['*', 304], [`W/"${ociImage.digest}"`, 304], ['"x"', 200]] as const) {
+      for (const method of ['GET', 'HEAD'] as const) {
+        const res = await request(url, { method, headers: { accept, 'if-none-match': ifNoneMatch } });
+        await res.body.dump();
+        expect(res.statusCode, `${method} If-None-Match: ${ifNoneMatch}`).toBe(status);
+        expect(res.headers['etag']).toBe(`"${ociImage.digest}"`);
+      }
+    }
+  });
+
   it('paginates tags/list with n and last', async () => {
     for (const tag of ['v2', 'v3']) await pushImage(registry.url, 'team/oci-app', tag, ociImage);
     const first = await request(`${outpost.url}/v2/team/oci-app/tags/list?n=2`);
@@ -158,7 +200,8 @@ describe('registry API details', () => {
     ['GET', '/v2/team%2Foci-app/manifests/v1', 400, 'NAME_INVALID'],
     ['GET', '/v2/Team/App/manifests/v1', 400, 'NAME_INVALID'],
     ['GET', '/v2/team/oci-app/blobs/sha256:1234', 400, 'DIGEST_INVALID'],
-    ['GET', '/v2/team/oci-app/manifests/-bad-tag', 400, 'MANIFEST_INVALID'],
+    ['GET', '/v2/team/oci-app/manifests/-bad-tag', 404, 'MANIFEST_UNKNOWN'],
+    ['GET', '/v2/team/oci-app/manifests/sha256:totallywrong', 400, 'DIGEST_INVALID'],
     ['GET', '/v2/team/oci-app/manifests/nope', 404, 'MANIFEST_UNKNOWN'],
     ['GET', `/v2/team/oci-app/blobs/sha256:${'0'.repeat(64)}`, 404, 'BLOB_UNKNOWN'],
     ['GET', '/v2/team/oci-app/tags/list?n=-1', 400, 'PAGINATION_NUMBER_INVALID'],

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCleanupStack } from '../support/cleanup.ts';
 import { startDistribution, type DistributionRegistry } from '../support/distribution.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
-import { makeImage, makeLayer, pushBlob, pushImage, type Image } from '../support/images.ts';
+import { makeImage, makeLayer, pushBlob, pushImage, pushManifest, sha256, type Image } from '../support/images.ts';
 import { startOutpost, type OutpostNode } from '../support/outpost.ts';
 import { pullOciDigests } from '../support/skopeo.ts';
 import { waitFor } from '../support/wait.ts';
@@ -131,11 +131,8 @@ describe('a client that goes away mid-fill', () => {
 describe('referrers', () => {
   it('relays the primary’s referrers index and serves it while the primary is down', async () => {
     const subject = image.digest;
-    const index = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'5'.repeat(64)}`, size: 512, artifactType: 'application/spdx+json' }],
-    });
+    const listed = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'5'.repeat(64)}`, size: 512, artifactType: 'application/spdx+json' };
+    const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [listed] });
     // distribution 2.8 has no referrers API, so the proxy answers for it as a newer primary would.
     proxy.addFault(
       { mode: 'status', status: 200, headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: index },
@@ -144,17 +141,53 @@ describe('referrers', () => {
     const first = await request(`${outpost.url}/v2/team/app/referrers/${subject}`);
     expect(first.statusCode).toBe(200);
     expect(first.headers['content-type']).toBe('application/vnd.oci.image.index.v1+json');
-    expect(await first.body.text()).toBe(index);
+    expect(first.headers['oci-filters-applied']).toBeUndefined();
+    expect(JSON.parse(await first.body.text())).toEqual(JSON.parse(index));
+    const filtered = await request(`${outpost.url}/v2/team/app/referrers/${subject}?artifactType=application/vnd.example.other`);
+    expect(filtered.headers['oci-filters-applied']).toBe('artifactType');
+    expect(JSON.parse(await filtered.body.text()).manifests).toEqual([]);
     await proxy.refuse();
     const stale = await request(`${outpost.url}/v2/team/app/referrers/${subject}`);
     expect(stale.statusCode).toBe(200);
-    expect(await stale.body.text()).toBe(index);
+    expect(stale.headers['x-outpost-cache']).toBe('stale');
+    expect(JSON.parse(await stale.body.text())).toEqual(JSON.parse(index));
   });
 
-  it('passes a primary’s 404 through, so clients fall back to the referrers tag schema', async () => {
+  it('answers an empty index when the primary has neither the referrers API nor a referrers tag', async () => {
     const res = await request(`${outpost.url}/v2/team/app/referrers/sha256:${'6'.repeat(64)}`);
-    expect(res.statusCode).toBe(404);
-    expect(((await res.body.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('MANIFEST_UNKNOWN');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/vnd.oci.image.index.v1+json');
+    expect(JSON.parse(await res.body.text())).toEqual({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] });
+  });
+
+  it('builds referrers from the referrers tag schema and serves them while the primary is down', async () => {
+    const signature = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/vnd.example.signature',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(Buffer.from('{}')), size: 2 },
+        layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(Buffer.from('{}')), size: 2 }],
+        subject: { mediaType: image.mediaType, digest: image.digest, size: image.size },
+        annotations: { 'org.example.signed-by': 'ci' },
+      }),
+    );
+    await pushBlob(registry.url, 'team/app', { bytes: Buffer.from('{}'), digest: sha256(Buffer.from('{}')), size: 2, mediaType: 'application/vnd.oci.empty.v1+json' });
+    const signatureDigest = await pushManifest(registry.url, 'team/app', sha256(signature), signature, 'application/vnd.oci.image.manifest.v1+json');
+    const descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: signatureDigest, size: signature.length, artifactType: 'application/vnd.example.signature', annotations: { 'org.example.signed-by': 'ci' } };
+    const fallback = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [descriptor] }));
+    await pushManifest(registry.url, 'team/app', `sha256-${image.digest.slice('sha256:'.length)}`, fallback, 'application/vnd.oci.image.index.v1+json');
+
+    const url = `${outpost.url}/v2/team/app/referrers/${image.digest}`;
+    const first = await request(url);
+    expect(first.statusCode).toBe(200);
+    expect(JSON.parse(await first.body.text()).manifests).toEqual([descriptor]);
+    await proxy.refuse();
+    const stale = await request(`${url}?artifactType=application/vnd.example.signature`);
+    expect(stale.statusCode).toBe(200);
+    expect(stale.headers['x-outpost-cache']).toBe('stale');
+    expect(stale.headers['oci-filters-applied']).toBe('artifactType');
+    expect(JSON.parse(await stale.body.text()).manifests).toEqual([descriptor]);
   });
 });
 

@@ -56,8 +56,15 @@ export class FakeUpstream implements Upstream {
     return [...this.manifests.keys()].map((k) => k.split(':')[1] ?? '');
   }
 
-  async getReferrers(): Promise<ReferrersResponse> {
-    throw new UpstreamError('UPSTREAM_NOT_FOUND', 'not found', { status: 404 });
+  /** `repo@digest` → the referrers API answer; with none, the API answers 404 (a primary without it). */
+  referrers = new Map<string, ReferrersResponse>();
+
+  async getReferrers(repo: string, digest: string): Promise<ReferrersResponse> {
+    this.calls.push(`GET referrers ${repo}@${digest}`);
+    if (this.failWith) throw this.failWith;
+    const answer = this.referrers.get(`${repo}@${digest}`);
+    if (!answer) throw new UpstreamError('UPSTREAM_NOT_FOUND', 'not found', { status: 404 });
+    return answer;
   }
 
   async close(): Promise<void> {}

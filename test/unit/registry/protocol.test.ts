@@ -68,6 +68,16 @@ describe('Range', () => {
     expect(parseRange('items=0-1', 100)).toEqual({ kind: 'none' });
     expect(parseRange('bytes=9-3', 100)).toEqual({ kind: 'none' });
   });
+  it('serves a last-pos past the end, however many digits, as the bytes to the end', () => {
+    expect(parseRange('bytes=0-100', 100)).toEqual({ kind: 'range', range: { start: 0, end: 99 } });
+    expect(parseRange('bytes=0-99999999999999999999999', 100)).toEqual({ kind: 'range', range: { start: 0, end: 99 } });
+    expect(parseRange('bytes=-99999999999999999999999', 100)).toEqual({ kind: 'range', range: { start: 0, end: 99 } });
+    expect(parseRange('bytes=99999999999999999999999-', 100)).toEqual({ kind: 'unsatisfiable' });
+  });
+  it('sends an empty body whole for a suffix range and refuses an int range on it', () => {
+    expect(parseRange('bytes=-5', 0)).toEqual({ kind: 'none' });
+    expect(parseRange('bytes=0-', 0)).toEqual({ kind: 'unsatisfiable' });
+  });
 });
 
 describe('error envelope', () => {

@@ -52,12 +52,15 @@ describe('matchV2Route', () => {
     expect(codeOf(`/v2/${'a'.repeat(256)}/manifests/latest`)).toBe('NAME_INVALID');
   });
 
-  it('rejects malformed digests as DIGEST_INVALID and tags as MANIFEST_INVALID', () => {
+  it('rejects malformed digests as DIGEST_INVALID and answers malformed tags as MANIFEST_UNKNOWN', () => {
     expect(codeOf('/v2/x/blobs/sha256:abc')).toBe('DIGEST_INVALID');
     expect(codeOf(`/v2/x/blobs/md5:${'a'.repeat(32)}`)).toBe('DIGEST_INVALID');
     expect(codeOf(`/v2/x/blobs/sha256:${'A'.repeat(64)}`)).toBe('DIGEST_INVALID');
-    expect(codeOf('/v2/x/manifests/.hidden')).toBe('MANIFEST_INVALID');
-    expect(codeOf(`/v2/x/manifests/${'t'.repeat(129)}`)).toBe('MANIFEST_INVALID');
+    expect(codeOf('/v2/x/manifests/sha256:totallywrong')).toBe('DIGEST_INVALID');
+    expect(codeOf('/v2/x/manifests/.hidden')).toBe('MANIFEST_UNKNOWN');
+    expect(codeOf('/v2/x/manifests/.INVALID_MANIFEST_NAME')).toBe('MANIFEST_UNKNOWN');
+    expect(codeOf(`/v2/x/manifests/${'t'.repeat(129)}`)).toBe('MANIFEST_UNKNOWN');
+    expect(codeOf('/v2/Bad/manifests/.hidden')).toBe('NAME_INVALID');
     expect(codeOf('/v2/x/manifests/a%20b')).toBe('NAME_INVALID');
   });
 
