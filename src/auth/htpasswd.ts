@@ -206,7 +206,9 @@ export class HtpasswdFile {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #hmacKey = randomBytes(32);
-  readonly #verified: LRUCache<string, number>;
+  readonly #verifiedTtlMs: number;
+  /** Generation and expiry of each verified pair, by HMAC of user and password. */
+  readonly #verified: LRUCache<string, { generation: number; expiresAt: number }>;
   readonly #inflight = new Map<string, Promise<boolean>>();
   #snapshot: Snapshot;
   /** Bumped on every change of users; verified pairs of older generations are void. */
@@ -227,12 +229,8 @@ export class HtpasswdFile {
     this.#logger = deps.logger;
     this.#snapshot = snapshot;
     this.#lastCheckAt = deps.clock.now();
-    this.#verified = new LRUCache<string, number>({
-      max: config.maxVerified ?? 1000,
-      ttl: config.verifiedTtlMs ?? 5 * 60_000,
-      ttlResolution: 0,
-      perf: deps.clock,
-    });
+    this.#verifiedTtlMs = config.verifiedTtlMs ?? 5 * 60_000;
+    this.#verified = new LRUCache({ max: config.maxVerified ?? 1000 });
   }
 
   /**
@@ -257,7 +255,8 @@ export class HtpasswdFile {
     if (this.#clock.now() - this.#lastCheckAt >= this.#debounceMs) await this.refresh();
     const key = this.#keyOf(username, password);
     const generation = this.#generation;
-    if (this.#verified.get(key) === generation) return true;
+    const remembered = this.#verified.get(key);
+    if (remembered?.generation === generation && this.#clock.now() < remembered.expiresAt) return true;
     const flight = `${generation}:${key}`;
     let pending = this.#inflight.get(flight);
     if (pending === undefined) {
@@ -294,7 +293,9 @@ export class HtpasswdFile {
       matches = false;
     }
     const ok = matches && hash !== undefined;
-    if (ok && generation === this.#generation) this.#verified.set(key, generation);
+    if (ok && generation === this.#generation && this.#verifiedTtlMs > 0) {
+      this.#verified.set(key, { generation, expiresAt: this.#clock.now() + this.#verifiedTtlMs });
+    }
     return ok;
   }
 
