@@ -126,21 +126,21 @@ describe('parseImagePattern', () => {
   });
 
   it.each([
-    ['', 'empty pattern'],
-    ['-', '"-" must be followed'],
-    ['--library/nginx', 'cannot start with "-"'],
-    [':latest', 'empty repository part'],
-    ['library/nginx:', 'empty tag part'],
-    ['a:b:c', 'more than one ":"'],
-    ['Library/nginx', 'lower case'],
-    ['library/nginx ', 'may only contain'],
-    ['library/ng?nx', 'may only contain'],
-    ['library/[a-z]', 'may only contain'],
-    ['library/nginx:1.2/3', 'the tag part may only contain'],
-    ['library/nginx:1.2+x', 'the tag part may only contain'],
-    ['library/nginx@sha256:abc', 'may only contain'],
-    ['x'.repeat(600), 'longer than 512'],
-  ])('refuses %s, naming the pattern and the reason', (text, reason) => {
+    ['an empty pattern', '', 'empty pattern'],
+    ['a lone "-"', '-', '"-" must be followed'],
+    ['--library/nginx', '--library/nginx', 'cannot start with "-"'],
+    [':latest', ':latest', 'empty repository part'],
+    ['library/nginx:', 'library/nginx:', 'empty tag part'],
+    ['a:b:c', 'a:b:c', 'more than one ":"'],
+    ['Library/nginx', 'Library/nginx', 'lower case'],
+    ['a trailing space', 'library/nginx ', 'may only contain'],
+    ['library/ng?nx', 'library/ng?nx', 'may only contain'],
+    ['library/[a-z]', 'library/[a-z]', 'may only contain'],
+    ['library/nginx:1.2/3', 'library/nginx:1.2/3', 'the tag part may only contain'],
+    ['library/nginx:1.2+x', 'library/nginx:1.2+x', 'the tag part may only contain'],
+    ['library/nginx@sha256:abc', 'library/nginx@sha256:abc', 'may only contain'],
+    ['a pattern of 600 characters', 'x'.repeat(600), 'longer than 512'],
+  ])('refuses %s, naming the pattern and the reason', (_label, text, reason) => {
     const attempt = () => parseImagePattern(text);
     expect(attempt).toThrow(ImagePatternError);
     expect(attempt).toThrow(reason);
