@@ -41,7 +41,16 @@ async function writeFile(name: string, text: string): Promise<string> {
 describe('defaults', () => {
   it('runs standalone, mirroring Docker Hub on port 5000 with the cache in ./data', () => {
     const config = load();
-    expect(config.server).toEqual({ host: '0.0.0.0', port: 5000, tlsCert: undefined, tlsKey: undefined });
+    expect(config.server).toEqual({
+      host: '0.0.0.0',
+      port: 5000,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      headersTimeoutMs: 30_000,
+      bodyTimeoutMs: 60_000,
+      sendTimeoutMs: 60_000,
+      maxConnectionsPerWorker: 4096,
+    });
     expect(config.upstream.url).toBe('https://registry-1.docker.io');
     expect(config.upstream.insecure).toBe(false);
     expect(config.cache.dir).toBe('./data');
