@@ -159,6 +159,18 @@ describe('environment variables', () => {
     expect(load({ env: { OUTPOST_CACHE_MAX_BYTES: '10GB' } }).cache.maxBytes).toBe(10_000_000_000);
   });
 
+  it('set the client limits', () => {
+    const { server } = load({
+      env: {
+        OUTPOST_HEADERS_TIMEOUT: '2s',
+        OUTPOST_BODY_TIMEOUT: '3s',
+        OUTPOST_SEND_TIMEOUT: '500ms',
+        OUTPOST_MAX_CONNECTIONS_PER_WORKER: '64',
+      },
+    });
+    expect(server).toMatchObject({ headersTimeoutMs: 2_000, bodyTimeoutMs: 3_000, sendTimeoutMs: 500, maxConnectionsPerWorker: 64 });
+  });
+
   it('read OUTPOST_TAG_TTL=2s as 2000 ms and a bare number as seconds', () => {
     expect(load({ env: { OUTPOST_TAG_TTL: '2s' } }).tags.ttlMs).toBe(2000);
     expect(load({ env: { OUTPOST_TAG_TTL: '30' } }).tags.ttlMs).toBe(30_000);
@@ -413,6 +425,13 @@ describe('validation', () => {
     const error = configError(() => load({ env: { OUTPOST_CACHE_LOW_WATERMARK: '0.96' } }));
     expect(error.key).toBe('cache.lowWatermark');
     expect(error.message).toContain('cache.highWatermark');
+  });
+
+  it('requires the body timeout to cover the headers timeout', () => {
+    const error = configError(() => load({ env: { OUTPOST_HEADERS_TIMEOUT: '90s', OUTPOST_BODY_TIMEOUT: '1m' } }));
+    expect(error.key).toBe('server.bodyTimeout');
+    expect(error.message).toContain('server.headersTimeout');
+    expect(error.message).toContain('OUTPOST_BODY_TIMEOUT');
   });
 
   it('requires at least one worker and a non-zero cache budget', () => {
