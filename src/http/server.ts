@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ClientLimits } from '../config/types.ts';
 import type { WorkerMetrics } from '../observability/metrics.ts';
@@ -144,10 +145,11 @@ const dropLogEveryMs = 10_000;
 
 /**
  * The HTTP(S) server with every client bounded: headers and whole requests
- * by Node's own timeouts (checked against the clock, so a slow drip of
- * bytes does not extend them), responses by the send watchdog, and
- * connections by a cap. Node's request timeout ends when the request has
- * been received, so a long download is never cut by it.
+ * by Node's own timeouts (deadlines from the request's first byte, so a
+ * slow drip of bytes does not extend them), responses by the send
+ * watchdog, and connections by a cap (closed as they arrive past it).
+ * Node's request timeout ends once the request has been received, so a
+ * long download is never cut by it.
  */
 export function createServer(handler: RequestHandler, options: ServerOptions): Server {
   const { logger } = options;
@@ -162,8 +164,6 @@ export function createServer(handler: RequestHandler, options: ServerOptions): S
     options.tlsCert && options.tlsKey
       ? createHttpsServer({ ...httpOptions, cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey) }, handler)
       : createHttpServer(httpOptions, handler);
-  server.maxConnections = options.maxConnectionsPerWorker;
-
   const watchdog = new SendWatchdog({
     timeoutMs: options.sendTimeoutMs,
     onStall: (res, stalledMs) => {
@@ -177,14 +177,23 @@ export function createServer(handler: RequestHandler, options: ServerOptions): S
   server.on('request', (_req: IncomingMessage, res: ServerResponse) => watchdog.watch(res));
   server.on('close', () => watchdog.stop());
 
+  // Not server.maxConnections: in a cluster worker a refused connection goes back to the primary, which
+  // hands it to a worker again at once, round and round, until one has room; the client just waits.
+  let open = 0;
   let dropped = 0;
   let lastDropLog = -Infinity;
-  server.on('drop', () => {
+  server.on('connection', (socket: Socket) => {
+    open += 1;
+    socket.once('close', () => {
+      open -= 1;
+    });
+    if (open <= options.maxConnectionsPerWorker) return;
+    socket.destroy();
     dropped += 1;
     const now = performance.now();
     if (now - lastDropLog < dropLogEveryMs) return;
     lastDropLog = now;
-    logger.warn({ dropped, maxConnections: server.maxConnections }, 'connection cap reached; closing new connections');
+    logger.warn({ dropped, maxConnectionsPerWorker: options.maxConnectionsPerWorker }, 'connection cap reached; closing new connections');
     dropped = 0;
   });
   return server;

@@ -49,7 +49,8 @@ export interface RawExchangeOptions {
   head?: boolean;
 }
 
-function parseResponse(raw: Buffer, headRequest: boolean): Pick<RawExchange, 'status' | 'head' | 'body' | 'complete'> {
+/** Parses the first HTTP/1.1 response in `raw`, as far as it arrived. */
+export function parseResponse(raw: Buffer, headRequest: boolean): Pick<RawExchange, 'status' | 'head' | 'body' | 'complete'> {
   const text = raw.toString('latin1');
   const split = text.indexOf('\r\n\r\n');
   const match = /^HTTP\/1\.[01] (\d{3})/.exec(text);
