@@ -162,7 +162,11 @@ export function createServer(handler: RequestHandler, options: ServerOptions): S
   };
   const server =
     options.tlsCert && options.tlsKey
-      ? createHttpsServer({ ...httpOptions, cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey) }, handler)
+      ? createHttpsServer(
+          // A TLS handshake gets the headers' time too (Node's default is 120 s).
+          { ...httpOptions, handshakeTimeout: options.headersTimeoutMs, cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey) },
+          handler,
+        )
       : createHttpServer(httpOptions, handler);
   const watchdog = new SendWatchdog({
     timeoutMs: options.sendTimeoutMs,

@@ -9,7 +9,7 @@
  * serve at all (a worker cannot listen: port taken, no permission), with one
  * line on stderr saying why, instead of restarting workers forever.
  */
-import cluster, { type Worker } from 'node:cluster';
+import cluster from 'node:cluster';
 import { createServer as createNetServer } from 'node:net';
 import type { Config } from '../config/types.ts';
 import { FillBroker } from '../coordination/fill-broker.ts';
@@ -22,8 +22,8 @@ import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { CacheAdmin } from './cache-admin.ts';
 import { IndexOwner } from './index-owner.ts';
 import { cacheLayout } from '../storage/layout.ts';
-import { RestartBackoff } from './restart-backoff.ts';
-import { describeCannotListen, isCannotListen, isWorkerReport } from './supervision.ts';
+import { describeCannotListen, isCannotListen } from './supervision.ts';
+import { WorkerSupervisor } from './worker-supervisor.ts';
 
 /** How the primary ends: 0 after a requested stop, 1 when forced or on a failure, 3 when the node cannot listen (2, an invalid configuration, comes from main). */
 export const exitCodes = { stopped: 0, failed: 1, cannotListen: 3 } as const;
@@ -42,10 +42,6 @@ async function probeListen(host: string, port: number): Promise<string | undefin
   }
   await new Promise((resolve) => probe.close(resolve));
   return undefined;
-}
-
-function liveWorkers(): Worker[] {
-  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
 }
 
 export async function runPrimary(config: Config): Promise<void> {
@@ -96,104 +92,46 @@ export async function runPrimary(config: Config): Promise<void> {
   };
   setInterval(refreshPins, Math.max(config.tags.ttlMs, 1_000)).unref();
   let stopping = false;
-  /** Each worker's slot (what its replacement takes over), fork time and, if it told us, why it died. */
-  const workerInfo = new Map<number, { slot: number; forkedAt: number; cause?: string; listening?: boolean }>();
-  const backoffs = new Map<number, RestartBackoff>();
-  const pendingRestarts = new Set<NodeJS.Timeout>();
 
-  const restartLater = (slot: number, delayMs: number): void => {
-    // Not unref'd: while a restart is pending it may be all that keeps the primary (and the node) alive.
-    const timer = setTimeout(() => {
-      pendingRestarts.delete(timer);
-      if (!stopping) fork(slot);
-    }, delayMs);
-    pendingRestarts.add(timer);
-  };
-
-  const cannotServe = (worker: Worker, message: string): void => {
-    const othersListening = [...workerInfo.entries()].some(([id, info]) => id !== worker.id && info.listening);
-    if (othersListening || stopping) return; // another worker serves: this one is restarted like any other
-    stopping = true;
-    logger.fatal({ workerId: worker.id }, message);
-    process.stderr.write(`outpost: ${message}\n`);
-    for (const timer of pendingRestarts) clearTimeout(timer);
-    for (const w of liveWorkers()) w.process.kill('SIGKILL');
-    const bound = setTimeout(() => process.exit(exitCodes.cannotListen), 2_000);
-    void owner.stop().finally(() => {
-      clearTimeout(bound);
-      process.exit(exitCodes.cannotListen);
-    });
-  };
-
-  const fork = (slot: number): void => {
-    let worker: Worker;
-    try {
-      worker = cluster.fork();
-    } catch (err) {
-      const { delayMs } = backoffOf(slot).onExit(0);
-      logger.error({ err, slot, restartInMs: delayMs }, 'could not start a worker; retrying');
-      restartLater(slot, delayMs);
-      return;
-    }
-    const info: { slot: number; forkedAt: number; cause?: string; listening?: boolean } = { slot, forkedAt: performance.now() };
-    workerInfo.set(worker.id, info);
-    const peer = { id: worker.id, send: (message: object) => worker.isConnected() && worker.send(message) };
-    worker.on('message', (message: unknown) => {
-      try {
-        if (isWorkerReport(message)) {
-          info.cause = message.message;
-          if (message.t === 'worker.cannotListen') cannotServe(worker, message.message);
-          return;
+  const supervisor = new WorkerSupervisor({
+    workers: config.workers,
+    logger,
+    onFork: (worker) => {
+      const peer = { id: worker.id, send: (message: object) => worker.isConnected() && worker.send(message) };
+      worker.on('message', (message: unknown) => {
+        try {
+          broker.handle(peer, message);
+          ops.handle(worker, message);
+          metrics.fillsCoordinated.set(broker.inflight);
+        } catch (err) {
+          logger.error({ err, workerId: worker.id }, 'could not handle a message from a worker');
         }
-        broker.handle(peer, message);
-        ops.handle(worker, message);
-        metrics.fillsCoordinated.set(broker.inflight);
-      } catch (err) {
-        logger.error({ err, workerId: worker.id }, 'could not handle a message from a worker');
-      }
-    });
-    worker.on('listening', () => {
-      info.listening = true;
-      ops.workerOnline();
-      if (!pinsRequested) refreshPins();
-    });
-  };
-
-  const backoffOf = (slot: number): RestartBackoff => {
-    let backoff = backoffs.get(slot);
-    if (!backoff) {
-      backoff = new RestartBackoff();
-      backoffs.set(slot, backoff);
-    }
-    return backoff;
-  };
-
-  cluster.on('exit', (worker, code, signal) => {
-    broker.peerGone(worker.id);
-    ops.workerExited(worker);
-    const info = workerInfo.get(worker.id);
-    workerInfo.delete(worker.id);
-    if (stopping || !info) return;
-    const uptimeMs = Math.round(performance.now() - info.forkedAt);
-    const { delayMs, streak } = backoffOf(info.slot).onExit(uptimeMs);
-    metrics.workerRestarts.inc();
-    logger.error(
-      {
-        workerId: worker.id,
-        pid: worker.process.pid,
-        code,
-        signal,
-        cause: info.cause ?? (signal ? `killed by ${signal}` : `exited with code ${code}`),
-        uptimeMs,
-        restartInMs: delayMs,
-        diedYoungInARow: streak,
-      },
-      'worker died; restarting',
-    );
-    restartLater(info.slot, delayMs);
+      });
+      worker.on('listening', () => {
+        ops.workerOnline();
+        if (!pinsRequested) refreshPins();
+      });
+    },
+    onExit: (worker) => {
+      broker.peerGone(worker.id);
+      ops.workerExited(worker);
+    },
+    onRestart: () => metrics.workerRestarts.inc(),
+    onCannotListen: (message) => {
+      stopping = true;
+      logger.fatal({}, message);
+      process.stderr.write(`outpost: ${message}\n`);
+      for (const worker of supervisor.live()) worker.process.kill('SIGKILL');
+      const bound = setTimeout(() => process.exit(exitCodes.cannotListen), 2_000);
+      void owner.stop().finally(() => {
+        clearTimeout(bound);
+        process.exit(exitCodes.cannotListen);
+      });
+    },
   });
 
-  // Nothing left to run while serving would mean exit code 0: a supervisor (systemd Restart=on-failure) would not restart the node.
+  // An empty event loop while serving would end the process with code 0, which a supervisor
+  // (systemd Restart=on-failure) does not restart. Never expected; a failure if it happens.
   process.on('beforeExit', () => {
     if (stopping) return;
     logger.fatal({}, 'the primary has nothing left to run while it should serve; exiting 1');
@@ -202,7 +140,7 @@ export async function runPrimary(config: Config): Promise<void> {
 
   // A small young generation keeps worker RSS low under load (measured in bench/: peaks drop by ~30 MiB).
   cluster.setupPrimary({ execArgv: [...process.execArgv, '--max-semi-space-size=2'] });
-  for (let slot = 0; slot < config.workers; slot++) fork(slot);
+  supervisor.start();
   logger.info({ workers: config.workers, port: config.server.port, upstream: config.upstream.url, cacheDir: config.cache.dir }, 'outpost started');
 
   const finish = (): void => {
@@ -213,16 +151,15 @@ export async function runPrimary(config: Config): Promise<void> {
   };
   let forced = false;
   const stop = (): void => {
-    const workers = liveWorkers();
     if (stopping) {
       if (forced) return;
       forced = true;
       logger.warn({}, 'second signal: stopping now');
-      for (const worker of workers) worker.process.kill('SIGKILL');
+      for (const worker of supervisor.live()) worker.process.kill('SIGKILL');
       process.exit(exitCodes.failed);
     }
     stopping = true;
-    for (const timer of pendingRestarts) clearTimeout(timer);
+    const workers = supervisor.stop();
     logger.info({ workers: workers.length }, 'shutting down');
     // A signal, not an IPC message: a worker still starting up has no handler yet and simply ends.
     for (const worker of workers) worker.process.kill('SIGTERM');
