@@ -185,6 +185,10 @@ function buildConfig(read: Reader, machine: MachineFacts): Config {
     port: read('server.port', 'port-number'),
     tlsCert: read('server.tlsCert', 'optional-string'),
     tlsKey: read('server.tlsKey', 'optional-string'),
+    headersTimeoutMs: read('server.headersTimeout', 'positive-duration'),
+    bodyTimeoutMs: read('server.bodyTimeout', 'positive-duration'),
+    sendTimeoutMs: read('server.sendTimeout', 'positive-duration'),
+    maxConnectionsPerWorker: read('server.maxConnectionsPerWorker', 'positive-int'),
   };
 
   return {
@@ -261,6 +265,14 @@ function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
       allowed: 'both server.tlsCert and server.tlsKey (HTTPS), or neither (HTTP)',
       source: undefined,
     });
+  }
+  if (config.server.bodyTimeoutMs < config.server.headersTimeoutMs) {
+    badValue(
+      'server.bodyTimeout',
+      `must not be below server.headersTimeout (${String(origin('server.headersTimeout').value)})`,
+      'a duration at least server.headersTimeout: the body timeout covers the headers too',
+      origin('server.bodyTimeout').value,
+    );
   }
   if (config.cache.lowWatermark >= config.cache.highWatermark) {
     badValue(

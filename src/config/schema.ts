@@ -65,6 +65,30 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
         default: null,
         env: 'OUTPOST_TLS_KEY',
       },
+      headersTimeout: {
+        doc: 'Time a client has, from the first byte of a request, to send all its headers; then it gets 408 and its connection is closed. Also bounds a connection that sends nothing.',
+        format: 'positive-duration',
+        default: '30s',
+        env: 'OUTPOST_HEADERS_TIMEOUT',
+      },
+      bodyTimeout: {
+        doc: 'Time a client has, from the first byte of a request, to send the whole request, body included; then it gets 408 and its connection is closed. Never limits how long a response (a big blob) takes to download. At least headersTimeout.',
+        format: 'positive-duration',
+        default: '60s',
+        env: 'OUTPOST_BODY_TIMEOUT',
+      },
+      sendTimeout: {
+        doc: 'A response with bytes waiting for a client that has taken none for this long is cut (its connection closed). Slow clients that keep reading are never cut.',
+        format: 'positive-duration',
+        default: '60s',
+        env: 'OUTPOST_SEND_TIMEOUT',
+      },
+      maxConnectionsPerWorker: {
+        doc: 'Client connections one worker process holds at once; further connections are closed as they arrive until some end. Per worker, like file descriptor limits (ulimit -n).',
+        format: 'positive-int',
+        default: 4096,
+        env: 'OUTPOST_MAX_CONNECTIONS_PER_WORKER',
+      },
     },
     upstream: {
       url: {

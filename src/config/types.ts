@@ -27,13 +27,27 @@ export interface RegistryConfig extends UpstreamConfig {
   host: string;
 }
 
+/** What the HTTP server holds a client to: each bound frees a descriptor a misbehaving client would keep. */
+export interface ClientLimits {
+  /** Time from the start of a request to the end of its headers. */
+  headersTimeoutMs: number;
+  /** Time from the start of a request to the end of its body (never applies to sending the response). */
+  bodyTimeoutMs: number;
+  /** How long a response may wait, with bytes pending, for a client that takes none. */
+  sendTimeoutMs: number;
+  /** Client connections one worker holds at once; more are closed as they arrive. */
+  maxConnectionsPerWorker: number;
+}
+
+export interface ServerConfig extends ClientLimits {
+  host: string;
+  port: number;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+}
+
 export interface Config {
-  server: {
-    host: string;
-    port: number;
-    tlsCert: string | undefined;
-    tlsKey: string | undefined;
-  };
+  server: ServerConfig;
   upstream: UpstreamConfig;
   registries: RegistryConfig[];
   cache: {

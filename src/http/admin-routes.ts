@@ -9,7 +9,9 @@
  *   POST   /api/v0/cache/pins     {"reference":"library/nginx:1.27"}
  *   DELETE /api/v0/cache/pins?reference=library/nginx:1.27
  *
- * Errors use the OCI envelope like the registry API.
+ * Errors use the OCI envelope like the registry API: a body that is not a
+ * JSON object of the documented shape is 400 `BODY_INVALID`, one over 64 KiB
+ * 413 `BODY_TOO_LARGE`.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -27,20 +29,75 @@ export interface AdminBackend {
 
 const maxBodyBytes = 64 * 1024;
 
+function tooLarge(): RegistryError {
+  return new RegistryError('BODY_TOO_LARGE', `the request body is larger than ${maxBodyBytes} bytes`);
+}
+
+/**
+ * Reads a small body. Too large a body is refused as soon as that is known
+ * and the rest is discarded as it arrives (the server's body timeout bounds
+ * a client that never stops); a body cut short rejects like a client gone.
+ */
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > maxBodyBytes) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= maxBodyBytes) {
+        chunks.push(chunk);
+        return;
+      }
+      done();
+      req.resume(); // discard the rest
+      reject(tooLarge());
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error): void => {
+      done();
+      reject(err);
+    };
+    const onClose = (): void => {
+      done();
+      reject(Object.assign(new Error('the client went away before sending the whole body'), { code: 'ECONNRESET' }));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBodyBytes) throw new RegistryError('SIZE_INVALID', 'request body too large');
-    chunks.push(chunk);
-  }
+  const text = (await readBody(req)).toString('utf8');
+  let value: unknown;
   try {
-    const value = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as unknown;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
-    return value as Record<string, unknown>;
+    value = JSON.parse(text || '{}') as unknown;
   } catch {
-    throw new RegistryError('UNSUPPORTED', 'the request body must be a JSON object');
+    throw new RegistryError('BODY_INVALID', 'the request body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RegistryError('BODY_INVALID', 'the request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+function decodePathSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new RegistryError('DIGEST_INVALID', 'malformed percent-encoding in the path', { detail: { segment: raw.slice(0, 200) } });
   }
 }
 
@@ -80,7 +137,7 @@ export class AdminRoutes {
       return;
     }
     if (route.startsWith('entries/') && method === 'DELETE') {
-      const digest = parseDigest(decodeURIComponent(route.slice('entries/'.length)));
+      const digest = parseDigest(decodePathSegment(route.slice('entries/'.length)));
       sendJson(req, res, 200, await this.backend.call('purge', { digest }));
       return;
     }
@@ -93,7 +150,7 @@ export class AdminRoutes {
       } else if (body.all === true) {
         sendJson(req, res, 200, await this.backend.call('purge', { all: true }));
       } else {
-        throw new RegistryError('UNSUPPORTED', 'purge takes {"digest"}, {"repository"} or {"all":true}');
+        throw new RegistryError('BODY_INVALID', 'purge takes {"digest"}, {"repository"} or {"all":true}');
       }
       return;
     }
@@ -103,7 +160,7 @@ export class AdminRoutes {
     }
     if (route === 'pins' && method === 'POST') {
       const body = await readJson(req);
-      if (typeof body.reference !== 'string') throw new RegistryError('UNSUPPORTED', 'pin takes {"reference":"name:tag"}');
+      if (typeof body.reference !== 'string') throw new RegistryError('BODY_INVALID', 'pin takes {"reference":"name:tag"}');
       const digests = await this.backend.resolvePin(body.reference);
       await this.backend.call('pin', { reference: body.reference, digests, persist: true });
       sendJson(req, res, 200, { reference: body.reference, digests: digests.length });
@@ -111,7 +168,7 @@ export class AdminRoutes {
     }
     if (route === 'pins' && method === 'DELETE') {
       const reference = query.get('reference');
-      if (!reference) throw new RegistryError('UNSUPPORTED', 'unpin takes ?reference=name:tag');
+      if (!reference) throw new RegistryError('NAME_INVALID', 'unpin takes ?reference=name:tag');
       sendJson(req, res, 200, await this.backend.call('unpin', { reference }));
       return;
     }

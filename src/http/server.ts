@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { ClientLimits } from '../config/types.ts';
 import type { WorkerMetrics } from '../observability/metrics.ts';
 import { requestContext, type RequestContext } from '../observability/request-context.ts';
 import { RegistryError } from '../registry/errors.ts';
@@ -15,6 +17,7 @@ import type { AdminRoutes } from './admin-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
+import { checkIntervalFor, SendWatchdog } from './send-watchdog.ts';
 
 export interface HandlerDeps {
   registry: RegistryRoutes;
@@ -31,19 +34,35 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 const methodLabels = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
 export function createRequestHandler(deps: HandlerDeps): RequestHandler {
-  const { registry, ops, logger, metrics } = deps;
+  const { logger } = deps;
   return (req, res) => {
-    const started = performance.now();
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    const isRegistry = path === '/v2' || path.startsWith('/v2/');
-    const opsRoute = isRegistry ? undefined : opsRouteOf(path);
-    const notes: RequestNotes = {};
-    const context: RequestContext = { upstreamMs: 0 };
-    const socketBytesAtStart = req.socket.bytesWritten;
-    if (deps.draining()) res.setHeader('connection', 'close');
-    res.once('close', () => {
+    // Nothing a request does may take the worker down: what escapes is logged and answered 500 (or cut).
+    res.on('error', (err) => logger.debug({ err: String(err?.message ?? err) }, 'response error'));
+    try {
+      handle(deps, req, res);
+    } catch (err) {
+      logger.error({ err }, 'request handler threw');
+      respondWithError(deps, req, res, err);
+    }
+  };
+}
+
+function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): void {
+  const { registry, ops, logger, metrics } = deps;
+  const started = performance.now();
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const isRegistry = path === '/v2' || path.startsWith('/v2/');
+  const opsRoute = isRegistry ? undefined : opsRouteOf(path);
+  const notes: RequestNotes = {};
+  const context: RequestContext = { upstreamMs: 0 };
+  // The request's socket is detached (null) by the time some responses close: keep our own reference.
+  const socket = req.socket;
+  const socketBytesAtStart = socket.bytesWritten;
+  if (deps.draining()) res.setHeader('connection', 'close');
+  res.once('close', () => {
+    try {
       const seconds = (performance.now() - started) / 1000;
       const route = notes.route ?? opsRoute ?? 'other';
       const method = methodLabels.has(req.method ?? '') ? (req.method as string) : 'OTHER';
@@ -58,7 +77,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
           repository: notes.repository,
           reference: notes.reference,
           status: res.statusCode,
-          bytes: req.socket.bytesWritten - socketBytesAtStart,
+          bytes: socket.bytesWritten - socketBytesAtStart,
           complete: res.writableFinished,
           durationMs: Math.round(seconds * 100_000) / 100,
           cache: notes.cache,
@@ -66,30 +85,42 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
         },
         'request',
       );
-    });
-    const run = async (): Promise<void> => {
-      if (isRegistry) {
-        const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-        if (await registry.handle(req, res, path, query, notes)) return;
-        throw new RegistryError('NAME_INVALID', 'no such registry route', { detail: { path: path.slice(0, 300) } });
-      }
-      if (opsRoute) return ops.handle(req, res, opsRoute);
-      if (path.startsWith('/api/v0/cache/')) {
-        notes.route = 'admin';
-        return deps.admin.handle(req, res, path, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
-      }
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('not found\n');
-    };
-    requestContext.run(context, () => {
-      run().catch((err: unknown) => {
-        if (!(err instanceof RegistryError) && !isClientGone(err)) {
-          logger.error({ err, route: notes.route, repository: notes.repository }, 'request failed');
-        }
-        sendError(req, res, err);
-      });
-    });
+    } catch (err) {
+      logger.error({ err }, 'access log failed');
+    }
+  });
+  const run = async (): Promise<void> => {
+    if (isRegistry) {
+      const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+      if (await registry.handle(req, res, path, query, notes)) return;
+      throw new RegistryError('NAME_INVALID', 'no such registry route', { detail: { path: path.slice(0, 300) } });
+    }
+    if (opsRoute) return ops.handle(req, res, opsRoute);
+    if (path.startsWith('/api/v0/cache/')) {
+      notes.route = 'admin';
+      return deps.admin.handle(req, res, path, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+    }
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end('not found\n');
   };
+  requestContext.run(context, () => {
+    run().catch((err: unknown) => {
+      if (!(err instanceof RegistryError) && !isClientGone(err)) {
+        logger.error({ err, route: notes.route, repository: notes.repository }, 'request failed');
+      }
+      respondWithError(deps, req, res, err);
+    });
+  });
+}
+
+/** The OCI error answer (or a cut connection once headers are out); never throws. */
+function respondWithError(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  try {
+    sendError(req, res, err);
+  } catch (sendErr) {
+    deps.logger.error({ err: sendErr }, 'could not send an error response');
+    res.destroy();
+  }
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
@@ -102,18 +133,72 @@ function isClientGone(err: unknown): boolean {
   return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'ABORT_ERR' || code === 'EPIPE';
 }
 
-export interface ServerOptions {
+export interface ServerOptions extends ClientLimits {
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  logger: Logger;
 }
 
+/** Keep-alive connections idle longer than this are closed (above the 60 s of common load balancers). */
+const keepAliveTimeoutMs = 65_000;
+const dropLogEveryMs = 10_000;
+
+/**
+ * The HTTP(S) server with every client bounded: headers and whole requests
+ * by Node's own timeouts (deadlines from the request's first byte, so a
+ * slow drip of bytes does not extend them), responses by the send
+ * watchdog, and connections by a cap (closed as they arrive past it).
+ * Node's request timeout ends once the request has been received, so a
+ * long download is never cut by it.
+ */
 export function createServer(handler: RequestHandler, options: ServerOptions): Server {
+  const { logger } = options;
+  const httpOptions = {
+    headersTimeout: options.headersTimeoutMs,
+    requestTimeout: options.bodyTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    // Node checks both timeouts on this period (30 s by default, too coarse for short timeouts).
+    connectionsCheckingInterval: checkIntervalFor(Math.min(options.headersTimeoutMs, options.bodyTimeoutMs)),
+  };
   const server =
     options.tlsCert && options.tlsKey
-      ? createHttpsServer({ cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey) }, handler)
-      : createHttpServer(handler);
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 0; // big blobs take as long as they take; idle sockets are bounded by keepAliveTimeout
+      ? createHttpsServer(
+          // A TLS handshake gets the headers' time too (Node's default is 120 s).
+          { ...httpOptions, handshakeTimeout: options.headersTimeoutMs, cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey) },
+          handler,
+        )
+      : createHttpServer(httpOptions, handler);
+  const watchdog = new SendWatchdog({
+    timeoutMs: options.sendTimeoutMs,
+    onStall: (res, stalledMs) => {
+      const req = res.req;
+      logger.warn(
+        { method: req?.method, path: req?.url?.split('?')[0]?.slice(0, 200), stalledMs: Math.round(stalledMs) },
+        'client took no bytes within the send timeout; connection closed',
+      );
+    },
+  });
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => watchdog.watch(res));
+  server.on('close', () => watchdog.stop());
+
+  // Not server.maxConnections: in a cluster worker a refused connection goes back to the primary, which
+  // hands it to a worker again at once, round and round, until one has room; the client just waits.
+  let open = 0;
+  let dropped = 0;
+  let lastDropLog = -Infinity;
+  server.on('connection', (socket: Socket) => {
+    open += 1;
+    socket.once('close', () => {
+      open -= 1;
+    });
+    if (open <= options.maxConnectionsPerWorker) return;
+    socket.destroy();
+    dropped += 1;
+    const now = performance.now();
+    if (now - lastDropLog < dropLogEveryMs) return;
+    lastDropLog = now;
+    logger.warn({ dropped, maxConnectionsPerWorker: options.maxConnectionsPerWorker }, 'connection cap reached; closing new connections');
+    dropped = 0;
+  });
   return server;
 }

@@ -187,7 +187,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     resolvePin,
   });
   const handler = createRequestHandler({ registry, ops, admin, metrics, draining, logger: logger.child({ module: 'http' }) });
-  const server = createServer(handler, { tlsCert: config.server.tlsCert, tlsKey: config.server.tlsKey });
+  const server = createServer(handler, { ...config.server, logger: logger.child({ module: 'http' }) });
   connectionStats.attach(server);
 
   return {

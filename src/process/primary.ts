@@ -1,9 +1,16 @@
 /**
  * The cluster primary: sweeps leftovers of an earlier run, forks the workers
- * and restarts any that dies, brokers host-wide fill coordination, and on
- * SIGTERM tells every worker to drain and waits for them (bounded).
+ * and restarts any that dies (with backoff, logging the cause), brokers
+ * host-wide fill coordination, and on SIGTERM tells every worker to drain and
+ * waits for them (bounded).
+ *
+ * It never exits while it should serve: not when every worker dies at once,
+ * not between a death and the restart. It exits non-zero when it cannot
+ * serve at all (a worker cannot listen: port taken, no permission), with one
+ * line on stderr saying why, instead of restarting workers forever.
  */
-import cluster, { type Worker } from 'node:cluster';
+import cluster from 'node:cluster';
+import { createServer as createNetServer } from 'node:net';
 import type { Config } from '../config/types.ts';
 import { FillBroker } from '../coordination/fill-broker.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -15,11 +22,38 @@ import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { CacheAdmin } from './cache-admin.ts';
 import { IndexOwner } from './index-owner.ts';
 import { cacheLayout } from '../storage/layout.ts';
+import { describeCannotListen, isCannotListen } from './supervision.ts';
+import { WorkerSupervisor } from './worker-supervisor.ts';
 
-const restartDelayMs = 500;
+/** How the primary ends: 0 after a requested stop, 1 when forced or on a failure, 3 when the node cannot listen (2, an invalid configuration, comes from main). */
+export const exitCodes = { stopped: 0, failed: 1, cannotListen: 3 } as const;
+
+/** Binds and releases the port once; returns the error code when that fails for a reason no restart fixes. */
+async function probeListen(host: string, port: number): Promise<string | undefined> {
+  const probe = createNetServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen({ host, port }, resolve);
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return isCannotListen(code) ? code : undefined;
+  }
+  await new Promise((resolve) => probe.close(resolve));
+  return undefined;
+}
 
 export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.log.level, { node: config.node.id, role: 'primary' });
+  // Before touching the cache dir: a second node started by mistake on a taken port must not sweep the first one's fills.
+  const listenProblem = await probeListen(config.server.host, config.server.port);
+  if (listenProblem) {
+    const message = describeCannotListen(config.server.host, config.server.port, listenProblem);
+    logger.fatal({ code: listenProblem }, message);
+    process.stderr.write(`outpost: ${message}\n`);
+    process.exit(exitCodes.cannotListen);
+  }
   const layout = cacheLayout(config.cache.dir);
   const store = new DiskBlobStore(layout);
   await store.init();
@@ -59,68 +93,88 @@ export async function runPrimary(config: Config): Promise<void> {
   setInterval(refreshPins, Math.max(config.tags.ttlMs, 1_000)).unref();
   let stopping = false;
 
-  const fork = (): Worker => {
-    const worker = cluster.fork();
-    const peer = { id: worker.id, send: (message: object) => worker.isConnected() && worker.send(message) };
-    worker.on('message', (message: unknown) => {
-      broker.handle(peer, message);
-      ops.handle(worker, message);
-      metrics.fillsCoordinated.set(broker.inflight);
-    });
-    worker.on('listening', () => {
-      ops.workerOnline();
-      if (!pinsRequested) refreshPins();
-    });
-    return worker;
-  };
+  const supervisor = new WorkerSupervisor({
+    workers: config.workers,
+    logger,
+    onFork: (worker) => {
+      const peer = { id: worker.id, send: (message: object) => worker.isConnected() && worker.send(message) };
+      worker.on('message', (message: unknown) => {
+        try {
+          broker.handle(peer, message);
+          ops.handle(worker, message);
+          metrics.fillsCoordinated.set(broker.inflight);
+        } catch (err) {
+          logger.error({ err, workerId: worker.id }, 'could not handle a message from a worker');
+        }
+      });
+      worker.on('listening', () => {
+        ops.workerOnline();
+        if (!pinsRequested) refreshPins();
+      });
+    },
+    onExit: (worker) => {
+      broker.peerGone(worker.id);
+      ops.workerExited(worker);
+    },
+    onRestart: () => metrics.workerRestarts.inc(),
+    onCannotListen: (message) => {
+      stopping = true;
+      logger.fatal({}, message);
+      process.stderr.write(`outpost: ${message}\n`);
+      for (const worker of supervisor.live()) worker.process.kill('SIGKILL');
+      const bound = setTimeout(() => process.exit(exitCodes.cannotListen), 2_000);
+      void owner.stop().finally(() => {
+        clearTimeout(bound);
+        process.exit(exitCodes.cannotListen);
+      });
+    },
+  });
 
-  cluster.on('exit', (worker, code, signal) => {
-    broker.peerGone(worker.id);
-    ops.workerExited(worker);
+  // An empty event loop while serving would end the process with code 0, which a supervisor
+  // (systemd Restart=on-failure) does not restart. Never expected; a failure if it happens.
+  process.on('beforeExit', () => {
     if (stopping) return;
-    metrics.workerRestarts.inc();
-    logger.error({ workerId: worker.id, pid: worker.process.pid, code, signal }, 'worker died; restarting');
-    setTimeout(() => {
-      if (!stopping) fork();
-    }, restartDelayMs).unref();
+    logger.fatal({}, 'the primary has nothing left to run while it should serve; exiting 1');
+    process.exit(exitCodes.failed);
   });
 
   // A small young generation keeps worker RSS low under load (measured in bench/: peaks drop by ~30 MiB).
   cluster.setupPrimary({ execArgv: [...process.execArgv, '--max-semi-space-size=2'] });
-  for (let i = 0; i < config.workers; i++) fork();
+  supervisor.start();
   logger.info({ workers: config.workers, port: config.server.port, upstream: config.upstream.url, cacheDir: config.cache.dir }, 'outpost started');
 
+  const finish = (): void => {
+    void owner.stop().finally(() => {
+      logger.info({}, 'outpost stopped');
+      process.exit(exitCodes.stopped);
+    });
+  };
   let forced = false;
   const stop = (): void => {
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     if (stopping) {
       if (forced) return;
       forced = true;
       logger.warn({}, 'second signal: stopping now');
-      for (const worker of workers) worker.process.kill('SIGKILL');
-      process.exit(1);
+      for (const worker of supervisor.live()) worker.process.kill('SIGKILL');
+      process.exit(exitCodes.failed);
     }
     stopping = true;
+    const workers = supervisor.stop();
     logger.info({ workers: workers.length }, 'shutting down');
     // A signal, not an IPC message: a worker still starting up has no handler yet and simply ends.
     for (const worker of workers) worker.process.kill('SIGTERM');
     const bound = setTimeout(() => {
       logger.warn({}, 'workers did not stop in time; killing them');
       for (const worker of workers) worker.process.kill('SIGKILL');
-      process.exit(1);
+      process.exit(exitCodes.failed);
     }, config.drainSeconds * 1000 + config.shutdownTimeoutMs + 10_000);
     bound.unref();
     let alive = workers.length;
-    if (alive === 0) process.exit(0);
+    if (alive === 0) finish();
     for (const worker of workers) {
       worker.once('exit', () => {
         alive -= 1;
-        if (alive === 0) {
-          void owner.stop().finally(() => {
-            logger.info({}, 'outpost stopped');
-            process.exit(0);
-          });
-        }
+        if (alive === 0) finish();
       });
     }
   };

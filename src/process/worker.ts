@@ -4,14 +4,45 @@ import { IpcFillCoordinator } from '../coordination/ipc-fill-coordinator.ts';
 import { BatchingIndexReporter } from '../coordination/ipc-index-reporter.ts';
 import { AggregatorRegistry } from 'prom-client';
 import { emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
 import { workerMetrics } from '../observability/metrics.ts';
 import { WorkerOps } from './cluster-ops.ts';
 import { createOutpostApp } from './node-app.ts';
 import { onShutdownSignal } from './shutdown.ts';
+import { describeCannotListen, isCannotListen, reportToPrimary } from './supervision.ts';
+
+/**
+ * A rejected promise nobody awaited is a bug to log, not a reason to drop
+ * every connection of this worker. An uncaught exception leaves the process
+ * in an unknown state: it is logged, reported to the primary (which logs it
+ * as the cause and restarts the worker) and the worker exits.
+ */
+function guardProcess(logger: Logger): void {
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, 'unhandled promise rejection (worker keeps serving)');
+  });
+  let dying = false;
+  process.on('uncaughtException', (err) => {
+    if (dying) return;
+    dying = true;
+    logger.fatal({ err }, 'uncaught exception; worker exits');
+    void reportToPrimary({ t: 'worker.fatal', message: String(err?.stack ?? err).slice(0, 2_000) }).finally(() => process.exit(1));
+  });
+}
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger(config.log.level, { node: config.node.id, role: 'worker' });
+  guardProcess(logger);
+  try {
+    await startWorker(config, logger);
+  } catch (err) {
+    // The primary logs this as the cause when it restarts the worker.
+    await reportToPrimary({ t: 'worker.fatal', message: String((err as Error)?.stack ?? err).slice(0, 2_000) });
+    throw err;
+  }
+}
+
+async function startWorker(config: Config, logger: Logger): Promise<void> {
   let draining = false;
   const coordinator = new IpcFillCoordinator({
     send: (message) => process.send?.(message),
@@ -51,7 +82,18 @@ export async function runWorker(config: Config): Promise<void> {
       }
     })();
   };
-  await app.listen();
+  try {
+    await app.listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!isCannotListen(code)) throw err;
+    const message = describeCannotListen(config.server.host, config.server.port, code);
+    logger.fatal({ code, err: (err as Error).message }, message);
+    await reportToPrimary({ t: 'worker.cannotListen', code, message });
+    process.exit(1);
+  }
+  // Anything the server reports after listening (accept failures...) is logged, never fatal.
+  app.server.on('error', (err) => logger.error({ err }, 'server error'));
   logger.info({ port: config.server.port }, 'worker listening');
 
   onShutdownSignal(async () => {

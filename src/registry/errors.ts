@@ -25,6 +25,9 @@ export const errorDescriptors = {
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'the primary registry could not be reached and nothing is cached' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'the primary registry did not answer in time and nothing is cached' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
+  // Outpost's own API (admin) and any request body: not OCI codes, same envelope.
+  BODY_INVALID: { status: 400, message: 'the request body is not valid' },
+  BODY_TOO_LARGE: { status: 413, message: 'the request body is too large' },
   UNKNOWN: { status: 500, message: 'unknown error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,13 +1,15 @@
 /** The process model: cluster workers restarted when they die, clean SIGTERM with drain, config errors that stop the start. */
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer as createNetServer } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCleanupStack } from '../support/cleanup.ts';
 import { startDistribution, type DistributionRegistry } from '../support/distribution.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { pushBlob } from '../support/images.ts';
-import { startOutpost } from '../support/outpost.ts';
+import { startOutpost, type OutpostNode } from '../support/outpost.ts';
 import { runProcess } from '../support/process.ts';
+import { makeTempDir, removeTempDir } from '../support/temp.ts';
 import { waitFor } from '../support/wait.ts';
 
 const cleanup = createCleanupStack();
@@ -35,6 +37,19 @@ function isAlive(pid: number): boolean {
   }
 }
 
+async function serves(outpost: OutpostNode): Promise<boolean> {
+  const res = await request(`${outpost.url}/v2/`, { reset: true }).catch(() => undefined);
+  if (!res) return false;
+  await res.body.dump();
+  return res.statusCode === 200;
+}
+
+async function restartsCounted(outpost: OutpostNode): Promise<number> {
+  const res = await request(`${outpost.url}/metrics`);
+  const line = (await res.body.text()).split('\n').find((l) => l.startsWith('outpost_worker_restarts_total '));
+  return Number(line?.split(' ')[1]);
+}
+
 describe('process model', () => {
   it('restarts a worker that dies and keeps serving', async () => {
     const outpost = await startOutpost({ upstreamUrl: registry.url, workers: 2 });
@@ -50,6 +65,94 @@ describe('process model', () => {
     const res = await request(`${outpost.url}/v2/`);
     expect(res.statusCode).toBe(200);
     await res.body.dump();
+  });
+
+  it('with a single worker, serves again within seconds after it is killed, and the primary stays up', async () => {
+    const outpost = await startOutpost({ upstreamUrl: registry.url, workers: 1 });
+    cleanup.add(() => outpost.dispose());
+    await waitFor(() => workerPids(outpost.logs()).length === 1, { what: 'the worker listening' });
+    const [victim] = workerPids(outpost.logs());
+    const killedAt = Date.now();
+    process.kill(victim!, 'SIGKILL');
+    await waitFor(async () => !isAlive(victim!) && (await serves(outpost)), {
+      what: 'the node to serve again',
+      timeoutMs: 15_000,
+      intervalMs: 25,
+    });
+    expect(Date.now() - killedAt).toBeLessThan(10_000); // about 1 s on an idle machine: 100 ms backoff, then a worker start
+    expect(isAlive(outpost.pid!)).toBe(true);
+    expect(outpost.logs().find((l) => l.msg === 'worker died; restarting')).toMatchObject({
+      pid: victim,
+      signal: 'SIGKILL',
+      cause: 'killed by SIGKILL',
+      restartInMs: 100,
+    });
+    expect(await restartsCounted(outpost)).toBe(1);
+  });
+
+  it('serves again when every worker is killed at once, the primary never exiting', async () => {
+    const outpost = await startOutpost({ upstreamUrl: registry.url, workers: 2 });
+    cleanup.add(() => outpost.dispose());
+    await waitFor(() => workerPids(outpost.logs()).length === 2, { what: 'two workers listening' });
+    const victims = workerPids(outpost.logs());
+    const killedAt = Date.now();
+    for (const pid of victims) process.kill(pid, 'SIGKILL');
+    await waitFor(async () => victims.every((pid) => !isAlive(pid)) && (await serves(outpost)), {
+      what: 'the node to serve again',
+      timeoutMs: 15_000,
+      intervalMs: 25,
+    });
+    expect(Date.now() - killedAt).toBeLessThan(10_000); // about 1 s on an idle machine: 100 ms backoff, then a worker start
+    await waitFor(() => workerPids(outpost.logs()).filter(isAlive).length === 2, { what: 'both workers replaced', timeoutMs: 15_000 });
+    expect(isAlive(outpost.pid!)).toBe(true);
+    const restarts = outpost.logs().filter((l) => l.msg === 'worker died; restarting');
+    expect(restarts.map((l) => l.pid).sort()).toEqual([...victims].sort());
+    expect(await restartsCounted(outpost)).toBe(2);
+    // Still the same primary, which stops cleanly when asked.
+    const pid = outpost.pid;
+    await outpost.stop();
+    expect(pid).toBe(outpost.pid);
+    expect((await outpost.exited()).code).toBe(0);
+  });
+
+  it('exits 3 at once with one clear line when its port is taken', async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    cleanup.add(() => new Promise((resolve) => blocker.close(resolve)));
+    const port = (blocker.address() as { port: number }).port;
+    const cacheDir = await makeTempDir('port-taken');
+    cleanup.add(() => removeTempDir(cacheDir));
+    const result = await runProcess(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+      env: { OUTPOST_HOST: '127.0.0.1', OUTPOST_PORT: String(port), OUTPOST_CACHE_DIR: cacheDir, OUTPOST_WORKERS: '2', OUTPOST_UPSTREAM_URL: registry.url },
+      timeoutMs: 30_000,
+    });
+    expect(result.timedOut).toBe(false);
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr.trim()).toBe(
+      `outpost: cannot listen on 127.0.0.1:${port}: the address is already in use (another process listens on it) [EADDRINUSE]`,
+    );
+  });
+
+  it('exits 3 when a restarted worker cannot listen because another process took the port meanwhile', async () => {
+    const outpost = await startOutpost({ upstreamUrl: registry.url, workers: 1 });
+    cleanup.add(() => outpost.dispose());
+    await waitFor(() => workerPids(outpost.logs()).length === 1, { what: 'the worker listening' });
+    const [victim] = workerPids(outpost.logs());
+    process.kill(victim!, 'SIGKILL');
+    // With its last worker gone the primary releases the port; take it before the replacement (100 ms, then a start) listens.
+    const thief = createNetServer();
+    cleanup.add(() => new Promise((resolve) => thief.close(resolve)));
+    await waitFor(
+      () =>
+        new Promise<boolean>((resolve) => {
+          thief.once('error', () => resolve(false));
+          thief.listen(outpost.port, '127.0.0.1', () => resolve(true));
+        }),
+      { what: 'the port to be free', timeoutMs: 5_000, intervalMs: 5 },
+    );
+    const exit = await outpost.exited();
+    expect(exit.code).toBe(3);
+    expect(outpost.output()).toContain(`outpost: cannot listen on 127.0.0.1:${outpost.port}: the address is already in use`);
   });
 
   it('on SIGTERM fails /health at once, finishes a slow download with the right bytes, and exits 0', async () => {

@@ -41,7 +41,16 @@ async function writeFile(name: string, text: string): Promise<string> {
 describe('defaults', () => {
   it('runs standalone, mirroring Docker Hub on port 5000 with the cache in ./data', () => {
     const config = load();
-    expect(config.server).toEqual({ host: '0.0.0.0', port: 5000, tlsCert: undefined, tlsKey: undefined });
+    expect(config.server).toEqual({
+      host: '0.0.0.0',
+      port: 5000,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      headersTimeoutMs: 30_000,
+      bodyTimeoutMs: 60_000,
+      sendTimeoutMs: 60_000,
+      maxConnectionsPerWorker: 4096,
+    });
     expect(config.upstream.url).toBe('https://registry-1.docker.io');
     expect(config.upstream.insecure).toBe(false);
     expect(config.cache.dir).toBe('./data');
@@ -148,6 +157,18 @@ describe('environment variables', () => {
 
   it('read OUTPOST_CACHE_MAX_BYTES=10GB as ten billion bytes, not truncated to 10', () => {
     expect(load({ env: { OUTPOST_CACHE_MAX_BYTES: '10GB' } }).cache.maxBytes).toBe(10_000_000_000);
+  });
+
+  it('set the client limits', () => {
+    const { server } = load({
+      env: {
+        OUTPOST_HEADERS_TIMEOUT: '2s',
+        OUTPOST_BODY_TIMEOUT: '3s',
+        OUTPOST_SEND_TIMEOUT: '500ms',
+        OUTPOST_MAX_CONNECTIONS_PER_WORKER: '64',
+      },
+    });
+    expect(server).toMatchObject({ headersTimeoutMs: 2_000, bodyTimeoutMs: 3_000, sendTimeoutMs: 500, maxConnectionsPerWorker: 64 });
   });
 
   it('read OUTPOST_TAG_TTL=2s as 2000 ms and a bare number as seconds', () => {
@@ -404,6 +425,13 @@ describe('validation', () => {
     const error = configError(() => load({ env: { OUTPOST_CACHE_LOW_WATERMARK: '0.96' } }));
     expect(error.key).toBe('cache.lowWatermark');
     expect(error.message).toContain('cache.highWatermark');
+  });
+
+  it('requires the body timeout to cover the headers timeout', () => {
+    const error = configError(() => load({ env: { OUTPOST_HEADERS_TIMEOUT: '90s', OUTPOST_BODY_TIMEOUT: '1m' } }));
+    expect(error.key).toBe('server.bodyTimeout');
+    expect(error.message).toContain('server.headersTimeout');
+    expect(error.message).toContain('OUTPOST_BODY_TIMEOUT');
   });
 
   it('requires at least one worker and a non-zero cache budget', () => {
