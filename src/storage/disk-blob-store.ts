@@ -270,15 +270,23 @@ export class DiskBlobStore implements BlobStore {
     return new DiskIngest(handle, partialPath, this.layout.blobPath(digest), digest, expectedSize, onProgress);
   }
 
+  /** The path crosses process boundaries (fill state over IPC): only ever a file directly in ingest/. */
+  private isPartialPath(partialPath: string): boolean {
+    return path.dirname(path.resolve(partialPath)) === this.layout.ingestDir && path.basename(partialPath).endsWith('.partial');
+  }
+
   async openPartial(partialPath: string): Promise<PartialFile | undefined> {
-    // The path crosses process boundaries (fill state over IPC): only ever a file directly in ingest/.
-    if (path.dirname(path.resolve(partialPath)) !== this.layout.ingestDir || !path.basename(partialPath).endsWith('.partial')) return undefined;
+    if (!this.isPartialPath(partialPath)) return undefined;
     try {
       return new DiskPartialFile(await open(partialPath, 'r'));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  async discardPartial(partialPath: string): Promise<void> {
+    if (this.isPartialPath(partialPath)) await rm(partialPath, { force: true });
   }
 
   async sweep(): Promise<number> {
