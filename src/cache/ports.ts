@@ -124,8 +124,6 @@ export interface Upstream {
 /** A verified blob opened for reading; the descriptor stays valid even if the file is unlinked. */
 export interface OpenBlob {
   readonly size: number;
-  /** Streams `[start, end]` (inclusive), the whole blob by default. */
-  stream(range?: { start: number; end: number }): Readable;
   /** Reads up to `length` bytes at `position` into `buffer`; 0 at the end. */
   read(buffer: Buffer, position: number, length: number): Promise<number>;
   /** Reads the whole blob into memory (small blobs and manifests only). */

@@ -7,7 +7,6 @@
 import { randomBytes, type Hash } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import type { BlobIngest, BlobStore, OpenBlob, PartialFile } from '../cache/ports.ts';
 import { createDigester, digestAlgorithm, digestOfHash, type Digest } from '../registry/digest.ts';
 import type { CacheLayout } from './layout.ts';
@@ -22,7 +21,6 @@ export class IngestVerificationError extends Error {
   }
 }
 
-const readChunkBytes = 1024 * 1024;
 /** Bytes a fill may queue for writing before the network read waits for the disk. */
 const ingestHighWaterBytes = 8 * 1024 * 1024;
 
@@ -51,21 +49,10 @@ function isNotFound(err: unknown): boolean {
 }
 
 class DiskOpenBlob implements OpenBlob {
-  private streamed = false;
   constructor(
     private readonly handle: FileHandle,
     readonly size: number,
   ) {}
-
-  stream(range?: { start: number; end: number }): Readable {
-    this.streamed = true;
-    return this.handle.createReadStream({
-      start: range?.start ?? 0,
-      end: range?.end ?? Math.max(0, this.size - 1),
-      highWaterMark: readChunkBytes,
-      autoClose: true,
-    });
-  }
 
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
     const { bytesRead } = await this.handle.read(buffer, 0, length, position);
@@ -84,7 +71,7 @@ class DiskOpenBlob implements OpenBlob {
   }
 
   async close(): Promise<void> {
-    if (!this.streamed) await this.handle.close().catch(() => undefined);
+    await this.handle.close().catch(() => undefined);
   }
 }
 
