@@ -1,52 +1,43 @@
 /**
- * Blobs: served from local disk when present; otherwise fetched from the
- * primary exactly once however many clients ask at the same time (the fill
- * coordinator picks one leader per digest), with every client — the
- * leader's own included — reading the bytes from the partial file as they
- * land. The fill runs on its own signal: a client that goes away does not
- * stop it.
+ * Blobs, from whichever source has them (blob-source.ts):
  *
- * When a blob cannot be cached — larger than the whole budget, or the disk
- * is full or unwritable — it streams straight through, verified on the way.
- * A disk that fills up mid-fill does not break anyone: each reader resumes
- * from where it is with a ranged request to the primary.
+ *   open(digest) ─┬─ local file ............................ local-source.ts
+ *                 ├─ a fill on this host, led or joined ...... fill-source.ts (fill-leader.ts leads)
+ *                 └─ the primary, streamed through ........... remote-source.ts
+ *
+ * A miss is fetched from the primary exactly once however many clients ask
+ * at the same time (the fill coordinator picks one leader per digest), with
+ * every client — the leader's own included — reading the bytes from the
+ * partial file as they land. When a blob cannot be cached (larger than the
+ * whole budget, disk full or unwritable) it streams straight through,
+ * verified on the way. When a fill fails on this host (a disk error, a
+ * leader whose worker died or whose store threw), each reader carries on
+ * from where it is: it takes the fill over, or continues from the primary.
  */
 import type { Hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { Readable } from 'node:stream';
 import { createDigester, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
-import { followFill, waitForStart, type ResumeFrom } from './follow-fill.ts';
+import type { BlobSource } from './blob-source.ts';
+import { FillLeader, type LeaderStart } from './fill-leader.ts';
+import { openFillSource } from './fill-source.ts';
+import { localSource } from './local-source.ts';
 import { MemoryBlob } from './memory-blob.ts';
 import {
-  isDiskWriteError,
-  type BlobResponse,
+  systemClock,
   type BlobStore,
   type CacheIndexReporter,
   type CacheObserver,
   type CacheResult,
+  type Clock,
   type FillCoordinator,
-  type FillLease,
   type FillWatch,
   type Logger,
   type OpenBlob,
-  type Upstream,
 } from './ports.ts';
-import { toRegistryError } from './upstream-failure.ts';
-import { verifiedBody } from './verified-body.ts';
-
-export interface BlobTarget {
-  upstream: Upstream;
-  /** Repository name as the primary knows it. */
-  name: string;
-}
-
-/** A blob ready to send: a local file (ranges possible) or bytes on their way. */
-export type BlobSource =
-  | { kind: 'local'; size: number; blob: OpenBlob; result: CacheResult }
-  | { kind: 'fill'; size: number | undefined; body: AsyncIterable<Buffer>; result: CacheResult; cancel: () => void };
-
-type StreamingSource = Extract<BlobSource, { kind: 'fill' }>;
+import { openRemoteSource, remoteSource } from './remote-source.ts';
+import type { BlobTarget } from './repository-target.ts';
+import { blobFailure, bodyFailure } from './upstream-failure.ts';
 
 export interface BlobServiceOptions {
   store: BlobStore;
@@ -54,7 +45,9 @@ export interface BlobServiceOptions {
   observer: CacheObserver;
   index: CacheIndexReporter;
   logger: Logger;
-  /** How long a follower waits without progress before giving up (the primary's body-idle timeout plus a margin). */
+  /** Times the stall and start timeouts of readers; the system clock by default. */
+  clock?: Clock;
+  /** How long a reader waits without progress before giving up (the primary's body-idle timeout plus a margin). */
   stallTimeoutMs: number;
   /** Whether a blob of this size may be cached at all (false: larger than the budget). */
   cacheable: (size: number | undefined) => boolean;
@@ -62,32 +55,20 @@ export interface BlobServiceOptions {
   smallBlobMemoryBytes?: number;
 }
 
-/** Fill outcomes that send followers to the primary themselves instead of failing. */
-const streamThroughCodes = new Set(['PASSTHROUGH', 'CACHE_WRITE_FAILED']);
-
 /** Blobs up to this size are also kept in memory per process (configs, small layers). */
 const smallBlobBytes = 64 * 1024;
+/** How many times one reader may take over a fill whose leader went away, before it turns to the primary. */
+const takeoversPerReader = 1;
 
 export class BlobService {
   private readonly small: LRUCache<string, Buffer>;
+  private readonly leader: FillLeader;
+  private readonly clock: Clock;
 
   constructor(private readonly options: BlobServiceOptions) {
     this.small = new LRUCache<string, Buffer>({ maxSize: options.smallBlobMemoryBytes ?? 16 * 1024 * 1024, sizeCalculation: (b) => b.byteLength + 64 });
-  }
-
-  /** A local blob, from memory when it is small and was read before. */
-  private async local(digest: Digest): Promise<OpenBlob | undefined> {
-    const cached = this.small.get(digest);
-    if (cached) return new MemoryBlob(cached);
-    const blob = await this.options.store.open(digest);
-    if (!blob || blob.size > smallBlobBytes) return blob;
-    try {
-      const data = await blob.readAll();
-      this.small.set(digest, data);
-      return new MemoryBlob(data);
-    } finally {
-      await blob.close();
-    }
+    this.leader = new FillLeader(options);
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Size of a blob, from disk or a HEAD upstream; never starts a fill. */
@@ -105,272 +86,92 @@ export class BlobService {
       this.options.observer.cacheResult('blob', 'passthrough');
       return { size: head.size, result: 'passthrough' };
     } catch (err) {
-      throw this.upstreamFailure(err);
+      throw blobFailure(err, this.options.observer);
     }
   }
 
+  /** The blob from whichever source has it; the caller reads it and closes it. */
   async open(target: BlobTarget, digest: Digest, signal: AbortSignal): Promise<BlobSource> {
-    const { store, coordinator, observer } = this.options;
     const local = await this.local(digest);
     if (local) {
-      observer.cacheResult('blob', 'hit');
+      this.options.observer.cacheResult('blob', 'hit');
       this.options.index.touched(digest);
-      return { kind: 'local', size: local.size, blob: local, result: 'hit' };
+      return localSource(local);
     }
+    const { coordinator, observer } = this.options;
     const role = await coordinator.acquire(digest);
     if (role.role === 'follower') {
       observer.cacheResult('blob', 'coalesced');
-      return this.follow(target, role.watch, digest, 'coalesced', signal);
+      return this.follow(target, digest, role.watch, 'coalesced', signal);
     }
-    // Another fill may have finished between our miss and the lease.
-    const raced = await store.open(digest);
-    if (raced) {
-      role.lease.succeed(raced.size);
-      observer.cacheResult('blob', 'hit');
-      return { kind: 'local', size: raced.size, blob: raced, result: 'hit' };
-    }
-    const started = await this.startFill(target, digest, role.lease);
-    if (started.mode === 'passthrough') {
-      observer.cacheResult('blob', 'passthrough');
-      return started.source;
+    const start = await new Promise<LeaderStart>((resolve) => this.leader.lead(target, digest, role.lease, resolve));
+    switch (start.kind) {
+      case 'local':
+        observer.cacheResult('blob', 'hit');
+        return localSource(start.blob);
+      case 'passthrough':
+        observer.cacheResult('blob', 'passthrough');
+        return remoteSource(start.response, start.controller, this.remoteOptions(digest, 0, createDigester(digest), undefined, signal));
+      case 'failed':
+        // The primary's answer goes to this client as is; anything else failed the lease, and the watch takes over.
+        if (start.error instanceof RegistryError) throw start.error;
+        break;
+      case 'follow':
+        break;
     }
     observer.cacheResult('blob', 'miss');
-    return this.follow(target, role.lease.watch(), digest, 'miss', signal);
+    return this.follow(target, digest, role.lease.watch(), 'miss', signal);
   }
 
-  private async follow(target: BlobTarget, watch: FillWatch, digest: Digest, result: CacheResult, signal: AbortSignal): Promise<BlobSource> {
-    let start;
+  /** A local blob, from memory when it is small and was read before. */
+  private async local(digest: Digest): Promise<OpenBlob | undefined> {
+    const cached = this.small.get(digest);
+    if (cached) return new MemoryBlob(cached);
+    const blob = await this.options.store.open(digest);
+    if (!blob || blob.size > smallBlobBytes) return blob;
     try {
-      start = await waitForStart(watch, this.options.stallTimeoutMs, signal);
-    } catch (err) {
-      watch.close();
-      if (streamThroughCodes.has((err as { code?: string }).code ?? '')) return this.streamThrough(target, digest, signal);
-      throw err;
+      const data = await blob.readAll();
+      this.small.set(digest, data);
+      return new MemoryBlob(data);
+    } finally {
+      await blob.close();
     }
-    const controller = new AbortController();
-    const abort = (): void => controller.abort();
-    signal.addEventListener('abort', abort, { once: true });
-    const resume: ResumeFrom = (position, hash, size) => this.resumeFrom(target, digest, position, hash, size, controller.signal);
-    const body = followFill(this.options.store, watch, {
+  }
+
+  private follow(target: BlobTarget, digest: Digest, watch: FillWatch, result: CacheResult, signal: AbortSignal): Promise<BlobSource> {
+    return openFillSource(watch, {
+      store: this.options.store,
       digest,
+      clock: this.clock,
       stallTimeoutMs: this.options.stallTimeoutMs,
-      signal: controller.signal,
-      resume,
-      resumeCodes: streamThroughCodes,
-    });
-    return {
-      kind: 'fill',
-      size: start.size,
-      body,
+      signal,
       result,
-      cancel: () => {
-        signal.removeEventListener('abort', abort);
-        controller.abort();
-      },
-    };
+      takeovers: takeoversPerReader,
+      takeOver: () => this.takeOver(target, digest),
+      fromPrimary: (position, hash, size) => this.fromPrimary(target, digest, position, hash, size, signal),
+    });
   }
 
-  /** Leads a fill: asks the primary, then either pumps to disk (detached) or streams through. */
-  private async startFill(
-    target: BlobTarget,
-    digest: Digest,
-    lease: FillLease,
-  ): Promise<{ mode: 'disk' } | { mode: 'passthrough'; source: StreamingSource }> {
-    const { store, observer, logger } = this.options;
-    const controller = new AbortController();
-    let response: BlobResponse;
-    try {
-      response = await target.upstream.getBlob(target.name, digest, controller.signal);
-    } catch (err) {
-      const failure = this.upstreamFailure(err);
-      lease.fail({ code: failure.code, message: failure.message });
-      throw failure;
-    }
-    if (!this.options.cacheable(response.size)) {
-      logger.info({ digest, size: response.size }, 'blob larger than the cache budget; streaming through uncached');
-      lease.fail({ code: 'PASSTHROUGH', message: 'streamed through uncached' });
-      return { mode: 'passthrough', source: this.verifiedSource(digest, response, controller) };
-    }
-    let ingest;
-    try {
-      ingest = await store.beginIngest(digest, response.size, (bytes) => lease.progress(bytes));
-    } catch (err) {
-      if (!isDiskWriteError(err)) {
-        destroy(response.body);
-        lease.fail({ code: 'UNKNOWN', message: 'the cache could not start writing' });
-        throw err;
-      }
-      const code = (err as { code: string }).code;
-      observer.cacheWriteFailed(code);
-      logger.warn({ digest, code }, 'cache not writable; streaming through uncached');
-      lease.fail({ code: 'PASSTHROUGH', message: 'streamed through uncached' });
-      return { mode: 'passthrough', source: this.verifiedSource(digest, response, controller) };
-    }
-    lease.started(response.size, ingest.partialPath);
-    observer.fillStarted();
-    void this.pump(digest, response.body, ingest, lease);
-    return { mode: 'disk' };
+  /** Joins the fill of whoever leads now, or leads a new one (without a client of its own: its reader follows the lease). */
+  private async takeOver(target: BlobTarget, digest: Digest): Promise<FillWatch> {
+    const role = await this.options.coordinator.acquire(digest);
+    if (role.role === 'follower') return role.watch;
+    this.options.logger.info({ digest }, 'taking over a fill whose leader went away');
+    this.leader.lead(target, digest, role.lease);
+    return role.lease.watch();
   }
 
-  /** Primary → verify → disk, reporting progress to the lease. */
-  private async pump(digest: Digest, body: Readable, ingest: Awaited<ReturnType<BlobStore['beginIngest']>>, lease: FillLease): Promise<void> {
-    const { observer, logger, index } = this.options;
-    let written = 0;
-    try {
-      const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-      for (;;) {
-        let next: IteratorResult<Buffer>;
-        try {
-          next = await chunks.next();
-        } catch (err) {
-          throw bodyFailure(err);
-        }
-        if (next.done) break;
-        try {
-          await ingest.write(next.value);
-        } catch (err) {
-          throw new CacheWriteError(err);
-        }
-        written += next.value.length;
-      }
-      let onDisk: number;
-      try {
-        onDisk = await ingest.commit();
-      } catch (err) {
-        if (isDiskWriteError(err)) throw new CacheWriteError(err);
-        throw err;
-      }
-      written = ingest.bytesWritten;
-      index.added(digest, onDisk, 'blob');
-      lease.succeed(written);
-      observer.fillEnded('ok', written);
-      logger.debug({ digest, bytes: written }, 'blob cached');
-    } catch (err) {
-      destroy(body);
-      await ingest.abort();
-      observer.fillEnded('failed', written);
-      if (err instanceof CacheWriteError) {
-        observer.cacheWriteFailed(err.errno);
-        logger.warn({ digest, bytes: written, code: err.errno }, 'cache write failed mid-fill; readers continue from the primary');
-        lease.fail({ code: 'CACHE_WRITE_FAILED', message: 'the cache could not be written' });
-        return;
-      }
-      const failure = this.upstreamFailure(err);
-      lease.fail({ code: failure.code, message: failure.message });
-      logger.warn({ digest, bytes: written, err: describe(err) }, 'blob fill failed; nothing cached');
-    }
+  /** The blob from `position` on, straight from the primary (uncached), verified against the whole digest. */
+  private async fromPrimary(target: BlobTarget, digest: Digest, position: number, hash: Hash, size: number | undefined, signal: AbortSignal): Promise<BlobSource> {
+    if (position === 0) this.options.observer.cacheResult('blob', 'passthrough');
+    const fetch = (start: number, fetchSignal: AbortSignal) =>
+      target.upstream.getBlob(target.name, digest, fetchSignal, start > 0 ? { start } : {}).catch((err: unknown) => {
+        throw blobFailure(err, this.options.observer);
+      });
+    return openRemoteSource(fetch, this.remoteOptions(digest, position, hash, size, signal));
   }
 
-  /** A reader's own uncached fetch (after the leader streamed through). */
-  private async streamThrough(target: BlobTarget, digest: Digest, signal: AbortSignal): Promise<BlobSource> {
-    const controller = new AbortController();
-    const abort = (): void => controller.abort();
-    signal.addEventListener('abort', abort, { once: true });
-    let response: BlobResponse;
-    try {
-      response = await target.upstream.getBlob(target.name, digest, controller.signal);
-    } catch (err) {
-      signal.removeEventListener('abort', abort);
-      throw this.upstreamFailure(err);
-    }
-    this.options.observer.cacheResult('blob', 'passthrough');
-    const source = this.verifiedSource(digest, response, controller);
-    return {
-      ...source,
-      cancel: () => {
-        signal.removeEventListener('abort', abort);
-        source.cancel();
-      },
-    };
+  private remoteOptions(digest: Digest, position: number, hash: Hash, size: number | undefined, signal: AbortSignal) {
+    return { digest, position, hash, size, result: 'passthrough' as const, signal, bodyFailure };
   }
-
-  private verifiedSource(digest: Digest, response: BlobResponse, controller: AbortController): StreamingSource {
-    const hash = createDigester(digest);
-    return {
-      kind: 'fill',
-      size: response.size,
-      body: verifiedBody(response.body, { digest, hash, offset: 0, size: response.size, bodyFailure }),
-      result: 'passthrough',
-      cancel: () => {
-        controller.abort();
-        destroy(response.body);
-      },
-    };
-  }
-
-  /** The rest of a blob from `position` on, straight from the primary, verified against the whole digest. */
-  private async *resumeFrom(
-    target: BlobTarget,
-    digest: Digest,
-    position: number,
-    hash: Hash,
-    size: number | undefined,
-    signal: AbortSignal,
-  ): AsyncGenerator<Buffer> {
-    let response: BlobResponse;
-    try {
-      response = await target.upstream.getBlob(target.name, digest, signal, { start: position });
-    } catch (err) {
-      throw this.upstreamFailure(err);
-    }
-    let body: AsyncIterable<Buffer> = verifiedBody(response.body, { digest, hash, offset: position, size: size ?? response.size, bodyFailure });
-    if (response.offset !== position) {
-      // The primary ignored the Range: start again from the beginning, with a fresh hash.
-      const fresh = createDigester(digest);
-      body = skip(verifiedBody(response.body, { digest, hash: fresh, offset: 0, size: size ?? response.size, bodyFailure }), position);
-    }
-    yield* body;
-  }
-
-  private upstreamFailure(err: unknown): RegistryError {
-    if (err instanceof RegistryError) return err;
-    const code = (err as { code?: unknown }).code;
-    if (code === 'DIGEST_MISMATCH' || code === 'SIZE_MISMATCH') {
-      this.options.observer.upstreamFailure(code);
-      return new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent content that does not match the digest');
-    }
-    if (typeof code === 'string') this.options.observer.upstreamFailure(code);
-    return toRegistryError(err, 'BLOB_UNKNOWN');
-  }
-}
-
-class CacheWriteError extends Error {
-  readonly errno: string;
-  constructor(cause: unknown) {
-    super('cache write failed', { cause });
-    this.errno = String((cause as { code?: unknown } | undefined)?.code ?? 'EIO');
-  }
-}
-
-async function* skip(body: AsyncIterable<Buffer>, bytes: number): AsyncGenerator<Buffer> {
-  let left = bytes;
-  for await (const chunk of body) {
-    if (left >= chunk.length) {
-      left -= chunk.length;
-      continue;
-    }
-    yield left > 0 ? chunk.subarray(left) : chunk;
-    left = 0;
-  }
-}
-
-function destroy(body: Readable): void {
-  if (body.destroyed) return;
-  body.on('error', () => undefined); // destroying an unfinished body emits an error nobody else listens for
-  body.destroy();
-}
-
-/** A failure while reading the primary's body: a timeout, or a broken/truncated transfer. */
-function bodyFailure(err: unknown): RegistryError {
-  if (err instanceof RegistryError) return err;
-  const code = (err as { code?: unknown } | undefined)?.code;
-  if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UPSTREAM_TIMEOUT') {
-    return new RegistryError('UPSTREAM_TIMEOUT', 'the primary stopped sending the blob', { cause: err });
-  }
-  return new RegistryError('UPSTREAM_UNAVAILABLE', 'the transfer from the primary broke off', { cause: err });
-}
-
-function describe(err: unknown): { code?: unknown; message: string } {
-  const e = err as { code?: unknown; message?: unknown };
-  return { code: e?.code, message: String(e?.message ?? err) };
 }

@@ -1,5 +1,4 @@
 /** An OpenBlob over bytes already in memory (small blobs kept per process). */
-import { Readable } from 'node:stream';
 import type { OpenBlob } from './ports.ts';
 
 export class MemoryBlob implements OpenBlob {
@@ -7,10 +6,6 @@ export class MemoryBlob implements OpenBlob {
 
   get size(): number {
     return this.data.byteLength;
-  }
-
-  stream(range?: { start: number; end: number }): Readable {
-    return Readable.from([range ? this.data.subarray(range.start, range.end + 1) : this.data]);
   }
 
   async read(buffer: Buffer, position: number, length: number): Promise<number> {

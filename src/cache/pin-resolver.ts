@@ -9,6 +9,7 @@ import { parseManifest } from '../registry/manifest-references.ts';
 import { parseReference, validateName, type Reference } from '../registry/reference.ts';
 import type { BlobService } from './blob-service.ts';
 import type { ManifestService } from './manifest-service.ts';
+import type { BlobTarget } from './repository-target.ts';
 import type { RepositoryResolver } from './repository-resolver.ts';
 
 export function parseImageReference(reference: string): { name: string; reference: Reference } {
@@ -51,20 +52,21 @@ export class PinResolver {
     return [...digests];
   }
 
-  private async warm(target: { upstream: Parameters<BlobService['open']>[0]['upstream']; name: string }, digest: Digest, signal: AbortSignal): Promise<void> {
+  private async warm(target: BlobTarget, digest: Digest, signal: AbortSignal): Promise<void> {
     const source = await this.blobs.open(target, digest, signal);
-    if (source.kind === 'local') {
-      await source.blob.close();
-      return;
-    }
     try {
-      for await (const _chunk of source.body) {
-        // drain: the fill caches it
+      if (source.result === 'hit') return;
+      // Read it through: the fill caches it.
+      const buffer = Buffer.allocUnsafe(256 * 1024);
+      for (let position = 0; ; ) {
+        const n = await source.read(buffer, position, buffer.length);
+        if (n === 0) break;
+        position += n;
       }
     } catch (err) {
       throw err instanceof RegistryError ? err : new RegistryError('UNKNOWN', 'pinned blob could not be cached', { cause: err });
     } finally {
-      source.cancel();
+      await source.close();
     }
   }
 }

@@ -124,8 +124,6 @@ export interface Upstream {
 /** A verified blob opened for reading; the descriptor stays valid even if the file is unlinked. */
 export interface OpenBlob {
   readonly size: number;
-  /** Streams `[start, end]` (inclusive), the whole blob by default. */
-  stream(range?: { start: number; end: number }): Readable;
   /** Reads up to `length` bytes at `position` into `buffer`; 0 at the end. */
   read(buffer: Buffer, position: number, length: number): Promise<number>;
   /** Reads the whole blob into memory (small blobs and manifests only). */
@@ -159,6 +157,8 @@ export interface BlobStore {
   beginIngest(digest: Digest, expectedSize: number | undefined, onProgress?: (bytesInFile: number) => void): Promise<BlobIngest>;
   /** Opens a partial file by path for tailing; undefined when it is gone. */
   openPartial(partialPath: string): Promise<PartialFile | undefined>;
+  /** Removes the partial file of a fill whose leader is gone; readers that have it open keep reading. */
+  discardPartial(partialPath: string): Promise<void>;
   /** Removes leftover temp files from an earlier run; returns how many. */
   sweep(): Promise<number>;
 }
@@ -205,10 +205,32 @@ export interface MetadataStore {
 // Fill coordination (one upstream fetch per blob)
 // ---------------------------------------------------------------------------
 
-/** A fill failure as it crosses processes: an OCI error code and a message. */
+/** A fill failure as it crosses processes: an OCI error code (or one of {@link fillRecoveries}) and a message. */
 export interface FillError {
   code: string;
   message: string;
+}
+
+/**
+ * Fill failures that are not the primary's answer, and how a reader of the
+ * fill carries on from where it is:
+ * - `LEADER_GONE` — the leader's worker exited, or its fill broke off without
+ *   an outcome (its store threw): take over, i.e. lead or join a new fill;
+ * - `CACHE_WRITE_FAILED` — the local disk failed mid-fill: continue from the primary;
+ * - `PASSTHROUGH` — the leader streamed the blob through uncached: fetch it from the primary.
+ * Any other code is the primary's answer (404, denied, timeout, bytes that do
+ * not match the digest) and readers report it.
+ */
+export const fillRecoveries = {
+  LEADER_GONE: 'take-over',
+  CACHE_WRITE_FAILED: 'from-primary',
+  PASSTHROUGH: 'from-primary',
+} as const satisfies Record<string, 'take-over' | 'from-primary'>;
+
+export type FillRecovery = (typeof fillRecoveries)[keyof typeof fillRecoveries];
+
+export function fillRecovery(error: FillError): FillRecovery | undefined {
+  return Object.hasOwn(fillRecoveries, error.code) ? fillRecoveries[error.code as keyof typeof fillRecoveries] : undefined;
 }
 
 export type FillState =
@@ -225,7 +247,12 @@ export interface FillWatch {
   close(): void;
 }
 
-/** What the leader holds while it fetches a blob from the primary. */
+/**
+ * What the leader holds while it fetches a blob from the primary. A lease is
+ * a scoped resource: the leader runs its fill through `runLeased`
+ * (cache/lease-scope.ts), which fails the lease whenever the fill throws or
+ * ends without settling it.
+ */
 export interface FillLease {
   started(size: number | undefined, partialPath: string): void;
   progress(bytes: number): void;

@@ -8,3 +8,6 @@ export interface RepositoryTarget {
   /** The name as the primary knows it (`library/nginx`). */
   name: string;
 }
+
+/** What a blob lookup needs: blobs are keyed by digest alone, fetched from this repository on this primary. */
+export type BlobTarget = Pick<RepositoryTarget, 'upstream' | 'name'>;

@@ -4,7 +4,7 @@
  * to the primary at most every `progressStepBytes`; followers are woken by
  * the primary's relayed states and read the bytes from the partial file.
  */
-import type { FillCoordinator, FillLease, FillRole, FillState } from '../cache/ports.ts';
+import type { FillCoordinator, FillLease, FillRole } from '../cache/ports.ts';
 import { cellLease } from './memory-fill-coordinator.ts';
 import { FillStateCell } from './fill-state-cell.ts';
 import { isFillMessage, type PrimaryToWorker, type WorkerToPrimary } from './ipc-messages.ts';

@@ -15,7 +15,7 @@ import { accepts, acceptsSingleManifest, isIndexMediaType, mediaTypes, parseAcce
 import { contentRange, parseRange } from '../registry/range.ts';
 import { filterByArtifactType, referrersIndex } from '../registry/referrers.ts';
 import { matchV2Route, type V2Route } from '../registry/route.ts';
-import { apiVersionHeader, sendBlobRange, sendError, sendJson, streamBody } from './send.ts';
+import { apiVersionHeader, sendBlobRange, sendError, sendJson } from './send.ts';
 
 export interface RegistryRoutesDeps {
   resolver: RepositoryResolver;
@@ -173,40 +173,34 @@ export class RegistryRoutes {
       res.end();
       return;
     }
+    // Whatever source answers — the local file, a fill in progress, the primary — is sent the same way.
     const source = await this.deps.blobs.open(target, digest, signal);
-    notes.cache = source.result;
-    if (source.kind === 'local') {
+    try {
+      notes.cache = source.result;
+      const size = source.size;
+      // Only a seekable source (a verified file) serves ranges; otherwise the whole body, as RFC 9110 allows.
       // An If-Range that does not match our entity-tag means "send it all" (RFC 9110 §13.1.5).
-      const range = ifRangeAllowsRange(req.headers['if-range'], etag) ? parseRange(req.headers.range, source.size) : { kind: 'none' as const };
+      const ranged = source.seekable && size !== undefined && ifRangeAllowsRange(req.headers['if-range'], etag);
+      const range = ranged ? parseRange(req.headers.range, size) : { kind: 'none' as const };
       if (range.kind === 'unsatisfiable') {
-        await source.blob.close();
-        throw new RegistryError('RANGE_INVALID', undefined, { headers: { 'content-range': `bytes */${source.size}` } });
+        throw new RegistryError('RANGE_INVALID', undefined, { headers: { 'content-range': `bytes */${size}` } });
       }
-      const { start, end } = range.kind === 'range' ? range.range : { start: 0, end: source.size - 1 };
-      const headers: Record<string, string | number> = {
-        ...common,
-        'content-type': 'application/octet-stream',
-        'content-length': end - start + 1,
-        'x-outpost-cache': source.result,
-      };
-      if (range.kind === 'range') headers['content-range'] = contentRange(range.range, source.size);
+      const headers: Record<string, string | number> = { ...common, 'content-type': 'application/octet-stream', 'x-outpost-cache': source.result };
+      let start = 0;
+      let end = size === undefined ? undefined : size - 1;
+      if (range.kind === 'range') {
+        ({ start, end } = range.range);
+        headers['content-range'] = contentRange(range.range, size!);
+      }
+      if (end !== undefined) headers['content-length'] = end - start + 1;
       res.writeHead(range.kind === 'range' ? 206 : 200, headers);
-      if (source.size === 0) {
-        await source.blob.close();
+      if (size === 0) {
         res.end();
         return;
       }
-      await sendBlobRange(res, source.blob, start, end, this.bytesFrom('cache'));
-      return;
-    }
-    // A fill in progress: the whole body, as it arrives (Range is ignored, which RFC 9110 allows).
-    const headers: Record<string, string | number> = { ...common, 'content-type': 'application/octet-stream', 'x-outpost-cache': source.result };
-    if (source.size !== undefined) headers['content-length'] = source.size;
-    res.writeHead(200, headers);
-    try {
-      await streamBody(res, source.body, this.bytesFrom('fill'));
+      await sendBlobRange(res, source, start, end, this.bytesFrom(source.result === 'hit' ? 'cache' : 'fill'));
     } finally {
-      source.cancel();
+      await source.close();
     }
   }
 

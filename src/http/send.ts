@@ -1,8 +1,6 @@
 /** Response helpers: the OCI error envelope, JSON bodies, and streaming bodies that break the connection on failure. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { OpenBlob } from '../cache/ports.ts';
+import type { BlobSource } from '../cache/blob-source.ts';
 import { errorEnvelope } from '../registry/errors.ts';
 
 export const apiVersionHeader = { 'docker-distribution-api-version': 'registry/2.0' } as const;
@@ -34,33 +32,20 @@ export function sendJson(req: IncomingMessage, res: ServerResponse, status: numb
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-/**
- * Streams a body to the client. On any error the socket is destroyed so an
- * announced Content-Length (or an unterminated chunked body) is never
- * completed with wrong or missing bytes.
- */
-export async function streamBody(res: ServerResponse, body: Readable | AsyncIterable<Buffer>, onBytes?: (n: number) => void): Promise<void> {
-  const source = body instanceof Readable ? body : Readable.from(body, { objectMode: false });
-  if (onBytes) source.on('data', (chunk: Buffer) => onBytes(chunk.length));
-  try {
-    await pipeline(source, res);
-  } catch (err) {
-    source.destroy();
-    res.destroy();
-    throw err;
-  }
-}
-
 const sendChunkBytes = 256 * 1024;
 
 /**
- * Sends bytes [start, end] of a local blob: two reused buffers, the next
- * read in flight while the socket takes the current chunk, a buffer reused
- * only once the socket is done with it. No stream objects or per-chunk
- * allocations, so a big blob costs little CPU and no garbage.
+ * Sends bytes [start, end] of a blob from any source (the whole rest when
+ * `end` is undefined: a fill of unknown length, ended by a 0 read), then
+ * closes the source. Two reused buffers, the next read in flight while the
+ * socket takes the current chunk, a buffer reused only once the socket is
+ * done with it: no stream objects or per-chunk allocations, so a big blob
+ * costs little CPU and no garbage. A read that fails destroys the socket, so
+ * an announced Content-Length (or an unterminated chunked body) is never
+ * completed with wrong or missing bytes.
  */
-export async function sendBlobRange(res: ServerResponse, blob: OpenBlob, start: number, end: number, onBytes?: (n: number) => void): Promise<void> {
-  const length = end - start + 1;
+export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start: number, end: number | undefined, onBytes?: (n: number) => void): Promise<void> {
+  const length = end === undefined ? undefined : end - start + 1;
   let closed: (err: Error) => void = () => undefined;
   const gone = new Promise<never>((_, reject) => {
     closed = reject;
@@ -71,7 +56,7 @@ export async function sendBlobRange(res: ServerResponse, blob: OpenBlob, start: 
   };
   res.once('close', onClose);
   try {
-    if (length <= sendChunkBytes) {
+    if (length !== undefined && length <= sendChunkBytes) {
       const buffer = Buffer.allocUnsafe(length);
       let got = 0;
       while (got < length) {
@@ -87,11 +72,14 @@ export async function sendBlobRange(res: ServerResponse, blob: OpenBlob, start: 
     const flushed: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
     let position = start;
     let i = 0;
-    while (position <= end) {
+    while (end === undefined || position <= end) {
       await Promise.race([flushed[i], gone]);
-      const want = Math.min(sendChunkBytes, end + 1 - position);
+      const want = end === undefined ? sendChunkBytes : Math.min(sendChunkBytes, end + 1 - position);
       const n = await blob.read(buffers[i]!, position, want);
-      if (n === 0) throw new Error('blob shorter than its size');
+      if (n === 0) {
+        if (end === undefined) break;
+        throw new Error('blob shorter than its size');
+      }
       position += n;
       const chunk = n === sendChunkBytes ? buffers[i]! : buffers[i]!.subarray(0, n);
       flushed[i] = new Promise<void>((resolve, reject) => {

@@ -116,6 +116,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     coordinator,
     observer,
     index,
+    clock,
     cacheable: (size) => size === undefined || size <= config.cache.maxBytes * config.cache.lowWatermark,
     logger: cacheLogger,
     stallTimeoutMs: upstream.headersTimeoutMs * (upstream.retries + 1) + upstream.connectTimeoutMs + upstream.bodyIdleTimeoutMs,

@@ -60,7 +60,11 @@ export async function runPrimary(config: Config): Promise<void> {
   const swept = await store.sweep();
   if (swept > 0) logger.info({ swept }, 'removed leftover temp files');
 
-  const broker = new FillBroker();
+  const broker = new FillBroker({
+    logger: logger.child({ module: 'fills' }),
+    // A worker that dies mid-fill leaves no partial file behind until the next restart.
+    discard: (partialPath) => store.discardPartial(partialPath),
+  });
   const metrics = primaryMetrics();
   metrics.workersConfigured.set(config.workers);
   const owner = new IndexOwner({

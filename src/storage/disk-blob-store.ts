@@ -7,7 +7,6 @@
 import { randomBytes, type Hash } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import type { BlobIngest, BlobStore, OpenBlob, PartialFile } from '../cache/ports.ts';
 import { createDigester, digestAlgorithm, digestOfHash, type Digest } from '../registry/digest.ts';
 import type { CacheLayout } from './layout.ts';
@@ -22,7 +21,6 @@ export class IngestVerificationError extends Error {
   }
 }
 
-const readChunkBytes = 1024 * 1024;
 /** Bytes a fill may queue for writing before the network read waits for the disk. */
 const ingestHighWaterBytes = 8 * 1024 * 1024;
 
@@ -51,21 +49,10 @@ function isNotFound(err: unknown): boolean {
 }
 
 class DiskOpenBlob implements OpenBlob {
-  private streamed = false;
   constructor(
     private readonly handle: FileHandle,
     readonly size: number,
   ) {}
-
-  stream(range?: { start: number; end: number }): Readable {
-    this.streamed = true;
-    return this.handle.createReadStream({
-      start: range?.start ?? 0,
-      end: range?.end ?? Math.max(0, this.size - 1),
-      highWaterMark: readChunkBytes,
-      autoClose: true,
-    });
-  }
 
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
     const { bytesRead } = await this.handle.read(buffer, 0, length, position);
@@ -84,7 +71,7 @@ class DiskOpenBlob implements OpenBlob {
   }
 
   async close(): Promise<void> {
-    if (!this.streamed) await this.handle.close().catch(() => undefined);
+    await this.handle.close().catch(() => undefined);
   }
 }
 
@@ -270,15 +257,23 @@ export class DiskBlobStore implements BlobStore {
     return new DiskIngest(handle, partialPath, this.layout.blobPath(digest), digest, expectedSize, onProgress);
   }
 
+  /** The path crosses process boundaries (fill state over IPC): only ever a file directly in ingest/. */
+  private isPartialPath(partialPath: string): boolean {
+    return path.dirname(path.resolve(partialPath)) === this.layout.ingestDir && path.basename(partialPath).endsWith('.partial');
+  }
+
   async openPartial(partialPath: string): Promise<PartialFile | undefined> {
-    // The path crosses process boundaries (fill state over IPC): only ever a file directly in ingest/.
-    if (path.dirname(path.resolve(partialPath)) !== this.layout.ingestDir || !path.basename(partialPath).endsWith('.partial')) return undefined;
+    if (!this.isPartialPath(partialPath)) return undefined;
     try {
       return new DiskPartialFile(await open(partialPath, 'r'));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  async discardPartial(partialPath: string): Promise<void> {
+    if (this.isPartialPath(partialPath)) await rm(partialPath, { force: true });
   }
 
   async sweep(): Promise<number> {

@@ -128,6 +128,67 @@ describe('a client that goes away mid-fill', () => {
   });
 });
 
+describe('a worker killed while it leads a fill', () => {
+  /** A GET whose progress the test can watch while it runs. */
+  function startGet(digest: string) {
+    let received = 0;
+    const done = (async () => {
+      const res = await request(`${outpost.url}/v2/team/blobs/blobs/${digest}`);
+      const chunks: Buffer[] = [];
+      try {
+        for await (const chunk of res.body) {
+          chunks.push(chunk as Buffer);
+          received += (chunk as Buffer).length;
+        }
+      } catch (error) {
+        return { status: res.statusCode, cache: res.headers['x-outpost-cache'], bytes: Buffer.concat(chunks), error };
+      }
+      return { status: res.statusCode, cache: res.headers['x-outpost-cache'], bytes: Buffer.concat(chunks), error: undefined };
+    })();
+    return { received: () => received, done };
+  }
+
+  it('gives clients on the other worker correct bytes or a broken connection, never wrong ones, and a retry succeeds', async () => {
+    const { bytes, digest } = await pushRandomBlob(8 * 1024 * 1024);
+    // Slow enough to kill the leader mid-transfer; the stall timeout (headers 2 s + connect 2 s + body 2 s) is never what ends a request here.
+    proxy.addFault({ mode: 'slowBlob', bytesPerSecond: 2 * 1024 * 1024 }, { when: { kind: 'blob', pathIncludes: digest } });
+    const started = Date.now();
+    const first = startGet(digest);
+    let leaderPid: number | undefined;
+    await waitFor(
+      () => {
+        leaderPid = outpost.logs().find((line) => line.msg === 'blob fill started' && line.digest === digest)?.pid as number | undefined;
+        return leaderPid !== undefined;
+      },
+      { what: 'a worker to start the fill', timeoutMs: 10_000 },
+    );
+    // Separate connections: the cluster hands them to the workers in turn, so some land on the worker that survives.
+    const followers = [0, 1, 2, 3].map(() => startGet(digest));
+    await waitFor(() => followers.every((f) => f.received() >= 512 * 1024), { what: 'every follower to receive bytes', timeoutMs: 15_000 });
+    const partials = await readdir(path.join(outpost.cacheDir, 'ingest'));
+    expect(partials).toHaveLength(1);
+    process.kill(leaderPid!, 'SIGKILL');
+    // The dead worker's partial file goes at once, not at the next restart.
+    await waitFor(async () => !(await readdir(path.join(outpost.cacheDir, 'ingest'))).includes(partials[0]!), {
+      what: 'the dead leader’s partial file to be removed',
+      timeoutMs: 5_000,
+    });
+    const results = await Promise.all([first, ...followers].map((client) => client.done));
+    for (const result of results) {
+      expect(result.status).toBe(200);
+      if (result.error === undefined) expect(result.bytes.equals(bytes)).toBe(true);
+      else expect(result.bytes.length).toBeLessThan(bytes.length);
+    }
+    // The followers on the surviving worker took the fill over.
+    expect(results.filter((r) => r.error === undefined).length).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const retry = await getBlob(digest);
+    expect(retry.error).toBeUndefined();
+    expect(retry.bytes.equals(bytes)).toBe(true);
+    expect(outpost.logs().some((line) => line.msg === 'taking over a fill whose leader went away' && line.digest === digest)).toBe(true);
+  }, 60_000);
+});
+
 describe('referrers', () => {
   it('relays the primary’s referrers index and serves it while the primary is down', async () => {
     const subject = image.digest;

@@ -11,6 +11,7 @@ export class FakeUpstream implements Upstream {
   /** When set, blob GETs answer with this controllable stream instead. */
   blobBody: (() => { size: number | undefined; body: Readable }) | undefined;
   failWith: UpstreamError | undefined;
+  ignoreRange = false;
 
   count(prefix: string): number {
     return this.calls.filter((c) => c.startsWith(prefix)).length;
@@ -46,6 +47,7 @@ export class FakeUpstream implements Upstream {
     if (this.blobBody && start === 0) return { offset: 0, ...this.blobBody() };
     const blob = this.blobs.get(digest);
     if (!blob) throw new UpstreamError('UPSTREAM_NOT_FOUND', 'not found', { status: 404 });
+    if (this.ignoreRange) return { size: blob.byteLength, offset: 0, body: Readable.from([blob]) };
     const rest = blob.subarray(start);
     return { size: blob.byteLength, offset: start, body: Readable.from([rest.subarray(0, rest.length >> 1), rest.subarray(rest.length >> 1)]) };
   }

@@ -36,18 +36,33 @@ describe('FillBroker', () => {
     expect(broker.inflight).toBe(0);
   });
 
-  it('fails the fills of a worker that exits, so its followers do not wait forever', async () => {
-    const broker = new FillBroker();
+  it('fails the fills of a worker that exits so its followers take over, and removes its partial file at once', async () => {
+    const discarded: string[] = [];
+    const broker = new FillBroker({ discard: async (partialPath) => void discarded.push(partialPath) });
     const a = peer(1);
     const b = peer(2);
     broker.handle(a, { t: 'fill.acquire', id: 1, digest: 'sha256:x' });
     broker.handle(b, { t: 'fill.acquire', id: 2, digest: 'sha256:x' });
+    broker.handle(a, { t: 'fill.update', id: 1, state: { status: 'running', size: 10, partialPath: '/cache/ingest/x.partial', bytes: 4 } });
     broker.peerGone(1);
-    await until(() => b.inbox.some((m) => m.t === 'fill.state'));
-    expect(b.inbox.at(-1)).toMatchObject({ t: 'fill.state', state: { status: 'failed', error: { code: 'UPSTREAM_UNAVAILABLE' } } });
+    await until(() => b.inbox.some((m) => m.t === 'fill.state' && m.state.status === 'failed'));
+    expect(b.inbox.at(-1)).toMatchObject({ t: 'fill.state', state: { status: 'failed', error: { code: 'LEADER_GONE' } } });
+    expect(discarded).toEqual(['/cache/ingest/x.partial']);
     // The next asker leads a fresh fill.
     const c = peer(3);
     broker.handle(c, { t: 'fill.acquire', id: 1, digest: 'sha256:x' });
     expect(c.inbox[0]).toMatchObject({ role: 'leader' });
+  });
+
+  it('logs, and does not throw, when removing a dead worker’s partial file fails', async () => {
+    const errors: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (_: object, msg: string) => void errors.push(msg), error: (_: object, msg: string) => void errors.push(msg) };
+    const broker = new FillBroker({ logger, discard: () => Promise.reject(Object.assign(new Error('read-only'), { code: 'EROFS' })) });
+    const a = peer(1);
+    broker.handle(a, { t: 'fill.acquire', id: 1, digest: 'sha256:x' });
+    broker.handle(a, { t: 'fill.update', id: 1, state: { status: 'running', size: 10, partialPath: '/cache/ingest/x.partial', bytes: 4 } });
+    broker.peerGone(1);
+    await until(() => errors.length > 0);
+    expect(errors).toEqual(['could not remove the partial file of an exited worker']);
   });
 });

@@ -54,9 +54,8 @@ describe('DiskBlobStore', () => {
     const blob = await store.open(digest);
     await store.remove(digest);
     expect(await store.stat(digest)).toBeUndefined();
-    const chunks: Buffer[] = [];
-    for await (const chunk of blob!.stream()) chunks.push(chunk as Buffer);
-    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect((await blob!.readAll()).equals(data)).toBe(true);
+    await blob!.close();
   });
 
   it('sweeps leftover temp files', async () => {

@@ -1,0 +1,196 @@
+/**
+ * The leader of a fill: asks the primary for the blob, then pumps it into a
+ * partial file that every reader on the host tails, and publishes it once
+ * size and digest are verified. When the blob may not be cached (larger than
+ * the budget, disk full or unwritable) it hands the response to its own
+ * client and tells the other readers to fetch it themselves.
+ *
+ * A fill runs detached from any client — one going away does not stop it
+ * (distribution's proxy does the same with a detached context) — and inside
+ * `runLeased`, so its lease is settled whatever happens.
+ */
+import type { Readable } from 'node:stream';
+import type { Digest } from '../registry/digest.ts';
+import { describe, runLeased } from './lease-scope.ts';
+import {
+  isDiskWriteError,
+  type BlobIngest,
+  type BlobResponse,
+  type BlobStore,
+  type CacheIndexReporter,
+  type CacheObserver,
+  type FillLease,
+  type Logger,
+  type OpenBlob,
+} from './ports.ts';
+import type { BlobTarget } from './repository-target.ts';
+import { blobFailure, bodyFailure } from './upstream-failure.ts';
+
+/** How the leader's own client is answered. */
+export type LeaderStart =
+  /** The fill runs: read it through the lease's watch, like every follower. */
+  | { kind: 'follow' }
+  /** Another fill published the blob between the miss and the lease. */
+  | { kind: 'local'; blob: OpenBlob }
+  /** Not cached: stream this response (the other readers were told to fetch their own). */
+  | { kind: 'passthrough'; response: BlobResponse; controller: AbortController }
+  /** The fill failed before it started; the lease says how. */
+  | { kind: 'failed'; error: unknown };
+
+export interface FillLeaderOptions {
+  store: BlobStore;
+  observer: CacheObserver;
+  index: CacheIndexReporter;
+  logger: Logger;
+  /** Whether a blob of this size may be cached at all (false: larger than the budget). */
+  cacheable: (size: number | undefined) => boolean;
+}
+
+const passthrough = { code: 'PASSTHROUGH', message: 'streamed through uncached' };
+
+export class FillLeader {
+  constructor(private readonly options: FillLeaderOptions) {}
+
+  /**
+   * Leads a fill of `digest` under `lease`, detached. `handOff` is told once
+   * how the leader's own client is answered; without it (a reader taking
+   * over) nothing is handed off and every reader follows the lease.
+   */
+  lead(target: BlobTarget, digest: Digest, lease: FillLease, handOff?: (start: LeaderStart) => void): void {
+    let handed = false;
+    const hand = (start: LeaderStart): void => {
+      if (handed) return;
+      handed = true;
+      if (handOff) handOff(start);
+      else this.release(start);
+    };
+    // runLeased never rejects: it settles the lease and logs whatever the fill threw.
+    void runLeased(lease, this.options.logger, { digest }, async (scoped) => {
+      try {
+        await this.fill(target, digest, scoped, hand);
+      } catch (err) {
+        hand({ kind: 'failed', error: err });
+        throw err;
+      } finally {
+        hand({ kind: 'follow' });
+      }
+    });
+  }
+
+  private async fill(target: BlobTarget, digest: Digest, lease: FillLease, hand: (start: LeaderStart) => void): Promise<void> {
+    const { store, observer, logger } = this.options;
+    const raced = await store.open(digest);
+    if (raced) {
+      lease.succeed(raced.size);
+      hand({ kind: 'local', blob: raced });
+      return;
+    }
+    const controller = new AbortController(); // the fill's own: no client's signal
+    let response: BlobResponse;
+    try {
+      response = await target.upstream.getBlob(target.name, digest, controller.signal);
+    } catch (err) {
+      throw blobFailure(err, observer);
+    }
+    if (!this.options.cacheable(response.size)) {
+      logger.info({ digest, size: response.size }, 'blob larger than the cache budget; streaming through uncached');
+      lease.fail(passthrough);
+      hand({ kind: 'passthrough', response, controller });
+      return;
+    }
+    let ingest: BlobIngest;
+    try {
+      ingest = await store.beginIngest(digest, response.size, (bytes) => lease.progress(bytes));
+    } catch (err) {
+      if (!isDiskWriteError(err)) {
+        destroy(response.body);
+        throw err;
+      }
+      const code = (err as { code: string }).code;
+      observer.cacheWriteFailed(code);
+      logger.warn({ digest, code }, 'cache not writable; streaming through uncached');
+      lease.fail(passthrough);
+      hand({ kind: 'passthrough', response, controller });
+      return;
+    }
+    lease.started(response.size, ingest.partialPath);
+    observer.fillStarted();
+    logger.info({ digest, size: response.size }, 'blob fill started');
+    hand({ kind: 'follow' });
+    await this.pump(digest, response.body, ingest, lease);
+  }
+
+  /** Primary → verify → disk, reporting progress to the lease; settles the lease. */
+  private async pump(digest: Digest, body: Readable, ingest: BlobIngest, lease: FillLease): Promise<void> {
+    const { observer, logger, index } = this.options;
+    let written = 0;
+    try {
+      const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          throw bodyFailure(err);
+        }
+        if (next.done) break;
+        try {
+          await ingest.write(next.value);
+        } catch (err) {
+          throw new CacheWriteError(err);
+        }
+        written += next.value.length;
+      }
+      let onDisk: number;
+      try {
+        onDisk = await ingest.commit();
+      } catch (err) {
+        if (isDiskWriteError(err)) throw new CacheWriteError(err);
+        throw err;
+      }
+      written = ingest.bytesWritten;
+      index.added(digest, onDisk, 'blob');
+      lease.succeed(written);
+      observer.fillEnded('ok', written);
+      logger.debug({ digest, bytes: written }, 'blob cached');
+    } catch (err) {
+      destroy(body);
+      // A read-only or failing disk can refuse even the cleanup: log it, the fill's outcome stands.
+      await ingest.abort().catch((abortErr: unknown) => logger.warn({ digest, err: describe(abortErr) }, 'could not discard the partial file of a failed fill'));
+      observer.fillEnded('failed', written);
+      if (err instanceof CacheWriteError) {
+        observer.cacheWriteFailed(err.errno);
+        logger.warn({ digest, bytes: written, code: err.errno }, 'cache write failed mid-fill; readers continue from the primary');
+        lease.fail({ code: 'CACHE_WRITE_FAILED', message: 'the cache could not be written' });
+        return;
+      }
+      const failure = blobFailure(err, observer);
+      lease.fail({ code: failure.code, message: failure.message });
+      logger.warn({ digest, bytes: written, err: describe(err) }, 'blob fill failed; nothing cached');
+    }
+  }
+
+  /** Drops what a leader without a client of its own (a takeover) would have handed off. */
+  private release(start: LeaderStart): void {
+    if (start.kind === 'local') {
+      start.blob.close().catch((err: unknown) => this.options.logger.debug({ err: describe(err) }, 'could not close a blob'));
+    } else if (start.kind === 'passthrough') {
+      start.controller.abort();
+      destroy(start.response.body);
+    }
+  }
+}
+
+class CacheWriteError extends Error {
+  readonly errno: string;
+  constructor(cause: unknown) {
+    super('cache write failed', { cause });
+    this.errno = String((cause as { code?: unknown } | undefined)?.code ?? 'EIO');
+  }
+}
+
+function destroy(body: Readable): void {
+  if (body.destroyed) return;
+  body.on('error', () => undefined); // destroying an unfinished body emits an error nobody else listens for
+  body.destroy();
+}
