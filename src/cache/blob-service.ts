@@ -34,6 +34,7 @@ import {
   type FillWatch,
   type Logger,
   type OpenBlob,
+  type PurgeScope,
 } from './ports.ts';
 import { openRemoteSource, remoteSource } from './remote-source.ts';
 import type { BlobTarget } from './repository-target.ts';
@@ -69,6 +70,12 @@ export class BlobService {
     this.small = new LRUCache<string, Buffer>({ maxSize: options.smallBlobMemoryBytes ?? 16 * 1024 * 1024, sizeCalculation: (b) => b.byteLength + 64 });
     this.leader = new FillLeader(options);
     this.clock = options.clock ?? systemClock;
+  }
+
+  /** Drops purged blobs from this process's memory, so they are fetched again. */
+  forget(scope: PurgeScope): void {
+    if (scope.kind === 'all') this.small.clear();
+    else for (const digest of scope.digests) this.small.delete(digest);
   }
 
   /** Size of a blob, from disk or a HEAD upstream; never starts a fill. */

@@ -13,8 +13,8 @@ import { digestAlgorithm, digestOf, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { parseManifest, type ParsedManifest } from '../registry/manifest-references.ts';
 import type { Reference } from '../registry/reference.ts';
-import type { BlobStore, CacheIndexReporter, CacheObserver, CacheResult, Clock, Logger, MetadataStore, TagRecord } from './ports.ts';
-import { isDiskWriteError, isUpstreamError, isUpstreamOutage, noopIndexReporter } from './ports.ts';
+import type { BlobStore, CacheIndexReporter, CacheObserver, CacheResult, Clock, Logger, MetadataStore, PurgeScope, TagRecord } from './ports.ts';
+import { isDiskWriteError, isUpstreamError, isUpstreamOutage, keyInRepositories, noopIndexReporter } from './ports.ts';
 import type { RepositoryTarget } from './repository-target.ts';
 import { SingleFlight } from './single-flight.ts';
 import { toRegistryError } from './upstream-failure.ts';
@@ -64,6 +64,24 @@ export class ManifestService {
       maxSize: options.memoryBytes ?? 16 * 1024 * 1024,
       sizeCalculation: (m) => m.body.byteLength + 200,
     });
+  }
+
+  /** Drops purged manifests, tag answers and repository links from this process's memory. */
+  forget(scope: PurgeScope): void {
+    if (scope.kind === 'all') {
+      this.bodies.clear();
+      this.tags.clear();
+      this.linked.clear();
+      return;
+    }
+    for (const digest of scope.digests) this.bodies.delete(digest);
+    const purged = new Set<string>(scope.digests);
+    for (const [key, record] of this.tags.entries()) {
+      if (purged.has(record.digest) || keyInRepositories(key, scope.repositories)) this.tags.delete(key);
+    }
+    for (const key of [...this.linked.keys()]) {
+      if (purged.has(key.slice(key.lastIndexOf('@') + 1)) || keyInRepositories(key, scope.repositories)) this.linked.delete(key);
+    }
   }
 
   async get(target: RepositoryTarget, reference: Reference, signal: AbortSignal): Promise<ManifestAnswer> {

@@ -12,8 +12,8 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { ErrorCode } from '../registry/errors.ts';
-import type { CacheKind, CacheObserver, CacheResult, Clock, Logger } from './ports.ts';
-import { isUpstreamError, isUpstreamOutage } from './ports.ts';
+import type { CacheKind, CacheObserver, CacheResult, Clock, Logger, PurgeScope } from './ports.ts';
+import { isUpstreamError, isUpstreamOutage, keyInRepositories } from './ports.ts';
 import { SingleFlight } from './single-flight.ts';
 import { toRegistryError } from './upstream-failure.ts';
 
@@ -51,6 +51,15 @@ export class PassThroughCache<T extends object> {
       maxSize: options.maxBytes ?? DEFAULT_PASS_THROUGH_MAX_BYTES,
       sizeCalculation: (entry, key) => Math.max(1, Math.ceil(approximateBytes(key) + approximateBytes(entry.value) + 16)),
     });
+  }
+
+  /** Drops purged repositories' answers from this process's memory. */
+  forget(scope: PurgeScope): void {
+    if (scope.kind === 'all') {
+      this.entries.clear();
+      return;
+    }
+    for (const key of [...this.entries.keys()]) if (keyInRepositories(key, scope.repositories)) this.entries.delete(key);
   }
 
   async get(

@@ -291,6 +291,22 @@ export interface CacheObserver {
   cacheWriteFailed(code: string): void;
 }
 
+/**
+ * What an admin purge removed, as every serving process must forget it from
+ * memory: everything, or some digests and the repositories they came from.
+ */
+export type PurgeScope = { kind: 'all' } | { kind: 'some'; digests: Digest[]; repositories: { upstream: string; name: string }[] };
+
+/** Whether a memory key `<upstream>/<name>…` (tag, link, tag list, referrers) belongs to one of the purged repositories. */
+export function keyInRepositories(key: string, repositories: readonly { upstream: string; name: string }[]): boolean {
+  return repositories.some(({ upstream, name }) => {
+    const prefix = `${upstream}/${name}`;
+    if (!key.startsWith(prefix)) return false;
+    const next = key.charAt(prefix.length);
+    return next === '' || next === ':' || next === '@' || next === '?';
+  });
+}
+
 /** What the core tells the per-host eviction index (touches and additions, batched by the adapter). */
 export interface CacheIndexReporter {
   touched(digest: Digest): void;

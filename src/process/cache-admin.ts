@@ -6,10 +6,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { MetadataStore } from '../cache/ports.ts';
+import type { MetadataStore, PurgeScope } from '../cache/ports.ts';
 import { parseDigest, tryParseDigest, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { parseManifest } from '../registry/manifest-references.ts';
+import { validateName } from '../registry/reference.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
 import type { CacheLayout } from '../storage/layout.ts';
 import type { IndexOwner } from './index-owner.ts';
@@ -49,11 +50,21 @@ export class CacheAdmin {
         return this.owner.stats();
       case 'list':
         return this.owner.list(Number(args.limit ?? 100), Number(args.cursor ?? 0));
-      case 'purge':
-        if (typeof args.digest === 'string') return this.owner.purgeDigests([parseDigest(args.digest)]);
-        if (typeof args.repository === 'string') return this.purgeRepository(args.repository);
-        if (args.all === true) return this.owner.purgeAll();
+      // Each purge says what it removed (`scope`), so the primary can make every worker forget it from memory too.
+      case 'purge': {
+        if (typeof args.digest === 'string') {
+          const digest = parseDigest(args.digest);
+          return { ...(await this.owner.purgeDigests([digest])), scope: { kind: 'some', digests: [digest], repositories: [] } satisfies PurgeScope };
+        }
+        if (typeof args.repository === 'string') {
+          const name = validateName(args.repository);
+          const { digests, ...result } = await this.purgeRepository(name);
+          const repositories = this.upstreamKeys.map((upstream) => ({ upstream, name }));
+          return { ...result, scope: { kind: 'some', digests, repositories } satisfies PurgeScope };
+        }
+        if (args.all === true) return { ...(await this.owner.purgeAll()), scope: { kind: 'all' } satisfies PurgeScope };
         throw new RegistryError('UNSUPPORTED', 'unknown purge');
+      }
       case 'pin': {
         const reference = String(args.reference);
         const digests = Array.isArray(args.digests) ? args.digests.map(tryParseDigest).filter((d): d is Digest => d !== undefined) : [];
@@ -86,7 +97,7 @@ export class CacheAdmin {
    * Removes a repository's tags and manifests, and the blobs no other
    * cached repository references.
    */
-  private async purgeRepository(name: string): Promise<{ removed: number; bytes: number }> {
+  private async purgeRepository(name: string): Promise<{ removed: number; bytes: number; digests: Digest[] }> {
     const own = new Set<Digest>();
     const others = new Set<Digest>();
     for (const upstream of this.upstreamKeys) {
@@ -97,9 +108,10 @@ export class CacheAdmin {
         }
       }
     }
-    const result = await this.owner.purgeDigests([...own].filter((d) => !others.has(d)));
+    const digests = [...own].filter((d) => !others.has(d));
+    const result = await this.owner.purgeDigests(digests);
     for (const upstream of this.upstreamKeys) await this.metadata.removeRepository(upstream, name);
-    return result;
+    return { ...result, digests };
   }
 
   /**

@@ -13,6 +13,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
 import { parseIndexBatch, type IndexBatch } from '../cache/eviction-index.ts';
+import type { PurgeScope } from '../cache/ports.ts';
+import { tryParseDigest, type Digest } from '../registry/digest.ts';
 
 type Message = {
   t?: unknown;
@@ -27,6 +29,7 @@ type Message = {
   args?: unknown;
   batch?: unknown;
   references?: unknown;
+  scope?: unknown;
 };
 
 /** What the primary does with admin calls and index batches (the index owner). */
@@ -46,6 +49,7 @@ export class PrimaryOps {
   private retired = emptyCounters();
   private readonly lastSeen = new Map<number, ConnectionCounters>();
   private lastWriteFailure: { code: string; at: number } | undefined;
+  private readonly forgetting = new Map<number, { pending: Set<number>; done: () => void }>();
 
   /** Whether the cache took writes lately (for the outpost_cache_writable gauge). */
   writable(windowMs: number): boolean {
@@ -66,9 +70,30 @@ export class PrimaryOps {
     return true;
   }
 
+  /** Tells every worker to drop purged content from memory; resolves when all acknowledged (bounded). */
+  forgetEverywhere(scope: PurgeScope): Promise<void> {
+    const reqId = this.nextReq++;
+    const workers = this.workers();
+    if (workers.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const pending = new Set(workers.map((w) => w.id));
+      const done = (): void => {
+        clearTimeout(timer);
+        this.forgetting.delete(reqId);
+        resolve();
+      };
+      const timer = setTimeout(done, collectTimeoutMs);
+      this.forgetting.set(reqId, { pending, done });
+      for (const worker of workers) worker.send({ t: 'cache.forget', reqId, scope });
+    });
+  }
+
   handle(worker: Worker, message: unknown): void {
     const msg = message as Message;
-    if (msg?.t === 'index.batch') {
+    if (msg?.t === 'cache.forgotten' && typeof msg.reqId === 'number') {
+      const round = this.forgetting.get(msg.reqId);
+      if (round?.pending.delete(worker.id) && round.pending.size === 0) round.done();
+    } else if (msg?.t === 'index.batch') {
       this.handlers.indexBatch(parseIndexBatch(msg.batch));
     } else if (msg?.t === 'cache.writeFailed' && typeof msg.value === 'string') {
       // Host-wide: every worker's /health must show it, whichever worker hit it.
@@ -113,6 +138,9 @@ export class PrimaryOps {
       this.lastSeen.delete(worker.id);
     }
     for (const round of this.collecting.values()) {
+      if (round.pending.delete(worker.id) && round.pending.size === 0) round.done();
+    }
+    for (const round of this.forgetting.values()) {
       if (round.pending.delete(worker.id) && round.pending.size === 0) round.done();
     }
     this.broadcastWorkers();
@@ -161,6 +189,8 @@ export class WorkerOps {
   private readonly waiting = new Map<number, (reply: { value?: unknown; error?: unknown }) => void>();
   private workerState = { up: 1, configured: 1 };
   private writeFailure: { code: string; at: number } | undefined;
+  /** Set by the worker once its services exist: drops purged content from memory. */
+  onForget: ((scope: PurgeScope) => void) | undefined;
   /** Set by the worker once its services exist. */
   onPinsRefresh: ((references: string[]) => void) | undefined;
 
@@ -172,6 +202,10 @@ export class WorkerOps {
         resolve?.(message);
       } else if (message?.t === 'cache.writeFailed' && typeof message.value === 'object' && message.value !== null) {
         this.writeFailure = message.value as { code: string; at: number };
+      } else if (message?.t === 'cache.forget' && typeof message.reqId === 'number') {
+        const scope = parsePurgeScope(message.scope);
+        if (scope) this.onForget?.(scope);
+        process.send?.({ t: 'cache.forgotten', reqId: message.reqId });
       } else if (message?.t === 'pins.refresh' && Array.isArray(message.references)) {
         this.onPinsRefresh?.(message.references as string[]);
       } else if (message?.t === 'ops.connections.req') {
@@ -227,4 +261,17 @@ export class WorkerOps {
       process.send?.({ t, id, ...payload });
     });
   }
+}
+
+/** A purge scope as it arrives over IPC; undefined when malformed. */
+function parsePurgeScope(value: unknown): PurgeScope | undefined {
+  const raw = value as { kind?: unknown; digests?: unknown; repositories?: unknown } | null;
+  if (raw?.kind === 'all') return { kind: 'all' };
+  if (raw?.kind !== 'some' || !Array.isArray(raw.digests) || !Array.isArray(raw.repositories)) return undefined;
+  const digests = raw.digests.map(tryParseDigest).filter((d): d is Digest => d !== undefined);
+  const repositories = (raw.repositories as unknown[]).filter(
+    (r): r is { upstream: string; name: string } =>
+      typeof (r as { upstream?: unknown })?.upstream === 'string' && typeof (r as { name?: unknown })?.name === 'string',
+  );
+  return { kind: 'some', digests, repositories };
 }

@@ -10,7 +10,7 @@ import { BlobService } from '../cache/blob-service.ts';
 import { CatalogService } from '../cache/catalog-service.ts';
 import { ManifestService } from '../cache/manifest-service.ts';
 import { PassThroughCache } from '../cache/pass-through-cache.ts';
-import { noopIndexReporter, systemClock, type CacheIndexReporter, type Clock, type FillCoordinator, type ReferrersResponse } from '../cache/ports.ts';
+import { noopIndexReporter, systemClock, type CacheIndexReporter, type Clock, type FillCoordinator, type PurgeScope, type ReferrersResponse } from '../cache/ports.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
 import type { Config, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
@@ -55,6 +55,8 @@ export interface OutpostAppDeps {
 
 export interface OutpostApp {
   handler: RequestHandler;
+  /** Drops purged content from this process's memory (tags, manifests, small blobs, relayed answers). */
+  forget(scope: PurgeScope): void;
   /** Resolves a pinned image reference to its digests, caching what it needs. */
   resolvePin(reference: string): Promise<string[]>;
   metrics: WorkerMetrics;
@@ -193,6 +195,12 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
 
   return {
     handler,
+    forget(scope) {
+      blobs.forget(scope);
+      manifests.forget(scope);
+      tagLists.forget(scope);
+      referrers.forget(scope);
+    },
     resolvePin,
     metrics,
     connectionStats,

@@ -16,7 +16,7 @@ import { FillBroker } from '../coordination/fill-broker.ts';
 import { createLogger } from '../observability/logger.ts';
 import { primaryMetrics } from '../observability/metrics.ts';
 import { PrimaryOps } from './cluster-ops.ts';
-import { systemClock } from '../cache/ports.ts';
+import { systemClock, type PurgeScope } from '../cache/ports.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
 import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { CacheAdmin } from './cache-admin.ts';
@@ -84,7 +84,14 @@ export async function runPrimary(config: Config): Promise<void> {
   const admin = new CacheAdmin(owner, layout, new DiskMetadataStore(layout), upstreamKeys, config.cache.pins);
   await admin.loadPins();
   const ops = new PrimaryOps(metrics, config.workers, {
-    admin: (op, args) => admin.call(op, args),
+    admin: async (op, args) => {
+      const value = await admin.call(op, args);
+      if (typeof value !== 'object' || value === null || !('scope' in value)) return value;
+      // A purge is done only once every worker has forgotten it from memory too.
+      const { scope, ...result } = value as { scope: PurgeScope };
+      await ops.forgetEverywhere(scope);
+      return result;
+    },
     indexBatch: (batch) => owner.apply(batch),
   });
   metrics.cacheWritable.set(1);

@@ -70,6 +70,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
     },
   });
   snapshot = () => app.connectionStats.snapshot();
+  ops.onForget = (scope) => app.forget(scope);
   ops.onPinsRefresh = (references) => {
     void (async () => {
       for (const reference of references) {
