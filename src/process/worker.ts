@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../observability/logger.ts';
 import { workerMetrics } from '../observability/metrics.ts';
 import { WorkerOps } from './cluster-ops.ts';
 import { createOutpostApp } from './node-app.ts';
+import { PinRefresher } from './pin-refresher.ts';
 import { onShutdownSignal } from './shutdown.ts';
 import { describeCannotListen, isCannotListen, reportToPrimary } from './supervision.ts';
 
@@ -71,18 +72,11 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
   });
   snapshot = () => app.connectionStats.snapshot();
   ops.onForget = (scope) => app.forget(scope);
-  ops.onPinsRefresh = (references) => {
-    void (async () => {
-      for (const reference of references) {
-        try {
-          const digests = await app.resolvePin(reference);
-          await ops.admin('pin', { reference, digests });
-        } catch (err) {
-          logger.warn({ reference, err: String((err as Error)?.message ?? err) }, 'could not resolve a pinned image');
-        }
-      }
-    })();
-  };
+  const pins = new PinRefresher(async (reference) => {
+    const digests = await app.resolvePin(reference);
+    await ops.admin('pin', { reference, digests });
+  }, logger);
+  ops.onPinsRefresh = (references) => void pins.request(references);
   try {
     await app.listen();
   } catch (err) {
