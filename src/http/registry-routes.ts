@@ -184,6 +184,8 @@ export class RegistryRoutes {
         res.end();
         return;
       }
+      // A whole body is verified as it goes (if it needs to be); a range waits for the whole file's check.
+      if (range.kind !== 'range') source.blob.willReadWhole?.();
       await sendBlobRange(res, source.blob, start, end, this.bytesFrom('cache'));
       return;
     }

@@ -7,12 +7,14 @@
  *   primary → worker    {t:'ops.reply', id, value}
  *   primary → workers   {t:'ops.connections.req', reqId}  (each answers {t:'ops.connections.res', reqId, counters})
  *   primary → workers   {t:'cluster.workers', up, configured}
+ *   worker  → primary   {t:'cache.corrupt', value: digest}   a read found a cached blob corrupt and deleted it
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
 import { parseIndexBatch, type IndexBatch } from '../cache/eviction-index.ts';
+import { tryParseDigest, type Digest } from '../registry/digest.ts';
 
 type Message = {
   t?: unknown;
@@ -33,6 +35,8 @@ type Message = {
 export interface PrimaryHandlers {
   admin(op: string, args: Record<string, unknown>): Promise<unknown>;
   indexBatch(batch: IndexBatch): void;
+  /** A worker deleted a cached blob that did not match its digest. */
+  corrupt?(digest: Digest): void;
 }
 
 const collectTimeoutMs = 2_000;
@@ -70,6 +74,9 @@ export class PrimaryOps {
     const msg = message as Message;
     if (msg?.t === 'index.batch') {
       this.handlers.indexBatch(parseIndexBatch(msg.batch));
+    } else if (msg?.t === 'cache.corrupt') {
+      const digest = tryParseDigest(msg.value);
+      if (digest) this.handlers.corrupt?.(digest);
     } else if (msg?.t === 'cache.writeFailed' && typeof msg.value === 'string') {
       // Host-wide: every worker's /health must show it, whichever worker hit it.
       const failure = { code: msg.value, at: Date.now() };
@@ -210,6 +217,11 @@ export class WorkerOps {
 
   sendIndexBatch(batch: IndexBatch): void {
     process.send?.({ t: 'index.batch', batch });
+  }
+
+  /** Tells the primary (index owner, corrupt-files metric) that a read deleted a corrupt blob. */
+  reportCorrupt(digest: Digest): void {
+    process.send?.({ t: 'cache.corrupt', value: digest });
   }
 
   private ask(t: string, payload: Record<string, unknown> = {}, timeoutMs = collectTimeoutMs + 1_000): Promise<unknown> {

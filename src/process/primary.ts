@@ -1,7 +1,8 @@
 /**
  * The cluster primary: sweeps leftovers of an earlier run, forks the workers
  * and restarts any that dies, brokers host-wide fill coordination, and on
- * SIGTERM tells every worker to drain and waits for them (bounded).
+ * SIGTERM tells every worker to drain and waits for them (bounded). After an
+ * unclean shutdown it scrubs the cache in the background (see layout.ts).
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/types.ts';
@@ -10,10 +11,13 @@ import { createLogger } from '../observability/logger.ts';
 import { primaryMetrics } from '../observability/metrics.ts';
 import { PrimaryOps } from './cluster-ops.ts';
 import { systemClock } from '../cache/ports.ts';
+import type { Digest } from '../registry/digest.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
 import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { CacheAdmin } from './cache-admin.ts';
+import { CacheScrub } from './cache-scrub.ts';
 import { IndexOwner } from './index-owner.ts';
+import { clearUnverifiedBefore } from '../storage/crash-state.ts';
 import { cacheLayout } from '../storage/layout.ts';
 
 const restartDelayMs = 500;
@@ -21,13 +25,18 @@ const restartDelayMs = 500;
 export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.log.level, { node: config.node.id, role: 'primary' });
   const layout = cacheLayout(config.cache.dir);
-  const store = new DiskBlobStore(layout);
+  const metrics = primaryMetrics();
+  // Called only once serving starts (owner is set by then).
+  const dropCorrupt = (digest: Digest): void => {
+    metrics.corruptFiles.inc({ check: 'digest' });
+    void owner.dropped(digest);
+  };
+  const store = new DiskBlobStore(layout, { onCorrupt: dropCorrupt });
   await store.init();
   const swept = await store.sweep();
   if (swept > 0) logger.info({ swept }, 'removed leftover temp files');
 
   const broker = new FillBroker();
-  const metrics = primaryMetrics();
   metrics.workersConfigured.set(config.workers);
   const owner = new IndexOwner({
     layout,
@@ -40,14 +49,30 @@ export async function runPrimary(config: Config): Promise<void> {
     lowWatermark: config.cache.lowWatermark,
     retentionMs: config.cache.retentionMs,
   });
-  await owner.load();
+  // Before any worker starts: they read which blobs are unverified from index/unverified-before.
+  const loaded = await owner.load();
+  store.unverifiedBefore = loaded.unverifiedBefore;
   owner.start();
+  const scrub = new CacheScrub({
+    store,
+    entries: () => owner.index.entries(),
+    bytesPerSecond: config.cache.scrubRate,
+    logger: logger.child({ module: 'scrub' }),
+    onComplete: async () => {
+      if (store.unverifiedBefore === undefined) return;
+      await clearUnverifiedBefore(layout);
+      store.unverifiedBefore = undefined;
+      logger.info({}, 'every cached blob is verified');
+    },
+  });
+  if (loaded.unverifiedBefore !== undefined && config.cache.scrubRate > 0) scrub.start('unverified');
   const upstreamKeys = [new URL(config.upstream.url).host, ...config.registries.map((r) => r.host)];
-  const admin = new CacheAdmin(owner, layout, new DiskMetadataStore(layout), upstreamKeys, config.cache.pins);
+  const admin = new CacheAdmin(owner, layout, new DiskMetadataStore(layout), upstreamKeys, config.cache.pins, scrub);
   await admin.loadPins();
   const ops = new PrimaryOps(metrics, config.workers, {
     admin: (op, args) => admin.call(op, args),
     indexBatch: (batch) => owner.apply(batch),
+    corrupt: dropCorrupt,
   });
   metrics.cacheWritable.set(1);
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
@@ -77,6 +102,7 @@ export async function runPrimary(config: Config): Promise<void> {
   cluster.on('exit', (worker, code, signal) => {
     broker.peerGone(worker.id);
     ops.workerExited(worker);
+    void owner.workerExited(worker.process.pid);
     if (stopping) return;
     metrics.workerRestarts.inc();
     logger.error({ workerId: worker.id, pid: worker.process.pid, code, signal }, 'worker died; restarting');

@@ -28,6 +28,7 @@ export async function runWorker(config: Config): Promise<void> {
     coordinator,
     index,
     admin: (op, args) => ops.admin(op, args),
+    onCorruptBlob: (digest) => ops.reportCorrupt(digest),
     logger,
     metrics,
     draining: () => draining,
