@@ -51,6 +51,8 @@ export interface CacheScrubOptions {
   clock?: Clock;
   /** After a run that checked every file it listed without an I/O error. */
   onComplete?: (scope: ScrubScope) => Promise<void>;
+  /** A blob hashed to its digest: `size` is now known to be its true size. */
+  onVerified?: (digest: Digest, size: number) => void;
 }
 
 const maxListedDigests = 100;
@@ -162,6 +164,7 @@ export class CacheScrub {
         status.checked += 1;
         status.bytes += checked.bytes;
         if (checked.result === 'missing') status.missing += 1;
+        if (checked.result === 'ok') this.options.onVerified?.(entry.digest, checked.bytes);
         if (checked.result === 'corrupt') {
           status.corrupt += 1;
           if (status.corruptDigests.length < maxListedDigests) status.corruptDigests.push(entry.digest);

@@ -262,6 +262,14 @@ export class IndexOwner {
     this.updateGauges();
   }
 
+  /** A blob hashed to its digest: record its size when the index did not know it (entries from a version-1 snapshot). */
+  verifiedSize(digest: Digest, size: number): void {
+    const entry = this.index.get(digest);
+    if (!entry || entry.size !== undefined) return;
+    entry.size = size;
+    this.dirty = true;
+  }
+
   /** A worker exited: its partial files in `ingest/` are orphans, counted until swept after the grace period. */
   async workerExited(pid: number | undefined): Promise<void> {
     if (pid === undefined) return;

@@ -58,6 +58,7 @@ export async function runPrimary(config: Config): Promise<void> {
     entries: () => owner.index.entries(),
     bytesPerSecond: config.cache.scrubRate,
     logger: logger.child({ module: 'scrub' }),
+    onVerified: (digest, size) => owner.verifiedSize(digest, size),
     onComplete: async () => {
       if (store.unverifiedBefore === undefined) return;
       await clearUnverifiedBefore(layout);

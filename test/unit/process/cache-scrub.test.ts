@@ -45,18 +45,26 @@ describe('CacheScrub', () => {
     await handle.close();
     store.unverifiedBefore = Date.now() + 60_000;
     const completed: ScrubScope[] = [];
-    const scrub = new CacheScrub({ store, entries: () => entries, bytesPerSecond: 0, logger: silent, onComplete: async (scope) => void completed.push(scope) });
+    const verified: [Digest, number][] = [];
+    const scrub = new CacheScrub({
+      store,
+      entries: () => entries,
+      bytesPerSecond: 0,
+      logger: silent,
+      onComplete: async (scope) => void completed.push(scope),
+      onVerified: (digest, size) => void verified.push([digest, size]),
+    });
     const started = scrub.start('unverified');
     expect(started).toMatchObject({ id: 1, running: true, total: 3, totalBytes: 5_500_000 });
     await scrub.settled();
     expect(scrub.status()).toMatchObject({ running: false, outcome: 'done', checked: 3, corrupt: 1, corruptDigests: [bad], bytes: 5_500_000 });
     expect(corrupt).toEqual([bad]);
     expect(completed).toEqual(['unverified']);
+    expect(verified).toEqual([[good[0], 300_000], [good[1], 5_000_000]]); // sizes now known to be true
     // Verified now: a second background run reads nothing.
     scrub.start('unverified');
     await scrub.settled();
     expect(scrub.status()).toMatchObject({ id: 2, checked: 3, bytes: 0, corrupt: 0, missing: 1 });
-    expect(good).toHaveLength(2);
   });
 
   it('lets `cache verify` (every blob) supersede a background run, and joins a full run in progress', async () => {

@@ -109,6 +109,17 @@ describe('IndexOwner', () => {
     expect(o.index.get(refilled.digest)).toMatchObject({ bytes: refilled.bytes, size: 3000 });
   });
 
+  it('learns the size of an entry from a version-1 snapshot once a scrub verified it', async () => {
+    const o = owner();
+    await o.load();
+    const digest = digestOf(Buffer.from('old entry'));
+    o.index.add(digest, 4096, 'blob', 1); // no size, as loaded from a version-1 snapshot
+    o.verifiedSize(digest, 9);
+    expect(o.index.get(digest)?.size).toBe(9);
+    o.verifiedSize(digest, 10); // a recorded size is never replaced
+    expect(o.index.get(digest)?.size).toBe(9);
+  });
+
   it('counts the partial files of a worker that died in the budget until they are swept', async () => {
     const o = owner();
     await o.load();
