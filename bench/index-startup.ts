@@ -5,7 +5,6 @@
  *
  *   node --import tsx bench/index-startup.ts [--blobs 100000]
  */
-import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { digestOf } from '../src/registry/digest.ts';

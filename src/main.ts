@@ -16,7 +16,7 @@ const usage = `usage: outpost <command> [options]
 commands:
   serve [--config FILE]          run a node (cluster primary + OUTPOST_WORKERS workers)
   config check [--config FILE]   validate and print the effective configuration, secrets redacted
-  cache stats|ls|purge|pin|unpin talk to a running node's admin API (OUTPOST_ADMIN_TOKEN, --url)
+  cache stats|ls|purge|pin|unpin|verify  talk to a running node's admin API (OUTPOST_ADMIN_TOKEN, --url)
 
 options:
   --config FILE   JSON or YAML config file (also OUTPOST_CONFIG)
@@ -41,7 +41,12 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'cache') {
-    process.exitCode = await runCacheCommand(rest, process.env, (text) => process.stdout.write(text));
+    process.exitCode = await runCacheCommand(
+      rest,
+      process.env,
+      (text) => process.stdout.write(text),
+      (text) => process.stderr.write(text),
+    );
     return;
   }
   if (command === 'config' && rest[0] === 'check') {

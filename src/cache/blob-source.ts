@@ -25,6 +25,8 @@ export interface BlobSource {
   readonly seekable: boolean;
   /** Reads up to `length` bytes at `position` into `buffer`; 0 at the end. Unseekable sources want positions in order. */
   read(buffer: Buffer, position: number, length: number): Promise<number>;
+  /** Says the whole blob will be read from 0 in order (a local file that still needs verifying then hashes as it goes). */
+  willReadWhole?(): void;
   /** Releases descriptors, watches and the remote's body. Safe to call more than once. */
   close(): Promise<void>;
 }

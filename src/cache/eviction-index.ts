@@ -14,7 +14,8 @@ export type EntryKind = 'blob' | 'manifest';
 /** What workers send the index owner: hits, and entries that landed on disk. */
 export interface IndexBatch {
   touched: Digest[];
-  added: [digest: Digest, bytes: number, kind: EntryKind][];
+  /** `size`: the content's length (bytes of the blob itself, not of its disk blocks), when known. */
+  added: [digest: Digest, bytes: number, kind: EntryKind, size?: number][];
 }
 
 /** A batch as it arrives over IPC: anything that is not a well-formed entry is dropped. */
@@ -24,21 +25,28 @@ export function parseIndexBatch(value: unknown): IndexBatch {
   const added: IndexBatch['added'] = [];
   for (const entry of Array.isArray(raw.added) ? (raw.added as unknown[]) : []) {
     if (!Array.isArray(entry)) continue;
-    const [rawDigest, bytes, kind] = entry as unknown[];
+    const [rawDigest, bytes, kind, size] = entry as unknown[];
     const digest = tryParseDigest(rawDigest);
-    if (digest && typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0 && (kind === 'blob' || kind === 'manifest')) {
-      added.push([digest, bytes, kind]);
+    if (digest && isByteCount(bytes) && (kind === 'blob' || kind === 'manifest')) {
+      added.push(isByteCount(size) ? [digest, bytes, kind, size] : [digest, bytes, kind]);
     }
   }
   return { touched, added };
 }
 
+function isByteCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
 export interface IndexEntry {
   digest: Digest;
+  /** Bytes the file takes on disk (what the budget counts). */
   bytes: number;
   kind: EntryKind;
   /** Last hit, ms since epoch. */
   lastAccess: number;
+  /** The content's length in bytes, when known: a file of another size is torn. */
+  size?: number;
 }
 
 export interface EvictionIndexOptions {
@@ -59,11 +67,18 @@ export class EvictionIndex {
   });
   private pinned = new Set<Digest>();
   private total = 0;
+  /** Bytes on disk the budget counts that are no entry (orphaned partial files until they are swept). */
+  private untracked = 0;
 
   constructor(private readonly options: EvictionIndexOptions) {}
 
+  /** Bytes counted against the budget: every entry, and untracked bytes. */
   get totalBytes(): number {
-    return this.total;
+    return this.total + this.untracked;
+  }
+
+  setUntrackedBytes(bytes: number): void {
+    this.untracked = Math.max(0, bytes);
   }
 
   get size(): number {
@@ -75,10 +90,12 @@ export class EvictionIndex {
   }
 
   /** Records a new entry as the most recently used (or at `lastAccess` when reloading, oldest first). */
-  add(digest: Digest, bytes: number, kind: EntryKind, lastAccess = this.options.clock.now()): void {
+  add(digest: Digest, bytes: number, kind: EntryKind, lastAccess = this.options.clock.now(), size?: number): void {
     const existing = this.lru.peek(digest);
     if (existing) this.total -= existing.bytes;
-    this.lru.set(digest, { digest, bytes, kind, lastAccess });
+    const entry: IndexEntry = { digest, bytes, kind, lastAccess };
+    if (size !== undefined) entry.size = size;
+    this.lru.set(digest, entry);
     this.total += bytes;
   }
 
@@ -118,7 +135,7 @@ export class EvictionIndex {
   }
 
   overHighWatermark(): boolean {
-    return this.total > this.options.maxBytes * this.options.highWatermark;
+    return this.totalBytes > this.options.maxBytes * this.options.highWatermark;
   }
 
   /**
@@ -129,7 +146,7 @@ export class EvictionIndex {
   planEviction(): IndexEntry[] {
     if (!this.overHighWatermark()) return [];
     const target = this.options.maxBytes * this.options.lowWatermark;
-    let remaining = this.total;
+    let remaining = this.totalBytes;
     const victims: IndexEntry[] = [];
     for (const entry of this.entries()) {
       if (remaining <= target) break;

@@ -149,7 +149,7 @@ export class FillLeader {
         throw err;
       }
       written = ingest.bytesWritten;
-      index.added(digest, onDisk, 'blob');
+      index.added(digest, onDisk, 'blob', written);
       lease.succeed(written);
       observer.fillEnded('ok', written);
       logger.debug({ digest, bytes: written }, 'blob cached');

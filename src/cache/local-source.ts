@@ -8,6 +8,7 @@ export function localSource(blob: OpenBlob): BlobSource {
     result: 'hit',
     seekable: true,
     read: (buffer, position, length) => blob.read(buffer, position, length),
+    willReadWhole: () => blob.willReadWhole?.(),
     close: () => blob.close(),
   };
 }

@@ -207,7 +207,7 @@ export class ManifestService {
     try {
       await this.options.metadata.putManifestMeta(actual, { mediaType: parsed.mediaType, size: response.body.byteLength });
       const onDisk = await this.options.blobs.put(actual, response.body);
-      this.index.added(actual, onDisk, 'manifest');
+      this.index.added(actual, onDisk, 'manifest', response.body.byteLength);
       await this.link(target, actual);
     } catch (err) {
       if (!isDiskWriteError(err)) throw err;

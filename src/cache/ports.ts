@@ -129,6 +129,13 @@ export interface OpenBlob {
   /** Reads the whole blob into memory (small blobs and manifests only). */
   readAll(): Promise<Buffer>;
   close(): Promise<void>;
+  /**
+   * Announces that the blob will be read whole, in order, from byte 0. A
+   * blob not yet verified then hashes as it is read (the read that returns
+   * the last bytes waits for the digest check); without it, the first read
+   * of such a blob verifies the whole file first.
+   */
+  willReadWhole?(): void;
 }
 
 /** A fill in progress: bytes are appended, then verified and published atomically. */
@@ -310,7 +317,8 @@ export function keyInRepositories(key: string, repositories: readonly { upstream
 /** What the core tells the per-host eviction index (touches and additions, batched by the adapter). */
 export interface CacheIndexReporter {
   touched(digest: Digest): void;
-  added(digest: Digest, diskBytes: number, kind: 'blob' | 'manifest'): void;
+  /** `size`: the content's length in bytes, recorded so a torn file is recognised after a crash. */
+  added(digest: Digest, diskBytes: number, kind: 'blob' | 'manifest', size?: number): void;
 }
 
 export const noopIndexReporter: CacheIndexReporter = { touched: () => undefined, added: () => undefined };

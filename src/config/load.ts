@@ -201,6 +201,7 @@ function buildConfig(read: Reader, machine: MachineFacts): Config {
       highWatermark: read('cache.highWatermark', 'fraction'),
       lowWatermark: read('cache.lowWatermark', 'fraction'),
       retentionMs: read('cache.retention', 'duration'),
+      scrubRate: read('cache.scrubRate', 'bytes'),
       pins: read('cache.pins', 'string-list'),
     },
     manifests: { maxBytes: read('manifests.maxBytes', 'bytes') },

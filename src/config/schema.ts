@@ -196,6 +196,12 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
         default: 0,
         env: 'OUTPOST_CACHE_RETENTION',
       },
+      scrubRate: {
+        doc: 'Bytes per second the scrub reads while it hashes cached blobs against their digests: in the background after an unclean shutdown, and for `outpost cache verify`. 0 turns the background scrub off (unverified blobs are then verified when first served) and lets `outpost cache verify` run unthrottled.',
+        format: 'bytes',
+        default: '64MiB',
+        env: 'OUTPOST_CACHE_SCRUB_RATE',
+      },
       pins: {
         doc: 'Image references never evicted (library/nginx:1.27, repo@sha256:...): the manifest, every platform of an index and all their blobs, refreshed when a pinned tag moves.',
         format: 'string-list',

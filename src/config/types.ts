@@ -59,6 +59,8 @@ export interface Config {
     lowWatermark: number;
     /** Evict entries not hit for this long; 0 = never. */
     retentionMs: number;
+    /** Bytes per second the verifying scrub reads; 0 = no background scrub, and an unthrottled `cache verify`. */
+    scrubRate: number;
     /** Image references whose manifests and blobs are never evicted. */
     pins: string[];
   };

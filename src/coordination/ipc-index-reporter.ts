@@ -24,8 +24,8 @@ export class BatchingIndexReporter implements CacheIndexReporter {
     this.schedule();
   }
 
-  added(digest: Digest, diskBytes: number, kind: 'blob' | 'manifest'): void {
-    this.addedList.push([digest, diskBytes, kind]);
+  added(digest: Digest, diskBytes: number, kind: 'blob' | 'manifest', size?: number): void {
+    this.addedList.push(size === undefined ? [digest, diskBytes, kind] : [digest, diskBytes, kind, size]);
     // Additions matter to the budget: send them promptly.
     this.flush();
   }

@@ -8,6 +8,9 @@
  *   GET    /api/v0/cache/pins
  *   POST   /api/v0/cache/pins     {"reference":"library/nginx:1.27"}
  *   DELETE /api/v0/cache/pins?reference=library/nginx:1.27
+ *   POST   /api/v0/cache/verify   starts a scrub of every blob (202; joins one in progress), answers its progress
+ *   GET    /api/v0/cache/verify   progress of the scrub in progress, else of the last one:
+ *                                 {id, running, outcome, checked, total, bytes, totalBytes, corrupt, corruptDigests, ...}
  *
  * Errors use the OCI envelope like the registry API: a body that is not a
  * JSON object of the documented shape is 400 `BODY_INVALID`, one over 64 KiB
@@ -152,6 +155,14 @@ export class AdminRoutes {
       } else {
         throw new RegistryError('BODY_INVALID', 'purge takes {"digest"}, {"repository"} or {"all":true}');
       }
+      return;
+    }
+    if (route === 'verify' && method === 'POST') {
+      sendJson(req, res, 202, await this.backend.call('verify', {}));
+      return;
+    }
+    if (route === 'verify' && method === 'GET') {
+      sendJson(req, res, 200, await this.backend.call('verifyStatus', {}));
       return;
     }
     if (route === 'pins' && method === 'GET') {

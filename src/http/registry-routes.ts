@@ -198,6 +198,8 @@ export class RegistryRoutes {
         res.end();
         return;
       }
+      // A whole body is verified as it goes (if it needs to be); a range waits for the whole file's check.
+      if (range.kind !== 'range') source.willReadWhole?.();
       await sendBlobRange(res, source, start, end, this.bytesFrom(source.result === 'hit' ? 'cache' : 'fill'));
     } finally {
       await source.close();

@@ -164,6 +164,14 @@ export function primaryMetrics(registry: Registry = new Registry()) {
       help: 'Fills the host-wide coordinator tracks right now.',
       registers: [registry],
     }),
+    // Counted here for the whole node — workers report what their reads find over IPC — so the
+    // total survives worker restarts (a worker's own counter would vanish from the aggregate with it).
+    corruptFiles: new Counter({
+      name: 'outpost_cache_corrupt_files_total',
+      help: 'Cached files found corrupt and deleted, by check: size (not the recorded size at start after an unclean shutdown) or digest (content did not hash to its digest when read or scrubbed).',
+      labelNames: ['check'] as const,
+      registers: [registry],
+    }),
   };
 }
 

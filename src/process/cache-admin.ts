@@ -1,8 +1,8 @@
 /**
  * Admin operations on the host's cache, run in the cluster primary next to
  * the index owner: stats, paged listing, purges (digest, repository,
- * everything) and pins (persisted in `index/pins.json`, re-resolved by a
- * worker so a moved tag moves its pin).
+ * everything), pins (persisted in `index/pins.json`, re-resolved by a
+ * worker so a moved tag moves its pin) and the verifying scrub.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { parseManifest } from '../registry/manifest-references.ts';
 import { validateName } from '../registry/reference.ts';
 import { writeFileAtomic } from '../storage/atomic-file.ts';
 import type { CacheLayout } from '../storage/layout.ts';
+import type { CacheScrub } from './cache-scrub.ts';
 import type { IndexOwner } from './index-owner.ts';
 
 export class CacheAdmin {
@@ -24,6 +25,7 @@ export class CacheAdmin {
     private readonly metadata: MetadataStore,
     private readonly upstreamKeys: string[],
     private readonly configPins: string[],
+    private readonly scrub?: CacheScrub,
   ) {}
 
   private get pinsFile(): string {
@@ -84,6 +86,12 @@ export class CacheAdmin {
       }
       case 'pins':
         return { pins: this.owner.pins(), configured: this.pinnedReferences() };
+      case 'verify':
+        if (!this.scrub) throw new RegistryError('UNSUPPORTED', 'this node cannot verify its cache');
+        return this.scrub.start('all');
+      case 'verifyStatus':
+        if (!this.scrub) throw new RegistryError('UNSUPPORTED', 'this node cannot verify its cache');
+        return this.scrub.status();
       default:
         throw new RegistryError('UNSUPPORTED', `unknown admin operation ${op}`);
     }

@@ -7,6 +7,7 @@
  *   primary → worker    {t:'ops.reply', id, value}
  *   primary → workers   {t:'ops.connections.req', reqId}  (each answers {t:'ops.connections.res', reqId, counters})
  *   primary → workers   {t:'cluster.workers', up, configured}
+ *   worker  → primary   {t:'cache.corrupt', value: digest}   a read found a cached blob corrupt and deleted it
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
@@ -36,6 +37,8 @@ type Message = {
 export interface PrimaryHandlers {
   admin(op: string, args: Record<string, unknown>): Promise<unknown>;
   indexBatch(batch: IndexBatch): void;
+  /** A worker deleted a cached blob that did not match its digest. */
+  corrupt?(digest: Digest): void;
 }
 
 const collectTimeoutMs = 2_000;
@@ -95,6 +98,9 @@ export class PrimaryOps {
       if (round?.pending.delete(worker.id) && round.pending.size === 0) round.done();
     } else if (msg?.t === 'index.batch') {
       this.handlers.indexBatch(parseIndexBatch(msg.batch));
+    } else if (msg?.t === 'cache.corrupt') {
+      const digest = tryParseDigest(msg.value);
+      if (digest) this.handlers.corrupt?.(digest);
     } else if (msg?.t === 'cache.writeFailed' && typeof msg.value === 'string') {
       // Host-wide: every worker's /health must show it, whichever worker hit it.
       const failure = { code: msg.value, at: Date.now() };
@@ -244,6 +250,11 @@ export class WorkerOps {
 
   sendIndexBatch(batch: IndexBatch): void {
     process.send?.({ t: 'index.batch', batch });
+  }
+
+  /** Tells the primary (index owner, corrupt-files metric) that a read deleted a corrupt blob. */
+  reportCorrupt(digest: Digest): void {
+    process.send?.({ t: 'cache.corrupt', value: digest });
   }
 
   private ask(t: string, payload: Record<string, unknown> = {}, timeoutMs = collectTimeoutMs + 1_000): Promise<unknown> {

@@ -26,6 +26,7 @@ import { cacheDirWritable, primaryReachable, recentWriteFailures, runHealthCheck
 import { instrumentUpstream, type UpstreamHealth } from '../observability/instrumented-upstream.ts';
 import { metricsObserver, workerMetrics, type WorkerMetrics } from '../observability/metrics.ts';
 import { createLogger } from '../observability/logger.ts';
+import type { Digest } from '../registry/digest.ts';
 import { isDockerHubHost } from '../registry/reference.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
 import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
@@ -38,6 +39,8 @@ export interface OutpostAppDeps {
   index?: CacheIndexReporter;
   /** Admin operations on the per-host index (through the cluster primary). */
   admin?: (op: string, args: Record<string, unknown>) => Promise<unknown>;
+  /** A read found a cached blob corrupt and deleted it (the cluster primary drops it from the index and counts it). */
+  onCorruptBlob?: (digest: Digest) => void;
   logger?: Logger;
   clock?: Clock;
   metrics?: WorkerMetrics;
@@ -100,7 +103,13 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   };
   const coordinator = deps.coordinator ?? new MemoryFillCoordinator();
   const layout = cacheLayout(config.cache.dir);
-  const blobStore = new DiskBlobStore(layout);
+  const blobStore = new DiskBlobStore(layout, {
+    clock,
+    onCorrupt: (digest) => {
+      logger.warn({ digest }, 'cached blob does not match its digest; deleted, fetched again on the next request');
+      deps.onCorruptBlob?.(digest);
+    },
+  });
   await blobStore.init();
   const metadata = new DiskMetadataStore(layout);
 

@@ -2,7 +2,8 @@
  * The cluster primary: sweeps leftovers of an earlier run, forks the workers
  * and restarts any that dies (with backoff, logging the cause), brokers
  * host-wide fill coordination, and on SIGTERM tells every worker to drain and
- * waits for them (bounded).
+ * waits for them (bounded). After an unclean shutdown it scrubs the cache in
+ * the background (see layout.ts).
  *
  * It never exits while it should serve: not when every worker dies at once,
  * not between a death and the restart. It exits non-zero when it cannot
@@ -17,10 +18,13 @@ import { createLogger } from '../observability/logger.ts';
 import { primaryMetrics } from '../observability/metrics.ts';
 import { PrimaryOps } from './cluster-ops.ts';
 import { systemClock, type PurgeScope } from '../cache/ports.ts';
+import type { Digest } from '../registry/digest.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
 import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { CacheAdmin } from './cache-admin.ts';
+import { CacheScrub } from './cache-scrub.ts';
 import { IndexOwner } from './index-owner.ts';
+import { clearUnverifiedBefore } from '../storage/crash-state.ts';
 import { cacheLayout } from '../storage/layout.ts';
 import { describeCannotListen, isCannotListen } from './supervision.ts';
 import { WorkerSupervisor } from './worker-supervisor.ts';
@@ -55,7 +59,13 @@ export async function runPrimary(config: Config): Promise<void> {
     process.exit(exitCodes.cannotListen);
   }
   const layout = cacheLayout(config.cache.dir);
-  const store = new DiskBlobStore(layout);
+  const metrics = primaryMetrics();
+  // Called only once serving starts (owner is set by then).
+  const dropCorrupt = (digest: Digest): void => {
+    metrics.corruptFiles.inc({ check: 'digest' });
+    void owner.dropped(digest);
+  };
+  const store = new DiskBlobStore(layout, { onCorrupt: dropCorrupt });
   await store.init();
   const swept = await store.sweep();
   if (swept > 0) logger.info({ swept }, 'removed leftover temp files');
@@ -65,7 +75,6 @@ export async function runPrimary(config: Config): Promise<void> {
     // A worker that dies mid-fill leaves no partial file behind until the next restart.
     discard: (partialPath) => store.discardPartial(partialPath),
   });
-  const metrics = primaryMetrics();
   metrics.workersConfigured.set(config.workers);
   const owner = new IndexOwner({
     layout,
@@ -78,10 +87,26 @@ export async function runPrimary(config: Config): Promise<void> {
     lowWatermark: config.cache.lowWatermark,
     retentionMs: config.cache.retentionMs,
   });
-  await owner.load();
+  // Before any worker starts: they read which blobs are unverified from index/unverified-before.
+  const loaded = await owner.load();
+  store.unverifiedBefore = loaded.unverifiedBefore;
   owner.start();
+  const scrub = new CacheScrub({
+    store,
+    entries: () => owner.index.entries(),
+    bytesPerSecond: config.cache.scrubRate,
+    logger: logger.child({ module: 'scrub' }),
+    onVerified: (digest, size) => owner.verifiedSize(digest, size),
+    onComplete: async () => {
+      if (store.unverifiedBefore === undefined) return;
+      await clearUnverifiedBefore(layout);
+      store.unverifiedBefore = undefined;
+      logger.info({}, 'every cached blob is verified');
+    },
+  });
+  if (loaded.unverifiedBefore !== undefined && config.cache.scrubRate > 0) scrub.start('unverified');
   const upstreamKeys = [new URL(config.upstream.url).host, ...config.registries.map((r) => r.host)];
-  const admin = new CacheAdmin(owner, layout, new DiskMetadataStore(layout), upstreamKeys, config.cache.pins);
+  const admin = new CacheAdmin(owner, layout, new DiskMetadataStore(layout), upstreamKeys, config.cache.pins, scrub);
   await admin.loadPins();
   const ops = new PrimaryOps(metrics, config.workers, {
     admin: async (op, args) => {
@@ -93,6 +118,7 @@ export async function runPrimary(config: Config): Promise<void> {
       return result;
     },
     indexBatch: (batch) => owner.apply(batch),
+    corrupt: dropCorrupt,
   });
   metrics.cacheWritable.set(1);
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
@@ -126,6 +152,7 @@ export async function runPrimary(config: Config): Promise<void> {
     onExit: (worker) => {
       broker.peerGone(worker.id);
       ops.workerExited(worker);
+      void owner.workerExited(worker.process.pid).catch((err: unknown) => logger.warn({ err: String(err) }, 'could not account for a dead worker\'s partial files'));
     },
     onRestart: () => metrics.workerRestarts.inc(),
     onCannotListen: (message) => {

@@ -60,6 +60,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
     coordinator,
     index,
     admin: (op, args) => ops.admin(op, args),
+    onCorruptBlob: (digest) => ops.reportCorrupt(digest),
     logger,
     metrics,
     draining: () => draining,

@@ -1,15 +1,23 @@
 /**
  * Content-addressed blob storage on local disk (see layout.ts for the tree).
  * Ingest writes to a partial file in `ingest/`, hashes while writing, and
- * renames into `blobs/` only when size and digest match; nothing unverified
- * is ever visible under `blobs/`.
+ * renames into `blobs/` only when size and digest match, after flushing the
+ * file (and then the directory) to stable storage; nothing unverified is
+ * ever made visible under `blobs/`.
+ *
+ * After an unclean shutdown the blobs already there are not trusted until
+ * read once (see "Crash safety" in layout.ts): `open` hands out a blob that
+ * verifies itself as it is read, and drops it when it does not match.
  */
-import { randomBytes, type Hash } from 'node:crypto';
+import { type Hash } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { BlobIngest, BlobStore, OpenBlob, PartialFile } from '../cache/ports.ts';
+import type { BlobIngest, BlobStore, Clock, OpenBlob, PartialFile } from '../cache/ports.ts';
 import { createDigester, digestAlgorithm, digestOfHash, type Digest } from '../registry/digest.ts';
-import type { CacheLayout } from './layout.ts';
+import { readUnverifiedBefore } from './crash-state.ts';
+import { fsyncFileSync, makeDirDurable, type FileSync } from './file-sync.ts';
+import { writerTag, type CacheLayout } from './layout.ts';
+import { ContentCheck, isCorruptBlob, VerifyingOpenBlob, type CheckOutcome, type CompleteOptions } from './verifying-blob.ts';
 
 /** Error thrown by commit() when the content does not match its digest or announced size. */
 export class IngestVerificationError extends Error {
@@ -21,6 +29,8 @@ export class IngestVerificationError extends Error {
   }
 }
 
+/** Unverified blobs up to this size are hashed whole when opened (manifests, configs, small layers). */
+const verifyAtOpenBytes = 4 * 1024 * 1024;
 /** Bytes a fill may queue for writing before the network read waits for the disk. */
 const ingestHighWaterBytes = 8 * 1024 * 1024;
 
@@ -97,6 +107,7 @@ class DiskIngest implements BlobIngest {
     private readonly digest: Digest,
     private readonly expectedSize: number | undefined,
     private readonly onProgress: (bytesInFile: number) => void,
+    private readonly sync: FileSync,
   ) {
     this.hash = createDigester(digest);
   }
@@ -167,10 +178,13 @@ class DiskIngest implements BlobIngest {
       if (actual !== this.digest) {
         throw new IngestVerificationError('DIGEST_MISMATCH', `content digest ${actual} does not match ${this.digest}`);
       }
+      // Durable before visible: the bytes, then the name.
+      await this.sync.file(this.handle);
       const info = await this.handle.stat();
       await this.handle.close();
-      await mkdir(path.dirname(this.finalPath), { recursive: true });
+      await makeDirDurable(path.dirname(this.finalPath), this.sync);
       await rename(this.partialPath, this.finalPath);
+      await this.sync.dir(path.dirname(this.finalPath));
       return diskBytes(info);
     } catch (err) {
       await this.handle.close().catch(() => undefined);
@@ -200,22 +214,74 @@ class DiskPartialFile implements PartialFile {
   }
 }
 
-export class DiskBlobStore implements BlobStore {
-  constructor(private readonly layout: CacheLayout) {}
+export interface DiskBlobStoreOptions {
+  /** How writes reach stable storage (default: fdatasync/fsync). */
+  sync?: FileSync;
+  clock?: Clock;
+  /** Told when this process found a blob corrupt and deleted it. */
+  onCorrupt?: (digest: Digest) => void;
+  /** Written into partial file names (default: this process's pid). */
+  pid?: number;
+}
 
+/** What a scrub learns about one blob. */
+export interface BlobCheckResult {
+  result: 'ok' | 'corrupt' | 'missing' | 'skipped';
+  /** Bytes hashed. */
+  bytes: number;
+}
+
+export class DiskBlobStore implements BlobStore {
+  private readonly sync: FileSync;
+  private readonly clock: Clock;
+  private readonly pid: number;
+  private cutoff: number | undefined;
+
+  constructor(
+    private readonly layout: CacheLayout,
+    private readonly options: DiskBlobStoreOptions = {},
+  ) {
+    this.sync = options.sync ?? fsyncFileSync;
+    this.clock = options.clock ?? { now: () => Date.now() };
+    this.pid = options.pid ?? process.pid;
+  }
+
+  /** Creates the directories and learns which blobs are unverified (from `index/unverified-before`). */
   async init(): Promise<void> {
     await mkdir(this.layout.ingestDir, { recursive: true });
     await mkdir(path.join(this.layout.root, 'blobs'), { recursive: true });
+    this.cutoff = await readUnverifiedBefore(this.layout);
+  }
+
+  /** Blobs whose mtime is older than this are verified before they are served (undefined: none). */
+  get unverifiedBefore(): number | undefined {
+    return this.cutoff;
+  }
+
+  set unverifiedBefore(ms: number | undefined) {
+    this.cutoff = ms;
+  }
+
+  private unverified(info: { mtimeMs: number }): boolean {
+    return this.cutoff !== undefined && info.mtimeMs < this.cutoff;
   }
 
   async stat(digest: Digest): Promise<{ size: number } | undefined> {
+    let info;
     try {
-      const info = await stat(this.layout.blobPath(digest));
-      return { size: info.size };
+      info = await stat(this.layout.blobPath(digest));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+    if (this.unverified(info) && info.size <= verifyAtOpenBytes) {
+      // Cheap enough to settle now: a corrupt small blob is a miss, not a wrong size.
+      const blob = await this.open(digest);
+      if (!blob) return undefined;
+      await blob.close();
+      return { size: blob.size };
+    }
+    return { size: info.size };
   }
 
   async open(digest: Digest): Promise<OpenBlob | undefined> {
@@ -228,12 +294,71 @@ export class DiskBlobStore implements BlobStore {
     }
     try {
       const info = await handle.stat();
+      if (!this.unverified(info)) return new DiskOpenBlob(handle, info.size);
+      const check = new ContentCheck(handle, digest, info.size, this.outcome);
+      if (info.size > verifyAtOpenBytes) return new VerifyingOpenBlob(handle, info.size, check);
+      try {
+        await check.complete();
+      } catch (err) {
+        if (!isCorruptBlob(err)) throw err;
+        await handle.close().catch(() => undefined);
+        return undefined; // dropped: a miss, so the caller fetches it again
+      }
       return new DiskOpenBlob(handle, info.size);
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw err;
     }
   }
+
+  /**
+   * Hashes one blob (a scrub): only when unverified, or always with `all`.
+   * A corrupt blob is deleted; an unverified one that matches is marked verified.
+   */
+  async verify(digest: Digest, options: CompleteOptions & { all?: boolean } = {}): Promise<BlobCheckResult> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.layout.blobPath(digest), 'r');
+    } catch (err) {
+      if (isNotFound(err)) return { result: 'missing', bytes: 0 };
+      throw err;
+    }
+    try {
+      const info = await handle.stat();
+      const unverified = this.unverified(info);
+      if (!unverified && !options.all) return { result: 'skipped', bytes: 0 };
+      const outcome: CheckOutcome = unverified ? this.outcome : { verified: async () => undefined, corrupt: this.outcome.corrupt };
+      try {
+        await new ContentCheck(handle, digest, info.size, outcome).complete(options);
+        return { result: 'ok', bytes: info.size };
+      } catch (err) {
+        if (isCorruptBlob(err)) return { result: 'corrupt', bytes: info.size };
+        throw err;
+      }
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  /** Marks a checked file verified (mtime at or after the cutoff), or deletes a corrupt one. */
+  private readonly outcome: CheckOutcome = {
+    verified: async (handle) => {
+      const cutoff = this.cutoff;
+      if (cutoff === undefined) return;
+      const info = await handle.stat();
+      // A whole second past the cutoff: safe on file systems with coarse timestamps.
+      await handle.utimes(info.atime, new Date(Math.max(this.clock.now(), cutoff + 1000)));
+    },
+    corrupt: async (handle, digest) => {
+      const file = this.layout.blobPath(digest);
+      const [mine, current] = await Promise.all([handle.stat(), stat(file).catch(() => undefined)]);
+      // Only the very file that failed: another reader may have dropped it and a fill put a good one there.
+      if (!current || current.ino !== mine.ino || current.dev !== mine.dev) return;
+      await rm(file, { force: true });
+      await this.sync.dir(path.dirname(file)).catch(() => undefined);
+      this.options.onCorrupt?.(digest);
+    },
+  };
 
   async put(digest: Digest, data: Uint8Array): Promise<number> {
     const ingest = await this.beginIngest(digest, data.byteLength);
@@ -251,10 +376,10 @@ export class DiskBlobStore implements BlobStore {
   }
 
   async beginIngest(digest: Digest, expectedSize: number | undefined, onProgress: (bytesInFile: number) => void = () => undefined): Promise<BlobIngest> {
-    const partialPath = this.layout.partialPath(digest, randomBytes(6).toString('hex'));
+    const partialPath = this.layout.partialPath(digest, writerTag(this.pid));
     await mkdir(this.layout.ingestDir, { recursive: true });
     const handle = await open(partialPath, 'wx');
-    return new DiskIngest(handle, partialPath, this.layout.blobPath(digest), digest, expectedSize, onProgress);
+    return new DiskIngest(handle, partialPath, this.layout.blobPath(digest), digest, expectedSize, onProgress, this.sync);
   }
 
   /** The path crosses process boundaries (fill state over IPC): only ever a file directly in ingest/. */

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { ManifestMeta, MetadataStore, TagRecord } from '../cache/ports.ts';
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { writeFileAtomic } from './atomic-file.ts';
+import { fsyncFileSync, noFileSync, type FileSync } from './file-sync.ts';
 import type { CacheLayout } from './layout.ts';
 
 async function readJson<T>(file: string): Promise<T | undefined> {
@@ -17,8 +18,16 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   }
 }
 
+/**
+ * Manifest metadata and tag records are written durably (a torn tag record
+ * would cost stale-if-error its answer after a host crash); relayed answers
+ * only atomically — a torn one reads as a miss and is fetched again.
+ */
 export class DiskMetadataStore implements MetadataStore {
-  constructor(private readonly layout: CacheLayout) {}
+  constructor(
+    private readonly layout: CacheLayout,
+    private readonly sync: FileSync = fsyncFileSync,
+  ) {}
 
   async getManifestMeta(digest: Digest): Promise<ManifestMeta | undefined> {
     const meta = await readJson<Partial<ManifestMeta>>(this.layout.manifestMetaPath(digest));
@@ -27,7 +36,7 @@ export class DiskMetadataStore implements MetadataStore {
   }
 
   putManifestMeta(digest: Digest, meta: ManifestMeta): Promise<void> {
-    return writeFileAtomic(this.layout.manifestMetaPath(digest), JSON.stringify(meta), this.layout.ingestDir);
+    return writeFileAtomic(this.layout.manifestMetaPath(digest), JSON.stringify(meta), this.layout.ingestDir, this.sync);
   }
 
   async getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined> {
@@ -39,7 +48,7 @@ export class DiskMetadataStore implements MetadataStore {
   }
 
   putTag(upstream: string, name: string, tag: string, record: TagRecord): Promise<void> {
-    return writeFileAtomic(this.layout.tagPath(upstream, name, tag), JSON.stringify(record), this.layout.ingestDir);
+    return writeFileAtomic(this.layout.tagPath(upstream, name, tag), JSON.stringify(record), this.layout.ingestDir, this.sync);
   }
 
   async linkManifest(upstream: string, name: string, digest: Digest): Promise<void> {
@@ -53,7 +62,7 @@ export class DiskMetadataStore implements MetadataStore {
   }
 
   putRelayed(upstream: string, name: string, key: string, value: unknown): Promise<void> {
-    return writeFileAtomic(this.layout.relayedPath(upstream, name, key), JSON.stringify(value), this.layout.ingestDir);
+    return writeFileAtomic(this.layout.relayedPath(upstream, name, key), JSON.stringify(value), this.layout.ingestDir, noFileSync);
   }
 
   async listManifestLinks(upstream: string, name: string): Promise<Digest[]> {

@@ -14,21 +14,60 @@
  *   │           ├── _tags/1.27.json       {digest, mediaType, size, fetchedAt}
  *   │           ├── _relayed/<sha256>.json   last tag list / referrers answer (stale-if-error)
  *   │           └── _manifests/sha256-abcdef…   empty link: this repository holds that manifest
+ *   ├── index/
+ *   │   ├── lru.snapshot                  eviction order and each blob's logical size (see index-snapshot.ts)
+ *   │   ├── pins.json                     pins added through the admin API
+ *   │   ├── clean-shutdown                written by a clean stop, removed at start (see below)
+ *   │   └── unverified-before             ms since epoch: blobs older than this are not yet verified
  *   └── ingest/
- *       └── sha256-abcdef….<random>.partial   fills in progress; swept at start
+ *       ├── sha256-abcdef….<pid>-<random>.partial   fills in progress
+ *       └── <name>.<pid>-<random>.tmp               small atomic writes in progress
+ *
+ * Every file under `ingest/` carries the pid of the process writing it: a
+ * worker that dies leaves orphans the primary can name, count in the budget
+ * and sweep; everything in `ingest/` is swept at start.
+ *
+ * Crash safety. A blob is flushed (fdatasync) before it is renamed into
+ * `blobs/`, and `blobs/<alg>/<shard>/` is flushed after the rename; small
+ * files go the same way (atomic-file.ts). A clean stop writes
+ * `index/clean-shutdown`; start-up removes it. When start-up finds none (a
+ * crash, a kill -9, a power loss) it does not trust the bytes on disk:
+ *
+ *   1. every blob is stat'ed, and one whose size differs from the size the
+ *      index snapshot recorded for it is deleted;
+ *   2. `index/unverified-before` is set to a time T (whole seconds) later
+ *      than the start and than every blob's mtime. A blob whose mtime is
+ *      older than T is *unverified*: the first read hashes it (a whole
+ *      sequential read as it goes, holding the last bytes back until the
+ *      digest matches; any other read, or a blob of 4 MiB or less, first
+ *      hashes the whole file). A match sets the file's mtime to at least
+ *      T + 1 s, so every worker and every later start sees it as verified
+ *      without asking anyone; a mismatch deletes the file and the reader
+ *      gets an error (a broken connection once headers are out), so the
+ *      next request fetches the blob again;
+ *   3. the cluster primary scrubs every unverified blob in the background
+ *      at `cache.scrubRate`, then removes `index/unverified-before`.
+ *
+ * Workers read `index/unverified-before` when they start (the primary
+ * writes it before forking them), so they need no IPC per request.
  *
  * Repository name components start with [a-z0-9], so `_tags` and
  * `_manifests` never collide with a nested repository name. Every path
  * segment comes from a parsed {@link Digest} (the type admits nothing else),
  * a validated name or tag, or a hash.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { digestAlgorithm, digestHex, type Digest } from '../registry/digest.ts';
 
 export interface CacheLayout {
   root: string;
   ingestDir: string;
+  indexDir: string;
+  /** Present only between a clean stop and the next start. */
+  cleanShutdownPath: string;
+  /** Holds the time before which blobs are unverified (absent: every blob is verified). */
+  unverifiedBeforePath: string;
   blobPath(digest: Digest): string;
   manifestMetaPath(digest: Digest): string;
   repositoriesDir(upstream: string): string;
@@ -37,6 +76,17 @@ export interface CacheLayout {
   manifestLinksDir(upstream: string, name: string): string;
   partialPath(digest: Digest, unique: string): string;
   relayedPath(upstream: string, name: string, key: string): string;
+}
+
+/** The unique part of a temp file's name: the writer's pid and random hex. */
+export function writerTag(pid: number = process.pid): string {
+  return `${pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/** The pid that wrote a file in `ingest/` (`….<pid>-<hex>.partial|.tmp`), if its name says. */
+export function writerPid(fileName: string): number | undefined {
+  const match = /\.(\d+)-[0-9a-f]+\.(?:partial|tmp)$/.exec(fileName);
+  return match ? Number(match[1]) : undefined;
 }
 
 function splitDigest(digest: Digest): [string, string] {
@@ -51,9 +101,13 @@ export function upstreamDirName(upstream: string): string {
 export function cacheLayout(root: string): CacheLayout {
   const abs = path.resolve(root);
   const ingestDir = path.join(abs, 'ingest');
+  const indexDir = path.join(abs, 'index');
   return {
     root: abs,
     ingestDir,
+    indexDir,
+    cleanShutdownPath: path.join(indexDir, 'clean-shutdown'),
+    unverifiedBeforePath: path.join(indexDir, 'unverified-before'),
     blobPath(digest) {
       const [algorithm, encoded] = splitDigest(digest);
       return path.join(abs, 'blobs', algorithm, encoded.slice(0, 2), encoded);

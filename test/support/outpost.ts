@@ -1,4 +1,5 @@
 /** Starts a real Outpost node (`node --import tsx src/main.ts serve`, node:cluster workers) on a free loopback port. */
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.ts';
@@ -21,7 +22,35 @@ export interface OutpostNode {
   logs(): Record<string, unknown>[];
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** kill -9 of the whole node, primary and workers at once (no clean shutdown); resolves when all are gone. */
+  crash(): Promise<void>;
   dispose(): Promise<void>;
+}
+
+/** `pid`'s state letter from /proc (undefined when there is no such process). */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Direct children of `pid`, from /proc. */
+function childPids(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) children.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
 }
 
 export interface StartOutpostOptions {
@@ -95,6 +124,24 @@ export async function startOutpost(options: StartOutpostOptions): Promise<Outpos
     },
     async stop() {
       await proc?.stop({ graceMs: 10_000 });
+    },
+    async crash() {
+      if (!proc?.isRunning()) return;
+      const primary = proc.pid;
+      const pids = [primary, ...childPids(primary)];
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await proc.exited;
+      // A zombie (Z) is dead: it only waits to be reaped by whoever inherited it.
+      await waitFor(() => pids.every((pid) => procState(pid) === undefined || procState(pid) === 'Z'), {
+        what: 'every process of the killed node to be gone',
+        timeoutMs: 10_000,
+      });
     },
     async dispose() {
       await node.stop();
