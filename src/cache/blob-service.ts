@@ -183,7 +183,7 @@ export class BlobService {
       response = await target.upstream.getBlob(target.name, digest, controller.signal);
     } catch (err) {
       const failure = this.upstreamFailure(err);
-      lease.fail({ code: failure.code, message: failure.message });
+      lease.fail({ code: failure.code, message: failure.message, detail: failure.detail });
       throw failure;
     }
     if (!this.options.cacheable(response.size)) {
@@ -256,7 +256,7 @@ export class BlobService {
         return;
       }
       const failure = this.upstreamFailure(err);
-      lease.fail({ code: failure.code, message: failure.message });
+      lease.fail({ code: failure.code, message: failure.message, detail: failure.detail });
       logger.warn({ digest, bytes: written, err: describe(err) }, 'blob fill failed; nothing cached');
     }
   }
@@ -322,6 +322,12 @@ export class BlobService {
     yield* body;
   }
 
+  /**
+   * The client's error for a failed fill or upstream call. Failed upstream
+   * calls are counted where they happen (the instrumented Upstream); only
+   * content that fails verification, which the Upstream cannot see, is
+   * reported here.
+   */
   private upstreamFailure(err: unknown): RegistryError {
     if (err instanceof RegistryError) return err;
     const code = (err as { code?: unknown }).code;
@@ -329,7 +335,6 @@ export class BlobService {
       this.options.observer.upstreamFailure(code);
       return new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent content that does not match the digest');
     }
-    if (typeof code === 'string') this.options.observer.upstreamFailure(code);
     return toRegistryError(err, 'BLOB_UNKNOWN');
   }
 }

@@ -22,7 +22,7 @@ const maxWaitMs = 50;
 export type ResumeFrom = (position: number, hash: Hash, size: number | undefined) => AsyncIterable<Buffer>;
 
 function failure(state: Extract<FillState, { status: 'failed' }>): RegistryError {
-  return new RegistryError(state.error.code as ErrorCode, state.error.message);
+  return new RegistryError(state.error.code as ErrorCode, state.error.message, { detail: state.error.detail });
 }
 
 /** Waits until the leader has the primary's headers (or failed). */

@@ -45,10 +45,12 @@ export async function runPrimary(config: Config): Promise<void> {
   const upstreamKeys = [new URL(config.upstream.url).host, ...config.registries.map((r) => r.host)];
   const admin = new CacheAdmin(owner, layout, new DiskMetadataStore(layout), upstreamKeys, config.cache.pins);
   await admin.loadPins();
-  const ops = new PrimaryOps(metrics, config.workers, {
-    admin: (op, args) => admin.call(op, args),
-    indexBatch: (batch) => owner.apply(batch),
-  });
+  const ops = new PrimaryOps(
+    metrics,
+    config.workers,
+    { admin: (op, args) => admin.call(op, args), indexBatch: (batch) => owner.apply(batch) },
+    { logger: logger.child({ module: 'upstream' }) },
+  );
   metrics.cacheWritable.set(1);
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
   // Pins resolve in a worker (it has the upstream and the manifest service); tags that move move their pins.
