@@ -1,11 +1,13 @@
 /**
- * Entry point: `outpost serve` (cluster primary or worker), `outpost config check`.
+ * Entry point: `outpost serve` (cluster primary or worker), `outpost config
+ * check`, `outpost cache ...`.
  *
  *   node --import tsx src/main.ts serve [--config FILE] [--port N] ...
+ *   npx outpost serve ...            (from the checkout: the package's bin, bin/outpost.js)
  */
 import cluster from 'node:cluster';
 import { runCacheCommand } from './cli/cache-command.ts';
-import { loadConfig } from './config/load.ts';
+import { ConfigError, loadConfig } from './config/load.ts';
 import { redactedConfig } from './config/redact.ts';
 import type { Config } from './config/types.ts';
 import { runPrimary } from './process/primary.ts';
@@ -16,46 +18,57 @@ const usage = `usage: outpost <command> [options]
 commands:
   serve [--config FILE]          run a node (cluster primary + OUTPOST_WORKERS workers)
   config check [--config FILE]   validate and print the effective configuration, secrets redacted
-  cache stats|ls|purge|pin|unpin|verify  talk to a running node's admin API (OUTPOST_ADMIN_TOKEN, --url)
+  cache stats|ls|purge|pin|unpin|verify  talk to a running node's admin API (outpost cache --help)
 
-options:
+options (serve, config check):
   --config FILE   JSON or YAML config file (also OUTPOST_CONFIG)
-  --host, --port, --upstream-url, --cache-dir, --workers, --log-level
+  --host, --port, --upstream-url, --cache-dir, --cache-max-bytes, --workers, --node-id, --advertise-url, --log-level
+  Every other setting: its environment variable or the config file (README, "Configuration").
+  An unknown option stops the command.
 `;
 
 function load(argv: string[]): Config {
   try {
-    return loadConfig({ argv, env: process.env });
+    return loadConfig({ argv, env: process.env, positionals: 'reject' });
   } catch (err) {
-    process.stderr.write(`outpost: invalid configuration: ${(err as Error).message}\n`);
+    if (!(err instanceof ConfigError)) throw err;
+    // "Invalid configuration: ..." → "outpost: invalid configuration: ..."
+    process.stderr.write(`outpost: ${err.message.replace(/^Invalid/, 'invalid')}\n`);
     process.exit(2);
   }
 }
 
+const wantsHelp = (args: readonly string[]): boolean => args.includes('--help') || args.includes('-h');
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'serve') {
+    if (wantsHelp(rest)) return void process.stdout.write(usage);
     const config = load(rest);
     if (cluster.isPrimary) await runPrimary(config);
     else await runWorker(config);
     return;
   }
   if (command === 'cache') {
-    process.exitCode = await runCacheCommand(
-      rest,
-      process.env,
-      (text) => process.stdout.write(text),
-      (text) => process.stderr.write(text),
-    );
+    process.exitCode = await runCacheCommand(rest, process.env, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
     return;
   }
   if (command === 'config' && rest[0] === 'check') {
+    if (wantsHelp(rest)) return void process.stdout.write(usage);
     const config = load(rest.slice(1));
     process.stdout.write(`${JSON.stringify(redactedConfig(config), (_key, value: unknown) => (value === undefined ? null : value), 2)}\n`);
     return;
   }
-  process.stderr.write(usage);
-  process.exit(command === undefined || command === '--help' || command === 'help' ? 0 : 2);
+  const help = command === undefined || command === '--help' || command === '-h' || command === 'help';
+  if (help) {
+    process.stdout.write(usage);
+    return;
+  }
+  process.stderr.write(`outpost: unknown command "${argv.join(' ')}"\n\n${usage}`);
+  process.exit(2);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

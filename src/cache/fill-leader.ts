@@ -165,7 +165,7 @@ export class FillLeader {
         return;
       }
       const failure = blobFailure(err, observer);
-      lease.fail({ code: failure.code, message: failure.message });
+      lease.fail({ code: failure.code, message: failure.message, detail: failure.detail });
       logger.warn({ digest, bytes: written, err: describe(err) }, 'blob fill failed; nothing cached');
     }
   }

@@ -102,7 +102,7 @@ async function waitForStart(
 
 function fillFailure(error: FillError): RegistryError {
   const code: ErrorCode = Object.hasOwn(errorDescriptors, error.code) ? (error.code as ErrorCode) : 'UNKNOWN';
-  return new RegistryError(code, error.message);
+  return new RegistryError(code, error.message, { detail: error.detail });
 }
 
 /** What a reader reads from: the fill's partial file, or the final blob once it was renamed. */

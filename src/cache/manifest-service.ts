@@ -268,8 +268,8 @@ export class ManifestService {
     }
   }
 
+  /** The client's error; the failed upstream call was counted by the instrumented Upstream already. */
   private failure(err: unknown): RegistryError {
-    if (isUpstreamError(err)) this.options.observer.upstreamFailure(err.code);
     return toRegistryError(err, 'MANIFEST_UNKNOWN');
   }
 }

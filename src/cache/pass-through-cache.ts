@@ -95,7 +95,7 @@ export class PassThroughCache<T extends object> {
           this.options.logger.warn({ kind, reason }, 'primary unavailable; serving last known answer');
           return { value: known.value, result: 'stale' as const };
         }
-        if (isUpstreamError(err)) observer.upstreamFailure(err.code);
+        // The failed upstream call was counted by the instrumented Upstream already.
         throw toRegistryError(err, this.options.notFound);
       }
     });

@@ -37,17 +37,24 @@ export class UpstreamError extends Error {
   readonly status: number | undefined;
   /** Seconds from a Retry-After header, when the primary sent one. */
   readonly retryAfter: number | undefined;
+  /**
+   * What went wrong, for people: "connection refused (ECONNREFUSED)",
+   * "DNS lookup failed (ENOTFOUND)", "the primary answered 503". Safe to show
+   * to clients and to log: never a URL, credential or token.
+   */
+  readonly reason: string | undefined;
 
   constructor(
     code: UpstreamErrorCode,
     message: string,
-    options: { status?: number; retryAfter?: number; cause?: unknown } = {},
+    options: { status?: number; retryAfter?: number; cause?: unknown; reason?: string } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = 'UpstreamError';
     this.code = code;
     this.status = options.status;
     this.retryAfter = options.retryAfter;
+    this.reason = options.reason;
   }
 }
 
@@ -212,10 +219,11 @@ export interface MetadataStore {
 // Fill coordination (one upstream fetch per blob)
 // ---------------------------------------------------------------------------
 
-/** A fill failure as it crosses processes: an OCI error code (or one of {@link fillRecoveries}) and a message. */
+/** A fill failure as it crosses processes: an OCI error code (or one of {@link fillRecoveries}), a message and the OCI detail (JSON). */
 export interface FillError {
   code: string;
   message: string;
+  detail?: unknown;
 }
 
 /**
@@ -293,6 +301,11 @@ export interface CacheObserver {
   staleServed(kind: CacheKind, reason: string): void;
   fillStarted(): void;
   fillEnded(outcome: 'ok' | 'failed', bytes: number): void;
+  /**
+   * Content from the primary failed verification (DIGEST_MISMATCH,
+   * SIZE_MISMATCH). Failed upstream calls are not reported here: the
+   * Upstream port's instrumentation counts each one once.
+   */
   upstreamFailure(code: string): void;
   /** The cache could not be written (disk full, read-only, permissions): content streams through uncached. */
   cacheWriteFailed(code: string): void;

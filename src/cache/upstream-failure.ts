@@ -2,9 +2,15 @@
 import { RegistryError, type ErrorCode } from '../registry/errors.ts';
 import { isUpstreamError, type CacheObserver } from './ports.ts';
 
+/**
+ * The OCI error for a failed upstream call. A 502/504 names the cause in its
+ * `detail` (`{"cause": "connection refused (ECONNREFUSED)"}`): the port's
+ * `reason`, which never holds a URL, credential or token.
+ */
 export function toRegistryError(err: unknown, notFound: ErrorCode): RegistryError {
   if (err instanceof RegistryError) return err;
   if (!isUpstreamError(err)) return new RegistryError('UNKNOWN', undefined, { cause: err });
+  const detail = err.reason === undefined ? undefined : { cause: err.reason };
   switch (err.code) {
     case 'UPSTREAM_NOT_FOUND':
       return new RegistryError(notFound, undefined, { cause: err });
@@ -18,13 +24,18 @@ export function toRegistryError(err: unknown, notFound: ErrorCode): RegistryErro
       });
     case 'UPSTREAM_TIMEOUT':
     case 'UPSTREAM_ABORTED':
-      return new RegistryError('UPSTREAM_TIMEOUT', undefined, { cause: err });
+      return new RegistryError('UPSTREAM_TIMEOUT', undefined, { cause: err, detail });
     default:
-      return new RegistryError('UPSTREAM_UNAVAILABLE', undefined, { cause: err });
+      return new RegistryError('UPSTREAM_UNAVAILABLE', undefined, { cause: err, detail });
   }
 }
 
-/** A failure of a blob request to the primary, counted on `observer`; bytes that do not match become UPSTREAM_UNAVAILABLE. */
+/**
+ * The client's error for a failed blob request to the primary. Failed
+ * upstream calls are counted where they happen (the instrumented Upstream);
+ * only content that fails verification, which the Upstream cannot see, is
+ * reported on `observer`.
+ */
 export function blobFailure(err: unknown, observer: Pick<CacheObserver, 'upstreamFailure'>): RegistryError {
   if (err instanceof RegistryError) return err;
   const code = (err as { code?: unknown } | undefined)?.code;
@@ -32,7 +43,6 @@ export function blobFailure(err: unknown, observer: Pick<CacheObserver, 'upstrea
     observer.upstreamFailure(code);
     return new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent content that does not match the digest');
   }
-  if (typeof code === 'string') observer.upstreamFailure(code);
   return toRegistryError(err, 'BLOB_UNKNOWN');
 }
 

@@ -77,8 +77,13 @@ function describeProblem(problem: ConfigProblem): string {
 }
 
 export interface LoadConfigOptions {
-  /** Command-line arguments (without `node` and the script), e.g. `['serve', '--port', '5001']`. */
+  /**
+   * Command-line arguments (without `node` and the script), e.g. `['serve', '--port', '5001']`.
+   * Every option must be `--config` or a setting's flag; anything else is a ConfigError.
+   */
   argv?: readonly string[];
+  /** What to do with arguments that are not options: leave them to the caller (default) or reject them. */
+  positionals?: 'ignore' | 'reject';
   /** Environment variables; nothing is read from `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Config file path; takes precedence over `--config` and `OUTPOST_CONFIG`. */
@@ -95,7 +100,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const settings = listSettings(schema);
   const settingsByKey = new Map(settings.map(({ key, setting }) => [key, setting]));
 
-  const flags = parseFlags(options.argv ?? [], settings);
+  const flags = parseFlags(options.argv ?? [], settings, options.positionals ?? 'ignore');
   const file = options.file ?? flags.configFile ?? (env['OUTPOST_CONFIG'] || undefined);
   const fromFile = file === undefined ? undefined : readFileSettings(file, schema);
 
@@ -336,12 +341,42 @@ interface ParsedFlags {
   values: Map<string, { flag: string; value: string }>;
 }
 
+const normalized = (name: string): string => name.toLowerCase().replace(/[^a-z0-9]/g, '');
+
+/**
+ * Why a flag is unknown and what to use instead: the flag it resembles
+ * (`--upstream_url` → `--upstream-url`), or the environment variable and
+ * config key of a setting that has no flag (`--tag-ttl` → OUTPOST_TAG_TTL).
+ */
+function unknownFlag(token: string, flag: string, keyByFlag: ReadonlyMap<string, string>, settings: ReadonlyArray<{ key: string; setting: Setting }>): ConfigProblem {
+  const flags = ['config', ...keyByFlag.keys()].map((f) => `--${f}`).join(', ');
+  const wanted = normalized(flag);
+  const similar = ['config', ...keyByFlag.keys()].find((f) => normalized(f) === wanted);
+  const setting = settings.find(
+    ({ key, setting }) => normalized(key) === wanted || (setting.env !== undefined && normalized(setting.env.replace(/^OUTPOST_/, '')) === wanted),
+  );
+  let hint = '';
+  if (similar !== undefined) hint = ` (did you mean --${similar}?)`;
+  else if (setting !== undefined) {
+    const how = setting.setting.env === undefined ? `set ${setting.key} in the config file` : `set ${setting.setting.env} or ${setting.key} in the config file`;
+    hint = ` (${setting.key} has no command-line flag: ${how}${setting.setting.sensitive === true ? '; it is a secret, keep it off the command line' : ''})`;
+  }
+  return { key: undefined, reason: `unknown option ${token.split('=')[0]}${hint}`, allowed: `${flags} (every setting can be set with its environment variable or in the config file)`, source: undefined };
+}
+
 /**
  * Picks `--config` and the flags the schema declares (`--port 5001` or
- * `--port=5001`) out of argv. Other arguments belong to the CLI and are left
- * alone; `--` ends option parsing.
+ * `--port=5001`) out of argv. Any other option (`--tag-ttl`, `-p`) stops
+ * the command with a message naming it and what to use instead: a
+ * misspelt flag must never be ignored. Positional arguments (command words)
+ * are left to the caller, or rejected with `positionals: 'reject'`; `--`
+ * ends option parsing.
  */
-function parseFlags(argv: readonly string[], settings: ReadonlyArray<{ key: string; setting: Setting }>): ParsedFlags {
+function parseFlags(
+  argv: readonly string[],
+  settings: ReadonlyArray<{ key: string; setting: Setting }>,
+  positionals: 'ignore' | 'reject',
+): ParsedFlags {
   const keyByFlag = new Map<string, string>();
   for (const { key, setting } of settings) if (setting.arg !== undefined) keyByFlag.set(setting.arg, key);
   const result: ParsedFlags = { configFile: undefined, values: new Map() };
@@ -350,11 +385,21 @@ function parseFlags(argv: readonly string[], settings: ReadonlyArray<{ key: stri
   for (let index = 0; index < argv.length; index++) {
     const token = argv[index] ?? '';
     if (token === '--') break;
-    if (!token.startsWith('--')) continue;
+    if (!token.startsWith('-') || token === '-') {
+      if (positionals === 'reject') {
+        problems.push({ key: undefined, reason: `unexpected argument "${token}"`, allowed: 'options only, e.g. --config FILE', source: undefined });
+      }
+      continue;
+    }
     const equals = token.indexOf('=');
-    const flag = token.slice(2, equals === -1 ? undefined : equals);
+    const flag = token.startsWith('--') ? token.slice(2, equals === -1 ? undefined : equals) : '';
     const key = keyByFlag.get(flag);
-    if (flag !== 'config' && key === undefined) continue;
+    if (flag !== 'config' && key === undefined) {
+      problems.push(unknownFlag(token, flag === '' ? token.replace(/^-+/, '').split('=')[0]! : flag, keyByFlag, settings));
+      // Skip its value too, so it is not reported as a stray argument.
+      if (equals === -1 && argv[index + 1] !== undefined && !argv[index + 1]!.startsWith('-')) index++;
+      continue;
+    }
     let value: string | undefined;
     if (equals !== -1) {
       value = token.slice(equals + 1);

@@ -1,4 +1,8 @@
-/** `/health`: whether this node can serve. Each check is cheap; an unreachable primary is only "degraded". */
+/**
+ * `/health` (readiness): whether this node can serve. Each check is cheap;
+ * an unreachable primary is only "degraded". Liveness is `/livez`
+ * (src/http/ops-routes.ts), which asks nothing of the cache or the primary.
+ */
 import { access, constants } from 'node:fs/promises';
 
 export type CheckStatus = 'ok' | 'degraded' | 'failing';
@@ -45,13 +49,14 @@ export function recentWriteFailures(last: () => { code: string; at: number } | u
   };
 }
 
-export function primaryReachable(outages: () => { host: string; code: string }[]): HealthCheck {
+/** Degraded while a primary is down, host-wide (any worker's last call to it failed with an outage). */
+export function primaryReachable(outages: () => { host: string; code: string; cause: string }[]): HealthCheck {
   return () => {
     const failing = outages();
     if (failing.length === 0) return { status: 'ok' };
     return {
       status: 'degraded',
-      detail: `primary unavailable (${failing.map((o) => `${o.host}: ${o.code}`).join(', ')}); serving from cache`,
+      detail: `primary unavailable (${failing.map((o) => `${o.host}: ${o.cause}`).join(', ')}); serving from cache`,
     };
   };
 }

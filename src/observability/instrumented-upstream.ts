@@ -1,35 +1,45 @@
 /**
  * A decorator over the Upstream port that measures every call: latency to
  * headers, outcome by code, and the time attributed to the current request
- * (for the access log). It also remembers whether the primary answered
- * lately, which /health reports as "degraded".
+ * (for the access log). It is the one place a failed upstream call is
+ * counted in `outpost_upstream_errors_total`, once per call (retries are
+ * inside the call), and it reports outages and recoveries to the host-wide
+ * upstream status that /health shows.
+ *
+ * Not errors: UPSTREAM_NOT_FOUND (a 404 is an answer: the primary is up and
+ * has no such thing) and UPSTREAM_ABORTED (our own caller gave up, e.g. a
+ * client went away). Both are still counted in
+ * `outpost_upstream_requests_total` under their outcome.
  */
-import type { Upstream } from '../cache/ports.ts';
+import type { Upstream, UpstreamErrorCode } from '../cache/ports.ts';
 import { isUpstreamError, isUpstreamOutage } from '../cache/ports.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { requestContext } from './request-context.ts';
+import type { UpstreamStatus } from './upstream-status.ts';
 
-export interface UpstreamHealth {
-  /** The last outage error seen, if no success came after it. */
-  lastOutage(): { code: string; at: number } | undefined;
+const notErrors: ReadonlySet<UpstreamErrorCode> = new Set(['UPSTREAM_NOT_FOUND', 'UPSTREAM_ABORTED']);
+
+export interface InstrumentUpstreamDeps {
+  metrics: WorkerMetrics;
+  status: UpstreamStatus;
 }
 
-export function instrumentUpstream(upstream: Upstream, metrics: WorkerMetrics): Upstream & UpstreamHealth {
-  let outage: { code: string; at: number } | undefined;
+export function instrumentUpstream(upstream: Upstream, { metrics, status }: InstrumentUpstreamDeps): Upstream {
+  const host = upstream.host;
   const timed = <A extends unknown[], R>(operation: string, call: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       const started = performance.now();
       try {
         const result = await call(...args);
         metrics.upstreamRequests.inc({ operation, outcome: 'ok' });
-        outage = undefined;
+        status.succeeded(host);
         return result;
       } catch (err) {
         const code = isUpstreamError(err) ? err.code : 'UNKNOWN';
         metrics.upstreamRequests.inc({ operation, outcome: code });
-        metrics.upstreamErrors.inc({ code });
-        if (isUpstreamOutage(err)) outage = { code, at: Date.now() };
-        else if (isUpstreamError(err) && err.code !== 'UPSTREAM_ABORTED') outage = undefined;
+        if (!notErrors.has(code as UpstreamErrorCode)) metrics.upstreamErrors.inc({ code });
+        if (isUpstreamOutage(err)) status.failed(host, code, (isUpstreamError(err) ? err.reason : undefined) ?? code);
+        else if (isUpstreamError(err) && err.code !== 'UPSTREAM_ABORTED') status.succeeded(host); // it answered
         throw err;
       } finally {
         const seconds = (performance.now() - started) / 1000;
@@ -39,7 +49,7 @@ export function instrumentUpstream(upstream: Upstream, metrics: WorkerMetrics): 
       }
     };
   return {
-    host: upstream.host,
+    host,
     headManifest: timed('head_manifest', upstream.headManifest.bind(upstream)),
     getManifest: timed('get_manifest', upstream.getManifest.bind(upstream)),
     headBlob: timed('head_blob', upstream.headBlob.bind(upstream)),
@@ -47,6 +57,5 @@ export function instrumentUpstream(upstream: Upstream, metrics: WorkerMetrics): 
     listTags: timed('list_tags', upstream.listTags.bind(upstream)),
     getReferrers: timed('get_referrers', upstream.getReferrers.bind(upstream)),
     close: () => upstream.close(),
-    lastOutage: () => outage,
   };
 }

@@ -1,20 +1,70 @@
 /**
  * Every metric Outpost exports, in one place. `outpost_` prefix, unit
  * suffixes, and bounded label values only: never a digest, repository or
- * tag. Workers each fill their own registry; the cluster primary aggregates
- * them (prom-client AggregatorRegistry) and adds its own.
+ * tag. prom-client's default process metrics keep their standard names
+ * (`process_*`, `nodejs_*`) so stock dashboards and alerts work.
+ *
+ * Every process of a node (the cluster primary and each worker) fills its
+ * own registry, default metrics included; /metrics is the node: the primary
+ * merges all of them into one registry ({@link nodeMetrics}), so each metric
+ * appears once, as one series per label set, for the whole node.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
 import type { CacheKind, CacheObserver, CacheResult } from '../cache/ports.ts';
+
+/** One process's metrics, as prom-client's `getMetricsAsJSON()` gives them (JSON, so they cross IPC). */
+export type ProcessMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/**
+ * How a default process metric combines over the node's processes, where
+ * Outpost overrides prom-client's own `aggregator` (prom-client's in brackets):
+ *
+ * - `process_start_time_seconds`: min [omit] — when the node (its cluster
+ *   primary) started, so uptime panels work.
+ * - `process_max_fds`: min [sum] — a per-process limit, the same in every process.
+ * - `nodejs_eventloop_lag_seconds` and `nodejs_eventloop_lag_{mean,stddev,p50,p90,p99}_seconds`:
+ *   max [average] — the worst process, so one stuck worker shows.
+ *
+ * Everything else keeps prom-client's choice: sum for the CPU counters
+ * (`process_cpu_*seconds_total`), the memory gauges
+ * (`process_resident_memory_bytes`, `nodejs_heap_size_used_bytes`, ...),
+ * open fds, active handles/requests/resources and the GC histogram — the
+ * node's total, which is what capacity questions need; min for
+ * `nodejs_eventloop_lag_min_seconds`, max for `..._max_seconds`, first for
+ * `nodejs_version_info`. Outpost's own metrics sum, except those that name
+ * another aggregator below (`outpost_draining`: max,
+ * `outpost_upstream_ratelimit_remaining`: min).
+ */
+const nodeAggregators: Readonly<Record<string, Aggregator>> = {
+  process_start_time_seconds: 'min',
+  process_max_fds: 'min',
+  nodejs_eventloop_lag_seconds: 'max',
+  nodejs_eventloop_lag_mean_seconds: 'max',
+  nodejs_eventloop_lag_stddev_seconds: 'max',
+  nodejs_eventloop_lag_p50_seconds: 'max',
+  nodejs_eventloop_lag_p90_seconds: 'max',
+  nodejs_eventloop_lag_p99_seconds: 'max',
+};
+
+/** The node's metrics: every process's registry merged into one (one family per name, valid Prometheus text). */
+export function nodeMetrics(processes: readonly ProcessMetrics[]): Registry {
+  const adjusted = processes.map((metrics) =>
+    metrics.map((metric) => {
+      const aggregator = nodeAggregators[metric.name];
+      return aggregator === undefined ? metric : { ...metric, aggregator };
+    }),
+  );
+  return AggregatorRegistry.aggregate(adjusted);
+}
 
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Route classes used as label values (the `V2Route` kinds plus ops). */
-export const routeClasses = ['base', 'catalog', 'manifest', 'blob', 'tags', 'referrers', 'upload', 'health', 'nginx_status', 'metrics', 'admin', 'other'] as const;
+export const routeClasses = ['base', 'catalog', 'manifest', 'blob', 'tags', 'referrers', 'upload', 'health', 'livez', 'nginx_status', 'metrics', 'admin', 'other'] as const;
 export type RouteClass = (typeof routeClasses)[number];
 
 export function workerMetrics(registry: Registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'outpost_' }); // outpost_process_*, outpost_nodejs_*
+  collectDefaultMetrics({ register: registry }); // process_*, nodejs_*: standard names
   const m = {
     registry,
     httpRequests: new Counter({
@@ -79,7 +129,7 @@ export function workerMetrics(registry: Registry = new Registry()) {
     }),
     upstreamErrors: new Counter({
       name: 'outpost_upstream_errors_total',
-      help: 'Failed requests to primaries and failed verifications, by code.',
+      help: 'Failed requests to primaries (each once, retries included; a 404 is an answer, not an error) and content that failed verification, by code.',
       labelNames: ['code'] as const,
       registers: [registry],
     }),
@@ -108,8 +158,9 @@ export function workerMetrics(registry: Registry = new Registry()) {
 
 export type WorkerMetrics = ReturnType<typeof workerMetrics>;
 
-/** Metrics only the cluster primary knows. */
+/** Metrics only the cluster primary knows, and the primary process's own default metrics. */
 export function primaryMetrics(registry: Registry = new Registry()) {
+  collectDefaultMetrics({ register: registry });
   return {
     registry,
     workerRestarts: new Counter({

@@ -1,37 +1,97 @@
 /**
  * Operations views that span the whole node, answered by the cluster
- * primary over IPC: aggregated /metrics, summed /nginx_status counters, and
- * how many workers are up.
+ * primary over IPC: /metrics for every process of the node, summed
+ * /nginx_status counters, how many workers are up, and host-wide state that
+ * every worker's /health must show whichever worker saw it (cache write
+ * failures, primaries that are down).
  *
- *   worker  → primary   {t:'ops.metrics'|'ops.connections', id}
+ *   worker  → primary   {t:'ops.metrics'|'ops.connections', id}             a worker's /metrics or /nginx_status
  *   primary → worker    {t:'ops.reply', id, value}
- *   primary → workers   {t:'ops.connections.req', reqId}  (each answers {t:'ops.connections.res', reqId, counters})
+ *   primary → workers   {t:'ops.metrics.req'|'ops.connections.req', reqId}  each answers
+ *   worker  → primary   {t:'ops.metrics.res', reqId, metrics} | {t:'ops.connections.res', reqId, counters}
  *   primary → workers   {t:'cluster.workers', up, configured}
+ *   worker  → primary   {t:'cache.writeFailed', value: code}
+ *   primary → workers   {t:'cache.writeFailed', value: {code, at}}
+ *   worker  → primary   {t:'upstream.failed', host, code, cause} | {t:'upstream.recovered', host}
+ *   primary → workers   {t:'upstream.state', outages}                       whenever it changes, and to new workers
+ *   worker  → primary   {t:'ops.admin', id, op, args} | {t:'index.batch', batch}
+ *   primary → worker    {t:'pins.refresh', references}
+ *   primary → workers   {t:'cache.forget', reqId, scope}  each answers {t:'cache.forgotten', reqId} once purged content is out of its memory
  *   worker  → primary   {t:'cache.corrupt', value: digest}   a read found a cached blob corrupt and deleted it
  */
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry } from 'prom-client';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
-import type { PrimaryMetrics } from '../observability/metrics.ts';
+import { nodeMetrics, type PrimaryMetrics, type ProcessMetrics } from '../observability/metrics.ts';
+import { UpstreamStatusBoard, type UpstreamOutage, type UpstreamStatus } from '../observability/upstream-status.ts';
+import type { Clock, Logger } from '../cache/ports.ts';
 import { parseIndexBatch, type IndexBatch } from '../cache/eviction-index.ts';
 import type { PurgeScope } from '../cache/ports.ts';
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
 
-type Message = {
-  t?: unknown;
-  id?: unknown;
-  reqId?: unknown;
-  counters?: unknown;
-  value?: unknown;
-  error?: unknown;
-  up?: unknown;
-  configured?: unknown;
-  op?: unknown;
-  args?: unknown;
-  batch?: unknown;
-  references?: unknown;
-  scope?: unknown;
-};
+/** Worker → primary. */
+export type OpsWorkerMessage =
+  | { t: 'ops.metrics'; id: number }
+  | { t: 'ops.connections'; id: number }
+  | { t: 'ops.admin'; id: number; op: string; args: Record<string, unknown> }
+  | { t: 'ops.metrics.res'; reqId: number; metrics: ProcessMetrics }
+  | { t: 'ops.connections.res'; reqId: number; counters: ConnectionCounters }
+  | { t: 'cache.writeFailed'; value: string }
+  | { t: 'upstream.failed'; host: string; code: string; cause: string }
+  | { t: 'upstream.recovered'; host: string }
+  | { t: 'index.batch'; batch: IndexBatch }
+  | { t: 'cache.corrupt'; value: Digest }
+  | { t: 'cache.forgotten'; reqId: number };
+
+/** Primary → worker. */
+export type OpsPrimaryMessage =
+  | { t: 'ops.reply'; id: number; value?: unknown; error?: string }
+  | { t: 'ops.metrics.req'; reqId: number }
+  | { t: 'ops.connections.req'; reqId: number }
+  | { t: 'cluster.workers'; up: number; configured: number }
+  | { t: 'cache.writeFailed'; value: { code: string; at: number } }
+  | { t: 'upstream.state'; outages: UpstreamOutage[] }
+  | { t: 'pins.refresh'; references: string[] }
+  | { t: 'cache.forget'; reqId: number; scope: PurgeScope };
+
+/** Loosely typed view of any message, for checking fields before trusting them. */
+type Incoming = { t?: unknown } & Record<string, unknown>;
+
+const isString = (value: unknown): value is string => typeof value === 'string';
+const isNumber = (value: unknown): value is number => typeof value === 'number';
+
+function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
+  if (typeof message !== 'object' || message === null) return undefined;
+  const m = message as Incoming;
+  switch (m.t) {
+    case 'ops.metrics':
+    case 'ops.connections':
+      return isNumber(m.id) ? { t: m.t, id: m.id } : undefined;
+    case 'ops.admin':
+      return isNumber(m.id) && isString(m.op) ? { t: m.t, id: m.id, op: m.op, args: (m.args ?? {}) as Record<string, unknown> } : undefined;
+    case 'ops.metrics.res':
+      return isNumber(m.reqId) && Array.isArray(m.metrics) ? { t: m.t, reqId: m.reqId, metrics: m.metrics as ProcessMetrics } : undefined;
+    case 'ops.connections.res':
+      return isNumber(m.reqId) && typeof m.counters === 'object' && m.counters !== null
+        ? { t: m.t, reqId: m.reqId, counters: m.counters as ConnectionCounters }
+        : undefined;
+    case 'cache.writeFailed':
+      return isString(m.value) ? { t: m.t, value: m.value } : undefined;
+    case 'upstream.failed':
+      return isString(m.host) && isString(m.code) && isString(m.cause) ? { t: m.t, host: m.host, code: m.code, cause: m.cause } : undefined;
+    case 'upstream.recovered':
+      return isString(m.host) ? { t: m.t, host: m.host } : undefined;
+    case 'index.batch':
+      return { t: m.t, batch: parseIndexBatch(m.batch) };
+    case 'cache.corrupt': {
+      const digest = tryParseDigest(m.value);
+      return digest ? { t: m.t, value: digest } : undefined;
+    }
+    case 'cache.forgotten':
+      return isNumber(m.reqId) ? { t: m.t, reqId: m.reqId } : undefined;
+    default:
+      return undefined;
+  }
+}
 
 /** What the primary does with admin calls and index batches (the index owner). */
 export interface PrimaryHandlers {
@@ -41,17 +101,33 @@ export interface PrimaryHandlers {
   corrupt?(digest: Digest): void;
 }
 
+export interface PrimaryOpsOptions {
+  /** Where host-wide upstream outages are logged (rate limited). */
+  logger: Logger;
+  clock?: Clock;
+}
+
 const collectTimeoutMs = 2_000;
+
+/** One round of asking every worker for something and combining the answers. */
+interface Round<T> {
+  pending: Set<number>;
+  add(workerId: number, answer: T): void;
+  done(): void;
+}
+
+const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** Primary side. */
 export class PrimaryOps {
-  private readonly aggregator = new AggregatorRegistry();
   private nextReq = 1;
-  private readonly collecting = new Map<number, { pending: Set<number>; sum: ConnectionCounters; done: () => void }>();
+  private readonly connectionRounds = new Map<number, Round<ConnectionCounters>>();
+  private readonly metricsRounds = new Map<number, Round<ProcessMetrics>>();
   /** Counters of workers that exited, so totals stay monotonic. */
   private retired = emptyCounters();
   private readonly lastSeen = new Map<number, ConnectionCounters>();
   private lastWriteFailure: { code: string; at: number } | undefined;
+  private readonly upstreams: UpstreamStatusBoard;
   private readonly forgetting = new Map<number, { pending: Set<number>; done: () => void }>();
 
   /** Whether the cache took writes lately (for the outpost_cache_writable gauge). */
@@ -63,14 +139,77 @@ export class PrimaryOps {
     private readonly metrics: PrimaryMetrics,
     private readonly configured: number,
     private readonly handlers: PrimaryHandlers,
-  ) {}
+    options: PrimaryOpsOptions = { logger: silentLogger },
+  ) {
+    this.upstreams = new UpstreamStatusBoard({ logger: options.logger, clock: options.clock ?? { now: () => Date.now() } });
+  }
 
   /** Asks one worker to (re)resolve pinned references; it answers with admin 'pin' calls. */
   refreshPins(references: string[]): boolean {
     const worker = this.workers()[0];
     if (!worker || references.length === 0) return false;
-    worker.send({ t: 'pins.refresh', references });
+    send(worker, { t: 'pins.refresh', references });
     return true;
+  }
+
+  handle(worker: Worker, message: unknown): void {
+    const msg = parseWorkerMessage(message);
+    if (msg === undefined) return;
+    switch (msg.t) {
+      case 'index.batch':
+        this.handlers.indexBatch(msg.batch);
+        return;
+      case 'cache.corrupt':
+        this.handlers.corrupt?.(msg.value);
+        return;
+      case 'cache.forgotten': {
+        const round = this.forgetting.get(msg.reqId);
+        if (round?.pending.delete(worker.id) && round.pending.size === 0) round.done();
+        return;
+      }
+      case 'cache.writeFailed': {
+        // Host-wide: every worker's /health must show it, whichever worker hit it.
+        const failure = { code: msg.value, at: Date.now() };
+        this.lastWriteFailure = failure;
+        this.metrics.cacheWritable.set(0);
+        this.broadcast({ t: 'cache.writeFailed', value: failure });
+        return;
+      }
+      case 'upstream.failed':
+        if (this.upstreams.failed(msg.host, msg.code, msg.cause)) this.broadcastUpstreams();
+        return;
+      case 'upstream.recovered':
+        if (this.upstreams.succeeded(msg.host)) this.broadcastUpstreams();
+        return;
+      case 'ops.admin': {
+        const id = msg.id;
+        this.handlers.admin(msg.op, msg.args).then(
+          (value) => send(worker, { t: 'ops.reply', id, value }),
+          (err: unknown) => send(worker, { t: 'ops.reply', id, error: String((err as Error)?.message ?? err) }),
+        );
+        return;
+      }
+      case 'ops.metrics': {
+        const id = msg.id;
+        void this.clusterMetrics().then(
+          (value) => send(worker, { t: 'ops.reply', id, value }),
+          () => send(worker, { t: 'ops.reply', id, value: '' }),
+        );
+        return;
+      }
+      case 'ops.connections': {
+        const id = msg.id;
+        void this.connections().then((value) => send(worker, { t: 'ops.reply', id, value }));
+        return;
+      }
+      case 'ops.connections.res':
+        this.lastSeen.set(worker.id, msg.counters);
+        this.answer(this.connectionRounds, msg.reqId, worker.id, msg.counters);
+        return;
+      case 'ops.metrics.res':
+        this.answer(this.metricsRounds, msg.reqId, worker.id, msg.metrics);
+        return;
+    }
   }
 
   /** Tells every worker to drop purged content from memory; resolves when all acknowledged (bounded). */
@@ -87,53 +226,13 @@ export class PrimaryOps {
       };
       const timer = setTimeout(done, collectTimeoutMs);
       this.forgetting.set(reqId, { pending, done });
-      for (const worker of workers) worker.send({ t: 'cache.forget', reqId, scope });
+      for (const worker of workers) send(worker, { t: 'cache.forget', reqId, scope });
     });
-  }
-
-  handle(worker: Worker, message: unknown): void {
-    const msg = message as Message;
-    if (msg?.t === 'cache.forgotten' && typeof msg.reqId === 'number') {
-      const round = this.forgetting.get(msg.reqId);
-      if (round?.pending.delete(worker.id) && round.pending.size === 0) round.done();
-    } else if (msg?.t === 'index.batch') {
-      this.handlers.indexBatch(parseIndexBatch(msg.batch));
-    } else if (msg?.t === 'cache.corrupt') {
-      const digest = tryParseDigest(msg.value);
-      if (digest) this.handlers.corrupt?.(digest);
-    } else if (msg?.t === 'cache.writeFailed' && typeof msg.value === 'string') {
-      // Host-wide: every worker's /health must show it, whichever worker hit it.
-      const failure = { code: msg.value, at: Date.now() };
-      this.lastWriteFailure = failure;
-      this.metrics.cacheWritable.set(0);
-      for (const w of this.workers()) w.send({ t: 'cache.writeFailed', value: failure });
-    } else if (msg?.t === 'ops.admin' && typeof msg.id === 'number' && typeof msg.op === 'string') {
-      const id = msg.id;
-      this.handlers.admin(msg.op, (msg.args ?? {}) as Record<string, unknown>).then(
-        (value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }),
-        (err: unknown) => worker.isConnected() && worker.send({ t: 'ops.reply', id, error: String((err as Error)?.message ?? err) }),
-      );
-    } else if (msg?.t === 'ops.metrics' && typeof msg.id === 'number') {
-      const id = msg.id;
-      void this.clusterMetrics().then(
-        (value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }),
-        () => worker.isConnected() && worker.send({ t: 'ops.reply', id, value: '' }),
-      );
-    } else if (msg?.t === 'ops.connections' && typeof msg.id === 'number') {
-      const id = msg.id;
-      void this.connections().then((value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }));
-    } else if (msg?.t === 'ops.connections.res' && typeof msg.reqId === 'number') {
-      const round = this.collecting.get(msg.reqId);
-      const counters = msg.counters as ConnectionCounters;
-      this.lastSeen.set(worker.id, counters);
-      if (!round || !round.pending.delete(worker.id)) return;
-      round.sum = addCounters(round.sum, counters);
-      if (round.pending.size === 0) round.done();
-    }
   }
 
   workerOnline(): void {
     this.broadcastWorkers();
+    this.broadcastUpstreams();
   }
 
   workerExited(worker: Worker): void {
@@ -143,11 +242,10 @@ export class PrimaryOps {
       this.retired = addCounters(this.retired, { ...last, reading: 0, writing: 0, waiting: 0 });
       this.lastSeen.delete(worker.id);
     }
-    for (const round of this.collecting.values()) {
-      if (round.pending.delete(worker.id) && round.pending.size === 0) round.done();
-    }
-    for (const round of this.forgetting.values()) {
-      if (round.pending.delete(worker.id) && round.pending.size === 0) round.done();
+    for (const rounds of [this.connectionRounds, this.metricsRounds, this.forgetting] as Map<number, Pick<Round<unknown>, 'pending' | 'done'>>[]) {
+      for (const round of rounds.values()) {
+        if (round.pending.delete(worker.id) && round.pending.size === 0) round.done();
+      }
     }
     this.broadcastWorkers();
   }
@@ -156,67 +254,125 @@ export class PrimaryOps {
     return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
   }
 
+  private broadcast(message: OpsPrimaryMessage): void {
+    for (const worker of this.workers()) send(worker, message);
+  }
+
   private broadcastWorkers(): void {
     const up = this.workers().length;
     this.metrics.workersUp.set(up);
     this.metrics.workersConfigured.set(this.configured);
-    for (const worker of this.workers()) worker.send({ t: 'cluster.workers', up, configured: this.configured });
+    this.broadcast({ t: 'cluster.workers', up, configured: this.configured });
   }
 
-  private async clusterMetrics(): Promise<string> {
-    const [workers, own] = await Promise.all([this.aggregator.clusterMetrics(), this.metrics.registry.metrics()]);
-    return `${workers.trimEnd()}\n${own}`;
+  private broadcastUpstreams(): void {
+    this.broadcast({ t: 'upstream.state', outages: this.upstreams.outages() });
   }
 
-  private connections(): Promise<ConnectionCounters> {
+  private answer<T>(rounds: Map<number, Round<T>>, reqId: number, workerId: number, value: T): void {
+    const round = rounds.get(reqId);
+    if (!round || !round.pending.delete(workerId)) return;
+    round.add(workerId, value);
+    if (round.pending.size === 0) round.done();
+  }
+
+  /** Asks every worker, combines what arrives within the collect timeout (a dead or stuck worker does not block). */
+  private collect<T, R>(
+    rounds: Map<number, Round<T>>,
+    request: (reqId: number) => OpsPrimaryMessage,
+    initial: R,
+    combine: (sum: R, value: T) => R,
+  ): Promise<R> {
     const reqId = this.nextReq++;
     const workers = this.workers();
     return new Promise((resolve) => {
-      const round = {
+      let sum = initial;
+      const round: Round<T> = {
         pending: new Set(workers.map((w) => w.id)),
-        sum: { ...this.retired },
+        add: (_workerId, value) => {
+          sum = combine(sum, value);
+        },
         done: () => {
           clearTimeout(timer);
-          this.collecting.delete(reqId);
-          resolve(round.sum);
+          rounds.delete(reqId);
+          resolve(sum);
         },
       };
       const timer = setTimeout(round.done, collectTimeoutMs);
-      this.collecting.set(reqId, round);
+      rounds.set(reqId, round);
       if (workers.length === 0) round.done();
-      for (const worker of workers) worker.send({ t: 'ops.connections.req', reqId });
+      for (const worker of workers) send(worker, request(reqId));
     });
+  }
+
+  /** Every process of the node (the workers and this primary) merged into one registry. */
+  private async clusterMetrics(): Promise<string> {
+    const [workers, own] = await Promise.all([
+      this.collect<ProcessMetrics, ProcessMetrics[]>(this.metricsRounds, (reqId) => ({ t: 'ops.metrics.req', reqId }), [], (all, m) => [...all, m]),
+      this.metrics.registry.getMetricsAsJSON(),
+    ]);
+    return nodeMetrics([own, ...workers]).metrics();
+  }
+
+  private connections(): Promise<ConnectionCounters> {
+    return this.collect(this.connectionRounds, (reqId) => ({ t: 'ops.connections.req', reqId }), { ...this.retired }, addCounters);
   }
 }
 
-/** Worker side. */
-export class WorkerOps {
+function send(worker: Worker, message: OpsPrimaryMessage): void {
+  if (worker.isConnected()) worker.send(message);
+}
+
+/** What a worker answers for when the primary asks. */
+export interface WorkerOpsSources {
+  connections(): ConnectionCounters;
+  metrics(): Promise<ProcessMetrics>;
+}
+
+/**
+ * Worker side. Also the worker's {@link UpstreamStatus}: outages and
+ * recoveries go to the primary, and the primary's host-wide state comes back.
+ */
+export class WorkerOps implements UpstreamStatus {
   private nextId = 1;
   private readonly waiting = new Map<number, (reply: { value?: unknown; error?: unknown }) => void>();
   private workerState = { up: 1, configured: 1 };
   private writeFailure: { code: string; at: number } | undefined;
+  /** The primary's host-wide view of primaries that are down (plus what this worker saw since). */
+  private upstreamOutages = new Map<string, UpstreamOutage>();
+  /** When this worker last told the primary about a failure, per host: at most one message a second. */
+  private readonly lastFailureSent = new Map<string, number>();
   /** Set by the worker once its services exist: drops purged content from memory. */
   onForget: ((scope: PurgeScope) => void) | undefined;
   /** Set by the worker once its services exist. */
   onPinsRefresh: ((references: string[]) => void) | undefined;
 
-  constructor(snapshot: () => ConnectionCounters) {
-    process.on('message', (message: Message) => {
-      if (message?.t === 'ops.reply' && typeof message.id === 'number') {
+  constructor(private readonly sources: WorkerOpsSources) {
+    process.on('message', (raw: unknown) => {
+      const message = raw as Incoming;
+      if (message?.t === 'ops.reply' && isNumber(message.id)) {
         const resolve = this.waiting.get(message.id);
         this.waiting.delete(message.id);
-        resolve?.(message);
+        resolve?.(message as { value?: unknown; error?: unknown });
       } else if (message?.t === 'cache.writeFailed' && typeof message.value === 'object' && message.value !== null) {
         this.writeFailure = message.value as { code: string; at: number };
-      } else if (message?.t === 'cache.forget' && typeof message.reqId === 'number') {
+      } else if (message?.t === 'upstream.state' && Array.isArray(message.outages)) {
+        this.upstreamOutages = new Map((message.outages as UpstreamOutage[]).map((o) => [o.host, o]));
+      } else if (message?.t === 'cache.forget' && isNumber(message.reqId)) {
         const scope = parsePurgeScope(message.scope);
         if (scope) this.onForget?.(scope);
-        process.send?.({ t: 'cache.forgotten', reqId: message.reqId });
+        this.send({ t: 'cache.forgotten', reqId: message.reqId });
       } else if (message?.t === 'pins.refresh' && Array.isArray(message.references)) {
         this.onPinsRefresh?.(message.references as string[]);
-      } else if (message?.t === 'ops.connections.req') {
-        process.send?.({ t: 'ops.connections.res', reqId: message.reqId, counters: snapshot() });
-      } else if (message?.t === 'cluster.workers' && typeof message.up === 'number' && typeof message.configured === 'number') {
+      } else if (message?.t === 'ops.connections.req' && isNumber(message.reqId)) {
+        this.send({ t: 'ops.connections.res', reqId: message.reqId, counters: this.sources.connections() });
+      } else if (message?.t === 'ops.metrics.req' && isNumber(message.reqId)) {
+        const reqId = message.reqId;
+        void this.sources.metrics().then(
+          (metrics) => this.send({ t: 'ops.metrics.res', reqId, metrics }),
+          () => this.send({ t: 'ops.metrics.res', reqId, metrics: [] }),
+        );
+      } else if (message?.t === 'cluster.workers' && isNumber(message.up) && isNumber(message.configured)) {
         this.workerState = { up: message.up, configured: message.configured };
       }
     });
@@ -227,49 +383,76 @@ export class WorkerOps {
   }
 
   metrics(): Promise<string> {
-    return this.ask('ops.metrics') as Promise<string>;
+    return this.ask({ t: 'ops.metrics', id: this.nextId++ }) as Promise<string>;
   }
 
   connections(): Promise<ConnectionCounters> {
-    return this.ask('ops.connections') as Promise<ConnectionCounters>;
+    return this.ask({ t: 'ops.connections', id: this.nextId++ }) as Promise<ConnectionCounters>;
   }
 
   /** Tells every worker (through the primary) that a cache write failed. */
   reportWriteFailure(code: string): void {
     this.writeFailure = { code, at: Date.now() };
-    process.send?.({ t: 'cache.writeFailed', value: code });
+    this.send({ t: 'cache.writeFailed', value: code });
   }
 
   lastWriteFailure(): { code: string; at: number } | undefined {
     return this.writeFailure;
   }
 
-  admin(op: string, args: Record<string, unknown>): Promise<unknown> {
-    return this.ask('ops.admin', { op, args }, 60_000);
+  failed(host: string, code: string, cause: string): void {
+    const now = Date.now();
+    const known = this.upstreamOutages.get(host);
+    // This worker's /health shows it at once; the primary's broadcast follows.
+    if (known?.code !== code || known.cause !== cause) this.upstreamOutages.set(host, { host, code, cause, since: known?.since ?? now });
+    // Every failure is the primary's to log (rate limited), but a failing storm costs at most one message a second.
+    const changed = known?.code !== code || known.cause !== cause;
+    if (!changed && now - (this.lastFailureSent.get(host) ?? 0) < 1_000) return;
+    this.lastFailureSent.set(host, now);
+    this.send({ t: 'upstream.failed', host, code, cause });
   }
 
-  sendIndexBatch(batch: IndexBatch): void {
-    process.send?.({ t: 'index.batch', batch });
+  succeeded(host: string): void {
+    if (!this.upstreamOutages.has(host)) return;
+    this.upstreamOutages.delete(host);
+    this.lastFailureSent.delete(host);
+    this.send({ t: 'upstream.recovered', host });
+  }
+
+  outages(): UpstreamOutage[] {
+    return [...this.upstreamOutages.values()];
+  }
+
+  admin(op: string, args: Record<string, unknown>): Promise<unknown> {
+    return this.ask({ t: 'ops.admin', id: this.nextId++, op, args }, 60_000);
   }
 
   /** Tells the primary (index owner, corrupt-files metric) that a read deleted a corrupt blob. */
   reportCorrupt(digest: Digest): void {
-    process.send?.({ t: 'cache.corrupt', value: digest });
+    this.send({ t: 'cache.corrupt', value: digest });
   }
 
-  private ask(t: string, payload: Record<string, unknown> = {}, timeoutMs = collectTimeoutMs + 1_000): Promise<unknown> {
-    const id = this.nextId++;
+  sendIndexBatch(batch: IndexBatch): void {
+    this.send({ t: 'index.batch', batch });
+  }
+
+  private send(message: OpsWorkerMessage): void {
+    process.send?.(message);
+  }
+
+  private ask(message: Extract<OpsWorkerMessage, { id: number }>, timeoutMs = collectTimeoutMs + 1_000): Promise<unknown> {
+    const id = message.id;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        reject(new Error(`the cluster primary did not answer ${t}`));
+        reject(new Error(`the cluster primary did not answer ${message.t}`));
       }, timeoutMs);
       this.waiting.set(id, (reply) => {
         clearTimeout(timer);
         if (reply.error !== undefined) reject(new Error(String(reply.error)));
         else resolve(reply.value);
       });
-      process.send?.({ t, id, ...payload });
+      this.send(message);
     });
   }
 }

@@ -23,7 +23,8 @@ import { RegistryRoutes } from '../http/registry-routes.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
 import { ConnectionStats, type ConnectionCounters } from '../observability/connection-stats.ts';
 import { cacheDirWritable, primaryReachable, recentWriteFailures, runHealthChecks, workersUp } from '../observability/health.ts';
-import { instrumentUpstream, type UpstreamHealth } from '../observability/instrumented-upstream.ts';
+import { instrumentUpstream } from '../observability/instrumented-upstream.ts';
+import { UpstreamStatusBoard, type UpstreamStatus } from '../observability/upstream-status.ts';
 import { metricsObserver, workerMetrics, type WorkerMetrics } from '../observability/metrics.ts';
 import { createLogger } from '../observability/logger.ts';
 import type { Digest } from '../registry/digest.ts';
@@ -53,6 +54,8 @@ export interface OutpostAppDeps {
     workers: () => { up: number; configured: number };
     /** Host-wide cache write failures (any worker's). */
     writeFailures?: { report(code: string): void; last(): { code: string; at: number } | undefined };
+    /** Host-wide state of the primaries (any worker's outages); this process's own board by default. */
+    upstreams?: UpstreamStatus;
   };
 }
 
@@ -76,13 +79,13 @@ function hostOf(url: string): string {
   return new URL(url).host;
 }
 
-function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clock: Clock, metrics: WorkerMetrics): UpstreamEntry & { upstream: UpstreamHealth } {
+function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clock: Clock, metrics: WorkerMetrics, status: UpstreamStatus): UpstreamEntry {
   const client = createRegistryClient(config, {
     clock,
     logger: logger.child({ module: 'upstream', upstream: host }),
     onRateLimit: (remaining) => metrics.rateLimitRemaining.set({ upstream: host }, remaining),
   });
-  const upstream = instrumentUpstream(client, metrics);
+  const upstream = instrumentUpstream(client, { metrics, status });
   const dockerHub = isDockerHubHost(host);
   return { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream, dockerHub };
 }
@@ -113,10 +116,10 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   await blobStore.init();
   const metadata = new DiskMetadataStore(layout);
 
-  if (config.upstream.insecure) logger.warn({ upstream: config.upstream.url }, 'TLS verification of the primary is disabled');
-  const fallback = upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics);
-  const extra = config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics));
-  const upstreams = [fallback, ...extra];
+  if (config.upstream.insecure) logger.warn({ upstream: hostOf(config.upstream.url) }, 'TLS verification of the primary is disabled');
+  const upstreamStatus = deps.cluster?.upstreams ?? new UpstreamStatusBoard({ logger: logger.child({ module: 'upstream' }), clock });
+  const fallback = upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus);
+  const extra = config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus));
   const resolver = new RepositoryResolver(fallback, extra);
 
   const cacheLogger = logger.child({ module: 'cache' });
@@ -180,12 +183,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     cache_dir: cacheDirWritable(layout.root),
     workers: workersUp(cluster.workers),
     cache_writes: recentWriteFailures(() => deps.cluster?.writeFailures?.last() ?? lastWriteFailure, clock, 60_000),
-    primary: primaryReachable(() =>
-      upstreams.flatMap((entry) => {
-        const outage = entry.upstream.lastOutage();
-        return outage ? [{ host: entry.host, code: outage.code }] : [];
-      }),
-    ),
+    primary: primaryReachable(() => upstreamStatus.outages()),
   };
   const ops = new OpsRoutes({
     health: () => runHealthChecks(checks, draining),

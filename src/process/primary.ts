@@ -108,18 +108,23 @@ export async function runPrimary(config: Config): Promise<void> {
   const upstreamKeys = [new URL(config.upstream.url).host, ...config.registries.map((r) => r.host)];
   const admin = new CacheAdmin(owner, layout, new DiskMetadataStore(layout), upstreamKeys, config.cache.pins, scrub);
   await admin.loadPins();
-  const ops = new PrimaryOps(metrics, config.workers, {
-    admin: async (op, args) => {
-      const value = await admin.call(op, args);
-      if (typeof value !== 'object' || value === null || !('scope' in value)) return value;
-      // A purge is done only once every worker has forgotten it from memory too.
-      const { scope, ...result } = value as { scope: PurgeScope };
-      await ops.forgetEverywhere(scope);
-      return result;
+  const ops = new PrimaryOps(
+    metrics,
+    config.workers,
+    {
+      admin: async (op, args) => {
+        const value = await admin.call(op, args);
+        if (typeof value !== 'object' || value === null || !('scope' in value)) return value;
+        // A purge is done only once every worker has forgotten it from memory too.
+        const { scope, ...result } = value as { scope: PurgeScope };
+        await ops.forgetEverywhere(scope);
+        return result;
+      },
+      indexBatch: (batch) => owner.apply(batch),
+      corrupt: dropCorrupt,
     },
-    indexBatch: (batch) => owner.apply(batch),
-    corrupt: dropCorrupt,
-  });
+    { logger: logger.child({ module: 'upstream' }) },
+  );
   metrics.cacheWritable.set(1);
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
   // Pins resolve in a worker (it has the upstream and the manifest service); tags that move move their pins.

@@ -2,7 +2,6 @@
 import type { Config } from '../config/types.ts';
 import { IpcFillCoordinator } from '../coordination/ipc-fill-coordinator.ts';
 import { BatchingIndexReporter } from '../coordination/ipc-index-reporter.ts';
-import { AggregatorRegistry } from 'prom-client';
 import { emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { workerMetrics } from '../observability/metrics.ts';
@@ -50,11 +49,9 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
     onMessage: (listener) => process.on('message', listener),
   });
   const metrics = workerMetrics();
-  // Answers the primary's requests for this worker's metrics (prom-client cluster mode).
-  AggregatorRegistry.setRegistries([metrics.registry]);
-  new AggregatorRegistry();
   let snapshot = (): ConnectionCounters => emptyCounters();
-  const ops = new WorkerOps(() => snapshot());
+  // Answers the primary's requests for this worker's counters and metrics (merged into the node's /metrics there).
+  const ops = new WorkerOps({ connections: () => snapshot(), metrics: () => metrics.registry.getMetricsAsJSON() });
   const index = new BatchingIndexReporter((batch) => ops.sendIndexBatch(batch));
   const app = await createOutpostApp(config, {
     coordinator,
@@ -69,6 +66,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
       connections: () => ops.connections(),
       workers: () => ops.workers(),
       writeFailures: { report: (code) => ops.reportWriteFailure(code), last: () => ops.lastWriteFailure() },
+      upstreams: ops,
     },
   });
   snapshot = () => app.connectionStats.snapshot();

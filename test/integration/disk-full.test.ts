@@ -87,7 +87,7 @@ describe('a cache disk that fills up', () => {
     expect(await corruptBlobs(mountPoint)).toEqual([]);
   });
 
-  it('keeps serving from a read-only cache and fails /health so load balancers move away', async () => {
+  it('keeps serving from a read-only cache and fails /health so load balancers move away, while /livez stays 200', async () => {
     execFileSync('mount', ['-o', 'remount,ro', mountPoint]);
     try {
       await pull(2);
@@ -95,6 +95,10 @@ describe('a cache disk that fills up', () => {
       const { status, body } = await health();
       expect(status).toBe(503);
       expect(body.checks.cache_dir?.status).toBe('failing');
+      // Liveness: restarting the node would not make the volume writable (Kubernetes probes /livez for liveness).
+      const live = await request(`${outpost.url}/livez`);
+      expect(live.statusCode).toBe(200);
+      expect(await live.body.json()).toEqual({ alive: true });
     } finally {
       execFileSync('mount', ['-o', 'remount,rw', mountPoint]);
     }

@@ -314,8 +314,41 @@ describe('command-line flags', () => {
     expect(config.log.level).toBe('trace');
   });
 
-  it('leave arguments they do not know to the CLI', () => {
-    expect(load({ argv: ['prefetch', 'library/nginx:1.27', '--verbose', '--port', '5001'] }).server.port).toBe(5001);
+  it('leave positional arguments to the CLI', () => {
+    expect(load({ argv: ['prefetch', 'library/nginx:1.27', '--port', '5001'] }).server.port).toBe(5001);
+  });
+
+  it('reject positional arguments when asked to', () => {
+    const error = configError(() => load({ argv: ['--port', '5001', 'extra'], positionals: 'reject' }));
+    expect(error.message).toContain('unexpected argument "extra"');
+  });
+
+  it('stop at an unknown option instead of ignoring it, naming the flag meant', () => {
+    const error = configError(() => load({ argv: ['serve', '--upstream_url', 'http://primary:5000'] }));
+    expect(error.message).toContain('unknown option --upstream_url (did you mean --upstream-url?)');
+    expect(error.message).toContain('--upstream-url');
+    // Its value is not reported as a stray argument.
+    expect(error.problems).toHaveLength(1);
+    expect(configError(() => load({ argv: ['--Port=5001'] })).message).toContain('did you mean --port?');
+  });
+
+  it('stop at a flag for a setting that has none, naming its environment variable and key', () => {
+    const error = configError(() => load({ argv: ['serve', '--tag-ttl', '5s'] }));
+    expect(error.message).toContain('unknown option --tag-ttl (tags.ttl has no command-line flag: set OUTPOST_TAG_TTL or tags.ttl in the config file)');
+  });
+
+  it('stop at a secret given as a flag, without echoing it', () => {
+    const error = configError(() => load({ argv: ['serve', '--admin-token', 's3cret-admin'] }));
+    expect(error.message).toContain('unknown option --admin-token (admin.token has no command-line flag: set OUTPOST_ADMIN_TOKEN');
+    expect(error.message).toContain('keep it off the command line');
+    expect(error.message).not.toContain('s3cret-admin');
+    expect(configError(() => load({ argv: ['--admin-token=s3cret-admin'] })).message).not.toContain('s3cret-admin');
+  });
+
+  it('stop at single-dash and unknown options, every one of them reported', () => {
+    const error = configError(() => load({ argv: ['-p', '5001', '--verbose', '--port', '5002'] }));
+    expect(error.problems.map((p) => p.reason)).toEqual(['unknown option -p', 'unknown option --verbose']);
+    expect(error.message).toContain('allowed: --config, --host, --port');
   });
 
   it('stop at --', () => {

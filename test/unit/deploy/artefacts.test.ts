@@ -60,16 +60,14 @@ interface MetricDef {
 interface Catalogue {
   /** Outpost's own metrics by name. */
   metrics: Map<string, MetricDef>;
-  /** The prefix of prom-client's default metrics (collectDefaultMetrics). */
-  defaultPrefix: string;
-  /** prom-client's default metric names under that prefix → type. */
+  /** prom-client's default process metric names (collectDefaultMetrics, standard names) → type. */
   defaultMetrics: Map<string, string>;
 }
 
 /**
  * The metrics src/observability/metrics.ts defines (its `name: '...'`
- * entries), and prom-client's default process metrics under the prefix it
- * passes to collectDefaultMetrics, named exactly as prom-client names them.
+ * entries), and prom-client's default process metrics, which it collects
+ * under their standard names (no prefix) so stock dashboards work.
  */
 async function definedMetrics(): Promise<Catalogue> {
   const source = await readFile(join(root, 'src/observability/metrics.ts'), 'utf8');
@@ -81,17 +79,18 @@ async function definedMetrics(): Promise<Catalogue> {
   // Every `name: '...'` entry must have been understood above.
   const names = [...source.matchAll(/\bname: '([^']+)'/g)].map((m) => m[1]!);
   expect(names.filter((n) => !metrics.has(n))).toEqual([]);
-  const defaultPrefix = /collectDefaultMetrics\(\{[^}]*prefix: '([^']+)'/.exec(source)?.[1];
-  if (defaultPrefix === undefined) throw new Error('metrics.ts: no collectDefaultMetrics prefix found');
+  const calls = [...source.matchAll(/collectDefaultMetrics\((\{[^}]*\})\)/g)].map((m) => m[1]!);
+  if (calls.length === 0) throw new Error('metrics.ts: collectDefaultMetrics is never called');
+  for (const call of calls) expect(call, 'default metrics keep their standard names').not.toMatch(/prefix/);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: defaultPrefix });
+  collectDefaultMetrics({ register: registry });
   const defaultMetrics = new Map((await registry.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]));
-  return { metrics, defaultPrefix, defaultMetrics };
+  return { metrics, defaultMetrics };
 }
 
-/** `outpost_*` identifiers in a PromQL expression. */
+/** `outpost_*`, `process_*` and `nodejs_*` identifiers in a PromQL expression. */
 function metricNamesIn(expr: string): string[] {
-  return [...new Set([...expr.matchAll(/\boutpost_[a-z0-9_]+/g)].map((m) => m[0]))];
+  return [...new Set([...expr.matchAll(/\b(?:outpost|process|nodejs)_[a-z0-9_]+/g)].map((m) => m[0]))];
 }
 
 /** The problems with one expression's metric names and label matchers (empty when all is well). */
@@ -108,8 +107,8 @@ function checkExpression(expr: string, where: string, c: Catalogue): string[] {
       return [...def.labels, 'job', 'instance', ...(suffix?.[1] === 'bucket' ? ['le'] : [])];
     }
     const isDefault = c.defaultMetrics.has(name) || (base !== undefined && c.defaultMetrics.get(base) === 'histogram');
-    if (!isDefault) problems.push(`${where}: ${name} is neither defined in src/observability/metrics.ts nor a default process metric (${c.defaultPrefix}*)`);
-    return undefined;
+    if (!isDefault) problems.push(`${where}: ${name} is neither defined in src/observability/metrics.ts nor a default process metric (process_*, nodejs_*)`);
+    return isDefault ? ['job', 'instance', ...defaultLabels(name)] : undefined;
   };
   const allLabels = new Set<string>(['job', 'instance']);
   let labelsKnown = true;
@@ -118,7 +117,7 @@ function checkExpression(expr: string, where: string, c: Catalogue): string[] {
     if (labels === undefined) labelsKnown = false;
     else for (const l of labels) allLabels.add(l);
   }
-  for (const m of expr.matchAll(/\b(outpost_[a-z0-9_]+)\s*\{([^}]*)\}/g)) {
+  for (const m of expr.matchAll(/\b((?:outpost|process|nodejs)_[a-z0-9_]+)\s*\{([^}]*)\}/g)) {
     const labels = labelsOf(m[1]!);
     if (labels === undefined) continue;
     for (const l of m[2]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) {
@@ -133,6 +132,14 @@ function checkExpression(expr: string, where: string, c: Catalogue): string[] {
     }
   }
   return [...new Set(problems)];
+}
+
+/** The labels of prom-client's default metrics that have any (the node-wide merge keeps them). */
+function defaultLabels(name: string): string[] {
+  if (name.startsWith('nodejs_heap_space_size_')) return ['space'];
+  if (name.startsWith('nodejs_gc_duration_seconds')) return ['kind', ...(name.endsWith('_bucket') ? ['le'] : [])];
+  if (name === 'nodejs_version_info') return ['version', 'major', 'minor', 'patch'];
+  return [];
 }
 
 interface AlertRule {
@@ -193,6 +200,95 @@ function withoutGrafanaVariables(expr: string): string {
 }
 
 // ---------------------------------------------------------------------------
+// The documented install steps, run against a model of the file system.
+
+interface FsEntry {
+  dir: boolean;
+  owner: string;
+  group: string;
+  mode: number;
+}
+
+/**
+ * Applies the `install` commands of a shell snippet (`install -d ... DIR`,
+ * `install ... SRC DEST`, `-o`/`-g`/`-m`; GNU defaults root:root, 0755)
+ * to a model where every other path is a root:root 0755 directory.
+ */
+function applyInstallSteps(lines: readonly string[]): Map<string, FsEntry> {
+  const fs = new Map<string, FsEntry>();
+  for (const line of lines) {
+    for (const command of line.replace(/\s#.*$/, '').split(/&&|;/)) {
+      const words = command.trim().split(/\s+/);
+      if (words[0] !== 'install') continue;
+      let dir = false;
+      let owner = 'root';
+      let group = 'root';
+      let mode = 0o755;
+      const operands: string[] = [];
+      for (let i = 1; i < words.length; i++) {
+        const w = words[i]!;
+        if (w === '-d') dir = true;
+        else if (w === '-o') owner = words[++i]!;
+        else if (w === '-g') group = words[++i]!;
+        else if (w === '-m') mode = parseInt(words[++i]!, 8);
+        else if (w.startsWith('-')) throw new Error(`install step with an option this model does not know: ${command}`);
+        else operands.push(w);
+      }
+      if (dir) {
+        for (const d of operands) fs.set(d.replace(/\/+$/, ''), { dir: true, owner, group, mode });
+        continue;
+      }
+      const dest = operands.at(-1)!;
+      for (const src of operands.slice(0, -1)) {
+        const target = dest.endsWith('/') || fs.get(dest)?.dir === true ? join(dest, basename(src)) : dest;
+        fs.set(target, { dir: false, owner, group, mode });
+      }
+    }
+  }
+  return fs;
+}
+
+/** Whether `user` (primary group `group`) may r/w/x `path` in the model, directories on the way included. */
+function may(fs: Map<string, FsEntry>, path: string, want: 'r' | 'w' | 'x', user: string, group: string): boolean {
+  const entryOf = (p: string): FsEntry => fs.get(p) ?? { dir: true, owner: 'root', group: 'root', mode: 0o755 };
+  const bits = (e: FsEntry): number => (e.owner === user ? e.mode >> 6 : e.group === group ? e.mode >> 3 : e.mode) & 7;
+  const parts = path.split('/').filter(Boolean);
+  for (let i = 1; i < parts.length; i++) {
+    if ((bits(entryOf(`/${parts.slice(0, i).join('/')}`)) & 1) === 0) return false;
+  }
+  return (bits(entryOf(path)) & { r: 4, w: 2, x: 1 }[want]) !== 0;
+}
+
+/** What the documented install steps leave in /etc/outpost: readable by the service, not writable by it, closed to others. */
+function checkConfigPermissions(lines: readonly string[]): string[] {
+  const fs = applyInstallSteps(lines);
+  const problems: string[] = [];
+  const files = [...fs.entries()].filter(([p, e]) => !e.dir && p.startsWith('/etc/outpost/')).map(([p]) => p);
+  if (!fs.get('/etc/outpost')?.dir) problems.push('the steps do not create /etc/outpost');
+  if (!files.includes('/etc/outpost/outpost.env')) problems.push('the steps do not install /etc/outpost/outpost.env');
+  for (const path of ['/etc/outpost', ...files]) {
+    const want = fs.get(path)?.dir ? 'x' : 'r';
+    if (!may(fs, path, want, 'outpost', 'outpost')) problems.push(`${path}: the service user outpost cannot ${want === 'x' ? 'enter' : 'read'} it`);
+    if (may(fs, path, 'w', 'outpost', 'outpost')) problems.push(`${path}: the service user outpost can change it`);
+    if (may(fs, path, 'r', 'nobody', 'nogroup')) problems.push(`${path}: anyone can read it`);
+  }
+  return problems;
+}
+
+/** The `#   install ...` lines of the unit's header comment. */
+async function unitInstallSteps(): Promise<string[]> {
+  return [...(await read('systemd/outpost.service')).matchAll(/^#\s+(install .*)$/gm)].map((m) => m[1]!);
+}
+
+/** The shell block of the README's systemd section. */
+async function readmeInstallSteps(): Promise<string[]> {
+  const readme = await readFile(join(root, 'README.md'), 'utf8');
+  const section = /^#+ .*systemd.*$([\s\S]*?)^#+ /im.exec(readme)?.[1] ?? '';
+  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+  return block.split('\n').filter((l) => /^\s*install /.test(l));
+}
+
+// ---------------------------------------------------------------------------
 
 describe('systemd unit (deploy/systemd/outpost.service)', () => {
   it('passes systemd-analyze verify with nothing to say about it', async () => {
@@ -236,6 +332,33 @@ describe('systemd unit (deploy/systemd/outpost.service)', () => {
     expect(Number(one('TimeoutStopSec'))).toBeGreaterThan(stopBoundSeconds(loadConfig({ env: parseEnvFile(await read('systemd/outpost.env.example')) })));
     const sysusers = await read('systemd/outpost.sysusers');
     expect(sysusers).toMatch(/^u outpost - /m);
+  });
+
+  it('its install steps leave /etc/outpost readable by the service, not writable by it, and closed to others', async () => {
+    const steps = await unitInstallSteps();
+    expect(steps.length).toBeGreaterThanOrEqual(4);
+    expect(checkConfigPermissions(steps)).toEqual([]);
+    // The unit reads its settings from there, and systemd must not (re)create the directory root-only.
+    const unit = await read('systemd/outpost.service');
+    expect(unit).toMatch(/^EnvironmentFile=\/etc\/outpost\/outpost\.env$/m);
+    expect(unit).not.toMatch(/^ConfigurationDirectory(Mode)?=/m);
+  });
+
+  it('the README shows the same install steps', async () => {
+    const readme = await readmeInstallSteps();
+    expect(readme).toEqual(await unitInstallSteps());
+    expect(checkConfigPermissions(readme)).toEqual([]);
+  });
+
+  it('the permission check catches the old steps (a root-only /etc/outpost) and world-readable secrets', () => {
+    expect(checkConfigPermissions([
+      'install -d -m 0750 /etc/outpost',
+      'install -m 0640 -g outpost deploy/systemd/outpost.env.example /etc/outpost/outpost.env',
+    ])).toEqual(['/etc/outpost: the service user outpost cannot enter it', '/etc/outpost/outpost.env: the service user outpost cannot read it']);
+    expect(checkConfigPermissions([
+      'install -d -o root -g outpost -m 0755 /etc/outpost',
+      'install -o outpost -m 0644 x.env /etc/outpost/outpost.env',
+    ])).toEqual(['/etc/outpost: anyone can read it', '/etc/outpost/outpost.env: the service user outpost can change it', '/etc/outpost/outpost.env: anyone can read it']);
   });
 });
 
@@ -430,8 +553,8 @@ describe('metric names in alerts and the dashboard', () => {
     expect(c.metrics.size).toBeGreaterThanOrEqual(20);
     expect(c.metrics.get('outpost_http_requests_total')?.labels).toEqual(['route', 'method', 'status']);
     expect(c.metrics.get('outpost_http_request_duration_seconds')?.type).toBe('Histogram');
-    expect(c.defaultPrefix).toMatch(/^outpost_/);
-    expect([...c.defaultMetrics.keys()].filter((n) => n.endsWith('process_resident_memory_bytes'))).toHaveLength(1);
+    expect(c.defaultMetrics.has('process_resident_memory_bytes')).toBe(true);
+    expect(c.defaultMetrics.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);
   });
 
   it('every metric an alert rule uses is one Outpost defines, with labels it has', async () => {
@@ -451,13 +574,17 @@ describe('metric names in alerts and the dashboard', () => {
   it('the check itself catches unknown metrics, wrong labels and _bucket on a non-histogram', async () => {
     const c = await definedMetrics();
     expect(checkExpression('rate(outpost_cache_hits_total[5m])', 'x', c)).toEqual([
-      `x: outpost_cache_hits_total is neither defined in src/observability/metrics.ts nor a default process metric (${c.defaultPrefix}*)`,
+      'x: outpost_cache_hits_total is neither defined in src/observability/metrics.ts nor a default process metric (process_*, nodejs_*)',
     ]);
     expect(checkExpression('outpost_http_requests_total{code="500"}', 'x', c)).toHaveLength(1);
     expect(checkExpression('outpost_fills_total_bucket', 'x', c)).toHaveLength(1);
     expect(checkExpression('sum by (code) (rate(outpost_http_requests_total[5m]))', 'x', c)).toHaveLength(1);
-    expect(checkExpression('outpost_process_process_cpu_seconds_total', 'x', c)).toHaveLength(1);
-    expect(checkExpression('rate(outpost_process_cpu_seconds_total[5m]) + outpost_nodejs_eventloop_lag_p99_seconds', 'x', c)).toEqual([]);
+    // The old prefixed names are gone: stock dashboards use the standard ones.
+    expect(checkExpression('rate(outpost_process_cpu_seconds_total[5m])', 'x', c)).toHaveLength(1);
+    expect(checkExpression('outpost_nodejs_eventloop_lag_p99_seconds', 'x', c)).toHaveLength(1);
+    expect(checkExpression('rate(process_cpu_seconds_total[5m]) + nodejs_eventloop_lag_p99_seconds', 'x', c)).toEqual([]);
+    expect(checkExpression('process_resident_memory_bytes{worker="1"}', 'x', c)).toHaveLength(1);
+    expect(checkExpression('sum by (space) (nodejs_heap_space_size_used_bytes{space="old"})', 'x', c)).toEqual([]);
     expect(checkExpression('histogram_quantile(0.9, sum by (le, route) (rate(outpost_http_request_duration_seconds_bucket{route="blob"}[5m])))', 'x', c)).toEqual([]);
   });
 });
