@@ -7,12 +7,15 @@
  *   primary → worker    {t:'ops.reply', id, value}
  *   primary → workers   {t:'ops.connections.req', reqId}  (each answers {t:'ops.connections.res', reqId, counters})
  *   primary → workers   {t:'cluster.workers', up, configured}
+ *   worker  → primary   {t:'ops.clusterStatus', id}             (answered with ops.reply)
+ *   primary → workers   {t:'cluster.coordination', value}       (etcd/Redis/leader state, on change and to new workers)
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
 import { parseIndexBatch, type IndexBatch } from '../cache/eviction-index.ts';
+import { parseCoordinationState, type CoordinationState } from '../cluster/coordination-state.ts';
 
 type Message = {
   t?: unknown;
@@ -33,6 +36,8 @@ type Message = {
 export interface PrimaryHandlers {
   admin(op: string, args: Record<string, unknown>): Promise<unknown>;
   indexBatch(batch: IndexBatch): void;
+  /** `/api/v0/meta/cluster_status` (the replica set as this node sees it). */
+  clusterStatus?(): Promise<unknown>;
 }
 
 const collectTimeoutMs = 2_000;
@@ -46,6 +51,7 @@ export class PrimaryOps {
   private retired = emptyCounters();
   private readonly lastSeen = new Map<number, ConnectionCounters>();
   private lastWriteFailure: { code: string; at: number } | undefined;
+  private coordinationState: CoordinationState | undefined;
 
   /** Whether the cache took writes lately (for the outpost_cache_writable gauge). */
   writable(windowMs: number): boolean {
@@ -88,6 +94,12 @@ export class PrimaryOps {
         (value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }),
         () => worker.isConnected() && worker.send({ t: 'ops.reply', id, value: '' }),
       );
+    } else if (msg?.t === 'ops.clusterStatus' && typeof msg.id === 'number' && this.handlers.clusterStatus) {
+      const id = msg.id;
+      this.handlers.clusterStatus().then(
+        (value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }),
+        (err: unknown) => worker.isConnected() && worker.send({ t: 'ops.reply', id, error: String((err as Error)?.message ?? err) }),
+      );
     } else if (msg?.t === 'ops.connections' && typeof msg.id === 'number') {
       const id = msg.id;
       void this.connections().then((value) => worker.isConnected() && worker.send({ t: 'ops.reply', id, value }));
@@ -103,6 +115,13 @@ export class PrimaryOps {
 
   workerOnline(): void {
     this.broadcastWorkers();
+    if (this.coordinationState) this.coordination(this.coordinationState);
+  }
+
+  /** Tells every worker the node's etcd/Redis/leader state (for `/health`). */
+  coordination(state: CoordinationState): void {
+    this.coordinationState = state;
+    for (const worker of this.workers()) worker.send({ t: 'cluster.coordination', value: state });
   }
 
   workerExited(worker: Worker): void {
@@ -161,6 +180,7 @@ export class WorkerOps {
   private readonly waiting = new Map<number, (reply: { value?: unknown; error?: unknown }) => void>();
   private workerState = { up: 1, configured: 1 };
   private writeFailure: { code: string; at: number } | undefined;
+  private coordinationState: CoordinationState = {};
   /** Set by the worker once its services exist. */
   onPinsRefresh: ((references: string[]) => void) | undefined;
 
@@ -176,6 +196,8 @@ export class WorkerOps {
         this.onPinsRefresh?.(message.references as string[]);
       } else if (message?.t === 'ops.connections.req') {
         process.send?.({ t: 'ops.connections.res', reqId: message.reqId, counters: snapshot() });
+      } else if (message?.t === 'cluster.coordination') {
+        this.coordinationState = parseCoordinationState(message.value) ?? this.coordinationState;
       } else if (message?.t === 'cluster.workers' && typeof message.up === 'number' && typeof message.configured === 'number') {
         this.workerState = { up: message.up, configured: message.configured };
       }
@@ -192,6 +214,15 @@ export class WorkerOps {
 
   connections(): Promise<ConnectionCounters> {
     return this.ask('ops.connections') as Promise<ConnectionCounters>;
+  }
+
+  clusterStatus(): Promise<unknown> {
+    return this.ask('ops.clusterStatus');
+  }
+
+  /** The node's etcd/Redis/leader state, as the primary last said. */
+  coordination(): CoordinationState {
+    return this.coordinationState;
   }
 
   /** Tells every worker (through the primary) that a cache write failed. */

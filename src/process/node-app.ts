@@ -17,6 +17,12 @@ import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.t
 import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
+import { AdminToken } from '../http/admin-token.ts';
+import { ClusterRoutes } from '../http/cluster-routes.ts';
+import { buildClusterStatus } from '../cluster/cluster-status.ts';
+import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
+import { hitRatio, pullStatsFromMetrics } from '../cluster/pull-stats.ts';
+import { outpostVersion } from './cluster-node.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
@@ -49,6 +55,10 @@ export interface OutpostAppDeps {
     workers: () => { up: number; configured: number };
     /** Host-wide cache write failures (any worker's). */
     writeFailures?: { report(code: string): void; last(): { code: string; at: number } | undefined };
+    /** `cluster_status` as the cluster primary answers it. */
+    status?: () => Promise<unknown>;
+    /** The node's etcd/Redis/leader state (the `/health` "cluster" check when etcd or Redis is configured). */
+    coordination?: () => CoordinationState;
   };
 }
 
@@ -155,7 +165,10 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     connections: () => Promise.resolve(connectionStats.snapshot()),
     workers: () => ({ up: 1, configured: 1 }),
   };
+  const coordination = deps.cluster?.coordination;
+  const clustered = config.etcd.endpoints.length > 0 || config.redis.url !== undefined;
   const checks = {
+    ...(coordination && clustered ? { cluster: coordinationCheck(coordination) } : {}),
     cache_dir: cacheDirWritable(layout.root),
     workers: workersUp(cluster.workers),
     cache_writes: recentWriteFailures(() => deps.cluster?.writeFailures?.last() ?? lastWriteFailure, clock, 60_000),
@@ -177,7 +190,33 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     call: deps.admin ?? (() => Promise.reject(new Error('no index owner'))),
     resolvePin,
   });
-  const handler = createRequestHandler({ registry, ops, admin, metrics, draining, logger: logger.child({ module: 'http' }) });
+  const startedAt = clock.now();
+  // In a worker the cluster primary answers; a process on its own answers for itself, standalone.
+  const clusterStatus =
+    deps.cluster?.status ??
+    (async () => {
+      const report = await runHealthChecks(checks, draining);
+      const now = clock.now();
+      const problems = Object.entries(report.checks).flatMap(([name, check]) => (check.status === 'ok' ? [] : [check.detail ?? name]));
+      return buildClusterStatus({
+        now,
+        self: {
+          node_id: config.node.id,
+          instance: '',
+          advertise_url: config.node.advertiseUrl ?? '',
+          version: outpostVersion(),
+          started_at: new Date(startedAt).toISOString(),
+          heartbeat_at: new Date(now).toISOString(),
+          health: { status: report.status, problems, draining: draining(), disk_failing: report.checks['cache_dir']?.status === 'failing' },
+          cache_bytes: 0,
+          hit_ratio: hitRatio(pullStatsFromMetrics(await metrics.registry.metrics())),
+          fills_in_flight: 0,
+        },
+        staleAfterMs: 0,
+      });
+    });
+  const clusterRoutes = new ClusterRoutes(new AdminToken(config.admin.token), clusterStatus);
+  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, metrics, draining, logger: logger.child({ module: 'http' }) });
   const server = createServer(handler, { tlsCert: config.server.tlsCert, tlsKey: config.server.tlsKey });
   connectionStats.attach(server);
 

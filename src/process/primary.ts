@@ -4,6 +4,7 @@
  * SIGTERM tells every worker to drain and waits for them (bounded).
  */
 import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
 import type { Config } from '../config/types.ts';
 import { FillBroker } from '../coordination/fill-broker.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -15,6 +16,8 @@ import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { CacheAdmin } from './cache-admin.ts';
 import { IndexOwner } from './index-owner.ts';
 import { cacheLayout } from '../storage/layout.ts';
+import { DuplicateNodeIdError } from '../coordination/etcd-replica-set.ts';
+import { ClusterNode } from './cluster-node.ts';
 
 const restartDelayMs = 500;
 
@@ -48,7 +51,32 @@ export async function runPrimary(config: Config): Promise<void> {
   const ops = new PrimaryOps(metrics, config.workers, {
     admin: (op, args) => admin.call(op, args),
     indexBatch: (batch) => owner.apply(batch),
+    clusterStatus: () => clusterNode.status(),
   });
+  const workerMetrics = new AggregatorRegistry();
+  let clusterNode: ClusterNode;
+  try {
+    clusterNode = await ClusterNode.start({
+      config,
+      logger,
+      metrics,
+      clock: systemClock,
+      local: {
+        cacheBytes: () => owner.index.totalBytes,
+        fillsInFlight: () => broker.inflight,
+        workers: () => ({ up: Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected()).length, configured: config.workers }),
+        cacheWritable: () => ops.writable(60_000),
+        workerMetrics: () => workerMetrics.clusterMetrics(),
+      },
+      onChange: (state) => ops.coordination(state),
+    });
+  } catch (err) {
+    if (!(err instanceof DuplicateNodeIdError)) throw err;
+    logger.fatal({ nodeId: err.nodeId, holder: err.holder }, 'duplicate node id');
+    process.stderr.write(`outpost: cannot start: ${err.message}\n`);
+    process.exit(1);
+  }
+  ops.coordination(clusterNode.coordination());
   metrics.cacheWritable.set(1);
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
   // Pins resolve in a worker (it has the upstream and the manifest service); tags that move move their pins.
@@ -102,6 +130,7 @@ export async function runPrimary(config: Config): Promise<void> {
     }
     stopping = true;
     logger.info({ workers: workers.length }, 'shutting down');
+    void clusterNode.beginShutdown(); // leadership moves on now; membership (as draining) until the workers are gone
     // A signal, not an IPC message: a worker still starting up has no handler yet and simply ends.
     for (const worker of workers) worker.process.kill('SIGTERM');
     const bound = setTimeout(() => {
@@ -111,12 +140,12 @@ export async function runPrimary(config: Config): Promise<void> {
     }, config.drainSeconds * 1000 + config.shutdownTimeoutMs + 10_000);
     bound.unref();
     let alive = workers.length;
-    if (alive === 0) process.exit(0);
+    if (alive === 0) void clusterNode.stop().finally(() => process.exit(0));
     for (const worker of workers) {
       worker.once('exit', () => {
         alive -= 1;
         if (alive === 0) {
-          void owner.stop().finally(() => {
+          void Promise.all([owner.stop(), clusterNode.stop()]).finally(() => {
             logger.info({}, 'outpost stopped');
             process.exit(0);
           });

@@ -36,6 +36,8 @@ export async function runWorker(config: Config): Promise<void> {
       connections: () => ops.connections(),
       workers: () => ops.workers(),
       writeFailures: { report: (code) => ops.reportWriteFailure(code), last: () => ops.lastWriteFailure() },
+      status: () => ops.clusterStatus(),
+      coordination: () => ops.coordination(),
     },
   });
   snapshot = () => app.connectionStats.snapshot();
