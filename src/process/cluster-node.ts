@@ -139,9 +139,12 @@ export class ClusterNode {
     const node = new ClusterNode(options);
     node.redis?.start();
     await node.replicaSet?.start();
-    node.timer = setInterval(() => void node.refreshLocal(), Math.min(statsIntervalMs, node.timings.heartbeatMs));
-    node.timer.unref();
-    void node.refreshLocal();
+    if (node.replicaSet !== undefined || node.redis !== undefined) {
+      // Standalone, nobody reads the figures between two cluster_status requests: they are refreshed then.
+      node.timer = setInterval(() => void node.refreshLocal(), Math.min(statsIntervalMs, node.timings.heartbeatMs));
+      node.timer.unref();
+      void node.refreshLocal();
+    }
     return node;
   }
 
@@ -167,7 +170,7 @@ export class ClusterNode {
 
   /** `GET /api/v0/meta/cluster_status`. */
   async status(): Promise<ClusterStatus> {
-    if (this.replicaSet === undefined) await this.refreshPulls(); // standalone: nothing refreshes it otherwise as often
+    if (this.timer === undefined) await this.refreshLocal();
     const view = this.replicaSet === undefined ? undefined : await this.replicaSet.view();
     const rs = this.replicaSet?.state();
     return buildClusterStatus({
@@ -253,7 +256,7 @@ export class ClusterNode {
   private async refreshLocal(): Promise<void> {
     this.dirWritable = (await this.dirCheck()).status === 'ok';
     const now = this.options.clock.now();
-    if (now - this.pullsAt < statsIntervalMs) return;
+    if (this.timer !== undefined && now - this.pullsAt < statsIntervalMs) return;
     await this.refreshPulls();
     if (this.redis?.state().up) {
       await publishPullStats(this.redis, this.options.config.node.id, this.pulls, now, 10 * statsIntervalMs).catch((err: unknown) => {

@@ -209,6 +209,23 @@ describe('etcd replica set', () => {
 });
 
 describe('etcd replica set while etcd goes away', () => {
+  it('starts at once without etcd, and joins and leads when etcd appears', async () => {
+    await etcd.stop();
+    let a: ReturnType<typeof node>;
+    try {
+      a = node(freshCluster(), 'a');
+      const started = Date.now();
+      await a.set.start();
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(a.set.state()).toMatchObject({ etcdUp: false, joined: false, leader: false });
+      expect(a.logs.some((l) => l.msg.startsWith('etcd unreachable at start'))).toBe(true);
+    } finally {
+      await etcd.start();
+    }
+    await waitFor(() => a.set.state().joined && a.set.state().leader, { what: 'a to join and lead once etcd is up', timeoutMs: 5_000 });
+  });
+
+
   it('keeps running without a leader while etcd is down, and rejoins and re-elects when it is back', async () => {
     const cluster = freshCluster();
     const a = node(cluster, 'a');
