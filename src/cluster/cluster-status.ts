@@ -88,9 +88,9 @@ function summary(record: MemberRecord, now: number): ReplicaSummary {
 /** "OK" or "degraded: ..." from a replica's own account of its health. */
 function healthOf(record: MemberRecord): string {
   if (record.health.draining) return 'degraded: draining (shutting down)';
-  if (record.health.status === 'ok') return 'OK';
-  const problems = record.health.problems.length > 0 ? record.health.problems.join('; ') : record.health.status;
-  return `degraded: ${problems}`;
+  const problems = [...record.health.problems, ...(record.health.redis_up === false ? ['Redis unreachable'] : [])];
+  if (record.health.status === 'ok' && problems.length === 0) return 'OK';
+  return `degraded: ${problems.length > 0 ? problems.join('; ') : record.health.status}`;
 }
 
 /** What a replica's own record says is wrong; its Redis only when `redis` (this node reports its own Redis itself). */
@@ -130,11 +130,8 @@ export function buildClusterStatus(inputs: StatusInputs): ClusterStatus {
   const live = new Map<string, Verified<MemberRecord>>();
   for (const member of view?.members ?? []) live.set(member.id, member.record);
   const published = live.get(selfId);
-  // This node's own entry: its current figures, with the heartbeat etcd holds.
-  const selfRecord: MemberRecord = {
-    ...self,
-    heartbeat_at: published?.verified && etcd.up ? published.value.heartbeat_at : self.heartbeat_at,
-  };
+  // This node's own entry: its current figures, with the last heartbeat etcd holds (or held, when unreachable).
+  const selfRecord: MemberRecord = { ...self, heartbeat_at: published?.verified ? published.value.heartbeat_at : self.heartbeat_at };
   live.set(selfId, { verified: true, value: selfRecord });
 
   if (!etcd.up) {

@@ -30,6 +30,7 @@
  * dead leader is replaced as soon as etcd expires its lease.
  */
 import { randomUUID } from 'node:crypto';
+import { isBrokenCircuitError } from 'cockatiel';
 import type { Etcd3, IKeyValue, IRangeResponse, ITxnResponse, Lease, Watcher } from 'etcd3';
 import type { Clock, Logger } from '../cache/ports.ts';
 import {
@@ -509,8 +510,9 @@ export class EtcdReplicaSet {
   }
 
   private markDown(err: unknown): void {
-    const error = errorText(err);
     const wasUp = this.current.etcdUp;
+    // While down, "the circuit breaker is open" says less than the failure that opened it.
+    const error = !wasUp && isBrokenCircuitError(err) ? (this.current.etcdError ?? errorText(err)) : errorText(err);
     this.current = {
       ...this.current,
       etcdUp: false,

@@ -238,11 +238,8 @@ export class ClusterNode {
       worse('degraded');
       problems.push('cache writes failing; streaming through uncached');
     }
+    // Redis is reported through redis_up (cluster_status names it once, as its own issue).
     const redisUp = this.redis?.state().up;
-    if (redisUp === false) {
-      worse('degraded');
-      problems.push('Redis unreachable');
-    }
     if (this.draining) worse('degraded');
     return {
       status,

@@ -33,6 +33,7 @@ let registry: DistributionRegistry;
 let etcd: EtcdServer;
 let redis: RedisServer;
 const nodes = new Map<string, OutpostNode>();
+let standalone: OutpostNode;
 const images: Image[] = [];
 
 function nodeEnv(id: string, port: number): Record<string, string> {
@@ -57,14 +58,18 @@ beforeAll(async () => {
     await pushImage(registry.url, 'team/app', tag, image);
     images.push(image);
   }
-  await Promise.all(
-    ['n1', 'n2', 'n3'].map(async (id) => {
+  await Promise.all([
+    startOutpost({ upstreamUrl: registry.url, workers: 1, env: { OUTPOST_NODE_ID: 'solo', OUTPOST_ADMIN_TOKEN: token } }).then((node) => {
+      standalone = node;
+      cleanup.add(() => node.dispose());
+    }),
+    ...['n1', 'n2', 'n3'].map(async (id) => {
       const port = await freePort();
       const node = await startOutpost({ upstreamUrl: registry.url, workers: 1, port, env: nodeEnv(id, port) });
       cleanup.add(() => node.dispose());
       nodes.set(id, node);
     }),
-  );
+  ]);
 }, 90_000);
 afterAll(() => cleanup.run());
 
@@ -140,6 +145,22 @@ function killNode(pid: number): void {
     }
   }
 }
+
+describe('a standalone node', () => {
+  it('lists itself alone, as the leader, with no etcd or Redis metrics', async () => {
+    const status = await clusterStatus(standalone);
+    expect(status.leader).toBe('solo');
+    expect(status.replica_health).toEqual({ solo: 'OK' });
+    expect(status.current_issues).toEqual([]);
+    expect(Object.keys(status.replicas)).toEqual(['solo']);
+    expect(status.replicas['solo']?.advertise_url).toBe(standalone.url);
+    expect(await metric(standalone, 'outpost_cluster_leader')).toBe(1);
+    expect(await metric(standalone, 'outpost_cluster_members')).toBe(1);
+    expect(await metric(standalone, 'outpost_etcd_up')).toBeUndefined();
+    expect(await metric(standalone, 'outpost_redis_up')).toBeUndefined();
+    expect((await health(standalone)).body.checks['cluster']).toBeUndefined();
+  });
+});
 
 describe('a replica set of three nodes', () => {
   it('lists three OK replicas and the same leader from every node', async () => {

@@ -92,20 +92,23 @@ describe('cluster_status', () => {
       clustered([
         record('n1'),
         record('n2', { health: { status: 'degraded', problems: ['cache writes failing; streaming through uncached'], draining: false, disk_failing: true, redis_up: false } }),
+        record('n5', { health: { status: 'ok', problems: [], draining: false, disk_failing: false, redis_up: false } }),
         record('n3', { health: { status: 'degraded', problems: [], draining: true, disk_failing: false } }),
         record('n4', { heartbeat_at: iso(now - 12_000) }),
       ]),
     );
     expect(status.replica_health).toEqual({
       n1: 'OK',
-      n2: 'degraded: cache writes failing; streaming through uncached',
+      n2: 'degraded: cache writes failing; streaming through uncached; Redis unreachable',
       n3: 'degraded: draining (shutting down)',
       n4: 'degraded: no status update for 12s',
+      n5: 'degraded: Redis unreachable',
     });
     expect(status.current_issues).toEqual([
       { critical: false, description: "replica n2's disk is failing: cache writes failing; streaming through uncached" },
       { critical: false, description: 'replica n2 cannot reach Redis' },
       { critical: false, description: 'replica n4 has not updated its status for 12s' },
+      { critical: false, description: 'replica n5 cannot reach Redis' },
     ]);
   });
 
