@@ -213,15 +213,30 @@ export class EtcdReplicaSet {
     return result.succeeded;
   }
 
-  /** The cluster as etcd sees it now (bounded by the client's call timeout); the last one read when etcd does not answer. */
-  async view(): Promise<ReplicaSetView | undefined> {
+  /**
+   * The cluster as etcd sees it now; the last view read when etcd does not
+   * answer within `timeoutMs` (or the client's call timeout, if shorter).
+   */
+  async view(timeoutMs = Infinity): Promise<ReplicaSetView | undefined> {
+    const read = this.readView().then(
+      (raw) => {
+        this.lastView = raw.view;
+        return raw.view;
+      },
+      (err: unknown) => {
+        this.markDown(err);
+        return this.lastView;
+      },
+    );
+    if (timeoutMs === Infinity) return read;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<ReplicaSetView | undefined>((resolve) => {
+      timer = setTimeout(() => resolve(this.lastView), timeoutMs);
+    });
     try {
-      const raw = await this.readView();
-      this.lastView = raw.view;
-      return raw.view;
-    } catch (err) {
-      this.markDown(err);
-      return this.lastView;
+      return await Promise.race([read, late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -65,6 +65,7 @@ const redisConnectTimeoutMs = 2_000;
 const redisCommandTimeoutMs = 500;
 const redisPingIntervalMs = 1_000;
 const statsIntervalMs = 5_000;
+const statusReadTimeoutMs = 1_500;
 
 export class ClusterNode {
   private readonly startedAt: number;
@@ -171,7 +172,8 @@ export class ClusterNode {
   /** `GET /api/v0/meta/cluster_status`. */
   async status(): Promise<ClusterStatus> {
     if (this.timer === undefined) await this.refreshLocal();
-    const view = this.replicaSet === undefined ? undefined : await this.replicaSet.view();
+    // Well inside the workers' IPC deadline: a slow etcd yields the last view, flagged by the etcd issue.
+    const view = this.replicaSet === undefined ? undefined : await this.replicaSet.view(statusReadTimeoutMs);
     const rs = this.replicaSet?.state();
     return buildClusterStatus({
       now: this.options.clock.now(),
