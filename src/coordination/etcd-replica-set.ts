@@ -340,15 +340,15 @@ export class EtcdReplicaSet {
   }
 
   private async claim(lease: Lease, leaseId: string): Promise<Session> {
-    const waitUntil = { at: undefined as number | undefined };
+    let deadline: number | undefined;
     for (;;) {
       const existing = (await this.client.get(this.memberKey).exec()).kvs[0];
       if (existing !== undefined) {
         const held = verifyRecord(this.options.peerSecret, existing.value.toString('utf8'), parseMemberRecord);
         if (held.value?.instance !== this.instance) {
           // A previous run of this node that was killed keeps the key until its lease expires: wait that long, no longer.
-          if (waitUntil.at === undefined) waitUntil.at = this.options.clock.now() + (await this.remainingTtlMs(existing)) + 1_000;
-          if (this.options.clock.now() >= waitUntil.at) {
+          deadline ??= this.options.clock.now() + (await this.remainingTtlMs(existing)) + 1_000;
+          if (this.options.clock.now() >= deadline) {
             throw new DuplicateNodeIdError(this.options.nodeId, {
               instance: held.value?.instance,
               advertiseUrl: held.value?.advertise_url,
