@@ -33,6 +33,7 @@ import { randomUUID } from 'node:crypto';
 import { isBrokenCircuitError } from 'cockatiel';
 import type { Etcd3, IKeyValue, IRangeResponse, ITxnResponse, Lease, Watcher } from 'etcd3';
 import type { Clock, Logger } from '../cache/ports.ts';
+import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
 import {
   type ClusterAggregate,
   type KnownReplica,
@@ -44,22 +45,7 @@ import {
   verifyRecord,
 } from '../cluster/member-record.ts';
 
-/** Another live process holds this node id. */
-export class DuplicateNodeIdError extends Error {
-  override readonly name = 'DuplicateNodeIdError';
-  readonly code = 'DUPLICATE_NODE_ID';
-  constructor(
-    readonly nodeId: string,
-    readonly holder: { instance: string | undefined; advertiseUrl: string | undefined; startedAt: string | undefined },
-  ) {
-    super(
-      `node id "${nodeId}" is already used by a live replica` +
-        `${holder.advertiseUrl ? ` (advertising ${holder.advertiseUrl}` : ' ('}` +
-        `${holder.startedAt ? `${holder.advertiseUrl ? ', ' : ''}started ${holder.startedAt}` : ''}); ` +
-        'give every replica its own OUTPOST_NODE_ID',
-    );
-  }
-}
+export { DuplicateNodeIdError };
 
 export interface EtcdReplicaSetOptions {
   client: Etcd3;

@@ -9,7 +9,6 @@
  * own leader. Neither etcd nor Redis is ever waited for: both connect in the
  * background, and their loss only degrades the node.
  */
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Clock } from '../cache/ports.ts';
 import { buildClusterStatus, type ClusterStatus } from '../cluster/cluster-status.ts';
@@ -17,12 +16,12 @@ import type { CoordinationState } from '../cluster/coordination-state.ts';
 import type { HealthStatus, MemberRecord } from '../cluster/member-record.ts';
 import { hitRatio, noPulls, pullStatsFromMetrics, type PullStats } from '../cluster/pull-stats.ts';
 import type { Config } from '../config/types.ts';
-import { createEtcdClient } from '../coordination/etcd-client.ts';
-import { EtcdReplicaSet, type ReplicaSetState } from '../coordination/etcd-replica-set.ts';
-import { RedisConnection } from '../coordination/redis-connection.ts';
+import type { EtcdReplicaSet, ReplicaSetState } from '../coordination/etcd-replica-set.ts';
+import type { RedisConnection } from '../coordination/redis-connection.ts';
 import { publishPullStats } from '../coordination/redis-pull-stats.ts';
 import { cacheDirWritable } from '../observability/health.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
+import { outpostVersion } from './version.ts';
 
 /** What the cluster primary knows about its own node. */
 export interface LocalNode {
@@ -53,19 +52,17 @@ export function clusterTimings(leaseTtlMs: number): { heartbeatMs: number; callT
   return { heartbeatMs, callTimeoutMs, staleAfterMs: 3 * heartbeatMs + callTimeoutMs };
 }
 
-let packageVersion: string | undefined;
-
-/** Outpost's version (package.json). */
-export function outpostVersion(): string {
-  packageVersion ??= (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  return packageVersion;
-}
-
 const redisConnectTimeoutMs = 2_000;
 const redisCommandTimeoutMs = 500;
 const redisPingIntervalMs = 1_000;
 const statsIntervalMs = 5_000;
 const statusReadTimeoutMs = 1_500;
+
+/** The etcd and Redis adapters, loaded only when configured: etcd3 and ioredis add ~37 MiB to a process. */
+interface Adapters {
+  etcd?: typeof import('../coordination/etcd-client.ts') & typeof import('../coordination/etcd-replica-set.ts');
+  redis?: typeof import('../coordination/redis-connection.ts');
+}
 
 export class ClusterNode {
   private readonly startedAt: number;
@@ -79,15 +76,18 @@ export class ClusterNode {
   private draining = false;
   private timer: NodeJS.Timeout | undefined;
 
-  private constructor(private readonly options: ClusterNodeOptions) {
+  private constructor(
+    private readonly options: ClusterNodeOptions,
+    adapters: Adapters,
+  ) {
     const { config, logger, metrics, clock } = options;
     this.startedAt = clock.now();
     this.timings = clusterTimings(config.etcd.leaseTtlMs);
     const check = cacheDirWritable(config.cache.dir);
     this.dirCheck = async () => check();
 
-    if (config.redis.url !== undefined) {
-      this.redis = new RedisConnection({
+    if (config.redis.url !== undefined && adapters.redis !== undefined) {
+      this.redis = new adapters.redis.RedisConnection({
         url: config.redis.url,
         clusterName: config.cluster.name,
         connectTimeoutMs: redisConnectTimeoutMs,
@@ -105,9 +105,9 @@ export class ClusterNode {
       metrics.registry.removeSingleMetric('outpost_redis_up');
     }
 
-    if (config.etcd.endpoints.length > 0 && config.cluster.peerSecret !== undefined) {
-      this.replicaSet = new EtcdReplicaSet({
-        client: createEtcdClient({ endpoints: config.etcd.endpoints, callTimeoutMs: this.timings.callTimeoutMs }),
+    if (config.etcd.endpoints.length > 0 && config.cluster.peerSecret !== undefined && adapters.etcd !== undefined) {
+      this.replicaSet = new adapters.etcd.EtcdReplicaSet({
+        client: adapters.etcd.createEtcdClient({ endpoints: config.etcd.endpoints, callTimeoutMs: this.timings.callTimeoutMs }),
         clusterName: config.cluster.name,
         nodeId: config.node.id,
         leaseTtlSeconds: Math.max(1, Math.round(config.etcd.leaseTtlMs / 1000)),
@@ -137,7 +137,13 @@ export class ClusterNode {
    * holds it.
    */
   static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
-    const node = new ClusterNode(options);
+    const { config } = options;
+    const node = new ClusterNode(options, {
+      ...(config.etcd.endpoints.length > 0
+        ? { etcd: { ...(await import('../coordination/etcd-client.ts')), ...(await import('../coordination/etcd-replica-set.ts')) } }
+        : {}),
+      ...(config.redis.url !== undefined ? { redis: await import('../coordination/redis-connection.ts') } : {}),
+    });
     node.redis?.start();
     await node.replicaSet?.start();
     if (node.replicaSet !== undefined || node.redis !== undefined) {

@@ -22,7 +22,7 @@ import { ClusterRoutes } from '../http/cluster-routes.ts';
 import { buildClusterStatus } from '../cluster/cluster-status.ts';
 import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
 import { hitRatio, pullStatsFromMetrics } from '../cluster/pull-stats.ts';
-import { outpostVersion } from './cluster-node.ts';
+import { outpostVersion } from './version.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';

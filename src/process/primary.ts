@@ -16,7 +16,7 @@ import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { CacheAdmin } from './cache-admin.ts';
 import { IndexOwner } from './index-owner.ts';
 import { cacheLayout } from '../storage/layout.ts';
-import { DuplicateNodeIdError } from '../coordination/etcd-replica-set.ts';
+import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
 import { ClusterNode } from './cluster-node.ts';
 
 const restartDelayMs = 500;
