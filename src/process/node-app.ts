@@ -19,10 +19,8 @@ import { RelayedAnswers } from '../cache/relayed-answers.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
-import { buildClusterStatus } from '../cluster/cluster-status.ts';
 import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
-import { hitRatio, pullStatsFromMetrics } from '../cluster/pull-stats.ts';
-import { outpostVersion } from './version.ts';
+import { standaloneClusterStatus } from './standalone-status.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
@@ -190,31 +188,10 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     call: deps.admin ?? (() => Promise.reject(new Error('no index owner'))),
     resolvePin,
   });
-  const startedAt = clock.now();
   // In a worker the cluster primary answers; a process on its own answers for itself, standalone.
   const clusterStatus =
     deps.cluster?.status ??
-    (async () => {
-      const report = await runHealthChecks(checks, draining);
-      const now = clock.now();
-      const problems = Object.entries(report.checks).flatMap(([name, check]) => (check.status === 'ok' ? [] : [check.detail ?? name]));
-      return buildClusterStatus({
-        now,
-        self: {
-          node_id: config.node.id,
-          instance: '',
-          advertise_url: config.node.advertiseUrl ?? '',
-          version: outpostVersion(),
-          started_at: new Date(startedAt).toISOString(),
-          heartbeat_at: new Date(now).toISOString(),
-          health: { status: report.status, problems, draining: draining(), disk_failing: report.checks['cache_dir']?.status === 'failing' },
-          cache_bytes: 0,
-          hit_ratio: hitRatio(pullStatsFromMetrics(await metrics.registry.metrics())),
-          fills_in_flight: 0,
-        },
-        staleAfterMs: 0,
-      });
-    });
+    standaloneClusterStatus({ config, clock, health: () => runHealthChecks(checks, draining), draining, metrics: () => metrics.registry.metrics() });
   const clusterRoutes = new ClusterRoutes(new AdminToken(config.admin.token), clusterStatus);
   const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, metrics, draining, logger: logger.child({ module: 'http' }) });
   const server = createServer(handler, { tlsCert: config.server.tlsCert, tlsKey: config.server.tlsKey });
