@@ -273,6 +273,13 @@ export function parseNodeId(value: unknown): string {
   throw new FormatError('not a valid node id', NODE_ID_ALLOWED, value);
 }
 
+const CLUSTER_NAME_ALLOWED = 'letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63 characters (it prefixes etcd and Redis keys)';
+
+export function parseClusterName(value: unknown): string {
+  if (typeof value === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(value.trim())) return value.trim();
+  throw new FormatError('not a valid cluster name', CLUSTER_NAME_ALLOWED, value);
+}
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 const LOG_LEVEL_ALLOWED = `one of ${LOG_LEVELS.join(', ')}`;
@@ -538,6 +545,7 @@ export const valueFormats = {
   'optional-string': format(OPTIONAL_STRING_ALLOWED, parseOptionalString),
   'non-empty-string': format(NON_EMPTY_STRING_ALLOWED, parseNonEmptyString),
   'node-id': format(NODE_ID_ALLOWED, parseNodeId),
+  'cluster-name': format(CLUSTER_NAME_ALLOWED, parseClusterName),
   'log-level': format(LOG_LEVEL_ALLOWED, parseLogLevel),
   'string-list': format(STRING_LIST_ALLOWED, parseStringList),
   'url-list': format(`a comma-separated string or a list of ${HTTP_URL_WITH_CREDENTIALS_ALLOWED}s`, parseUrlList),

@@ -219,7 +219,11 @@ function buildConfig(read: Reader, machine: MachineFacts): Config {
       id: read('node.id', 'node-id'),
       advertiseUrl: read('node.advertiseUrl', 'optional-url') ?? defaultAdvertiseUrl(server, machine.hostname),
     },
-    etcd: { endpoints: read('etcd.endpoints', 'url-list') },
+    cluster: {
+      name: read('cluster.name', 'cluster-name'),
+      peerSecret: read('cluster.peerSecret', 'optional-string'),
+    },
+    etcd: { endpoints: read('etcd.endpoints', 'url-list'), leaseTtlMs: read('etcd.leaseTtl', 'positive-duration') },
     redis: { url: read('redis.url', 'redis-url') },
     admin: { token: read('admin.token', 'optional-string') },
     drainSeconds: read('drainSeconds', 'duration') / 1000,
@@ -295,6 +299,30 @@ function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
     if (bytes === 0) badValue(key, 'must be greater than 0', 'a byte size greater than 0, e.g. 10GiB', origin(key).value);
   }
 
+  const { leaseTtlMs } = config.etcd;
+  if (leaseTtlMs % 1000 !== 0 || leaseTtlMs > maxLeaseTtlMs) {
+    badValue('etcd.leaseTtl', 'must be a whole number of seconds, at most 10m', 'a duration in whole seconds from 1s to 10m, e.g. 5s', origin('etcd.leaseTtl').value);
+  }
+  if (config.etcd.endpoints.length > 0) {
+    const secret = config.cluster.peerSecret;
+    if (secret === undefined) {
+      problems.push({
+        key: 'cluster.peerSecret',
+        reason: `must be set because etcd.endpoints is set (from ${origin('etcd.endpoints').source}): replicas sign their membership records with it`,
+        allowed: `the same secret of at least ${minPeerSecretLength} characters on every replica (OUTPOST_PEER_SECRET), e.g. from openssl rand -hex 32`,
+        source: undefined,
+      });
+    } else if (secret.length < minPeerSecretLength) {
+      problems.push({
+        key: 'cluster.peerSecret',
+        reason: `is too short (${secret.length} characters)`,
+        allowed: `at least ${minPeerSecretLength} characters, e.g. from openssl rand -hex 32`,
+        source: origin('cluster.peerSecret').source,
+        value: REDACTED,
+      });
+    }
+  }
+
   const files: Array<[key: string, file: string | undefined, settingKey: string]> = [
     ['server.tlsCert', tlsCert, 'server.tlsCert'],
     ['server.tlsKey', tlsKey, 'server.tlsKey'],
@@ -321,6 +349,9 @@ function unreadableReason(file: string): string | undefined {
     return code === 'ENOENT' ? 'file does not exist' : `cannot read the file (${code ?? 'error'})`;
   }
 }
+
+const minPeerSecretLength = 16;
+const maxLeaseTtlMs = 600_000;
 
 const WILDCARD_HOSTS: ReadonlySet<string> = new Set(['0.0.0.0', '::', '[::]', '*']);
 

@@ -10,7 +10,7 @@ import type { Config } from './types.ts';
 
 export const REDACTED = '[redacted]';
 
-const SECRET_FIELDS: ReadonlySet<string> = new Set(['password', 'token']);
+const SECRET_FIELDS: ReadonlySet<string> = new Set(['password', 'token', 'peerSecret']);
 
 /** Is a field of this name a secret? */
 export function isSecretField(name: string): boolean {
@@ -58,6 +58,7 @@ export function redactValue(value: unknown, fieldName?: string): unknown {
 /**
  * The configuration with every secret hidden, for `outpost config check` and
  * the start-up log: the upstream and registries' passwords, the admin token,
+ * the peer secret,
  * and credentials inside the Redis URL, etcd endpoints or any other URL.
  */
 export function redactedConfig(config: Config): Config {

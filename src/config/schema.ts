@@ -254,12 +254,33 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
         arg: 'advertise-url',
       },
     },
+    cluster: {
+      name: {
+        doc: 'Name of the replica set: the prefix of its etcd keys (<name>/members/...) and Redis keys (<name>:...). Replica sets sharing an etcd or Redis need distinct names.',
+        format: 'cluster-name',
+        default: 'outpost',
+        env: 'OUTPOST_CLUSTER_NAME',
+      },
+      peerSecret: {
+        doc: 'Shared secret of the replica set (at least 16 characters, the same on every replica; e.g. openssl rand -hex 32). Required when etcd.endpoints is set. Signs the membership records replicas publish in etcd; will authenticate peer fill.',
+        format: 'optional-string',
+        default: null,
+        env: 'OUTPOST_PEER_SECRET',
+        sensitive: true,
+      },
+    },
     etcd: {
       endpoints: {
         doc: 'etcd endpoint URLs (comma-separated in the env var); empty runs standalone.',
         format: 'url-list',
         default: [],
         env: 'OUTPOST_ETCD_ENDPOINTS',
+      },
+      leaseTtl: {
+        doc: 'TTL of the etcd lease that carries this replica\'s membership and leadership, in whole seconds: a replica that dies disappears, and a dead leader is replaced, within it. Shorter reacts faster but needs a steadier link to etcd.',
+        format: 'positive-duration',
+        default: '5s',
+        env: 'OUTPOST_ETCD_LEASE_TTL',
       },
     },
     redis: {

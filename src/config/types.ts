@@ -79,7 +79,17 @@ export interface Config {
     id: string;
     advertiseUrl: string | undefined;
   };
-  etcd: { endpoints: string[] };
+  cluster: {
+    /** Prefix of the replica set's etcd and Redis keys. */
+    name: string;
+    /** Shared secret of the replica set; set whenever etcd is. */
+    peerSecret: string | undefined;
+  };
+  etcd: {
+    endpoints: string[];
+    /** Whole seconds (etcd lease TTLs are), in milliseconds. */
+    leaseTtlMs: number;
+  };
   redis: { url: string | undefined };
   admin: { token: string | undefined };
   drainSeconds: number;

@@ -16,11 +16,11 @@
  * JSON object of the documented shape is 400 `BODY_INVALID`, one over 64 KiB
  * 413 `BODY_TOO_LARGE`.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDigest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { validateName } from '../registry/reference.ts';
+import { AdminToken } from './admin-token.ts';
 import { sendJson } from './send.ts';
 
 /** What the admin API asks of the node (the index owner, through the cluster primary). */
@@ -105,24 +105,17 @@ function decodePathSegment(raw: string): string {
 }
 
 export class AdminRoutes {
-  private readonly token: Buffer | undefined;
+  private readonly token: AdminToken;
 
   constructor(
     token: string | undefined,
     private readonly backend: AdminBackend,
   ) {
-    this.token = token ? Buffer.from(token) : undefined;
+    this.token = new AdminToken(token);
   }
 
   private authorize(req: IncomingMessage): void {
-    if (!this.token) throw new RegistryError('UNSUPPORTED', 'the admin API is off: set OUTPOST_ADMIN_TOKEN');
-    const header = req.headers.authorization ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-    if (given.length !== this.token.length || !timingSafeEqual(given, this.token)) {
-      throw new RegistryError('UNAUTHORIZED', 'a valid admin bearer token is required', {
-        headers: { 'www-authenticate': 'Bearer realm="outpost-admin"' },
-      });
-    }
+    this.token.authorize(req);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {

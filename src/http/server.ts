@@ -14,6 +14,7 @@ import type { WorkerMetrics } from '../observability/metrics.ts';
 import { requestContext, type RequestContext } from '../observability/request-context.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { AdminRoutes } from './admin-routes.ts';
+import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
@@ -23,6 +24,8 @@ export interface HandlerDeps {
   registry: RegistryRoutes;
   ops: OpsRoutes;
   admin: AdminRoutes;
+  /** `/api/v0/meta/cluster_status`. */
+  cluster?: ClusterRoutes;
   logger: Logger;
   metrics: WorkerMetrics;
   /** While draining, responses close their connection so keep-alive clients reconnect through the load balancer. */
@@ -96,6 +99,10 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
       throw new RegistryError('NAME_INVALID', 'no such registry route', { detail: { path: path.slice(0, 300) } });
     }
     if (opsRoute) return ops.handle(req, res, opsRoute);
+    if (path === clusterStatusPath && deps.cluster) {
+      notes.route = 'admin';
+      return deps.cluster.handle(req, res);
+    }
     if (path.startsWith('/api/v0/cache/')) {
       notes.route = 'admin';
       return deps.admin.handle(req, res, path, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));

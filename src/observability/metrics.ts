@@ -223,6 +223,26 @@ export function primaryMetrics(registry: Registry = new Registry()) {
       labelNames: ['check'] as const,
       registers: [registry],
     }),
+    clusterLeader: new Gauge({
+      name: 'outpost_cluster_leader',
+      help: '1 while this node is the replica set leader (runs cluster-wide duties); a standalone node is its own leader.',
+      registers: [registry],
+    }),
+    clusterMembers: new Gauge({
+      name: 'outpost_cluster_members',
+      help: 'Replicas registered in etcd with a verified record, as this node last saw them (1 when standalone).',
+      registers: [registry],
+    }),
+    etcdUp: new Gauge({
+      name: 'outpost_etcd_up',
+      help: '1 while etcd answers this node; absent when no etcd is configured.',
+      registers: [registry],
+    }),
+    redisUp: new Gauge({
+      name: 'outpost_redis_up',
+      help: '1 while Redis answers this node; absent when no Redis is configured.',
+      registers: [registry],
+    }),
   };
 }
 

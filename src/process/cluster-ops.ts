@@ -18,6 +18,8 @@
  *   primary → worker    {t:'pins.refresh', references}
  *   primary → workers   {t:'cache.forget', reqId, scope}  each answers {t:'cache.forgotten', reqId} once purged content is out of its memory
  *   worker  → primary   {t:'cache.corrupt', value: digest}   a read found a cached blob corrupt and deleted it
+ *   worker  → primary   {t:'ops.clusterStatus', id}             (answered with ops.reply)
+ *   primary → workers   {t:'cluster.coordination', value}       (etcd/Redis/leader state, on change and to new workers)
  */
 import cluster, { type Worker } from 'node:cluster';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
@@ -27,11 +29,13 @@ import type { Clock, Logger } from '../cache/ports.ts';
 import { parseIndexBatch, type IndexBatch } from '../cache/eviction-index.ts';
 import type { PurgeScope } from '../cache/ports.ts';
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
+import { parseCoordinationState, type CoordinationState } from '../cluster/coordination-state.ts';
 
 /** Worker → primary. */
 export type OpsWorkerMessage =
   | { t: 'ops.metrics'; id: number }
   | { t: 'ops.connections'; id: number }
+  | { t: 'ops.clusterStatus'; id: number }
   | { t: 'ops.admin'; id: number; op: string; args: Record<string, unknown> }
   | { t: 'ops.metrics.res'; reqId: number; metrics: ProcessMetrics }
   | { t: 'ops.connections.res'; reqId: number; counters: ConnectionCounters }
@@ -51,7 +55,8 @@ export type OpsPrimaryMessage =
   | { t: 'cache.writeFailed'; value: { code: string; at: number } }
   | { t: 'upstream.state'; outages: UpstreamOutage[] }
   | { t: 'pins.refresh'; references: string[] }
-  | { t: 'cache.forget'; reqId: number; scope: PurgeScope };
+  | { t: 'cache.forget'; reqId: number; scope: PurgeScope }
+  | { t: 'cluster.coordination'; value: CoordinationState };
 
 /** Loosely typed view of any message, for checking fields before trusting them. */
 type Incoming = { t?: unknown } & Record<string, unknown>;
@@ -65,6 +70,7 @@ function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
   switch (m.t) {
     case 'ops.metrics':
     case 'ops.connections':
+    case 'ops.clusterStatus':
       return isNumber(m.id) ? { t: m.t, id: m.id } : undefined;
     case 'ops.admin':
       return isNumber(m.id) && isString(m.op) ? { t: m.t, id: m.id, op: m.op, args: (m.args ?? {}) as Record<string, unknown> } : undefined;
@@ -99,6 +105,8 @@ export interface PrimaryHandlers {
   indexBatch(batch: IndexBatch): void;
   /** A worker deleted a cached blob that did not match its digest. */
   corrupt?(digest: Digest): void;
+  /** `/api/v0/meta/cluster_status` (the replica set as this node sees it). */
+  clusterStatus?(): Promise<unknown>;
 }
 
 export interface PrimaryOpsOptions {
@@ -129,6 +137,7 @@ export class PrimaryOps {
   private lastWriteFailure: { code: string; at: number } | undefined;
   private readonly upstreams: UpstreamStatusBoard;
   private readonly forgetting = new Map<number, { pending: Set<number>; done: () => void }>();
+  private coordinationState: CoordinationState | undefined;
 
   /** Whether the cache took writes lately (for the outpost_cache_writable gauge). */
   writable(windowMs: number): boolean {
@@ -197,6 +206,18 @@ export class PrimaryOps {
         );
         return;
       }
+      case 'ops.clusterStatus': {
+        const id = msg.id;
+        if (!this.handlers.clusterStatus) {
+          send(worker, { t: 'ops.reply', id, error: 'no cluster status in this process' });
+          return;
+        }
+        this.handlers.clusterStatus().then(
+          (value) => send(worker, { t: 'ops.reply', id, value }),
+          (err: unknown) => send(worker, { t: 'ops.reply', id, error: String((err as Error)?.message ?? err) }),
+        );
+        return;
+      }
       case 'ops.connections': {
         const id = msg.id;
         void this.connections().then((value) => send(worker, { t: 'ops.reply', id, value }));
@@ -233,6 +254,13 @@ export class PrimaryOps {
   workerOnline(): void {
     this.broadcastWorkers();
     this.broadcastUpstreams();
+    if (this.coordinationState) this.coordination(this.coordinationState);
+  }
+
+  /** Tells every worker the node's etcd/Redis/leader state (for `/health`). */
+  coordination(state: CoordinationState): void {
+    this.coordinationState = state;
+    this.broadcast({ t: 'cluster.coordination', value: state });
   }
 
   workerExited(worker: Worker): void {
@@ -305,6 +333,11 @@ export class PrimaryOps {
     });
   }
 
+  /** /metrics text of the whole node (for the cluster status figures too). */
+  nodeMetricsText(): Promise<string> {
+    return this.clusterMetrics();
+  }
+
   /** Every process of the node (the workers and this primary) merged into one registry. */
   private async clusterMetrics(): Promise<string> {
     const [workers, own] = await Promise.all([
@@ -344,6 +377,7 @@ export class WorkerOps implements UpstreamStatus {
   private readonly lastFailureSent = new Map<string, number>();
   /** Set by the worker once its services exist: drops purged content from memory. */
   onForget: ((scope: PurgeScope) => void) | undefined;
+  private coordinationState: CoordinationState = {};
   /** Set by the worker once its services exist. */
   onPinsRefresh: ((references: string[]) => void) | undefined;
 
@@ -362,6 +396,8 @@ export class WorkerOps implements UpstreamStatus {
         const scope = parsePurgeScope(message.scope);
         if (scope) this.onForget?.(scope);
         this.send({ t: 'cache.forgotten', reqId: message.reqId });
+      } else if (message?.t === 'cluster.coordination') {
+        this.coordinationState = parseCoordinationState(message.value) ?? this.coordinationState;
       } else if (message?.t === 'pins.refresh' && Array.isArray(message.references)) {
         this.onPinsRefresh?.(message.references as string[]);
       } else if (message?.t === 'ops.connections.req' && isNumber(message.reqId)) {
@@ -421,6 +457,15 @@ export class WorkerOps implements UpstreamStatus {
 
   outages(): UpstreamOutage[] {
     return [...this.upstreamOutages.values()];
+  }
+
+  clusterStatus(): Promise<unknown> {
+    return this.ask({ t: 'ops.clusterStatus', id: this.nextId++ });
+  }
+
+  /** The node's etcd/Redis/leader state, as the primary last said. */
+  coordination(): CoordinationState {
+    return this.coordinationState;
   }
 
   admin(op: string, args: Record<string, unknown>): Promise<unknown> {

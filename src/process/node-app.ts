@@ -18,6 +18,10 @@ import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
 import { ReferrersService } from '../cache/referrers-service.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
+import { AdminToken } from '../http/admin-token.ts';
+import { ClusterRoutes } from '../http/cluster-routes.ts';
+import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
+import { standaloneClusterStatus } from './standalone-status.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
@@ -56,6 +60,10 @@ export interface OutpostAppDeps {
     writeFailures?: { report(code: string): void; last(): { code: string; at: number } | undefined };
     /** Host-wide state of the primaries (any worker's outages); this process's own board by default. */
     upstreams?: UpstreamStatus;
+    /** `cluster_status` as the cluster primary answers it. */
+    status?: () => Promise<unknown>;
+    /** The node's etcd/Redis/leader state (the `/health` "cluster" check when etcd or Redis is configured). */
+    coordination?: () => CoordinationState;
   };
 }
 
@@ -179,7 +187,10 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     connections: () => Promise.resolve(connectionStats.snapshot()),
     workers: () => ({ up: 1, configured: 1 }),
   };
+  const coordination = deps.cluster?.coordination;
+  const clustered = config.etcd.endpoints.length > 0 || config.redis.url !== undefined;
   const checks = {
+    ...(coordination && clustered ? { cluster: coordinationCheck(coordination) } : {}),
     cache_dir: cacheDirWritable(layout.root),
     workers: workersUp(cluster.workers),
     cache_writes: recentWriteFailures(() => deps.cluster?.writeFailures?.last() ?? lastWriteFailure, clock, 60_000),
@@ -196,7 +207,12 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     call: deps.admin ?? (() => Promise.reject(new Error('no index owner'))),
     resolvePin,
   });
-  const handler = createRequestHandler({ registry, ops, admin, metrics, draining, logger: logger.child({ module: 'http' }) });
+  // In a worker the cluster primary answers; a process on its own answers for itself, standalone.
+  const clusterStatus =
+    deps.cluster?.status ??
+    standaloneClusterStatus({ config, clock, health: () => runHealthChecks(checks, draining), draining, metrics: () => metrics.registry.metrics() });
+  const clusterRoutes = new ClusterRoutes(new AdminToken(config.admin.token), clusterStatus);
+  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, metrics, draining, logger: logger.child({ module: 'http' }) });
   const server = createServer(handler, { ...config.server, logger: logger.child({ module: 'http' }) });
   connectionStats.attach(server);
 

@@ -28,6 +28,8 @@ import { clearUnverifiedBefore } from '../storage/crash-state.ts';
 import { cacheLayout } from '../storage/layout.ts';
 import { describeCannotListen, isCannotListen } from './supervision.ts';
 import { WorkerSupervisor } from './worker-supervisor.ts';
+import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
+import { ClusterNode } from './cluster-node.ts';
 
 /** How the primary ends: 0 after a requested stop, 1 when forced or on a failure, 3 when the node cannot listen (2, an invalid configuration, comes from main). */
 export const exitCodes = { stopped: 0, failed: 1, cannotListen: 3 } as const;
@@ -122,9 +124,33 @@ export async function runPrimary(config: Config): Promise<void> {
       },
       indexBatch: (batch) => owner.apply(batch),
       corrupt: dropCorrupt,
+      clusterStatus: () => clusterNode.status(),
     },
     { logger: logger.child({ module: 'upstream' }) },
   );
+  let clusterNode: ClusterNode;
+  try {
+    clusterNode = await ClusterNode.start({
+      config,
+      logger,
+      metrics,
+      clock: systemClock,
+      local: {
+        cacheBytes: () => owner.index.totalBytes,
+        fillsInFlight: () => broker.inflight,
+        workers: () => ({ up: Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected()).length, configured: config.workers }),
+        cacheWritable: () => ops.writable(60_000),
+        workerMetrics: () => ops.nodeMetricsText(),
+      },
+      onChange: (state) => ops.coordination(state),
+    });
+  } catch (err) {
+    if (!(err instanceof DuplicateNodeIdError)) throw err;
+    logger.fatal({ nodeId: err.nodeId, holder: err.holder }, 'duplicate node id');
+    process.stderr.write(`outpost: cannot start: ${err.message}\n`);
+    process.exit(1);
+  }
+  ops.coordination(clusterNode.coordination());
   metrics.cacheWritable.set(1);
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
   // Pins resolve in a worker (it has the upstream and the manifest service); tags that move move their pins.
@@ -187,7 +213,7 @@ export async function runPrimary(config: Config): Promise<void> {
   logger.info({ workers: config.workers, port: config.server.port, upstream: config.upstream.url, cacheDir: config.cache.dir }, 'outpost started');
 
   const finish = (): void => {
-    void owner.stop().finally(() => {
+    void Promise.all([owner.stop(), clusterNode.stop()]).finally(() => {
       logger.info({}, 'outpost stopped');
       process.exit(exitCodes.stopped);
     });
@@ -204,6 +230,7 @@ export async function runPrimary(config: Config): Promise<void> {
     stopping = true;
     const workers = supervisor.stop();
     logger.info({ workers: workers.length }, 'shutting down');
+    void clusterNode.beginShutdown(); // leadership moves on now; membership (as draining) until the workers are gone
     // A signal, not an IPC message: a worker still starting up has no handler yet and simply ends.
     for (const worker of workers) worker.process.kill('SIGTERM');
     const bound = setTimeout(() => {

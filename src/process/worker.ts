@@ -67,6 +67,8 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
       workers: () => ops.workers(),
       writeFailures: { report: (code) => ops.reportWriteFailure(code), last: () => ops.lastWriteFailure() },
       upstreams: ops,
+      status: () => ops.clusterStatus(),
+      coordination: () => ops.coordination(),
     },
   });
   snapshot = () => app.connectionStats.snapshot();

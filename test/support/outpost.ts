@@ -58,10 +58,12 @@ export interface StartOutpostOptions {
   env?: Record<string, string>;
   workers?: number;
   cacheDir?: string;
+  /** Fixed port (e.g. to put it in OUTPOST_ADVERTISE_URL); default a free one. */
+  port?: number;
 }
 
 export async function startOutpost(options: StartOutpostOptions): Promise<OutpostNode> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const ownDir = options.cacheDir === undefined;
   const cacheDir = options.cacheDir ?? (await makeTempDir('outpost-cache'));
   let proc: ProcessHandle | undefined;

@@ -56,7 +56,8 @@ describe('defaults', () => {
     expect(config.cache.dir).toBe('./data');
     expect(config.cache.maxBytes).toBe(10 * 1024 ** 3);
     expect(config.tags.ttlMs).toBe(60_000);
-    expect(config.etcd.endpoints).toEqual([]);
+    expect(config.etcd).toEqual({ endpoints: [], leaseTtlMs: 5_000 });
+    expect(config.cluster).toEqual({ name: 'outpost', peerSecret: undefined });
     expect(config.redis.url).toBeUndefined();
     expect(config.admin.token).toBeUndefined();
     expect(config.drainSeconds).toBe(5);
@@ -127,6 +128,9 @@ describe('environment variables', () => {
         OUTPOST_WORKERS: '4',
         OUTPOST_NODE_ID: 'outpost-1',
         OUTPOST_ETCD_ENDPOINTS: 'http://etcd-1:2379, http://etcd-2:2379',
+        OUTPOST_ETCD_LEASE_TTL: '3s',
+        OUTPOST_CLUSTER_NAME: 'office-berlin',
+        OUTPOST_PEER_SECRET: 'a-long-shared-peer-secret',
         OUTPOST_REDIS_URL: 'redis://redis:6379',
         OUTPOST_ADMIN_TOKEN: 'admin-secret',
         OUTPOST_DRAIN_SECONDS: '10',
@@ -148,7 +152,8 @@ describe('environment variables', () => {
     expect(config.cache.dir).toBe('/var/cache/outpost');
     expect(config.workers).toBe(4);
     expect(config.node.id).toBe('outpost-1');
-    expect(config.etcd.endpoints).toEqual(['http://etcd-1:2379', 'http://etcd-2:2379']);
+    expect(config.etcd).toEqual({ endpoints: ['http://etcd-1:2379', 'http://etcd-2:2379'], leaseTtlMs: 3000 });
+    expect(config.cluster).toEqual({ name: 'office-berlin', peerSecret: 'a-long-shared-peer-secret' });
     expect(config.redis.url).toBe('redis://redis:6379');
     expect(config.admin.token).toBe('admin-secret');
     expect(config.drainSeconds).toBe(10);
@@ -206,6 +211,10 @@ describe('the config file', () => {
         '  headersTimeout: 20',
         'etcd:',
         '  endpoints: [http://etcd-1:2379, http://etcd-2:2379]',
+        '  leaseTtl: 10s',
+        'cluster:',
+        '  name: region-eu',
+        '  peerSecret: shared-secret-from-a-file',
         'drainSeconds: 1.5',
       ].join('\n'),
     );
@@ -217,6 +226,8 @@ describe('the config file', () => {
     expect(config.upstream.url).toBe('https://primary.example.com');
     expect(config.upstream.headersTimeoutMs).toBe(20_000);
     expect(config.etcd.endpoints).toEqual(['http://etcd-1:2379', 'http://etcd-2:2379']);
+    expect(config.etcd.leaseTtlMs).toBe(10_000);
+    expect(config.cluster).toEqual({ name: 'region-eu', peerSecret: 'shared-secret-from-a-file' });
     expect(config.drainSeconds).toBe(1.5);
   });
 
@@ -484,6 +495,31 @@ describe('validation', () => {
     expect(error.message).not.toContain('123456789');
   });
 
+  it('refuses etcd without a peer secret, naming the variable to set', () => {
+    const error = configError(() => load({ env: { OUTPOST_ETCD_ENDPOINTS: 'http://etcd:2379' } }));
+    expect(error.key).toBe('cluster.peerSecret');
+    expect(error.message).toContain('must be set because etcd.endpoints is set (from env OUTPOST_ETCD_ENDPOINTS)');
+    expect(error.message).toContain('OUTPOST_PEER_SECRET');
+  });
+
+  it('refuses a short peer secret without printing it', () => {
+    const error = configError(() => load({ env: { OUTPOST_ETCD_ENDPOINTS: 'http://etcd:2379', OUTPOST_PEER_SECRET: 'short-secret' } }));
+    expect(error.key).toBe('cluster.peerSecret');
+    expect(error.message).toContain('too short (12 characters)');
+    expect(error.message).not.toContain('short-secret');
+  });
+
+  it('takes a lease TTL in whole seconds only', () => {
+    expect(load({ env: { OUTPOST_ETCD_LEASE_TTL: '2' } }).etcd.leaseTtlMs).toBe(2_000);
+    expect(configError(() => load({ env: { OUTPOST_ETCD_LEASE_TTL: '1500ms' } })).key).toBe('etcd.leaseTtl');
+    expect(configError(() => load({ env: { OUTPOST_ETCD_LEASE_TTL: '0s' } })).key).toBe('etcd.leaseTtl');
+    expect(configError(() => load({ env: { OUTPOST_ETCD_LEASE_TTL: '1h' } })).key).toBe('etcd.leaseTtl');
+  });
+
+  it('takes a cluster name that can prefix etcd and Redis keys', () => {
+    expect(configError(() => load({ env: { OUTPOST_CLUSTER_NAME: 'office/berlin' } })).message).toContain('not a valid cluster name');
+  });
+
   it('strips credentials from a rejected URL', () => {
     const error = configError(() => load({ env: { OUTPOST_REDIS_URL: 'http://:s3cret@redis:6379' } }));
     expect(error.key).toBe('redis.url');
@@ -498,6 +534,7 @@ describe('redactedConfig', () => {
     OUTPOST_ADMIN_TOKEN: 'admin-secret',
     OUTPOST_REDIS_URL: 'redis://default:redis-secret@redis:6379/0',
     OUTPOST_ETCD_ENDPOINTS: 'http://root:etcd-secret@etcd-1:2379,http://etcd-2:2379',
+    OUTPOST_PEER_SECRET: 'peer-secret-0123456789',
   };
 
   it('hides every secret and never prints one', async () => {
@@ -507,13 +544,14 @@ describe('redactedConfig', () => {
     );
     const config = load({ file, env: secrets });
     const printed = JSON.stringify(redactedConfig(config));
-    for (const secret of ['upstream-secret', 'admin-secret', 'redis-secret', 'etcd-secret', 'registry-secret']) {
+    for (const secret of ['upstream-secret', 'admin-secret', 'redis-secret', 'etcd-secret', 'registry-secret', 'peer-secret-0123456789']) {
       expect(printed).not.toContain(secret);
     }
     const redacted = redactedConfig(config);
     expect(redacted.upstream.password).toBe('[redacted]');
     expect(redacted.upstream.username).toBe('mirror');
     expect(redacted.admin.token).toBe('[redacted]');
+    expect(redacted.cluster.peerSecret).toBe('[redacted]');
     expect(redacted.registries[0]?.password).toBe('[redacted]');
     expect(redacted.registries[0]?.username).toBe('bot');
     expect(redacted.redis.url).toBe('redis://[redacted]@redis:6379/0');
@@ -543,7 +581,7 @@ describe('the schema', () => {
       expect(Object.hasOwn(setting, 'default'), key).toBe(true);
     }
     const sensitive = settings.filter(({ setting }) => setting.sensitive).map(({ key }) => key);
-    expect(sensitive).toEqual(['upstream.password', 'admin.token']);
+    expect(sensitive).toEqual(['upstream.password', 'cluster.peerSecret', 'admin.token']);
   });
 
   it('maps every environment variable of the product contract', () => {
@@ -566,6 +604,9 @@ describe('the schema', () => {
       'OUTPOST_ADVERTISE_URL',
       'OUTPOST_ETCD_ENDPOINTS',
       'OUTPOST_REDIS_URL',
+      'OUTPOST_CLUSTER_NAME',
+      'OUTPOST_ETCD_LEASE_TTL',
+      'OUTPOST_PEER_SECRET',
       'OUTPOST_ADMIN_TOKEN',
       'OUTPOST_DRAIN_SECONDS',
       'OUTPOST_LOG_LEVEL',

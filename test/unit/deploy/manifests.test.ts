@@ -144,8 +144,23 @@ interface ComposeService {
   ports?: string[];
 }
 
+/** Compose's variable interpolation (`${VAR}`, `${VAR:-default}`, `${VAR:?error}`) with the given environment. */
+function interpolate(text: string, env: Record<string, string>): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-?])([^}]*))?\}/g, (_m, name: string, kind?: string, rest?: string) => {
+    const value = env[name];
+    if (value !== undefined && value !== '') return value;
+    if (kind === '?') throw new Error(`compose would refuse to start: ${rest}`);
+    return kind === '-' ? (rest ?? '') : '';
+  });
+}
+
+const composeEnv = { OUTPOST_PEER_SECRET: 'compose-test-peer-secret-0123456789' };
+
 async function composeFile(): Promise<{ services: Record<string, ComposeService>; volumes: Record<string, unknown> }> {
-  return parseYaml(await read('compose/docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
+  return parseYaml(interpolate(await read('compose/docker-compose.yml'), composeEnv), { merge: true }) as {
+    services: Record<string, ComposeService>;
+    volumes: Record<string, unknown>;
+  };
 }
 
 describe('compose cluster (deploy/compose/docker-compose.yml)', () => {
@@ -171,6 +186,11 @@ describe('compose cluster (deploy/compose/docker-compose.yml)', () => {
     expect(compose.services['redis']?.healthcheck?.test).toContain('redis-cli');
   });
 
+  it('refuses to start without a peer secret', async () => {
+    expect(() => interpolate('x: ${OUTPOST_PEER_SECRET:?set it}', {})).toThrow('set it');
+    expect(await read('compose/docker-compose.yml')).toContain('${OUTPOST_PEER_SECRET:?');
+  });
+
   it("gives every node an environment Outpost accepts, with distinct ids and etcd/Redis set, and a stop grace above the node's own bound", async () => {
     const compose = await composeFile();
     const ids = new Set<string>();
@@ -181,6 +201,7 @@ describe('compose cluster (deploy/compose/docker-compose.yml)', () => {
       expect(config.node.advertiseUrl).toBe(`http://${name}:5000`);
       expect(config.etcd.endpoints.length, name).toBeGreaterThan(0);
       expect(config.redis.url, name).toBe('redis://redis:6379');
+      expect(config.cluster.peerSecret, name).toBe(composeEnv.OUTPOST_PEER_SECRET);
       expect(config.cache.dir).toBe('/var/lib/outpost');
       ids.add(config.node.id);
       expect(composeSeconds(svc.stop_grace_period!), name).toBeGreaterThan(stopBoundSeconds(config));

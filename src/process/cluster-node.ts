@@ -1,0 +1,292 @@
+/**
+ * The node's place in its replica set, run by the cluster primary: wires the
+ * etcd replica set (membership, election, fenced leader duties) and the Redis
+ * connection to what the primary knows about its node (workers, cache size,
+ * fills, pull statistics), keeps the cluster gauges, tells the workers (for
+ * `/health`), and answers `cluster_status`.
+ *
+ * Standalone (no etcd) the node is its own single-member replica set and its
+ * own leader. Neither etcd nor Redis is ever waited for: both connect in the
+ * background, and their loss only degrades the node.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../cache/ports.ts';
+import { buildClusterStatus, type ClusterStatus } from '../cluster/cluster-status.ts';
+import type { CoordinationState } from '../cluster/coordination-state.ts';
+import type { HealthStatus, MemberRecord } from '../cluster/member-record.ts';
+import { hitRatio, noPulls, pullStatsFromMetrics, type PullStats } from '../cluster/pull-stats.ts';
+import type { Config } from '../config/types.ts';
+import type { EtcdReplicaSet, ReplicaSetState } from '../coordination/etcd-replica-set.ts';
+import type { RedisConnection } from '../coordination/redis-connection.ts';
+import { publishPullStats } from '../coordination/redis-pull-stats.ts';
+import { cacheDirWritable } from '../observability/health.ts';
+import type { PrimaryMetrics } from '../observability/metrics.ts';
+import { outpostVersion } from './version.ts';
+
+/** What the cluster primary knows about its own node. */
+export interface LocalNode {
+  cacheBytes(): number;
+  fillsInFlight(): number;
+  workers(): { up: number; configured: number };
+  /** Cache writes succeeded lately. */
+  cacheWritable(): boolean;
+  /** The workers' metrics, aggregated (Prometheus text). */
+  workerMetrics(): Promise<string>;
+}
+
+export interface ClusterNodeOptions {
+  config: Config;
+  logger: Logger;
+  metrics: PrimaryMetrics;
+  clock: Clock;
+  local: LocalNode;
+  /** Called whenever connectivity, membership or leadership changes. */
+  onChange: (state: CoordinationState) => void;
+}
+
+/** Periods derived from the lease TTL: heartbeats twice per TTL, calls bounded by half of it. */
+export function clusterTimings(leaseTtlMs: number): { heartbeatMs: number; callTimeoutMs: number; staleAfterMs: number } {
+  const clamp = (value: number, min: number, max: number): number => Math.min(Math.max(value, min), max);
+  const heartbeatMs = clamp(leaseTtlMs / 2, 500, 5_000);
+  const callTimeoutMs = clamp(leaseTtlMs / 2, 500, 3_000);
+  return { heartbeatMs, callTimeoutMs, staleAfterMs: 3 * heartbeatMs + callTimeoutMs };
+}
+
+const redisConnectTimeoutMs = 2_000;
+const redisCommandTimeoutMs = 500;
+const redisPingIntervalMs = 1_000;
+const statsIntervalMs = 5_000;
+const statusReadTimeoutMs = 1_500;
+
+/** The etcd and Redis adapters, loaded only when configured: etcd3 and ioredis add ~37 MiB to a process. */
+interface Adapters {
+  etcd?: typeof import('../coordination/etcd-client.ts') & typeof import('../coordination/etcd-replica-set.ts');
+  redis?: typeof import('../coordination/redis-connection.ts');
+}
+
+export class ClusterNode {
+  private readonly startedAt: number;
+  private readonly replicaSet: EtcdReplicaSet | undefined;
+  private readonly redis: RedisConnection | undefined;
+  private readonly timings: ReturnType<typeof clusterTimings>;
+  private readonly dirCheck: () => Promise<{ status: HealthStatus }>;
+  private pulls: PullStats = noPulls;
+  private pullsAt = 0;
+  private dirWritable = true;
+  private draining = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly options: ClusterNodeOptions,
+    adapters: Adapters,
+  ) {
+    const { config, logger, metrics, clock } = options;
+    this.startedAt = clock.now();
+    this.timings = clusterTimings(config.etcd.leaseTtlMs);
+    const check = cacheDirWritable(config.cache.dir);
+    this.dirCheck = async () => check();
+
+    if (config.redis.url !== undefined && adapters.redis !== undefined) {
+      this.redis = new adapters.redis.RedisConnection({
+        url: config.redis.url,
+        clusterName: config.cluster.name,
+        connectTimeoutMs: redisConnectTimeoutMs,
+        commandTimeoutMs: redisCommandTimeoutMs,
+        pingIntervalMs: redisPingIntervalMs,
+        logger: logger.child({ module: 'redis' }),
+        clock,
+        onChange: (state) => {
+          metrics.redisUp.set(state.up ? 1 : 0);
+          this.notify();
+        },
+      });
+      metrics.redisUp.set(0);
+    } else {
+      metrics.registry.removeSingleMetric('outpost_redis_up');
+    }
+
+    if (config.etcd.endpoints.length > 0 && config.cluster.peerSecret !== undefined && adapters.etcd !== undefined) {
+      this.replicaSet = new adapters.etcd.EtcdReplicaSet({
+        client: adapters.etcd.createEtcdClient({ endpoints: config.etcd.endpoints, callTimeoutMs: this.timings.callTimeoutMs }),
+        clusterName: config.cluster.name,
+        nodeId: config.node.id,
+        leaseTtlSeconds: Math.max(1, Math.round(config.etcd.leaseTtlMs / 1000)),
+        peerSecret: config.cluster.peerSecret,
+        heartbeatMs: this.timings.heartbeatMs,
+        record: () => this.record(),
+        logger: logger.child({ module: 'cluster' }),
+        clock,
+        onChange: (state) => {
+          this.updateGauges(state);
+          this.notify();
+        },
+      });
+      metrics.etcdUp.set(0);
+      metrics.clusterLeader.set(0);
+      metrics.clusterMembers.set(0);
+    } else {
+      metrics.registry.removeSingleMetric('outpost_etcd_up');
+      metrics.clusterLeader.set(1);
+      metrics.clusterMembers.set(1);
+    }
+  }
+
+  /**
+   * Starts Redis and etcd in the background. When etcd answers now, the node
+   * id is claimed first: rejects with DuplicateNodeIdError if a live replica
+   * holds it.
+   */
+  static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
+    const { config } = options;
+    const node = new ClusterNode(options, {
+      ...(config.etcd.endpoints.length > 0
+        ? { etcd: { ...(await import('../coordination/etcd-client.ts')), ...(await import('../coordination/etcd-replica-set.ts')) } }
+        : {}),
+      ...(config.redis.url !== undefined ? { redis: await import('../coordination/redis-connection.ts') } : {}),
+    });
+    node.redis?.start();
+    await node.replicaSet?.start();
+    if (node.replicaSet !== undefined || node.redis !== undefined) {
+      // Standalone, nobody reads the figures between two cluster_status requests: they are refreshed then.
+      node.timer = setInterval(() => void node.refreshLocal(), Math.min(statsIntervalMs, node.timings.heartbeatMs));
+      node.timer.unref();
+      void node.refreshLocal();
+    }
+    return node;
+  }
+
+  /** For the workers' `/health`. */
+  coordination(): CoordinationState {
+    const state: CoordinationState = {};
+    if (this.replicaSet !== undefined) {
+      const rs = this.replicaSet.state();
+      state.etcd = {
+        up: rs.etcdUp,
+        since: rs.etcdSince,
+        error: rs.etcdError,
+        joined: rs.joined,
+        joinProblem: rs.joinProblem,
+        leader: rs.leaderId,
+        leading: rs.leader,
+        members: rs.members,
+      };
+    }
+    if (this.redis !== undefined) state.redis = this.redis.state();
+    return state;
+  }
+
+  /** `GET /api/v0/meta/cluster_status`. */
+  async status(): Promise<ClusterStatus> {
+    if (this.timer === undefined) await this.refreshLocal();
+    // Well inside the workers' IPC deadline: a slow etcd yields the last view, flagged by the etcd issue.
+    const view = this.replicaSet === undefined ? undefined : await this.replicaSet.view(statusReadTimeoutMs);
+    const rs = this.replicaSet?.state();
+    return buildClusterStatus({
+      now: this.options.clock.now(),
+      self: { ...this.record(), instance: this.replicaSet?.instance ?? '', heartbeat_at: new Date(this.options.clock.now()).toISOString() },
+      ...(rs === undefined
+        ? {}
+        : { etcd: { up: rs.etcdUp, since: rs.etcdSince, error: rs.etcdError, joined: rs.joined, joinProblem: rs.joinProblem, view } }),
+      ...(this.redis === undefined ? {} : { redis: this.redis.state() }),
+      staleAfterMs: this.timings.staleAfterMs,
+    });
+  }
+
+  /** Shutdown begins: leadership goes to another replica now; membership stays (as draining) until {@link stop}. */
+  async beginShutdown(): Promise<void> {
+    this.draining = true;
+    await this.replicaSet?.resign();
+  }
+
+  /** Leaves the replica set (lease revoked) and closes etcd and Redis. Bounded; never throws. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.race([
+      Promise.all([this.replicaSet?.stop(), this.redis?.stop()]).catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, 2 * this.timings.callTimeoutMs + 2_000).unref()),
+    ]);
+  }
+
+  // ---------------------------------------------------------------------------
+
+  private record(): Omit<MemberRecord, 'heartbeat_at' | 'instance'> {
+    const { config, local } = this.options;
+    return {
+      node_id: config.node.id,
+      advertise_url: config.node.advertiseUrl ?? '',
+      version: outpostVersion(),
+      started_at: new Date(this.startedAt).toISOString(),
+      health: this.health(),
+      cache_bytes: local.cacheBytes(),
+      hit_ratio: hitRatio(this.pulls),
+      fills_in_flight: local.fillsInFlight(),
+    };
+  }
+
+  /** The node's health as the cluster primary sees it (the workers' `/health` adds the primary's reachability). */
+  private health(): MemberRecord['health'] {
+    const problems: string[] = [];
+    let status: HealthStatus = 'ok';
+    const worse = (to: HealthStatus): void => {
+      if (to === 'failing' || status === 'ok') status = to;
+    };
+    const { up, configured } = this.options.local.workers();
+    if (up === 0) {
+      worse('failing');
+      problems.push('no worker is running');
+    } else if (up < configured) {
+      worse('degraded');
+      problems.push(`${up} of ${configured} workers running`);
+    }
+    const writesFailing = !this.options.local.cacheWritable();
+    if (!this.dirWritable) {
+      worse('failing');
+      problems.push('cache directory not writable');
+    } else if (writesFailing) {
+      worse('degraded');
+      problems.push('cache writes failing; streaming through uncached');
+    }
+    // Redis is reported through redis_up (cluster_status names it once, as its own issue).
+    const redisUp = this.redis?.state().up;
+    if (this.draining) worse('degraded');
+    return {
+      status,
+      problems,
+      draining: this.draining,
+      disk_failing: !this.dirWritable || writesFailing,
+      ...(redisUp === undefined ? {} : { redis_up: redisUp }),
+    };
+  }
+
+  private async refreshLocal(): Promise<void> {
+    this.dirWritable = (await this.dirCheck()).status === 'ok';
+    const now = this.options.clock.now();
+    if (this.timer !== undefined && now - this.pullsAt < statsIntervalMs) return;
+    await this.refreshPulls();
+    if (this.redis?.state().up) {
+      await publishPullStats(this.redis, this.options.config.node.id, this.pulls, now, 10 * statsIntervalMs).catch((err: unknown) => {
+        this.options.logger.debug({ err: String(err) }, 'could not publish pull statistics to Redis');
+      });
+    }
+  }
+
+  private async refreshPulls(): Promise<void> {
+    try {
+      this.pulls = pullStatsFromMetrics(await this.options.local.workerMetrics());
+      this.pullsAt = this.options.clock.now();
+    } catch {
+      // Workers busy or restarting: keep the last figures.
+    }
+  }
+
+  private updateGauges(state: ReplicaSetState): void {
+    const { metrics } = this.options;
+    metrics.etcdUp.set(state.etcdUp ? 1 : 0);
+    metrics.clusterLeader.set(state.leader ? 1 : 0);
+    metrics.clusterMembers.set(state.members);
+  }
+
+  private notify(): void {
+    this.options.onChange(this.coordination());
+  }
+}
