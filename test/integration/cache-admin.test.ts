@@ -147,7 +147,8 @@ describe('retention', () => {
     const layer = images[2]!.layers[0]!.digest;
     expect((await cachedBlobs(node.cacheDir)).has(layer)).toBe(true);
     await waitFor(async () => !(await cachedBlobs(node.cacheDir)).has(layer), { what: 'the unused layer to be evicted', timeoutMs: 20_000 });
-    expect(node.logs().some((l) => l.msg === 'evicted entries past retention')).toBe(true);
+    // The sweep logs once it has removed everything it chose: wait for the line rather than race it.
+    await waitFor(() => node.logs().some((l) => l.msg === 'evicted entries past retention'), { what: 'the retention sweep log line', timeoutMs: 10_000 });
   });
 });
 
