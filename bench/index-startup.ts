@@ -9,9 +9,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { digestOf } from '../src/registry/digest.ts';
 import path from 'node:path';
+import { EvictionService } from '../src/cache/eviction-service.ts';
 import { systemClock } from '../src/cache/ports.ts';
-import { IndexOwner } from '../src/process/index-owner.ts';
+import { DiskCrashMarkers } from '../src/storage/crash-state.ts';
 import { DiskBlobStore } from '../src/storage/disk-blob-store.ts';
+import { SnapshotIndexPersistence } from '../src/storage/index-snapshot.ts';
+import { DiskIngestLeftovers } from '../src/storage/ingest-leftovers.ts';
 import { cacheLayout } from '../src/storage/layout.ts';
 
 const argIndex = process.argv.indexOf('--blobs');
@@ -39,7 +42,18 @@ async function main(): Promise<void> {
     }
     console.log(`created ${count} blobs in ${Math.round(performance.now() - made)} ms`);
     const owner = () =>
-      new IndexOwner({ layout, store, clock: systemClock, logger: silent, maxBytes: 2 ** 40, highWatermark: 0.95, lowWatermark: 0.85, retentionMs: 0 });
+      new EvictionService({
+        files: store,
+        persistence: new SnapshotIndexPersistence(layout),
+        markers: new DiskCrashMarkers(layout),
+        leftovers: new DiskIngestLeftovers(layout),
+        clock: systemClock,
+        logger: silent,
+        maxBytes: 2 ** 40,
+        highWatermark: 0.95,
+        lowWatermark: 0.85,
+        retentionMs: 0,
+      });
     const cold = owner();
     const first = await cold.load();
     console.log(`start-up without a snapshot (stat every file): ${first.entries} entries in ${first.ms} ms`);

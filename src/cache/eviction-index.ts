@@ -1,17 +1,16 @@
 /**
  * The disk budget's bookkeeping: every cached blob and manifest, keyed by
  * digest, sized in bytes actually on disk, in least-recently-used order
- * (lru-cache does the ordering). One owner per host decides evictions —
- * the cluster primary, fed by workers in batches — so two workers never
- * evict independently. Pure: no I/O; the owner deletes what `plan*` returns.
+ * (lru-cache does the ordering). One eviction service per host decides
+ * evictions — in the cluster primary, fed by workers in batches — so two
+ * workers never evict independently. Pure: no I/O; the eviction service
+ * (eviction-service.ts) deletes what `plan*` returns.
  */
 import { LRUCache } from 'lru-cache';
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
-import type { Clock } from './ports.ts';
+import type { Clock, EntryKind, IndexEntry } from './ports.ts';
 
-export type EntryKind = 'blob' | 'manifest';
-
-/** What workers send the index owner: hits, and entries that landed on disk. */
+/** What workers send the eviction service: hits, and entries that landed on disk. */
 export interface IndexBatch {
   touched: Digest[];
   /** `size`: the content's length (bytes of the blob itself, not of its disk blocks), when known. */
@@ -36,17 +35,6 @@ export function parseIndexBatch(value: unknown): IndexBatch {
 
 function isByteCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-export interface IndexEntry {
-  digest: Digest;
-  /** Bytes the file takes on disk (what the budget counts). */
-  bytes: number;
-  kind: EntryKind;
-  /** Last hit, ms since epoch. */
-  lastAccess: number;
-  /** The content's length in bytes, when known: a file of another size is torn. */
-  size?: number;
 }
 
 export interface EvictionIndexOptions {

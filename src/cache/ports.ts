@@ -208,12 +208,127 @@ export interface MetadataStore {
   listRepositories(upstream: string): Promise<string[]>;
   /** Manifest digests a repository holds (its links). */
   listManifestLinks(upstream: string, name: string): Promise<Digest[]>;
-  /** Forgets a repository's tags and links (its blobs are the index owner's business). */
+  /** Forgets a repository's tags, links and relayed answers (its blobs are the eviction service's business). */
   removeRepository(upstream: string, name: string): Promise<void>;
+  /** Forgets every repository of every upstream (a purge of everything). */
+  removeAllRepositories(): Promise<void>;
   /** Small relayed answers (tag lists, referrers) kept for stale-if-error across workers and restarts. */
   getRelayed(upstream: string, name: string, key: string): Promise<unknown | undefined>;
   putRelayed(upstream: string, name: string, key: string, value: unknown): Promise<void>;
 }
+
+// ---------------------------------------------------------------------------
+// The per-host eviction index (cluster primary): what its policy executes
+// ---------------------------------------------------------------------------
+
+export type EntryKind = 'blob' | 'manifest';
+
+/** One cached blob or manifest as the eviction index counts it. */
+export interface IndexEntry {
+  digest: Digest;
+  /** Bytes the file takes on disk (what the budget counts). */
+  bytes: number;
+  kind: EntryKind;
+  /** Last hit, ms since epoch. */
+  lastAccess: number;
+  /** The content's length in bytes, when known: a file of another size is torn. */
+  size?: number;
+}
+
+/** The index as persisted, reconciled with the files really there. */
+export interface LoadedIndex {
+  /** Oldest access first, ready to insert in order. */
+  entries: IndexEntry[];
+  fromSnapshot: number;
+  scanned: number;
+  /** Files whose size differs from the size the snapshot recorded (only when sizes were checked). */
+  torn: Digest[];
+  /** The newest blob mtime seen (0 when nothing was stat'ed). */
+  newestMtimeMs: number;
+}
+
+/** Where the eviction index is kept across restarts. */
+export interface IndexPersistence {
+  /** `checkSizes`: look at every file and report as torn those whose size is not the recorded one (after an unclean shutdown). */
+  load(options: { checkSizes: boolean }): Promise<LoadedIndex>;
+  /** Replaces what is persisted, atomically; entries least recently used first (read before the first await). */
+  save(entries: Iterable<IndexEntry>): Promise<void>;
+}
+
+/** How the last run ended, and which cached blobs that leaves unverified; each write is durable. */
+export interface CrashMarkers {
+  /** Removes the clean-shutdown marker; true when it was there (the last run stopped cleanly). */
+  consumeCleanShutdown(): Promise<boolean>;
+  /** Written last by a clean stop. */
+  recordCleanShutdown(): Promise<void>;
+  /** The time (ms since epoch) before which blobs are unverified; undefined when every blob is verified. */
+  readUnverifiedBefore(): Promise<number | undefined>;
+  writeUnverifiedBefore(ms: number): Promise<void>;
+  clearUnverifiedBefore(): Promise<void>;
+}
+
+/** The cached files evictions and purges delete. */
+export interface BlobFiles {
+  /** A cached blob's file as it is now, without reading it: bytes it takes on disk and its length; undefined when absent. */
+  inspect(digest: Digest): Promise<{ bytes: number; size: number } | undefined>;
+  /** Deletes a blob (and its manifest metadata); readers that have it open keep reading. */
+  remove(digest: Digest): Promise<void>;
+}
+
+/** A file a writer left where fills and atomic writes are in progress. */
+export interface LeftoverFile {
+  path: string;
+  /** Bytes it takes on disk. */
+  bytes: number;
+  mtimeMs: number;
+}
+
+/** The partial files of writers that died (the budget counts them until they are swept). */
+export interface IngestLeftovers {
+  /** Every file the process `pid` was writing. */
+  writtenBy(pid: number): Promise<LeftoverFile[]>;
+  /** The file as it is now; undefined when it is gone. */
+  inspect(path: string): Promise<LeftoverFile | undefined>;
+  remove(path: string): Promise<void>;
+}
+
+/** Pins added through the admin API, kept across restarts. */
+export interface PinStore {
+  /** The saved references; none when nothing readable was saved. */
+  load(): Promise<string[]>;
+  save(references: readonly string[]): Promise<void>;
+}
+
+/** What a scrub learns about one blob. */
+export interface BlobCheckResult {
+  result: 'ok' | 'corrupt' | 'missing' | 'skipped';
+  /** Bytes hashed. */
+  bytes: number;
+}
+
+/** Hashes cached blobs against their digests (a scrub); a corrupt one is deleted and reported by the store. */
+export interface BlobVerifier {
+  /** Only an unverified blob, or every blob with `all`; `throttle` is called after each chunk read. */
+  verify(digest: Digest, options: { all: boolean; throttle: (bytes: number) => Promise<void>; signal: AbortSignal }): Promise<BlobCheckResult>;
+}
+
+export type EvictionReason = 'budget' | 'retention' | 'purge';
+
+/** What the eviction service reports; observability/ turns it into metrics. */
+export interface IndexObserver {
+  budget(maxBytes: number): void;
+  usage(bytes: number, entries: number): void;
+  evicted(reason: EvictionReason, bytes: number): void;
+  /** Cached files deleted at start-up because their size was not the recorded one. */
+  tornFiles(count: number): void;
+}
+
+export const noopIndexObserver: IndexObserver = {
+  budget: () => undefined,
+  usage: () => undefined,
+  evicted: () => undefined,
+  tornFiles: () => undefined,
+};
 
 // ---------------------------------------------------------------------------
 // Fill coordination (one upstream fetch per blob)
@@ -331,7 +446,7 @@ export function keyInRepositories(key: string, repositories: readonly { upstream
 export interface CacheIndexReporter {
   touched(digest: Digest): void;
   /** `size`: the content's length in bytes, recorded so a torn file is recognised after a crash. */
-  added(digest: Digest, diskBytes: number, kind: 'blob' | 'manifest', size?: number): void;
+  added(digest: Digest, diskBytes: number, kind: EntryKind, size?: number): void;
 }
 
 export const noopIndexReporter: CacheIndexReporter = { touched: () => undefined, added: () => undefined };

@@ -1,7 +1,7 @@
 /**
  * Worker side of the per-host eviction index: hits and additions are
  * batched (deduplicated touches, flushed every `flushMs` or when large) and
- * sent to the index owner in the cluster primary, so the hit path never
+ * sent to the eviction service in the cluster primary, so the hit path never
  * waits for bookkeeping.
  */
 import type { CacheIndexReporter } from '../cache/ports.ts';

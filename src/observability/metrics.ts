@@ -10,7 +10,7 @@
  * appears once, as one series per label set, for the whole node.
  */
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
-import type { CacheKind, CacheObserver, CacheResult } from '../cache/ports.ts';
+import type { CacheKind, CacheObserver, CacheResult, IndexObserver } from '../cache/ports.ts';
 
 /** One process's metrics, as prom-client's `getMetricsAsJSON()` gives them (JSON, so they cross IPC). */
 export type ProcessMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
@@ -247,6 +247,22 @@ export function primaryMetrics(registry: Registry = new Registry()) {
 }
 
 export type PrimaryMetrics = ReturnType<typeof primaryMetrics>;
+
+/** The eviction service's observations as metrics. */
+export function indexMetricsObserver(m: PrimaryMetrics): IndexObserver {
+  return {
+    budget: (maxBytes) => m.cacheMax.set(maxBytes),
+    usage: (bytes, entries) => {
+      m.cacheSize.set(bytes);
+      m.cacheEntries.set(entries);
+    },
+    evicted: (reason, bytes) => {
+      m.evictions.inc({ reason });
+      m.evictedBytes.inc({ reason }, bytes);
+    },
+    tornFiles: (count) => m.corruptFiles.inc({ check: 'size' }, count),
+  };
+}
 
 /** The core's observations as metrics. */
 export function metricsObserver(m: WorkerMetrics): CacheObserver {

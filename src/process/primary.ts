@@ -15,16 +15,20 @@ import { createServer as createNetServer } from 'node:net';
 import type { Config } from '../config/types.ts';
 import { FillBroker } from '../coordination/fill-broker.ts';
 import { createLogger } from '../observability/logger.ts';
-import { primaryMetrics } from '../observability/metrics.ts';
+import { indexMetricsObserver, primaryMetrics } from '../observability/metrics.ts';
 import { PrimaryOps } from './cluster-ops.ts';
 import { systemClock, type PurgeScope } from '../cache/ports.ts';
 import type { Digest } from '../registry/digest.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
 import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
-import { CacheAdmin } from './cache-admin.ts';
-import { CacheScrub } from './cache-scrub.ts';
-import { IndexOwner } from './index-owner.ts';
-import { clearUnverifiedBefore } from '../storage/crash-state.ts';
+import { CacheAdminService } from '../cache/cache-admin-service.ts';
+import { CacheScrub } from '../cache/cache-scrub.ts';
+import { EvictionService } from '../cache/eviction-service.ts';
+import { PurgePlanner } from '../cache/purge-planner.ts';
+import { DiskCrashMarkers } from '../storage/crash-state.ts';
+import { DiskPinStore } from '../storage/disk-pin-store.ts';
+import { SnapshotIndexPersistence } from '../storage/index-snapshot.ts';
+import { DiskIngestLeftovers } from '../storage/ingest-leftovers.ts';
 import { cacheLayout } from '../storage/layout.ts';
 import { describeCannotListen, isCannotListen } from './supervision.ts';
 import { WorkerSupervisor } from './worker-supervisor.ts';
@@ -78,12 +82,16 @@ export async function runPrimary(config: Config): Promise<void> {
     discard: (partialPath) => store.discardPartial(partialPath),
   });
   metrics.workersConfigured.set(config.workers);
-  const owner = new IndexOwner({
-    layout,
-    store,
+  // The host's eviction policy (cache/) over its disk adapters (storage/); workers feed it index batches.
+  const markers = new DiskCrashMarkers(layout);
+  const owner = new EvictionService({
+    files: store,
+    persistence: new SnapshotIndexPersistence(layout),
+    markers,
+    leftovers: new DiskIngestLeftovers(layout),
     clock: systemClock,
     logger: logger.child({ module: 'index' }),
-    metrics,
+    observer: indexMetricsObserver(metrics),
     maxBytes: config.cache.maxBytes,
     highWatermark: config.cache.highWatermark,
     lowWatermark: config.cache.lowWatermark,
@@ -101,14 +109,23 @@ export async function runPrimary(config: Config): Promise<void> {
     onVerified: (digest, size) => owner.verifiedSize(digest, size),
     onComplete: async () => {
       if (store.unverifiedBefore === undefined) return;
-      await clearUnverifiedBefore(layout);
+      await markers.clearUnverifiedBefore();
       store.unverifiedBefore = undefined;
       logger.info({}, 'every cached blob is verified');
     },
   });
   if (loaded.unverifiedBefore !== undefined && config.cache.scrubRate > 0) scrub.start('unverified');
   const upstreamKeys = [new URL(config.upstream.url).host, ...config.registries.map((r) => r.host)];
-  const admin = new CacheAdmin(owner, layout, new DiskMetadataStore(layout), upstreamKeys, config.cache.pins, scrub);
+  const metadata = new DiskMetadataStore(layout);
+  const admin = new CacheAdminService({
+    evictions: owner,
+    planner: new PurgePlanner({ blobs: store, metadata, upstreamKeys }),
+    metadata,
+    pins: new DiskPinStore(layout),
+    upstreamKeys,
+    configPins: config.cache.pins,
+    scrub,
+  });
   await admin.loadPins();
   const ops = new PrimaryOps(
     metrics,

@@ -1,32 +1,15 @@
 /**
  * How the last run ended, and which blobs that leaves unverified (see the
  * "Crash safety" part of layout.ts): the clean-shutdown marker and the
- * unverified-before time, both in `index/`, both written durably.
+ * unverified-before time, both in `index/`, both written durably. What they
+ * mean is the eviction service's business (cache/eviction-service.ts).
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { CrashMarkers } from '../cache/ports.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import { fsyncFileSync, makeDirDurable, type FileSync } from './file-sync.ts';
 import type { CacheLayout } from './layout.ts';
-
-/** Removes the clean-shutdown marker; true when it was there (the last run stopped cleanly). */
-export async function consumeCleanShutdown(layout: CacheLayout, sync: FileSync = fsyncFileSync): Promise<boolean> {
-  const present = await stat(layout.cleanShutdownPath).then(
-    () => true,
-    () => false,
-  );
-  if (!present) return false;
-  await rm(layout.cleanShutdownPath, { force: true });
-  // A crash later in this run must find the marker gone.
-  await sync.dir(path.dirname(layout.cleanShutdownPath));
-  return true;
-}
-
-/** Written last by a clean stop, after everything else is on disk. */
-export async function recordCleanShutdown(layout: CacheLayout, sync: FileSync = fsyncFileSync): Promise<void> {
-  await makeDirDurable(layout.indexDir, sync);
-  await writeFileAtomic(layout.cleanShutdownPath, `${new Date().toISOString()}\n`, layout.ingestDir, sync);
-}
 
 /** The time (ms since epoch) before which blobs are unverified, or undefined when every blob is verified. */
 export async function readUnverifiedBefore(layout: CacheLayout): Promise<number | undefined> {
@@ -40,12 +23,41 @@ export async function readUnverifiedBefore(layout: CacheLayout): Promise<number 
   return Number.isSafeInteger(value) && value > 0 ? value : undefined;
 }
 
-export async function writeUnverifiedBefore(layout: CacheLayout, ms: number, sync: FileSync = fsyncFileSync): Promise<void> {
-  await makeDirDurable(layout.indexDir, sync);
-  await writeFileAtomic(layout.unverifiedBeforePath, `${ms}\n`, layout.ingestDir, sync);
-}
+export class DiskCrashMarkers implements CrashMarkers {
+  constructor(
+    private readonly layout: CacheLayout,
+    private readonly sync: FileSync = fsyncFileSync,
+  ) {}
 
-export async function clearUnverifiedBefore(layout: CacheLayout, sync: FileSync = fsyncFileSync): Promise<void> {
-  await rm(layout.unverifiedBeforePath, { force: true });
-  await sync.dir(layout.indexDir).catch(() => undefined);
+  async consumeCleanShutdown(): Promise<boolean> {
+    const { cleanShutdownPath } = this.layout;
+    const present = await stat(cleanShutdownPath).then(
+      () => true,
+      () => false,
+    );
+    if (!present) return false;
+    await rm(cleanShutdownPath, { force: true });
+    // A crash later in this run must find the marker gone.
+    await this.sync.dir(path.dirname(cleanShutdownPath));
+    return true;
+  }
+
+  async recordCleanShutdown(): Promise<void> {
+    await makeDirDurable(this.layout.indexDir, this.sync);
+    await writeFileAtomic(this.layout.cleanShutdownPath, `${new Date().toISOString()}\n`, this.layout.ingestDir, this.sync);
+  }
+
+  readUnverifiedBefore(): Promise<number | undefined> {
+    return readUnverifiedBefore(this.layout);
+  }
+
+  async writeUnverifiedBefore(ms: number): Promise<void> {
+    await makeDirDurable(this.layout.indexDir, this.sync);
+    await writeFileAtomic(this.layout.unverifiedBeforePath, `${ms}\n`, this.layout.ingestDir, this.sync);
+  }
+
+  async clearUnverifiedBefore(): Promise<void> {
+    await rm(this.layout.unverifiedBeforePath, { force: true });
+    await this.sync.dir(this.layout.indexDir).catch(() => undefined);
+  }
 }

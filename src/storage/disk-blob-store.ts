@@ -12,7 +12,7 @@
 import { type Hash } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { BlobIngest, BlobStore, Clock, OpenBlob, PartialFile } from '../cache/ports.ts';
+import type { BlobCheckResult, BlobFiles, BlobIngest, BlobStore, BlobVerifier, Clock, OpenBlob, PartialFile } from '../cache/ports.ts';
 import { createDigester, digestAlgorithm, digestOfHash, type Digest } from '../registry/digest.ts';
 import { readUnverifiedBefore } from './crash-state.ts';
 import { fsyncFileSync, makeDirDurable, type FileSync } from './file-sync.ts';
@@ -224,14 +224,7 @@ export interface DiskBlobStoreOptions {
   pid?: number;
 }
 
-/** What a scrub learns about one blob. */
-export interface BlobCheckResult {
-  result: 'ok' | 'corrupt' | 'missing' | 'skipped';
-  /** Bytes hashed. */
-  bytes: number;
-}
-
-export class DiskBlobStore implements BlobStore {
+export class DiskBlobStore implements BlobStore, BlobFiles, BlobVerifier {
   private readonly sync: FileSync;
   private readonly clock: Clock;
   private readonly pid: number;
@@ -282,6 +275,18 @@ export class DiskBlobStore implements BlobStore {
       return { size: blob.size };
     }
     return { size: info.size };
+  }
+
+  /** The file as it is (a stat: nothing read, nothing verified). */
+  async inspect(digest: Digest): Promise<{ bytes: number; size: number } | undefined> {
+    let info;
+    try {
+      info = await stat(this.layout.blobPath(digest));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return { bytes: diskBytes(info), size: info.size };
   }
 
   async open(digest: Digest): Promise<OpenBlob | undefined> {

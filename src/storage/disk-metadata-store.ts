@@ -80,6 +80,10 @@ export class DiskMetadataStore implements MetadataStore {
     for (const sub of ['_tags', '_manifests', '_relayed']) await rm(path.join(dir, sub), { recursive: true, force: true });
   }
 
+  async removeAllRepositories(): Promise<void> {
+    await rm(this.layout.repositoriesRoot, { recursive: true, force: true });
+  }
+
   async listRepositories(upstream: string): Promise<string[]> {
     const root = this.layout.repositoriesDir(upstream);
     const names: string[] = [];

@@ -6,7 +6,7 @@
  * and lists directories; only files the snapshot does not know are stat'ed,
  * so 100,000 blobs load in about a second. After an unclean one every file
  * is stat'ed, and a file whose size is not the size the snapshot recorded
- * is reported torn (the owner deletes it).
+ * is reported torn (the eviction service deletes it).
  *
  *   <cache dir>/index/lru.snapshot
  *     version 2: "outpost-lru 2" then one "digest bytes kind lastAccess size" line per entry ("-": size unknown)
@@ -14,7 +14,7 @@
  */
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { EntryKind, IndexEntry } from '../cache/eviction-index.ts';
+import type { EntryKind, IndexEntry, IndexPersistence, LoadedIndex } from '../cache/ports.ts';
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import type { FileSync } from './file-sync.ts';
@@ -84,17 +84,6 @@ async function listDigests(root: string, suffix = ''): Promise<Digest[]> {
   return digests;
 }
 
-export interface LoadedIndex {
-  /** Oldest access first, ready to insert in order. */
-  entries: IndexEntry[];
-  fromSnapshot: number;
-  scanned: number;
-  /** Files whose size differs from the size the snapshot recorded (only when sizes were checked). */
-  torn: Digest[];
-  /** The newest blob mtime seen (0 when nothing was stat'ed). */
-  newestMtimeMs: number;
-}
-
 export interface LoadIndexOptions {
   /** Stat every file and report those whose size is not the recorded one (after an unclean shutdown). */
   checkSizes?: boolean;
@@ -149,4 +138,20 @@ export async function loadIndex(layout: CacheLayout, options: LoadIndexOptions =
   }
   entries.sort((a, b) => a.lastAccess - b.lastAccess);
   return { entries, fromSnapshot, scanned, torn, newestMtimeMs };
+}
+
+/** The snapshot file as the eviction service's persistence. */
+export class SnapshotIndexPersistence implements IndexPersistence {
+  constructor(
+    private readonly layout: CacheLayout,
+    private readonly sync?: FileSync,
+  ) {}
+
+  load(options: { checkSizes: boolean }): Promise<LoadedIndex> {
+    return loadIndex(this.layout, options);
+  }
+
+  async save(entries: Iterable<IndexEntry>): Promise<void> {
+    await writeSnapshot(this.layout, entries, this.sync);
+  }
 }

@@ -16,15 +16,15 @@
  *   │           └── _manifests/sha256-abcdef…   empty link: this repository holds that manifest
  *   ├── index/
  *   │   ├── lru.snapshot                  eviction order and each blob's logical size (see index-snapshot.ts)
- *   │   ├── pins.json                     pins added through the admin API
- *   │   ├── clean-shutdown                written by a clean stop, removed at start (see below)
+ *   │   ├── pins.json                     pins added through the admin API (see disk-pin-store.ts)
+ *   │   ├── clean-shutdown                written by a clean stop, removed at start (see below, and crash-state.ts)
  *   │   └── unverified-before             ms since epoch: blobs older than this are not yet verified
  *   └── ingest/
  *       ├── sha256-abcdef….<pid>-<random>.partial   fills in progress
  *       └── <name>.<pid>-<random>.tmp               small atomic writes in progress
  *
  * Every file under `ingest/` carries the pid of the process writing it: a
- * worker that dies leaves orphans the primary can name, count in the budget
+ * worker that dies leaves orphans the primary can name (ingest-leftovers.ts), count in the budget
  * and sweep; everything in `ingest/` is swept at start.
  *
  * Crash safety. A blob is flushed (fdatasync) before it is renamed into
@@ -68,6 +68,10 @@ export interface CacheLayout {
   cleanShutdownPath: string;
   /** Holds the time before which blobs are unverified (absent: every blob is verified). */
   unverifiedBeforePath: string;
+  /** Pins added through the admin API (a JSON array of references). */
+  pinsPath: string;
+  /** Every upstream's repositories (tags, links, relayed answers). */
+  repositoriesRoot: string;
   blobPath(digest: Digest): string;
   manifestMetaPath(digest: Digest): string;
   repositoriesDir(upstream: string): string;
@@ -108,6 +112,8 @@ export function cacheLayout(root: string): CacheLayout {
     indexDir,
     cleanShutdownPath: path.join(indexDir, 'clean-shutdown'),
     unverifiedBeforePath: path.join(indexDir, 'unverified-before'),
+    pinsPath: path.join(indexDir, 'pins.json'),
+    repositoriesRoot: path.join(abs, 'repositories'),
     blobPath(digest) {
       const [algorithm, encoded] = splitDigest(digest);
       return path.join(abs, 'blobs', algorithm, encoded.slice(0, 2), encoded);

@@ -1,7 +1,7 @@
 /**
  * The scrub: hashes cached blobs against their digests in the cluster
  * primary, at a bounded rate, and deletes the ones that do not match
- * (the store reports each to the index owner and the corrupt-files metric).
+ * (the store reports each to the eviction service and the corrupt-files metric).
  *
  * - `unverified`: after an unclean shutdown, in the background — only blobs
  *   older than `index/unverified-before` are read; when the run completes
@@ -12,10 +12,8 @@
  * One run at a time; its progress is what the admin API reports.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { IndexEntry } from '../cache/eviction-index.ts';
-import { systemClock, type Clock, type Logger } from '../cache/ports.ts';
 import type { Digest } from '../registry/digest.ts';
-import type { BlobCheckResult } from '../storage/disk-blob-store.ts';
+import { systemClock, type BlobCheckResult, type BlobVerifier, type Clock, type IndexEntry, type Logger } from './ports.ts';
 
 export type ScrubScope = 'unverified' | 'all';
 
@@ -42,7 +40,7 @@ export interface ScrubStatus {
 }
 
 export interface CacheScrubOptions {
-  store: { verify(digest: Digest, options: { all: boolean; throttle: (bytes: number) => Promise<void>; signal: AbortSignal }): Promise<BlobCheckResult> };
+  store: BlobVerifier;
   /** What to check: the index's entries when the run starts. */
   entries: () => Iterable<IndexEntry>;
   /** Bytes per second to read; 0 for no limit. */

@@ -1,33 +1,42 @@
 /**
- * The per-host owner of the eviction index (runs in the cluster primary).
+ * The host's eviction policy (one per host, run by the cluster primary).
  * Workers send it batches of touches and additions; it alone decides and
- * performs evictions (unlink: readers with the file open keep reading),
- * sweeps retention, persists the LRU order, and answers the admin API.
+ * carries out evictions (through {@link BlobFiles}: readers with a file open
+ * keep reading), sweeps retention, persists the LRU order, keeps the pins,
+ * and answers stats, listings and purges for the admin service.
  *
- * It also knows how the last run ended: `load` consumes the clean-shutdown
- * marker, and after an unclean shutdown deletes torn blobs (size not the
- * recorded one) and sets the time before which blobs are unverified;
- * `stop` writes the marker last. Partial files a dead worker left in
- * `ingest/` count against the budget until they are swept.
+ * It also decides what the last run's end means: `load` consumes the
+ * clean-shutdown marker, and after an unclean shutdown deletes torn blobs
+ * (size not the recorded one) and sets the time before which blobs are
+ * unverified; `stop` writes the marker last. Partial files a dead worker
+ * left behind count against the budget until they are swept.
+ *
+ * Sees only ports: the files, the snapshot and the crash markers are
+ * storage/'s (see layout.ts for where each lives on disk).
  */
-import { readdir, rm, stat } from 'node:fs/promises';
-import path from 'node:path';
-import { EvictionIndex, type IndexBatch, type IndexEntry } from '../cache/eviction-index.ts';
-import type { BlobStore, Clock, Logger } from '../cache/ports.ts';
-import type { PrimaryMetrics } from '../observability/metrics.ts';
-import { writerPid, type CacheLayout } from '../storage/layout.ts';
 import type { Digest } from '../registry/digest.ts';
-import { consumeCleanShutdown, readUnverifiedBefore, recordCleanShutdown, writeUnverifiedBefore } from '../storage/crash-state.ts';
-import { diskBytes } from '../storage/disk-blob-store.ts';
-import type { FileSync } from '../storage/file-sync.ts';
-import { loadIndex, writeSnapshot } from '../storage/index-snapshot.ts';
+import { EvictionIndex, type IndexBatch } from './eviction-index.ts';
+import {
+  noopIndexObserver,
+  type BlobFiles,
+  type Clock,
+  type CrashMarkers,
+  type EvictionReason,
+  type IndexEntry,
+  type IndexObserver,
+  type IndexPersistence,
+  type IngestLeftovers,
+  type Logger,
+} from './ports.ts';
 
-export interface IndexOwnerOptions {
-  layout: CacheLayout;
-  store: BlobStore;
+export interface EvictionServiceOptions {
+  files: BlobFiles;
+  persistence: IndexPersistence;
+  markers: CrashMarkers;
+  leftovers: IngestLeftovers;
   clock: Clock;
   logger: Logger;
-  metrics?: PrimaryMetrics;
+  observer?: IndexObserver;
   maxBytes: number;
   highWatermark: number;
   lowWatermark: number;
@@ -35,7 +44,6 @@ export interface IndexOwnerOptions {
   snapshotIntervalMs?: number;
   /** How long a dead worker's partial files stay (counted) before they are swept (default 10 s). */
   orphanGraceMs?: number;
-  sync?: FileSync;
 }
 
 export interface LoadResult {
@@ -60,8 +68,9 @@ export interface CacheStats {
   evictedBytes: number;
 }
 
-export class IndexOwner {
+export class EvictionService {
   readonly index: EvictionIndex;
+  private readonly observer: IndexObserver;
   private dirty = false;
   private evicting = false;
   private evictions = 0;
@@ -72,7 +81,7 @@ export class IndexOwner {
   private orphans = new Map<string, { bytes: number; mtimeMs: number }>();
   private orphanTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: IndexOwnerOptions) {
+  constructor(private readonly options: EvictionServiceOptions) {
     this.index = new EvictionIndex({
       maxBytes: options.maxBytes,
       highWatermark: options.highWatermark,
@@ -80,32 +89,33 @@ export class IndexOwner {
       retentionMs: options.retentionMs,
       clock: options.clock,
     });
-    options.metrics?.cacheMax.set(options.maxBytes);
+    this.observer = options.observer ?? noopIndexObserver;
+    this.observer.budget(options.maxBytes);
   }
 
   /**
-   * Rebuilds the index from the snapshot and the files on disk; then brings
-   * usage under budget. After an unclean shutdown every file is stat'ed,
-   * torn ones are deleted, and `index/unverified-before` is set later than
-   * every blob's mtime (in whole seconds), so each blob is hashed before it
-   * is trusted again.
+   * Rebuilds the index from what is persisted and the files really there;
+   * then brings usage under budget. After an unclean shutdown every file's
+   * size is checked, torn ones are deleted, and the unverified-before time
+   * is set later than every blob's mtime (in whole seconds), so each blob
+   * is hashed before it is trusted again.
    */
   async load(): Promise<LoadResult> {
-    const { layout, logger, clock, sync } = this.options;
+    const { markers, persistence, files, logger, clock } = this.options;
     const started = performance.now();
-    const clean = await consumeCleanShutdown(layout, sync);
-    const loaded = await loadIndex(layout, { checkSizes: !clean });
-    for (const digest of loaded.torn) await this.options.store.remove(digest);
+    const clean = await markers.consumeCleanShutdown();
+    const loaded = await persistence.load({ checkSizes: !clean });
+    for (const digest of loaded.torn) await files.remove(digest);
     if (loaded.torn.length > 0) {
-      this.options.metrics?.corruptFiles.inc({ check: 'size' }, loaded.torn.length);
+      this.observer.tornFiles(loaded.torn.length);
       logger.warn({ torn: loaded.torn.length, digests: loaded.torn.slice(0, 20) }, 'deleted cached blobs whose size is not the recorded size');
     }
     for (const entry of loaded.entries) this.index.add(entry.digest, entry.bytes, entry.kind, entry.lastAccess, entry.size);
-    let unverifiedBefore = await readUnverifiedBefore(layout);
+    let unverifiedBefore = await markers.readUnverifiedBefore();
     if (!clean && loaded.entries.length > 0) {
       const after = Math.max(clock.now(), loaded.newestMtimeMs + 1, unverifiedBefore ?? 0);
       unverifiedBefore = Math.ceil(after / 1000) * 1000;
-      await writeUnverifiedBefore(layout, unverifiedBefore, sync);
+      await markers.writeUnverifiedBefore(unverifiedBefore);
       logger.warn({ blobs: loaded.entries.length, unverifiedBefore: new Date(unverifiedBefore).toISOString() }, 'unclean shutdown: cached blobs are verified before they are served again');
     }
     const ms = Math.round(performance.now() - started);
@@ -134,7 +144,7 @@ export class IndexOwner {
     this.dirty = true;
     await this.snapshot();
     try {
-      await recordCleanShutdown(this.options.layout, this.options.sync);
+      await this.options.markers.recordCleanShutdown();
     } catch (err) {
       this.options.logger.warn({ err: String(err) }, 'could not record the clean shutdown; the next start verifies the cache');
     }
@@ -179,7 +189,7 @@ export class IndexOwner {
     if (!this.dirty) return;
     this.dirty = false;
     try {
-      await writeSnapshot(this.options.layout, this.index.entries());
+      await this.options.persistence.save(this.index.entries());
     } catch (err) {
       this.dirty = true;
       this.options.logger.warn({ err: String(err) }, 'could not write the cache index snapshot');
@@ -217,19 +227,19 @@ export class IndexOwner {
     return { entries: out, next: undefined };
   }
 
+  /** Removes these digests, pinned or not; files the index did not know about go too. */
   async purgeDigests(digests: Digest[]): Promise<{ removed: number; bytes: number }> {
     const victims = digests.map((d) => this.index.get(d)).filter((e): e is IndexEntry => e !== undefined);
-    // Files the index did not know about go too.
-    await Promise.all(digests.map((d) => this.options.store.remove(d)));
+    await Promise.all(digests.map((d) => this.options.files.remove(d)));
     await this.removeEntries(victims, 'purge');
     return { removed: victims.length, bytes: victims.reduce((n, v) => n + v.bytes, 0) };
   }
 
+  /** Removes every entry, pinned or not (the repositories' metadata is the admin service's to remove). */
   async purgeAll(): Promise<{ removed: number; bytes: number }> {
     const victims = [...this.index.entries()];
     const bytes = this.index.totalBytes;
     await this.removeEntries(victims, 'purge');
-    await rm(path.join(this.options.layout.root, 'repositories'), { recursive: true, force: true });
     return { removed: victims.length, bytes };
   }
 
@@ -257,8 +267,8 @@ export class IndexOwner {
     const entry = this.index.remove(digest);
     this.dirty = true;
     this.updateGauges();
-    const info = await stat(this.options.layout.blobPath(digest)).catch(() => undefined);
-    if (info && !this.index.has(digest)) this.index.add(digest, diskBytes(info), entry?.kind ?? 'blob', this.options.clock.now(), info.size);
+    const file = await this.options.files.inspect(digest).catch(() => undefined);
+    if (file && !this.index.has(digest)) this.index.add(digest, file.bytes, entry?.kind ?? 'blob', this.options.clock.now(), file.size);
     this.updateGauges();
   }
 
@@ -270,51 +280,44 @@ export class IndexOwner {
     this.dirty = true;
   }
 
-  /** A worker exited: its partial files in `ingest/` are orphans, counted until swept after the grace period. */
+  /** A worker exited: the files it was writing are orphans, counted until swept after the grace period. */
   async workerExited(pid: number | undefined): Promise<void> {
     if (pid === undefined) return;
-    const dir = this.options.layout.ingestDir;
-    const names = await readdir(dir).catch(() => [] as string[]);
-    for (const name of names) {
-      if (writerPid(name) !== pid) continue;
-      const file = path.join(dir, name);
-      const info = await stat(file).catch(() => undefined);
-      if (info) this.orphans.set(file, { bytes: diskBytes(info), mtimeMs: info.mtimeMs });
-    }
+    for (const file of await this.options.leftovers.writtenBy(pid)) this.orphans.set(file.path, { bytes: file.bytes, mtimeMs: file.mtimeMs });
     this.countOrphans();
     if (this.orphans.size === 0) return;
     this.options.logger.info({ pid, files: this.orphans.size }, 'a worker left partial files; counted until swept');
     if (this.index.overHighWatermark()) void this.evict();
-    this.orphanTimer ??= setTimeout(() => {
-      this.orphanTimer = undefined;
-      void this.sweepOrphans();
-    }, this.options.orphanGraceMs ?? 10_000).unref();
+    this.scheduleOrphanSweep();
   }
 
   /** Deletes orphaned partial files nobody wrote to since they were found. */
   async sweepOrphans(): Promise<number> {
+    const { leftovers } = this.options;
     let swept = 0;
     for (const [file, orphan] of [...this.orphans]) {
-      const info = await stat(file).catch(() => undefined);
-      if (info && info.mtimeMs !== orphan.mtimeMs) {
+      const now = await leftovers.inspect(file);
+      if (now && now.mtimeMs !== orphan.mtimeMs) {
         // Still written to: someone took it over. Look again later.
-        this.orphans.set(file, { bytes: diskBytes(info), mtimeMs: info.mtimeMs });
+        this.orphans.set(file, { bytes: now.bytes, mtimeMs: now.mtimeMs });
         continue;
       }
-      if (info) {
-        await rm(file, { force: true });
+      if (now) {
+        await leftovers.remove(file);
         swept += 1;
       }
       this.orphans.delete(file);
     }
     this.countOrphans();
-    if (this.orphans.size > 0) {
-      this.orphanTimer ??= setTimeout(() => {
-        this.orphanTimer = undefined;
-        void this.sweepOrphans();
-      }, this.options.orphanGraceMs ?? 10_000).unref();
-    }
+    if (this.orphans.size > 0) this.scheduleOrphanSweep();
     return swept;
+  }
+
+  private scheduleOrphanSweep(): void {
+    this.orphanTimer ??= setTimeout(() => {
+      this.orphanTimer = undefined;
+      void this.sweepOrphans();
+    }, this.options.orphanGraceMs ?? 10_000).unref();
   }
 
   private countOrphans(): void {
@@ -324,12 +327,13 @@ export class IndexOwner {
     this.updateGauges();
   }
 
-  private async removeEntries(victims: IndexEntry[], reason: 'budget' | 'retention' | 'purge'): Promise<void> {
+  private async removeEntries(victims: IndexEntry[], reason: EvictionReason): Promise<void> {
+    const { files, logger } = this.options;
     for (const victim of victims) {
       try {
-        await this.options.store.remove(victim.digest);
+        await files.remove(victim.digest);
       } catch (err) {
-        this.options.logger.warn({ digest: victim.digest, err: String(err) }, 'could not remove a cache entry');
+        logger.warn({ digest: victim.digest, err: String(err) }, 'could not remove a cache entry');
         continue;
       }
       const current = this.index.get(victim.digest);
@@ -337,20 +341,18 @@ export class IndexOwner {
         this.index.remove(victim.digest);
       } else if (current) {
         // Re-added while the file was being removed (a fill landed): keep that entry, unless its file went too.
-        const info = await stat(this.options.layout.blobPath(victim.digest)).catch(() => undefined);
-        if (!info && this.index.get(victim.digest) === current) this.index.remove(victim.digest);
+        const file = await files.inspect(victim.digest).catch(() => undefined);
+        if (!file && this.index.get(victim.digest) === current) this.index.remove(victim.digest);
       }
       this.evictions += 1;
       this.evictedBytes += victim.bytes;
-      this.options.metrics?.evictions.inc({ reason });
-      this.options.metrics?.evictedBytes.inc({ reason }, victim.bytes);
+      this.observer.evicted(reason, victim.bytes);
     }
     if (victims.length > 0) this.dirty = true;
     this.updateGauges();
   }
 
   private updateGauges(): void {
-    this.options.metrics?.cacheSize.set(this.index.totalBytes);
-    this.options.metrics?.cacheEntries.set(this.index.size);
+    this.observer.usage(this.index.totalBytes, this.index.size);
   }
 }

@@ -1,23 +1,29 @@
 /**
- * The index owner: evictions that race with re-additions, crash recovery
- * at load (torn blobs deleted, the rest unverified), dropped corrupt blobs,
- * and partial files a dead worker left behind.
+ * The eviction service over the disk adapters, as the cluster primary wires
+ * it: evictions that race with re-additions, crash recovery at load (torn
+ * blobs deleted, the rest unverified), dropped corrupt blobs, partial files
+ * a dead worker left behind; and the adapters' own edges (pins file,
+ * purge of every repository, nothing outside `ingest/` touched).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BlobStore } from '../../../src/cache/ports.ts';
-import { IndexOwner, type IndexOwnerOptions } from '../../../src/process/index-owner.ts';
+import { EvictionService, type EvictionServiceOptions } from '../../../src/cache/eviction-service.ts';
+import type { BlobFiles } from '../../../src/cache/ports.ts';
 import { digestOf, type Digest } from '../../../src/registry/digest.ts';
-import { readUnverifiedBefore } from '../../../src/storage/crash-state.ts';
+import { DiskCrashMarkers, readUnverifiedBefore } from '../../../src/storage/crash-state.ts';
 import { DiskBlobStore } from '../../../src/storage/disk-blob-store.ts';
+import { DiskMetadataStore } from '../../../src/storage/disk-metadata-store.ts';
+import { DiskPinStore } from '../../../src/storage/disk-pin-store.ts';
+import { SnapshotIndexPersistence } from '../../../src/storage/index-snapshot.ts';
+import { DiskIngestLeftovers } from '../../../src/storage/ingest-leftovers.ts';
 import { cacheLayout, type CacheLayout } from '../../../src/storage/layout.ts';
 
 const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-describe('IndexOwner', () => {
+describe('EvictionService on disk', () => {
   let dir: string;
   let layout: CacheLayout;
   let store: DiskBlobStore;
@@ -30,10 +36,12 @@ describe('IndexOwner', () => {
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
-  function owner(overrides: Partial<IndexOwnerOptions> = {}): IndexOwner {
-    return new IndexOwner({
-      layout,
-      store,
+  function owner(overrides: Partial<EvictionServiceOptions> = {}): EvictionService {
+    return new EvictionService({
+      files: store,
+      persistence: new SnapshotIndexPersistence(layout),
+      markers: new DiskCrashMarkers(layout),
+      leftovers: new DiskIngestLeftovers(layout),
       clock: { now: () => Date.now() },
       logger: silent,
       maxBytes: 1_000_000,
@@ -54,13 +62,14 @@ describe('IndexOwner', () => {
   it('keeps an entry that is added again while its eviction is removing the file', async () => {
     const digest = digestOf(Buffer.from('evicted then filled again'));
     let finishRemove: () => void = () => undefined;
-    const slowStore = {
+    const slowFiles: BlobFiles = {
+      inspect: (d) => store.inspect(d),
       remove: () =>
         new Promise<void>((resolve) => {
           finishRemove = resolve;
         }),
-    } as unknown as BlobStore;
-    const o = owner({ store: slowStore, maxBytes: 1000 });
+    };
+    const o = owner({ files: slowFiles, maxBytes: 1000 });
     o.index.add(digest, 950, 'blob'); // over the high watermark
     const evicting = o.evict(); // removes the file: pending
     // A fill lands while rm is pending: its file is in place, and the index hears of it.
@@ -133,5 +142,51 @@ describe('IndexOwner', () => {
     expect(await o.sweepOrphans()).toBe(1);
     expect(o.stats().bytes).toBe(0);
     expect(await readdir(layout.ingestDir)).toEqual([path.basename(live)]);
+  });
+});
+
+describe('disk adapters of the eviction and admin services', () => {
+  let dir: string;
+  let layout: CacheLayout;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'outpost-adapters-'));
+    layout = cacheLayout(dir);
+    await mkdir(layout.ingestDir, { recursive: true });
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('keeps pins in index/pins.json, and reads a missing or foreign file as no pins', async () => {
+    const pins = new DiskPinStore(layout);
+    expect(await pins.load()).toEqual([]);
+    await pins.save(['library/nginx:1.27', 'library/redis:7']);
+    expect(JSON.parse(await readFile(path.join(dir, 'index', 'pins.json'), 'utf8'))).toEqual(['library/nginx:1.27', 'library/redis:7']);
+    expect(await new DiskPinStore(layout).load()).toEqual(['library/nginx:1.27', 'library/redis:7']);
+    await writeFile(layout.pinsPath, '{"not": "a list"');
+    expect(await pins.load()).toEqual([]);
+    await writeFile(layout.pinsPath, '["library/app:1", 42]');
+    expect(await pins.load()).toEqual(['library/app:1']);
+  });
+
+  it('removes every repository of every upstream, and nothing else', async () => {
+    const metadata = new DiskMetadataStore(layout);
+    const digest = digestOf(Buffer.from('manifest'));
+    await metadata.linkManifest('registry.test', 'library/app', digest);
+    await metadata.linkManifest('mirror.test', 'library/other', digest);
+    await metadata.putManifestMeta(digest, { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 8 });
+    await metadata.removeAllRepositories();
+    expect(await metadata.listRepositories('registry.test')).toEqual([]);
+    expect(await metadata.listRepositories('mirror.test')).toEqual([]);
+    expect(await metadata.getManifestMeta(digest)).toBeDefined();
+    await metadata.removeAllRepositories(); // nothing left: still fine
+  });
+
+  it('never looks at or removes a file outside ingest/', async () => {
+    const leftovers = new DiskIngestLeftovers(layout);
+    const outside = path.join(dir, `x.4242-0123456789ab.partial`);
+    await writeFile(outside, 'not in ingest');
+    expect(await leftovers.inspect(outside)).toBeUndefined();
+    await leftovers.remove(outside);
+    expect(await readFile(outside, 'utf8')).toBe('not in ingest');
   });
 });
