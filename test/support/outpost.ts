@@ -114,7 +114,10 @@ export async function startOutpost(options: StartOutpostOptions): Promise<Outpos
       const started = proc;
       await waitFor(
         async () => {
-          if (!started.isRunning()) throw new Error(`outpost exited: ${started.output().slice(-2000)}`);
+          if (!started.isRunning()) {
+            const exit = started.exitInfo();
+            throw new Error(`outpost exited (code ${exit?.code ?? '?'}, signal ${exit?.signal ?? 'none'}): ${started.output().slice(-2000)}`);
+          }
           const res = await fetch(`${url}/health`).catch(() => undefined);
           if (res?.status !== 200) return false;
           const body = (await res.json()) as { checks?: { workers?: { status?: string } } };
