@@ -7,9 +7,9 @@
  * Each purge answers with its `scope` (what it removed), so the primary can
  * make every worker forget it from memory too before it answers.
  */
-import { parseDigest, tryParseDigest, type Digest } from '../registry/digest.ts';
+import type { Digest } from '../registry/digest.ts';
+import type { AdminRequest } from './admin-request.ts';
 import { RegistryError } from '../registry/errors.ts';
-import { validateName } from '../registry/reference.ts';
 import type { CacheScrub } from './cache-scrub.ts';
 import type { EvictionService } from './eviction-service.ts';
 import type { MetadataStore, PinStore, PurgeScope } from './ports.ts';
@@ -41,44 +41,39 @@ export class CacheAdminService {
     return [...new Set([...this.options.configPins, ...this.savedPins])];
   }
 
-  async call(op: string, args: Record<string, unknown>): Promise<unknown> {
+  async handle(request: AdminRequest): Promise<unknown> {
     const { evictions, scrub } = this.options;
-    switch (op) {
+    switch (request.op) {
       case 'stats':
         return evictions.stats();
       case 'list':
-        return evictions.list(Number(args.limit ?? 100), Number(args.cursor ?? 0));
+        return evictions.list(request.limit, request.cursor);
       // Each purge says what it removed (`scope`), so the primary can make every worker forget it from memory too.
       case 'purge': {
-        if (typeof args.digest === 'string') {
-          const digest = parseDigest(args.digest);
-          return { ...(await evictions.purgeDigests([digest])), scope: { kind: 'some', digests: [digest], repositories: [] } satisfies PurgeScope };
+        const { target } = request;
+        if ('digest' in target) {
+          return { ...(await evictions.purgeDigests([target.digest])), scope: { kind: 'some', digests: [target.digest], repositories: [] } satisfies PurgeScope };
         }
-        if (typeof args.repository === 'string') {
-          const name = validateName(args.repository);
-          const { digests, ...result } = await this.purgeRepository(name);
-          const repositories = this.options.upstreamKeys.map((upstream) => ({ upstream, name }));
+        if ('repository' in target) {
+          const { digests, ...result } = await this.purgeRepository(target.repository);
+          const repositories = this.options.upstreamKeys.map((upstream) => ({ upstream, name: target.repository }));
           return { ...result, scope: { kind: 'some', digests, repositories } satisfies PurgeScope };
         }
-        if (args.all === true) {
-          const result = await evictions.purgeAll();
-          await this.options.metadata.removeAllRepositories();
-          return { ...result, scope: { kind: 'all' } satisfies PurgeScope };
-        }
-        throw new RegistryError('UNSUPPORTED', 'unknown purge');
+        const result = await evictions.purgeAll();
+        await this.options.metadata.removeAllRepositories();
+        return { ...result, scope: { kind: 'all' } satisfies PurgeScope };
       }
       case 'pin': {
-        const reference = String(args.reference);
-        const digests = Array.isArray(args.digests) ? args.digests.map(tryParseDigest).filter((d): d is Digest => d !== undefined) : [];
+        const { reference, digests } = request;
         evictions.setPin(reference, digests);
-        if (args.persist === true && !this.savedPins.includes(reference)) {
+        if (request.persist && !this.savedPins.includes(reference)) {
           this.savedPins.push(reference);
           await this.options.pins.save(this.savedPins);
         }
         return { reference, digests: digests.length };
       }
       case 'unpin': {
-        const reference = String(args.reference);
+        const { reference } = request;
         const removed = evictions.unpin(reference);
         this.savedPins = this.savedPins.filter((p) => p !== reference);
         await this.options.pins.save(this.savedPins);
@@ -92,8 +87,6 @@ export class CacheAdminService {
       case 'verifyStatus':
         if (!scrub) throw new RegistryError('UNSUPPORTED', 'this node cannot verify its cache');
         return scrub.status();
-      default:
-        throw new RegistryError('UNSUPPORTED', `unknown admin operation ${op}`);
     }
   }
 

@@ -17,7 +17,8 @@
  * 413 `BODY_TOO_LARGE`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseDigest } from '../registry/digest.ts';
+import type { AdminRequest } from '../cache/admin-request.ts';
+import { parseDigest, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { validateName } from '../registry/reference.ts';
 import { AdminToken } from './admin-token.ts';
@@ -25,9 +26,10 @@ import { sendJson } from './send.ts';
 
 /** What the admin API asks of the node (the index owner, through the cluster primary). */
 export interface AdminBackend {
-  call(op: string, args: Record<string, unknown>): Promise<unknown>;
+  /** Runs an admin request on the node's cache (in the cluster primary). */
+  admin(request: AdminRequest): Promise<unknown>;
   /** Resolves and caches a pinned reference in this process; returns the digests it protects. */
-  resolvePin(reference: string): Promise<string[]>;
+  resolvePin(reference: string): Promise<Digest[]>;
 }
 
 const maxBodyBytes = 64 * 1024;
@@ -123,57 +125,57 @@ export class AdminRoutes {
     const method = req.method ?? 'GET';
     const route = path.slice('/api/v0/cache/'.length);
     if (route === 'stats' && method === 'GET') {
-      sendJson(req, res, 200, await this.backend.call('stats', {}));
+      sendJson(req, res, 200, await this.backend.admin({ op: 'stats' }));
       return;
     }
     if (route === 'entries' && method === 'GET') {
       const limit = Math.min(Math.max(Number(query.get('limit') ?? 100) || 100, 1), 1000);
       const cursor = Math.max(Number(query.get('cursor') ?? 0) || 0, 0);
-      sendJson(req, res, 200, await this.backend.call('list', { limit, cursor }));
+      sendJson(req, res, 200, await this.backend.admin({ op: 'list', limit, cursor }));
       return;
     }
     if (route.startsWith('entries/') && method === 'DELETE') {
       const digest = parseDigest(decodePathSegment(route.slice('entries/'.length)));
-      sendJson(req, res, 200, await this.backend.call('purge', { digest }));
+      sendJson(req, res, 200, await this.backend.admin({ op: 'purge', target: { digest } }));
       return;
     }
     if (route === 'purge' && method === 'POST') {
       const body = await readJson(req);
       if (typeof body.digest === 'string') {
-        sendJson(req, res, 200, await this.backend.call('purge', { digest: parseDigest(body.digest) }));
+        sendJson(req, res, 200, await this.backend.admin({ op: 'purge', target: { digest: parseDigest(body.digest) } }));
       } else if (typeof body.repository === 'string') {
-        sendJson(req, res, 200, await this.backend.call('purge', { repository: validateName(body.repository) }));
+        sendJson(req, res, 200, await this.backend.admin({ op: 'purge', target: { repository: validateName(body.repository) } }));
       } else if (body.all === true) {
-        sendJson(req, res, 200, await this.backend.call('purge', { all: true }));
+        sendJson(req, res, 200, await this.backend.admin({ op: 'purge', target: { all: true } }));
       } else {
         throw new RegistryError('BODY_INVALID', 'purge takes {"digest"}, {"repository"} or {"all":true}');
       }
       return;
     }
     if (route === 'verify' && method === 'POST') {
-      sendJson(req, res, 202, await this.backend.call('verify', {}));
+      sendJson(req, res, 202, await this.backend.admin({ op: 'verify' }));
       return;
     }
     if (route === 'verify' && method === 'GET') {
-      sendJson(req, res, 200, await this.backend.call('verifyStatus', {}));
+      sendJson(req, res, 200, await this.backend.admin({ op: 'verifyStatus' }));
       return;
     }
     if (route === 'pins' && method === 'GET') {
-      sendJson(req, res, 200, await this.backend.call('pins', {}));
+      sendJson(req, res, 200, await this.backend.admin({ op: 'pins' }));
       return;
     }
     if (route === 'pins' && method === 'POST') {
       const body = await readJson(req);
       if (typeof body.reference !== 'string') throw new RegistryError('BODY_INVALID', 'pin takes {"reference":"name:tag"}');
       const digests = await this.backend.resolvePin(body.reference);
-      await this.backend.call('pin', { reference: body.reference, digests, persist: true });
+      await this.backend.admin({ op: 'pin', reference: body.reference, digests, persist: true });
       sendJson(req, res, 200, { reference: body.reference, digests: digests.length });
       return;
     }
     if (route === 'pins' && method === 'DELETE') {
       const reference = query.get('reference');
       if (!reference) throw new RegistryError('NAME_INVALID', 'unpin takes ?reference=name:tag');
-      sendJson(req, res, 200, await this.backend.call('unpin', { reference }));
+      sendJson(req, res, 200, await this.backend.admin({ op: 'unpin', reference }));
       return;
     }
     throw new RegistryError('UNSUPPORTED', 'no such admin route', { detail: { method, path: path.slice(0, 200) } });

@@ -14,7 +14,7 @@
  *   primary → workers   {t:'cache.writeFailed', value: {code, at}}
  *   worker  → primary   {t:'upstream.failed', host, code, cause} | {t:'upstream.recovered', host}
  *   primary → workers   {t:'upstream.state', outages}                       whenever it changes, and to new workers
- *   worker  → primary   {t:'ops.admin', id, op, args} | {t:'index.batch', batch}
+ *   worker  → primary   {t:'ops.admin', id, request} | {t:'index.batch', batch}
  *   primary → worker    {t:'pins.refresh', references}
  *   primary → workers   {t:'cache.forget', reqId, scope}  each answers {t:'cache.forgotten', reqId} once purged content is out of its memory
  *   worker  → primary   {t:'cache.corrupt', value: digest}   a read found a cached blob corrupt and deleted it
@@ -27,7 +27,9 @@ import { nodeMetrics, type PrimaryMetrics, type ProcessMetrics } from '../observ
 import { UpstreamStatusBoard, type UpstreamOutage, type UpstreamStatus } from '../observability/upstream-status.ts';
 import type { Clock, Logger } from '../cache/ports.ts';
 import { parseIndexBatch, type IndexBatch } from '../cache/eviction-index.ts';
+import { parseAdminRequest, type AdminRequest } from '../cache/admin-request.ts';
 import type { PurgeScope } from '../cache/ports.ts';
+import { errorDescriptors, RegistryError, type ErrorCode } from '../registry/errors.ts';
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { parseCoordinationState, type CoordinationState } from '../cluster/coordination-state.ts';
 
@@ -36,7 +38,7 @@ export type OpsWorkerMessage =
   | { t: 'ops.metrics'; id: number }
   | { t: 'ops.connections'; id: number }
   | { t: 'ops.clusterStatus'; id: number }
-  | { t: 'ops.admin'; id: number; op: string; args: Record<string, unknown> }
+  | { t: 'ops.admin'; id: number; request: unknown }
   | { t: 'ops.metrics.res'; reqId: number; metrics: ProcessMetrics }
   | { t: 'ops.connections.res'; reqId: number; counters: ConnectionCounters }
   | { t: 'cache.writeFailed'; value: string }
@@ -48,7 +50,7 @@ export type OpsWorkerMessage =
 
 /** Primary → worker. */
 export type OpsPrimaryMessage =
-  | { t: 'ops.reply'; id: number; value?: unknown; error?: string }
+  | { t: 'ops.reply'; id: number; value?: unknown; error?: { code: string; message: string } }
   | { t: 'ops.metrics.req'; reqId: number }
   | { t: 'ops.connections.req'; reqId: number }
   | { t: 'cluster.workers'; up: number; configured: number }
@@ -73,7 +75,7 @@ function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
     case 'ops.clusterStatus':
       return isNumber(m.id) ? { t: m.t, id: m.id } : undefined;
     case 'ops.admin':
-      return isNumber(m.id) && isString(m.op) ? { t: m.t, id: m.id, op: m.op, args: (m.args ?? {}) as Record<string, unknown> } : undefined;
+      return isNumber(m.id) ? { t: m.t, id: m.id, request: m.request } : undefined;
     case 'ops.metrics.res':
       return isNumber(m.reqId) && Array.isArray(m.metrics) ? { t: m.t, reqId: m.reqId, metrics: m.metrics as ProcessMetrics } : undefined;
     case 'ops.connections.res':
@@ -101,7 +103,7 @@ function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
 
 /** What the primary does with admin calls and index batches (the index owner). */
 export interface PrimaryHandlers {
-  admin(op: string, args: Record<string, unknown>): Promise<unknown>;
+  admin(request: AdminRequest): Promise<unknown>;
   indexBatch(batch: IndexBatch): void;
   /** A worker deleted a cached blob that did not match its digest. */
   corrupt?(digest: Digest): void;
@@ -192,10 +194,13 @@ export class PrimaryOps {
         return;
       case 'ops.admin': {
         const id = msg.id;
-        this.handlers.admin(msg.op, msg.args).then(
-          (value) => send(worker, { t: 'ops.reply', id, value }),
-          (err: unknown) => send(worker, { t: 'ops.reply', id, error: String((err as Error)?.message ?? err) }),
-        );
+        // Parsed here, where it is run: digests and names through the registry parsers.
+        Promise.resolve()
+          .then(() => this.handlers.admin(parseAdminRequest(msg.request)))
+          .then(
+            (value) => send(worker, { t: 'ops.reply', id, value }),
+            (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
+          );
         return;
       }
       case 'ops.metrics': {
@@ -209,12 +214,12 @@ export class PrimaryOps {
       case 'ops.clusterStatus': {
         const id = msg.id;
         if (!this.handlers.clusterStatus) {
-          send(worker, { t: 'ops.reply', id, error: 'no cluster status in this process' });
+          send(worker, { t: 'ops.reply', id, error: { code: 'UNKNOWN', message: 'no cluster status in this process' } });
           return;
         }
         this.handlers.clusterStatus().then(
           (value) => send(worker, { t: 'ops.reply', id, value }),
-          (err: unknown) => send(worker, { t: 'ops.reply', id, error: String((err as Error)?.message ?? err) }),
+          (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
         );
         return;
       }
@@ -468,8 +473,8 @@ export class WorkerOps implements UpstreamStatus {
     return this.coordinationState;
   }
 
-  admin(op: string, args: Record<string, unknown>): Promise<unknown> {
-    return this.ask({ t: 'ops.admin', id: this.nextId++, op, args }, 60_000);
+  admin(request: AdminRequest): Promise<unknown> {
+    return this.ask({ t: 'ops.admin', id: this.nextId++, request }, 60_000);
   }
 
   /** Tells the primary (index owner, corrupt-files metric) that a read deleted a corrupt blob. */
@@ -494,7 +499,7 @@ export class WorkerOps implements UpstreamStatus {
       }, timeoutMs);
       this.waiting.set(id, (reply) => {
         clearTimeout(timer);
-        if (reply.error !== undefined) reject(new Error(String(reply.error)));
+        if (reply.error !== undefined) reject(fromReplyError(reply.error));
         else resolve(reply.value);
       });
       this.send(message);
@@ -513,4 +518,18 @@ function parsePurgeScope(value: unknown): PurgeScope | undefined {
       typeof (r as { upstream?: unknown })?.upstream === 'string' && typeof (r as { name?: unknown })?.name === 'string',
   );
   return { kind: 'some', digests, repositories };
+}
+
+/** An error as it crosses IPC: its OCI code survives, so the worker answers the client with the right status. */
+function replyError(err: unknown): { code: string; message: string } {
+  if (err instanceof RegistryError) return { code: err.code, message: err.message };
+  return { code: 'UNKNOWN', message: String((err as Error)?.message ?? err) };
+}
+
+/** The worker's side of {@link replyError}. */
+function fromReplyError(error: unknown): Error {
+  const e = (typeof error === 'object' && error !== null ? error : { message: String(error) }) as { code?: unknown; message?: unknown };
+  const message = String(e.message ?? 'the cluster primary failed');
+  if (typeof e.code === 'string' && e.code !== 'UNKNOWN' && Object.hasOwn(errorDescriptors, e.code)) return new RegistryError(e.code as ErrorCode, message);
+  return new Error(message);
 }

@@ -17,7 +17,9 @@ import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.t
 import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
 import { ReferrersService } from '../cache/referrers-service.ts';
+import type { AdminRequest } from '../cache/admin-request.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
+import { RegistryError } from '../registry/errors.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
 import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
@@ -43,7 +45,7 @@ export interface OutpostAppDeps {
   /** Where hits and additions are reported (the per-host eviction index). */
   index?: CacheIndexReporter;
   /** Admin operations on the per-host index (through the cluster primary). */
-  admin?: (op: string, args: Record<string, unknown>) => Promise<unknown>;
+  admin?: (request: AdminRequest) => Promise<unknown>;
   /** A read found a cached blob corrupt and deleted it (the cluster primary drops it from the index and counts it). */
   onCorruptBlob?: (digest: Digest) => void;
   logger?: Logger;
@@ -72,7 +74,7 @@ export interface OutpostApp {
   /** Drops purged content from this process's memory (tags, manifests, small blobs, relayed answers). */
   forget(scope: PurgeScope): void;
   /** Resolves a pinned image reference to its digests, caching what it needs. */
-  resolvePin(reference: string): Promise<string[]>;
+  resolvePin(reference: string): Promise<Digest[]>;
   metrics: WorkerMetrics;
   connectionStats: ConnectionStats;
   server: Server;
@@ -202,9 +204,9 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     connections: cluster.connections,
   });
   const pins = new PinResolver(resolver, manifests, blobs);
-  const resolvePin = (reference: string): Promise<string[]> => pins.resolve(reference, AbortSignal.timeout(10 * 60_000));
+  const resolvePin = (reference: string): Promise<Digest[]> => pins.resolve(reference, AbortSignal.timeout(10 * 60_000));
   const admin = new AdminRoutes(config.admin.token, {
-    call: deps.admin ?? (() => Promise.reject(new Error('no index owner'))),
+    admin: deps.admin ?? (() => Promise.reject(new RegistryError('UNSUPPORTED', 'this process has no cache index owner'))),
     resolvePin,
   });
   // In a worker the cluster primary answers; a process on its own answers for itself, standalone.

@@ -131,8 +131,8 @@ export async function runPrimary(config: Config): Promise<void> {
     metrics,
     config.workers,
     {
-      admin: async (op, args) => {
-        const value = await admin.call(op, args);
+      admin: async (request) => {
+        const value = await admin.handle(request);
         if (typeof value !== 'object' || value === null || !('scope' in value)) return value;
         // A purge is done only once every worker has forgotten it from memory too.
         const { scope, ...result } = value as { scope: PurgeScope };

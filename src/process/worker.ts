@@ -56,7 +56,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
   const app = await createOutpostApp(config, {
     coordinator,
     index,
-    admin: (op, args) => ops.admin(op, args),
+    admin: (request) => ops.admin(request),
     onCorruptBlob: (digest) => ops.reportCorrupt(digest),
     logger,
     metrics,
@@ -75,7 +75,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
   ops.onForget = (scope) => app.forget(scope);
   const pins = new PinRefresher(async (reference) => {
     const digests = await app.resolvePin(reference);
-    await ops.admin('pin', { reference, digests });
+    await ops.admin({ op: 'pin', reference, digests, persist: false });
   }, logger);
   ops.onPinsRefresh = (references) => void pins.request(references);
   try {

@@ -15,6 +15,12 @@ import {
   MemoryIngestLeftovers,
   MemoryPinStore,
 } from '../../support/memory-cache-ports.ts';
+import { parseAdminRequest } from '../../../src/cache/admin-request.ts';
+
+/** An admin request as it arrives over IPC: parsed, then run. */
+async function call(admin: { handle(request: ReturnType<typeof parseAdminRequest>): Promise<unknown> }, op: string, args: Record<string, unknown> = {}): Promise<unknown> {
+  return admin.handle(parseAdminRequest({ op, ...args, target: args }));
+}
 
 const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 const upstreamKeys = ['registry.test', 'mirror.test'];
@@ -62,7 +68,7 @@ describe('CacheAdminService', () => {
     await metadata.linkManifest('registry.test', 'library/other', other);
     indexAll();
     const bytes = (await files.inspect(app))!.bytes + (await files.inspect(config))!.bytes;
-    const answer = (await admin.call('purge', { repository: 'library/app' })) as { scope: { digests: Digest[] } };
+    const answer = (await call(admin, 'purge', { repository: 'library/app' })) as { scope: { digests: Digest[] } };
     expect(answer).toEqual({
       removed: 2,
       bytes,
@@ -86,7 +92,7 @@ describe('CacheAdminService', () => {
     const { admin, blob, indexAll } = await setup();
     const layer = blob('a layer');
     indexAll();
-    expect(await admin.call('purge', { digest: layer })).toEqual({
+    expect(await call(admin, 'purge', { digest: layer })).toEqual({
       removed: 1,
       bytes: Buffer.byteLength('a layer'),
       scope: { kind: 'some', digests: [layer], repositories: [] },
@@ -97,18 +103,18 @@ describe('CacheAdminService', () => {
     const { admin, metadata, files, blob, image, indexAll } = await setup();
     await metadata.linkManifest('registry.test', 'library/app', await image(blob('config'), []));
     indexAll();
-    expect(await admin.call('purge', { all: true })).toEqual({ removed: 2, bytes: expect.any(Number), scope: { kind: 'all' } });
+    expect(await call(admin, 'purge', { all: true })).toEqual({ removed: 2, bytes: expect.any(Number), scope: { kind: 'all' } });
     expect(files.files.size).toBe(0);
     expect(await metadata.listRepositories('registry.test')).toEqual([]);
   });
 
   it('refuses a purge of nothing, a malformed digest and an unknown operation', async () => {
     const { admin } = await setup();
-    await expect(admin.call('purge', {})).rejects.toMatchObject({ code: 'UNSUPPORTED' });
-    await expect(admin.call('purge', { digest: 'sha256:nope' })).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
-    await expect(admin.call('purge', { repository: '../etc' })).rejects.toMatchObject({ code: 'NAME_INVALID' });
-    await expect(admin.call('reboot', {})).rejects.toMatchObject({ code: 'UNSUPPORTED' });
-    await expect(admin.call('verify', {})).rejects.toMatchObject({ code: 'UNSUPPORTED' }); // no scrub wired
+    await expect(call(admin, 'purge', {})).rejects.toMatchObject({ code: 'BODY_INVALID' });
+    await expect(call(admin, 'purge', { digest: 'sha256:nope' })).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
+    await expect(call(admin, 'purge', { repository: '../etc' })).rejects.toMatchObject({ code: 'NAME_INVALID' });
+    await expect(call(admin, 'reboot', {})).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(call(admin, 'verify', {})).rejects.toMatchObject({ code: 'UNSUPPORTED' }); // no scrub wired
   });
 
   it('saves pins added with persist, forgets them on unpin, and lists them with the configured ones', async () => {
@@ -117,22 +123,22 @@ describe('CacheAdminService', () => {
     await admin.loadPins();
     expect(admin.pinnedReferences()).toEqual(['library/base:1', 'library/saved:1']);
     const layer = blob('pinned layer');
-    expect(await admin.call('pin', { reference: 'library/app:1', digests: [layer, 'not a digest'], persist: true })).toEqual({ reference: 'library/app:1', digests: 1 });
+    expect(await call(admin, 'pin', { reference: 'library/app:1', digests: [layer, 'not a digest'], persist: true })).toEqual({ reference: 'library/app:1', digests: 1 });
     expect(pins.saved).toEqual(['library/saved:1', 'library/app:1']);
     expect(evictions.index.isPinned(layer)).toBe(true);
-    expect(await admin.call('pin', { reference: 'library/base:1', digests: [] })).toEqual({ reference: 'library/base:1', digests: 0 });
+    expect(await call(admin, 'pin', { reference: 'library/base:1', digests: [] })).toEqual({ reference: 'library/base:1', digests: 0 });
     expect(pins.saved).toEqual(['library/saved:1', 'library/app:1']); // not asked to persist
-    expect(await admin.call('pins', {})).toEqual({
+    expect(await call(admin, 'pins', {})).toEqual({
       pins: [
         { reference: 'library/app:1', digests: 1 },
         { reference: 'library/base:1', digests: 0 },
       ],
       configured: ['library/base:1', 'library/saved:1', 'library/app:1'],
     });
-    expect(await admin.call('unpin', { reference: 'library/app:1' })).toEqual({ reference: 'library/app:1', removed: true });
+    expect(await call(admin, 'unpin', { reference: 'library/app:1' })).toEqual({ reference: 'library/app:1', removed: true });
     expect(pins.saved).toEqual(['library/saved:1']);
     expect(evictions.index.isPinned(layer)).toBe(false);
-    expect(await admin.call('unpin', { reference: 'library/none:1' })).toEqual({ reference: 'library/none:1', removed: false });
+    expect(await call(admin, 'unpin', { reference: 'library/none:1' })).toEqual({ reference: 'library/none:1', removed: false });
   });
 
   it('answers stats and listings from the eviction service', async () => {
@@ -140,7 +146,7 @@ describe('CacheAdminService', () => {
     blob('a');
     blob('b');
     indexAll();
-    expect(await admin.call('stats', {})).toMatchObject({ entries: 2, blobs: 2, manifests: 0, maxBytes: 1_000_000 });
-    expect(await admin.call('list', { limit: 1 })).toMatchObject({ entries: [{ pinned: false }], next: 1 });
+    expect(await call(admin, 'stats', {})).toMatchObject({ entries: 2, blobs: 2, manifests: 0, maxBytes: 1_000_000 });
+    expect(await call(admin, 'list', { limit: 1 })).toMatchObject({ entries: [{ pinned: false }], next: 1 });
   });
 });
