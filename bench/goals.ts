@@ -4,6 +4,7 @@
  */
 import type { ScenarioName } from './options.ts';
 import type { RssPeaks } from './rss-sampler.ts';
+import { outpostTrio, proxyTrio, replicaSetSize } from './scenarios/replica-set.ts';
 import { findCell, type Row } from './summary.ts';
 
 export interface GoalResult {
@@ -97,4 +98,47 @@ export function evaluateGoals(rows: readonly Row[], rss: Partial<Record<Scenario
     met: Object.keys(rss).length === 0 ? undefined : worstWorker < 150,
   });
   return goals;
+}
+
+/** The anchor's figure for the same row, to read the subject's against. */
+function withAnchor(result: GoalResult, rows: readonly Row[], scenario: ScenarioName, metric: string, anchor: string, unit: string): GoalResult {
+  const cell = findCell(rows, scenario, metric, anchor);
+  if (cell && result.met !== undefined) result.measured += `; ${anchor}: ${fmt(cell.median)}${unit}`;
+  return result;
+}
+
+/**
+ * The replica-set targets of issue 9: one WAN crossing per blob for the whole set, no slower
+ * than one replica alone, and a replica warming up from a peer costs the primary nothing.
+ */
+export function evaluateReplicaSetGoals(rows: readonly Row[]): GoalResult[] {
+  const n = replicaSetSize;
+  const scenario: ScenarioName = 'replica-set';
+  const bytes = findCell(rows, scenario, `${n} at once: WAN bytes ÷ image`, outpostTrio);
+  const bytesGoal: GoalResult = bytes
+    ? {
+        goal: `${n} cold pulls at once, one per replica: WAN bytes 1.0× the image (≤ 1.01× with headers and manifests)`,
+        measured: `${bytes.median.toFixed(2)}× (median; ${bytes.min.toFixed(2)}–${bytes.max.toFixed(2)})`,
+        met: bytes.median <= 1.01,
+      }
+    : { goal: `${n} cold pulls at once, one per replica: WAN bytes 1.0× the image`, measured: 'not run', met: undefined };
+  const peer = findCell(rows, scenario, 'b after a: blob MiB from primary', outpostTrio);
+  return [
+    withAnchor(bytesGoal, rows, scenario, `${n} at once: WAN bytes ÷ image`, proxyTrio, '×'),
+    withAnchor(
+      medianGoal(rows, `${n} cold pulls at once ≤ 1.2× one cold pull on one replica`, scenario, `${n} at once ÷ 1 cold`, outpostTrio, 1.2),
+      rows,
+      scenario,
+      `${n} at once ÷ 1 cold`,
+      proxyTrio,
+      '×',
+    ),
+    peer
+      ? {
+          goal: 'peer fill: replica b pulling what a holds fetches no blob bytes from the primary',
+          measured: `max ${fmt(peer.max)} MiB over ${peer.n} rounds (median ${fmt(peer.median)})`,
+          met: peer.max === 0,
+        }
+      : { goal: 'peer fill: replica b pulling what a holds fetches no blob bytes from the primary', measured: 'not run', met: undefined },
+  ];
 }

@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { createCleanupStack } from '../test/support/cleanup.ts';
-import { evaluateGoals } from './goals.ts';
+import { evaluateGoals, evaluateReplicaSetGoals } from './goals.ts';
 import { machineInfo } from './machine.ts';
 import { parseOptions, type BenchOptions, type ScenarioName } from './options.ts';
 import { processTrees } from './process-tree.ts';
@@ -134,6 +134,7 @@ async function main(): Promise<void> {
     if (interrupted) return;
     const rows = summarizeRows(measurements);
     const goals = evaluateGoals(rows, rss, options.concurrentColdClients);
+    const replicaSetGoals = options.scenarios.includes('replica-set') ? evaluateReplicaSetGoals(rows) : [];
     log(`\n${'='.repeat(100)}\n${header(options, machine)}`);
     for (const name of options.scenarios) {
       const scenarioRows = rows.filter((r) => r.scenario === name);
@@ -145,6 +146,10 @@ async function main(): Promise<void> {
     log(rssTable(rss));
     log('\ntargets (issue 3)\n');
     log(goalsTable(goals));
+    if (replicaSetGoals.length > 0) {
+      log('\ntargets (issue 9: replica set)\n');
+      log(goalsTable(replicaSetGoals));
+    }
     for (const f of failures) log(`\n! scenario ${f.scenario} failed: ${f.error.split('\n')[0]}`);
     const elapsed = (Date.now() - started) / 1000;
     log(`\ntotal ${(elapsed / 60).toFixed(1)} min`);
@@ -153,7 +158,7 @@ async function main(): Promise<void> {
     await mkdir(outDir, { recursive: true });
     const file = join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     const summary = rows.map((r) => ({ scenario: r.scenario, metric: r.metric, better: r.better, cells: Object.fromEntries(r.cells) }));
-    await writeFile(file, `${JSON.stringify({ options, machine, elapsedS: elapsed, timings, loadBefore, measurements, summary, rss, goals, failures }, null, 2)}\n`);
+    await writeFile(file, `${JSON.stringify({ options, machine, elapsedS: elapsed, timings, loadBefore, measurements, summary, rss, goals, replicaSetGoals, failures }, null, 2)}\n`);
     log(`raw results: ${file}`);
     if (failures.length > 0) process.exitCode = 1;
   } finally {

@@ -8,11 +8,16 @@
  * `windowBytes` stops reading from its source until the queue drains, like
  * a TCP window, so the relay never buffers a whole blob.
  *
+ * Counts the bytes it delivers in each direction (what the link carried):
+ * with `--stats-port`, `GET /` on that port answers them as JSON
+ * (`{"down":N,"up":N,"connections":N,"open":N}`; down = towards the clients).
+ *
  * Runs as its own process so that the bench's load generation does not
  * delay its timers:
  *
- *   node --import tsx bench/wan-relay.ts --port 7000 --target 127.0.0.1:5000 --latency-ms 20 --mbit 200
+ *   node --import tsx bench/wan-relay.ts --port 7000 --target 127.0.0.1:5000 --latency-ms 20 --mbit 200 [--stats-port 7001]
  */
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -27,9 +32,20 @@ export interface WanLinkOptions {
   windowBytes?: number;
 }
 
+/** Bytes delivered across the link so far (down: primary → clients; up: clients → primary). */
+export interface WanLinkCounters {
+  down: number;
+  up: number;
+  /** Connections accepted, and those still open. */
+  connections: number;
+  open: number;
+}
+
 /** One direction of the link: serialises chunks at the line rate, then delays them. */
 class LinkDirection {
   private freeAt = 0;
+  /** Bytes handed to the far end. */
+  delivered = 0;
   private readonly bytesPerMs: number;
   constructor(
     mbit: number,
@@ -60,6 +76,7 @@ function pipeAcross(src: Socket, dst: Socket, link: LinkDirection, windowBytes: 
     while (queue.length > 0 && queue[0]!.at <= now + 0.5) {
       const { chunk } = queue.shift()!;
       queued -= chunk.length;
+      link.delivered += chunk.length;
       if (!dst.write(chunk)) {
         waitingDrain = true;
         dst.once('drain', () => {
@@ -92,12 +109,24 @@ function pipeAcross(src: Socket, dst: Socket, link: LinkDirection, windowBytes: 
   });
 }
 
-export function createWanRelay(target: { host: string; port: number }, options: WanLinkOptions): Server {
+export interface WanRelay {
+  server: Server;
+  counters(): WanLinkCounters;
+}
+
+export function createWanRelay(target: { host: string; port: number }, options: WanLinkOptions): WanRelay {
   const up = new LinkDirection(options.mbit, options.latencyMs);
   const down = new LinkDirection(options.mbit, options.latencyMs);
   const bdp = ((options.mbit * 1e6) / 8) * (options.latencyMs / 1000) * 2;
   const windowBytes = options.windowBytes ?? Math.max(1024 * 1024, Math.round(bdp * 4));
-  return createServer({ pauseOnConnect: true }, (client) => {
+  let connections = 0;
+  let open = 0;
+  const server = createServer({ pauseOnConnect: true }, (client) => {
+    connections += 1;
+    open += 1;
+    client.once('close', () => {
+      open -= 1;
+    });
     client.setNoDelay(true);
     // The TCP handshake costs a round trip before the first request byte can leave.
     setTimeout(() => {
@@ -119,24 +148,55 @@ export function createWanRelay(target: { host: string; port: number }, options: 
       });
     }, options.latencyMs * 2);
   });
+  return { server, counters: () => ({ down: down.delivered, up: up.delivered, connections, open }) };
 }
 
-function parseArgs(argv: readonly string[]): { port: number; target: { host: string; port: number }; latencyMs: number; mbit: number } {
-  const get = (name: string): string => {
+interface RelayArgs {
+  port: number;
+  target: { host: string; port: number };
+  latencyMs: number;
+  mbit: number;
+  statsPort: number | undefined;
+}
+
+function parseArgs(argv: readonly string[]): RelayArgs {
+  const find = (name: string): string | undefined => {
     const i = argv.indexOf(`--${name}`);
-    const value = i >= 0 ? argv[i + 1] : undefined;
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const get = (name: string): string => {
+    const value = find(name);
     if (value === undefined) throw new Error(`wan-relay: --${name} is required`);
     return value;
   };
   const [host, port] = get('target').split(':');
-  return { port: Number(get('port')), target: { host: host!, port: Number(port) }, latencyMs: Number(get('latency-ms')), mbit: Number(get('mbit')) };
+  const statsPort = find('stats-port');
+  return {
+    port: Number(get('port')),
+    target: { host: host!, port: Number(port) },
+    latencyMs: Number(get('latency-ms')),
+    mbit: Number(get('mbit')),
+    statsPort: statsPort === undefined ? undefined : Number(statsPort),
+  };
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = parseArgs(process.argv.slice(2));
   const relay = createWanRelay(args.target, { latencyMs: args.latencyMs, mbit: args.mbit });
-  relay.listen(args.port, '127.0.0.1', () => {
-    process.stdout.write(`wan-relay listening on 127.0.0.1:${args.port} → ${args.target.host}:${args.target.port} (+${args.latencyMs} ms each way, ${args.mbit} Mbit/s)\n`);
+  const listening = new Promise<void>((resolve) => relay.server.listen(args.port, '127.0.0.1', resolve));
+  const statsListening =
+    args.statsPort === undefined
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const stats = createHttpServer((_req, res) => {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(JSON.stringify(relay.counters()));
+          });
+          stats.listen(args.statsPort, '127.0.0.1', resolve);
+        });
+  void Promise.all([listening, statsListening]).then(() => {
+    const stats = args.statsPort === undefined ? '' : `, stats on 127.0.0.1:${args.statsPort}`;
+    process.stdout.write(`wan-relay listening on 127.0.0.1:${args.port} → ${args.target.host}:${args.target.port} (+${args.latencyMs} ms each way, ${args.mbit} Mbit/s${stats})\n`);
   });
   process.on('SIGTERM', () => process.exit(0));
 }

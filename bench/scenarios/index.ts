@@ -1,9 +1,10 @@
-/** Every scenario, in the order a full run measures them (warm first, then the ones that restart mirrors). */
+/** Every scenario, in the order a run measures them (warm first, then the ones that restart mirrors, then the opt-in replica set). */
 import type { ScenarioName } from '../options.ts';
 import { bigBlob1, bigBlob8 } from './big-blob.ts';
 import { coldConcurrent } from './cold-concurrent.ts';
 import { coldPull } from './cold-pull.ts';
 import { configBlob, layers4k, tagGet, tagHead } from './request-rate.ts';
+import { replicaSet } from './replica-set.ts';
 import type { Scenario } from './scenario.ts';
 import { wan } from './wan.ts';
 
@@ -17,4 +18,5 @@ export const allScenarios: Record<ScenarioName, Scenario> = {
   'cold-pull': coldPull,
   'cold-32': coldConcurrent,
   wan,
+  'replica-set': replicaSet,
 };

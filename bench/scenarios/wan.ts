@@ -5,18 +5,12 @@
  * pulls through Outpost against pulling straight over the link, and N
  * concurrent cold GETs of the big blob through Outpost against one.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startOutpost, type OutpostNode } from '../../test/support/outpost.ts';
-import { freePort } from '../../test/support/ports.ts';
-import { startProcess } from '../../test/support/process.ts';
-import { waitFor } from '../../test/support/wait.ts';
 import { outpostBenchEnv, resetOutpost } from '../targets.ts';
+import { startWanLink } from '../wan-link.ts';
 import { measureColdConcurrency, recordColdConcurrency } from './cold-concurrent.ts';
 import { pullImage, upstreamCost, type PullResult } from './pull.ts';
 import { rotate, type Scenario, type ScenarioContext } from './scenario.ts';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 interface PullStep {
   name: string;
@@ -70,19 +64,13 @@ export const wan: Scenario = {
   async run(ctx) {
     const { targets, options } = ctx;
     const { latencyMs, mbit } = options.wan;
-    const port = await freePort();
-    const relay = await startProcess(
-      process.execPath,
-      ['--import', 'tsx', 'bench/wan-relay.ts', '--port', String(port), '--target', targets.primary.host, '--latency-ms', String(latencyMs), '--mbit', String(mbit)],
-      { cwd: repoRoot, name: 'wan-relay' },
-    );
+    const relay = await startWanLink(targets.primary.host, { latencyMs, mbit });
     ctx.cleanup.add(() => relay.stop());
     let outpost: OutpostNode | undefined;
     try {
-      await waitFor(() => relay.output().includes('listening'), { what: 'wan-relay to listen', timeoutMs: 20_000 });
-      const wanHost = `127.0.0.1:${port}`;
+      const wanHost = relay.host;
       ctx.log(`  WAN link ${wanHost} → primary: +${latencyMs} ms each way, ${mbit} Mbit/s each direction`);
-      outpost = await startOutpost({ upstreamUrl: `http://${wanHost}`, workers: 2, env: outpostBenchEnv });
+      outpost = await startOutpost({ upstreamUrl: relay.url, workers: 2, env: outpostBenchEnv });
       const started = outpost;
       ctx.cleanup.add(() => started.dispose());
       ctx.watch({ target: 'outpost (WAN)', rootPid: () => started.pid, rootRole: 'primary', childRole: 'worker' });
