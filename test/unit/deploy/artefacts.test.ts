@@ -583,7 +583,7 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
     expect(overlaps).toEqual([]);
   });
 
-  it('charts requests, latency, hit ratio, bytes by source, the primary, fills, disk, evictions, workers and rate limits', async () => {
+  it('charts requests, latency, hit ratio, bytes by source, the primary, fills, disk, evictions, workers, rate limits and the replica set', async () => {
     const used = new Set(dashboardExpressions(await dashboard()).flatMap((e) => metricNamesIn(e.expr)));
     for (const metric of [
       'outpost_http_requests_total',
@@ -601,9 +601,80 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
       'outpost_workers_up',
       'outpost_worker_restarts_total',
       'outpost_upstream_ratelimit_remaining',
+      'outpost_cluster_leader',
+      'outpost_cluster_members',
+      'outpost_etcd_up',
+      'outpost_redis_up',
     ]) {
       expect(used.has(metric), metric).toBe(true);
     }
+  });
+
+  it('has a "Replica set" row: leaders, members seen against the expectation, leader per node, etcd and Redis per node', async () => {
+    const d = await dashboard();
+    const rows = d.panels.filter((p) => p.type === 'row').sort((a, b) => a.gridPos.y - b.gridPos.y);
+    const row = rows.find((r) => r.title === 'Replica set');
+    expect(row).toBeDefined();
+    // The panels of an expanded row are the ones below it and above the next row.
+    const next = rows[rows.indexOf(row!) + 1]?.gridPos.y ?? Infinity;
+    const panels = d.panels.filter((p) => p.type !== 'row' && p.gridPos.y > row!.gridPos.y && p.gridPos.y < next);
+    const uses = (metric: string): string[] => panels.filter((p) => (p.targets ?? []).some((t) => metricNamesIn(t.expr).includes(metric) || recordedNamesIn(t.expr).includes(metric))).map((p) => p.title);
+    expect(uses('outpost_cluster_leader')).toEqual(['Leaders', 'Leader per node']);
+    expect(uses('outpost_cluster_members')).toEqual(['Replicas in etcd / expected', 'Replicas each node sees in etcd']);
+    expect(uses('outpost:cluster_replicas:expected')).toEqual(['Replicas in etcd / expected', 'Replicas each node sees in etcd']);
+    expect(uses('outpost_etcd_up')).toEqual(expect.arrayContaining(['Nodes without etcd', 'etcd and Redis reachable per node']));
+    expect(uses('outpost_redis_up')).toEqual(['Nodes without Redis', 'etcd and Redis reachable per node']);
+    // "Leader per node" shows one series per node.
+    const perNode = panels.find((p) => p.title === 'Leader per node')!;
+    expect(perNode.targets![0]!.expr).toMatch(/^max by \(instance\) \(outpost_cluster_leader\{/);
+  });
+
+  it('its replica-set stats and series answer what their descriptions say, on sample data (promtool test rules)', async () => {
+    const promtool = requireBinary('promtool');
+    const d = await dashboard();
+    const expr = (title: string, refId = 'A'): string =>
+      withoutGrafanaVariables(dashboardPanels(d).find((p) => p.title === title)!.targets!.find((t) => t.refId === refId)!.expr);
+    // Three targets: a leads and sees 2 members; b cannot reach etcd (it still shows the 3 it last saw)
+    // nor Redis; c is down. The alert rules' recording rule is loaded, as in a real Prometheus.
+    const series = (name: string, instance: string, value: number): { series: string; values: string } => ({
+      series: `${name}{job="outpost", cluster="office", instance="${instance}"}`,
+      values: `${value}x5`,
+    });
+    const dir = await tempDir('dashboard-replica-set');
+    await copyFile(join(deploy, 'prometheus/alerts.yml'), join(dir, 'alerts.yml'));
+    const sample = (e: string, labels: string, value: number) => ({ expr: e, eval_time: '3m', exp_samples: [{ labels, value }] });
+    const test = {
+      rule_files: ['alerts.yml'],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [
+            series('up', 'a', 1), series('up', 'b', 1), series('up', 'c', 0),
+            series('outpost_cluster_leader', 'a', 1), series('outpost_cluster_leader', 'b', 0),
+            series('outpost_etcd_up', 'a', 1), series('outpost_etcd_up', 'b', 0),
+            series('outpost_redis_up', 'a', 1), series('outpost_redis_up', 'b', 0),
+            series('outpost_cluster_members', 'a', 2), series('outpost_cluster_members', 'b', 3),
+          ],
+          promql_expr_test: [
+            sample(expr('Leaders'), '{}', 1),
+            sample(expr('Replicas in etcd / expected', 'A'), '{}', 2),
+            sample(expr('Replicas in etcd / expected', 'B'), '{}', 3),
+            sample(expr('Nodes without etcd'), '{}', 1),
+            sample(expr('Nodes without Redis'), '{}', 1),
+            sample(expr('Replicas each node sees in etcd', 'A'), '{instance="a"}', 2),
+          ],
+        },
+      ],
+    };
+    await writeFile(join(dir, 'dashboard.test.yml'), stringifyYaml(test));
+    const result = await run(promtool, ['test', 'rules', 'dashboard.test.yml'], dir);
+    expect(result.exitCode, result.text).toBe(0);
+    // With nothing wrong, the "without" stats answer 0, not "No data".
+    const healthy = { ...test, tests: [{ ...test.tests[0]!, input_series: [series('outpost_etcd_up', 'a', 1)], promql_expr_test: [sample(expr('Nodes without etcd'), '{}', 0), sample(expr('Nodes without Redis'), '{}', 0)] }] };
+    await writeFile(join(dir, 'healthy.test.yml'), stringifyYaml(healthy));
+    const quiet = await run(promtool, ['test', 'rules', 'healthy.test.yml'], dir);
+    expect(quiet.exitCode, quiet.text).toBe(0);
   });
 
   it('has only valid PromQL (every panel expression passes promtool check rules)', async () => {
