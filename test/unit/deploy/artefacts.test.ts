@@ -772,7 +772,10 @@ describe('YAML and JSON artefacts', () => {
         kinds.push(obj.kind!);
       }
     }
-    expect(kinds.sort()).toEqual(['ConfigMap', 'Kustomization', 'Namespace', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'StatefulSet']);
+    expect(kinds.sort()).toEqual([
+      'ConfigMap', 'Deployment', 'Kustomization', 'Namespace', 'PodDisruptionBudget', 'Secret',
+      'Service', 'Service', 'Service', 'Service', 'StatefulSet', 'StatefulSet',
+    ]);
   });
 
   it('the StatefulSet turns service links off and outlasts the drain and transfer bound', async () => {
@@ -784,7 +787,8 @@ describe('YAML and JSON artefacts', () => {
     const dir = await tempDir('k8s-config');
     const configMap = parseYaml(await read('kubernetes/configmap.yaml')) as { data: Record<string, string> };
     await writeFile(join(dir, 'outpost.yaml'), configMap.data['outpost.yaml']!);
-    const config = loadConfig({ argv: ['--config', join(dir, 'outpost.yaml')], env: {} });
+    // The replica set needs its peer secret, which the Secret supplies.
+    const config = loadConfig({ argv: ['--config', join(dir, 'outpost.yaml')], env: { OUTPOST_PEER_SECRET: 'k8s-test-peer-secret-0123456789' } });
     expect(sts.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(stopBoundSeconds(config));
   });
 
