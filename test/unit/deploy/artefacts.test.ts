@@ -62,6 +62,10 @@ interface Catalogue {
   metrics: Map<string, MetricDef>;
   /** prom-client's default process metric names (collectDefaultMetrics, standard names) → type. */
   defaultMetrics: Map<string, string>;
+  /** Labels prometheus.yml attaches to every target of job="outpost" (beside job and instance). */
+  targetLabels: string[];
+  /** Recording rules alerts.yml defines (`level:metric:operations` names). */
+  recorded: Set<string>;
 }
 
 /**
@@ -85,7 +89,34 @@ async function definedMetrics(): Promise<Catalogue> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const defaultMetrics = new Map((await registry.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]));
-  return { metrics, defaultMetrics };
+  const recorded = new Set((await alertRules()).flatMap((r) => (r.record === undefined ? [] : [r.record])));
+  return { metrics, defaultMetrics, targetLabels: await outpostTargetLabels(), recorded };
+}
+
+/**
+ * The labels prometheus.yml gives the targets of job="outpost": its static
+ * configs' `labels`, and the `target_label`s of its relabel rules, commented
+ * out ones included (the Kubernetes variant), so queries may group by them.
+ */
+async function outpostTargetLabels(): Promise<string[]> {
+  const text = await read('prometheus/prometheus.yml');
+  const config = parseYaml(text) as {
+    scrape_configs: Array<{ job_name: string; static_configs?: Array<{ labels?: Record<string, string> }>; relabel_configs?: Array<{ target_label?: string }> }>;
+  };
+  const job = config.scrape_configs.find((s) => s.job_name === 'outpost');
+  const labels = new Set([
+    ...(job?.static_configs ?? []).flatMap((s) => Object.keys(s.labels ?? {})),
+    ...(job?.relabel_configs ?? []).flatMap((r) => (r.target_label === undefined ? [] : [r.target_label])),
+    ...[...text.matchAll(/^\s*#\s+target_label: ([a-z_][a-z0-9_]*)$/gm)].map((m) => m[1]!),
+  ]);
+  for (const internal of ['job', 'instance', '__address__', '__metrics_path__', '__scheme__']) labels.delete(internal);
+  return [...labels].sort();
+}
+
+/** Recording-rule names (`level:metric:operations`) in a PromQL expression, string literals left out. */
+function recordedNamesIn(expr: string): string[] {
+  const code = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""');
+  return [...new Set([...code.matchAll(/\b[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]+/g)].map((m) => m[0]))];
 }
 
 /** `outpost_*`, `process_*` and `nodejs_*` identifiers in a PromQL expression. */
@@ -104,13 +135,16 @@ function checkExpression(expr: string, where: string, c: Catalogue): string[] {
       if (!c.metrics.has(name) && def.type !== 'Histogram' && def.type !== 'Summary') {
         problems.push(`${where}: ${name}: _${suffix![1]} of ${base}, which is a ${def.type}, not a histogram`);
       }
-      return [...def.labels, 'job', 'instance', ...(suffix?.[1] === 'bucket' ? ['le'] : [])];
+      return [...def.labels, 'job', 'instance', ...c.targetLabels, ...(suffix?.[1] === 'bucket' ? ['le'] : [])];
     }
     const isDefault = c.defaultMetrics.has(name) || (base !== undefined && c.defaultMetrics.get(base) === 'histogram');
     if (!isDefault) problems.push(`${where}: ${name} is neither defined in src/observability/metrics.ts nor a default process metric (process_*, nodejs_*)`);
-    return isDefault ? ['job', 'instance', ...defaultLabels(name)] : undefined;
+    return isDefault ? ['job', 'instance', ...c.targetLabels, ...defaultLabels(name)] : undefined;
   };
-  const allLabels = new Set<string>(['job', 'instance']);
+  const allLabels = new Set<string>(['job', 'instance', ...c.targetLabels]);
+  for (const name of recordedNamesIn(expr)) {
+    if (!c.recorded.has(name)) problems.push(`${where}: ${name} is not a recording rule of deploy/prometheus/alerts.yml`);
+  }
   let labelsKnown = true;
   for (const name of metricNamesIn(expr)) {
     const labels = labelsOf(name);
@@ -125,9 +159,9 @@ function checkExpression(expr: string, where: string, c: Catalogue): string[] {
     }
   }
   if (labelsKnown) {
-    for (const m of expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) {
+    for (const m of expr.matchAll(/\b(?:by|without|on|ignoring)\s*\(([^)]*)\)/g)) {
       for (const l of m[1]!.split(',').map((s) => s.trim()).filter(Boolean)) {
-        if (!allLabels.has(l)) problems.push(`${where}: grouping by "${l}", which none of its metrics has`);
+        if (!allLabels.has(l)) problems.push(`${where}: grouping or matching by "${l}", which none of its metrics has`);
       }
     }
   }
@@ -472,11 +506,48 @@ describe('Prometheus (deploy/prometheus)', () => {
     uses('OutpostServingStale', 'outpost_stale_served_total');
     uses('OutpostWorkerRestarts', 'outpost_worker_restarts_total');
     uses('OutpostCacheUnwritable', 'outpost_cache_writable');
-    for (const rule of rules) {
+    for (const rule of rules.filter((r) => r.alert !== undefined)) {
       expect(rule.labels?.['severity'], rule.alert).toMatch(/^(critical|warning|info)$/);
       expect(rule.annotations?.['summary'], rule.alert).toBeTruthy();
       expect(rule.annotations?.['description'], rule.alert).toBeTruthy();
     }
+  });
+
+  it('watches the replica set: no leader for a minute, a replica missing, etcd or Redis down on a node', async () => {
+    const rules = await alertRules();
+    const byName = new Map(rules.map((r) => [r.alert ?? r.record, r]));
+    const noLeader = byName.get('OutpostNoLeader');
+    expect(noLeader?.expr).toMatch(/sum by \(job, cluster\) \(outpost_cluster_leader\{job="outpost"\}\) == 0/);
+    expect(noLeader?.for).toBe('1m');
+    // Members seen, from nodes that reach etcd, against the expectation (a recording rule operators may pin).
+    expect(byName.get('outpost:cluster_replicas:expected')?.expr).toBe('count by (job, cluster) (up{job="outpost"})');
+    const missing = byName.get('OutpostReplicaMissing')?.expr ?? '';
+    for (const part of ['outpost_cluster_members', 'outpost_etcd_up == 1', 'outpost:cluster_replicas:expected']) expect(missing).toContain(part);
+    expect(byName.get('OutpostEtcdDown')?.expr).toBe('outpost_etcd_up{job="outpost"} == 0');
+    expect(byName.get('OutpostRedisDown')?.expr).toBe('outpost_redis_up{job="outpost"} == 0');
+  });
+
+  it('every replica-set alert has a promtool case where it fires and one where it must not', async () => {
+    const doc = parseYaml(await read('prometheus/alerts.yml')) as { groups: Array<{ name: string; rules: AlertRule[] }> };
+    const alerts = doc.groups.find((g) => g.name === 'outpost.replica_set')!.rules.flatMap((r) => (r.alert === undefined ? [] : [r.alert]));
+    expect(alerts.sort()).toEqual(['OutpostEtcdDown', 'OutpostNoLeader', 'OutpostRedisDown', 'OutpostReplicaMissing']);
+    const tests = parseYaml(await read('prometheus/alerts.test.yml')) as {
+      tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts: unknown[] }>; promql_expr_test?: Array<{ expr: string }> }>;
+    };
+    const cases = tests.tests.flatMap((t) => t.alert_rule_test ?? []);
+    for (const alert of alerts) {
+      expect(cases.some((c) => c.alertname === alert && c.exp_alerts.length > 0), `${alert} fires in a test`).toBe(true);
+      expect(cases.some((c) => c.alertname === alert && c.exp_alerts.length === 0), `${alert} stays quiet in a test`).toBe(true);
+    }
+    expect(tests.tests.flatMap((t) => t.promql_expr_test ?? []).map((t) => t.expr)).toContain('outpost:cluster_replicas:expected');
+  });
+
+  it('ships no rule on metrics this version does not export (peer fill comes with its own alert)', async () => {
+    const text = await read('prometheus/alerts.yml');
+    const rules = await alertRules();
+    expect(rules.flatMap((r) => metricNamesIn(r.expr)).filter((m) => m.startsWith('outpost_peer') || m.startsWith('outpost_fill_lock'))).toEqual([]);
+    expect(text).toMatch(/# Peer fill failures: peer fill is not built yet/);
+    expect(text).not.toMatch(/\b(TODO|FIXME|XXX)\b/);
   });
 });
 
@@ -512,7 +583,7 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
     expect(overlaps).toEqual([]);
   });
 
-  it('charts requests, latency, hit ratio, bytes by source, the primary, fills, disk, evictions, workers and rate limits', async () => {
+  it('charts requests, latency, hit ratio, bytes by source, the primary, fills, disk, evictions, workers, rate limits and the replica set', async () => {
     const used = new Set(dashboardExpressions(await dashboard()).flatMap((e) => metricNamesIn(e.expr)));
     for (const metric of [
       'outpost_http_requests_total',
@@ -530,9 +601,80 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
       'outpost_workers_up',
       'outpost_worker_restarts_total',
       'outpost_upstream_ratelimit_remaining',
+      'outpost_cluster_leader',
+      'outpost_cluster_members',
+      'outpost_etcd_up',
+      'outpost_redis_up',
     ]) {
       expect(used.has(metric), metric).toBe(true);
     }
+  });
+
+  it('has a "Replica set" row: leaders, members seen against the expectation, leader per node, etcd and Redis per node', async () => {
+    const d = await dashboard();
+    const rows = d.panels.filter((p) => p.type === 'row').sort((a, b) => a.gridPos.y - b.gridPos.y);
+    const row = rows.find((r) => r.title === 'Replica set');
+    expect(row).toBeDefined();
+    // The panels of an expanded row are the ones below it and above the next row.
+    const next = rows[rows.indexOf(row!) + 1]?.gridPos.y ?? Infinity;
+    const panels = d.panels.filter((p) => p.type !== 'row' && p.gridPos.y > row!.gridPos.y && p.gridPos.y < next);
+    const uses = (metric: string): string[] => panels.filter((p) => (p.targets ?? []).some((t) => metricNamesIn(t.expr).includes(metric) || recordedNamesIn(t.expr).includes(metric))).map((p) => p.title);
+    expect(uses('outpost_cluster_leader')).toEqual(['Leaders', 'Leader per node']);
+    expect(uses('outpost_cluster_members')).toEqual(['Replicas in etcd / expected', 'Replicas each node sees in etcd']);
+    expect(uses('outpost:cluster_replicas:expected')).toEqual(['Replicas in etcd / expected', 'Replicas each node sees in etcd']);
+    expect(uses('outpost_etcd_up')).toEqual(expect.arrayContaining(['Nodes without etcd', 'etcd and Redis reachable per node']));
+    expect(uses('outpost_redis_up')).toEqual(['Nodes without Redis', 'etcd and Redis reachable per node']);
+    // "Leader per node" shows one series per node.
+    const perNode = panels.find((p) => p.title === 'Leader per node')!;
+    expect(perNode.targets![0]!.expr).toMatch(/^max by \(instance\) \(outpost_cluster_leader\{/);
+  });
+
+  it('its replica-set stats and series answer what their descriptions say, on sample data (promtool test rules)', async () => {
+    const promtool = requireBinary('promtool');
+    const d = await dashboard();
+    const expr = (title: string, refId = 'A'): string =>
+      withoutGrafanaVariables(dashboardPanels(d).find((p) => p.title === title)!.targets!.find((t) => t.refId === refId)!.expr);
+    // Three targets: a leads and sees 2 members; b cannot reach etcd (it still shows the 3 it last saw)
+    // nor Redis; c is down. The alert rules' recording rule is loaded, as in a real Prometheus.
+    const series = (name: string, instance: string, value: number): { series: string; values: string } => ({
+      series: `${name}{job="outpost", cluster="office", instance="${instance}"}`,
+      values: `${value}x5`,
+    });
+    const dir = await tempDir('dashboard-replica-set');
+    await copyFile(join(deploy, 'prometheus/alerts.yml'), join(dir, 'alerts.yml'));
+    const sample = (e: string, labels: string, value: number) => ({ expr: e, eval_time: '3m', exp_samples: [{ labels, value }] });
+    const test = {
+      rule_files: ['alerts.yml'],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [
+            series('up', 'a', 1), series('up', 'b', 1), series('up', 'c', 0),
+            series('outpost_cluster_leader', 'a', 1), series('outpost_cluster_leader', 'b', 0),
+            series('outpost_etcd_up', 'a', 1), series('outpost_etcd_up', 'b', 0),
+            series('outpost_redis_up', 'a', 1), series('outpost_redis_up', 'b', 0),
+            series('outpost_cluster_members', 'a', 2), series('outpost_cluster_members', 'b', 3),
+          ],
+          promql_expr_test: [
+            sample(expr('Leaders'), '{}', 1),
+            sample(expr('Replicas in etcd / expected', 'A'), '{}', 2),
+            sample(expr('Replicas in etcd / expected', 'B'), '{}', 3),
+            sample(expr('Nodes without etcd'), '{}', 1),
+            sample(expr('Nodes without Redis'), '{}', 1),
+            sample(expr('Replicas each node sees in etcd', 'A'), '{instance="a"}', 2),
+          ],
+        },
+      ],
+    };
+    await writeFile(join(dir, 'dashboard.test.yml'), stringifyYaml(test));
+    const result = await run(promtool, ['test', 'rules', 'dashboard.test.yml'], dir);
+    expect(result.exitCode, result.text).toBe(0);
+    // With nothing wrong, the "without" stats answer 0, not "No data".
+    const healthy = { ...test, tests: [{ ...test.tests[0]!, input_series: [series('outpost_etcd_up', 'a', 1)], promql_expr_test: [sample(expr('Nodes without etcd'), '{}', 0), sample(expr('Nodes without Redis'), '{}', 0)] }] };
+    await writeFile(join(dir, 'healthy.test.yml'), stringifyYaml(healthy));
+    const quiet = await run(promtool, ['test', 'rules', 'healthy.test.yml'], dir);
+    expect(quiet.exitCode, quiet.text).toBe(0);
   });
 
   it('has only valid PromQL (every panel expression passes promtool check rules)', async () => {
@@ -586,6 +728,15 @@ describe('metric names in alerts and the dashboard', () => {
     expect(checkExpression('process_resident_memory_bytes{worker="1"}', 'x', c)).toHaveLength(1);
     expect(checkExpression('sum by (space) (nodejs_heap_space_size_used_bytes{space="old"})', 'x', c)).toEqual([]);
     expect(checkExpression('histogram_quantile(0.9, sum by (le, route) (rate(outpost_http_request_duration_seconds_bucket{route="blob"}[5m])))', 'x', c)).toEqual([]);
+    // Target labels from prometheus.yml may be grouped and matched on; recording rules must exist.
+    expect(c.targetLabels).toContain('cluster');
+    expect(checkExpression('sum by (job, cluster) (outpost_cluster_leader{cluster="office"})', 'x', c)).toEqual([]);
+    expect(checkExpression('sum by (site) (outpost_cluster_leader)', 'x', c)).toHaveLength(1);
+    expect(checkExpression('outpost_cluster_members and on (job, node) outpost_etcd_up', 'x', c)).toHaveLength(1);
+    expect(checkExpression('outpost:cluster_replicas:expected{instance=~"a:5000"}', 'x', c)).toEqual([]);
+    expect(checkExpression('outpost:cluster_replicas:wanted', 'x', c)).toEqual([
+      'x: outpost:cluster_replicas:wanted is not a recording rule of deploy/prometheus/alerts.yml',
+    ]);
   });
 });
 
@@ -621,7 +772,10 @@ describe('YAML and JSON artefacts', () => {
         kinds.push(obj.kind!);
       }
     }
-    expect(kinds.sort()).toEqual(['ConfigMap', 'Kustomization', 'Namespace', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'StatefulSet']);
+    expect(kinds.sort()).toEqual([
+      'ConfigMap', 'Deployment', 'Kustomization', 'Namespace', 'PodDisruptionBudget', 'Secret',
+      'Service', 'Service', 'Service', 'Service', 'StatefulSet', 'StatefulSet',
+    ]);
   });
 
   it('the StatefulSet turns service links off and outlasts the drain and transfer bound', async () => {
@@ -633,7 +787,8 @@ describe('YAML and JSON artefacts', () => {
     const dir = await tempDir('k8s-config');
     const configMap = parseYaml(await read('kubernetes/configmap.yaml')) as { data: Record<string, string> };
     await writeFile(join(dir, 'outpost.yaml'), configMap.data['outpost.yaml']!);
-    const config = loadConfig({ argv: ['--config', join(dir, 'outpost.yaml')], env: {} });
+    // The replica set needs its peer secret, which the Secret supplies.
+    const config = loadConfig({ argv: ['--config', join(dir, 'outpost.yaml')], env: { OUTPOST_PEER_SECRET: 'k8s-test-peer-secret-0123456789' } });
     expect(sts.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(stopBoundSeconds(config));
   });
 

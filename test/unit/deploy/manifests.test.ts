@@ -5,7 +5,7 @@
  * node's environment, and the Kubernetes manifests wired together — each
  * pod's environment and config file loaded by Outpost's own config loader.
  */
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -135,6 +135,8 @@ describe('Dockerfile (deploy/Dockerfile)', () => {
 
 interface ComposeService {
   image?: string;
+  command?: string[];
+  hostname?: string;
   build?: { context: string; dockerfile: string };
   environment?: Record<string, string>;
   volumes?: string[];
@@ -209,6 +211,39 @@ describe('compose cluster (deploy/compose/docker-compose.yml)', () => {
     expect(ids.size).toBe(3);
   });
 
+  it('forms one replica set: the cluster variables set on every node, shared where they must be, pointing at the etcd and Redis services', async () => {
+    const compose = await composeFile();
+    const shared = ['OUTPOST_ETCD_ENDPOINTS', 'OUTPOST_REDIS_URL', 'OUTPOST_CLUSTER_NAME', 'OUTPOST_PEER_SECRET', 'OUTPOST_ETCD_LEASE_TTL'];
+    const own = ['OUTPOST_NODE_ID', 'OUTPOST_ADVERTISE_URL'];
+    const envs = nodes.map((n) => compose.services[n]!.environment!);
+    for (const [i, env] of envs.entries()) {
+      for (const key of [...shared, ...own]) expect(env[key], `${nodes[i]} ${key}`).toBeTruthy();
+    }
+    for (const key of shared) expect(new Set(envs.map((e) => e[key])).size, key).toBe(1);
+    for (const key of own) expect(new Set(envs.map((e) => e[key])).size, key).toBe(3);
+    const etcd = compose.services['etcd']!;
+    const flag = (name: string): string | undefined => etcd.command!.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+    for (const [i, env] of envs.entries()) {
+      const config = loadConfig({ env });
+      // Compose's DNS resolves a service's name: each node is reached at its own, on the port it listens on.
+      const advertised = new URL(config.node.advertiseUrl!);
+      expect(advertised.hostname).toBe(nodes[i]);
+      expect(Number(advertised.port)).toBe(config.server.port);
+      for (const endpoint of config.etcd.endpoints) {
+        const url = new URL(endpoint);
+        expect(Object.keys(compose.services)).toContain(url.hostname);
+        expect(url.hostname).toBe('etcd');
+        expect(new URL(flag('listen-client-urls')!).port).toBe(url.port);
+        expect(flag('advertise-client-urls')).toBe(endpoint);
+      }
+      expect(new URL(config.redis.url!).hostname).toBe('redis');
+      expect(config.etcd.leaseTtlMs).toBe(5000);
+    }
+    // Member records are rewritten every few seconds: etcd must compact its history.
+    expect(flag('auto-compaction-mode')).toBe('periodic');
+    expect(flag('auto-compaction-retention')).toBeTruthy();
+  });
+
   it('puts HAProxy in front of exactly those nodes with its compose config', async () => {
     const compose = await composeFile();
     const haproxy = compose.services['haproxy']!;
@@ -237,9 +272,11 @@ interface K8sObject {
   stringData?: Record<string, string>;
 }
 
+/** Everything kustomization.yaml applies, and the example Secret operators create from it. */
 async function k8sObjects(): Promise<K8sObject[]> {
   const dir = join(deploy, 'kubernetes');
-  const files = ['namespace.yaml', 'configmap.yaml', 'services.yaml', 'statefulset.yaml', 'poddisruptionbudget.yaml', 'secret.example.yaml'];
+  const kustomization = parseYaml(await read('kubernetes/kustomization.yaml')) as { resources: string[] };
+  const files = [...kustomization.resources, 'secret.example.yaml'];
   const out: K8sObject[] = [];
   for (const file of files) for (const doc of parseAllDocuments(await readFile(join(dir, file), 'utf8'))) out.push(doc.toJS() as K8sObject);
   return out;
@@ -256,6 +293,8 @@ const matches = (selector: Record<string, string>, labels: Record<string, string
 
 interface Container {
   name: string;
+  image: string;
+  command?: string[];
   args: string[];
   ports: Array<{ name: string; containerPort: number }>;
   env: Array<{ name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }>;
@@ -312,7 +351,9 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     expect(Object.keys(configMap.data!)).toContain(key);
     await writeFile(configFile, configMap.data![key]!);
     const argv = container.args.slice(1).map((a) => (a === configArg ? configFile : a));
-    return { objects, sts, container, kustomization, argv };
+    // The Secret's keys, as envFrom gives them: the replica set needs its peer secret.
+    const secretEnv = one(objects, 'Secret').stringData!;
+    return { objects, sts, container, kustomization, argv, secretEnv };
   }
 
   it('applies everything but the example Secret, all in one namespace', async () => {
@@ -328,6 +369,8 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     expect(matches(sts.spec.selector.matchLabels, podLabels)).toBe(true);
     const headless = one(objects, 'Service', sts.spec.serviceName);
     expect(headless.spec.clusterIP).toBe('None');
+    // A replica's name resolves from its start (its advertise URL), ready or not.
+    expect(headless.spec.publishNotReadyAddresses).toBe(true);
     const client = one(objects, 'Service', 'outpost');
     expect(client.spec.type ?? 'ClusterIP').toBe('ClusterIP');
     for (const svc of [headless, client]) {
@@ -341,8 +384,8 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
   });
 
   it('probes readiness on /health and liveness on /livez, on the port the config listens on, and gives each replica a cache volume bigger than its budget', async () => {
-    const { sts, container, argv } = await setup();
-    const config = loadConfig({ argv, env: {} });
+    const { sts, container, argv, secretEnv } = await setup();
+    const config = loadConfig({ argv, env: secretEnv });
     const http = container.ports.find((p) => p.name === 'http')!;
     expect(http.containerPort).toBe(config.server.port);
     // Readiness: a draining node or an unwritable cache takes the pod out of the Service.
@@ -362,15 +405,17 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
   });
 
   it('outlasts the node: terminationGracePeriodSeconds exceeds drain + shutdown timeout + 10 s', async () => {
-    const { sts, argv } = await setup();
-    const config = loadConfig({ argv, env: {} });
+    const { sts, argv, secretEnv } = await setup();
+    const config = loadConfig({ argv, env: secretEnv });
     expect(sts.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(stopBoundSeconds(config));
   });
 
   it('starts each pod with a valid configuration: its own node id, its advertise URL and the Secret credentials', async () => {
     const { objects, sts, container, kustomization, argv } = await setup();
     const secret = one(objects, 'Secret');
-    expect(container.envFrom).toContainEqual({ secretRef: { name: secret.metadata.name, optional: true } });
+    // Required: the peer secret is in it, and without it the node would refuse its configuration.
+    expect(container.envFrom).toContainEqual({ secretRef: { name: secret.metadata.name } });
+    expect(loadConfig.bind(null, { argv, env: {} })).toThrow(/cluster\.peerSecret/);
     for (const ordinal of [0, 1, 2]) {
       const pod = { name: `${sts.metadata.name}-${ordinal}`, namespace: kustomization.namespace };
       const config = loadConfig({ argv, env: podEnv(container, pod, secret.stringData!) });
@@ -378,15 +423,149 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       expect(config.node.advertiseUrl).toBe(`http://${pod.name}.${sts.spec.serviceName}.${pod.namespace}.svc:5000`);
       expect(config.upstream.username).toBe(secret.stringData!['OUTPOST_UPSTREAM_USERNAME']);
       expect(config.admin.token).toBe(secret.stringData!['OUTPOST_ADMIN_TOKEN']);
+      expect(config.cluster.peerSecret).toBe(secret.stringData!['OUTPOST_PEER_SECRET']);
+    }
+  });
+
+  it('points every replica at the etcd and Redis it deploys: a Service with that port, selecting pods that listen on it', async () => {
+    const { objects, sts, container, kustomization, argv, secretEnv } = await setup();
+    const config = loadConfig({ argv, env: podEnv(container, { name: 'outpost-0', namespace: kustomization.namespace }, secretEnv) });
+    expect(config.etcd.endpoints.length).toBeGreaterThan(0);
+    expect(config.redis.url).toBeDefined();
+    expect(config.cluster.name).toBe('outpost');
+    const served = (url: string): { workload: K8sObject; container: { name: string; ports: Array<{ name: string; containerPort: number }> } } => {
+      const { hostname, port } = new URL(url);
+      // `name`, `name.namespace` or `name.namespace.svc[.cluster.local]`, in the pods' own namespace.
+      const [name, namespace] = hostname.split('.');
+      expect([undefined, kustomization.namespace]).toContain(namespace);
+      const svc = one(objects, 'Service', name);
+      const svcPort = (svc.spec.ports as Array<{ port: number; targetPort: string | number }>).find((p) => String(p.port) === port);
+      expect(svcPort, `${url}: Service ${name} has port ${port}`).toBeDefined();
+      const workloads = objects.filter((o) => (o.kind === 'StatefulSet' || o.kind === 'Deployment') && matches(svc.spec.selector, o.spec.template.metadata.labels));
+      expect(workloads.map((w) => w.metadata.name), `pods behind Service ${name}`).toHaveLength(1);
+      const workload = workloads[0]!;
+      expect(workload).not.toBe(sts);
+      const containers = workload.spec.template.spec.containers as Array<{ name: string; ports: Array<{ name: string; containerPort: number }> }>;
+      const listening = containers.find((c) => c.ports.some((p) => p.name === svcPort!.targetPort || p.containerPort === svcPort!.targetPort));
+      expect(listening, `${workload.metadata.name} listens on ${String(svcPort!.targetPort)}`).toBeDefined();
+      return { workload, container: listening! };
+    };
+    for (const endpoint of config.etcd.endpoints) expect(served(endpoint).container.name).toBe('etcd');
+    expect(served(config.redis.url!).container.name).toBe('redis');
+  });
+
+  it('runs one etcd member named after its pod under a headless Service, with a volume and a short history', async () => {
+    const { objects, kustomization } = await setup();
+    const etcd = one(objects, 'StatefulSet', 'etcd');
+    const headless = one(objects, 'Service', etcd.spec.serviceName);
+    expect(headless.spec.clusterIP).toBe('None');
+    // The member's peer name must resolve before it is ready, or it never bootstraps.
+    expect(headless.spec.publishNotReadyAddresses).toBe(true);
+    const spec = etcd.spec.template.spec;
+    // etcd reads ETCD_* variables as flags: the `etcd` Service's links would be read too.
+    expect(spec.enableServiceLinks).toBe(false);
+    const c = (spec.containers as Container[])[0]!;
+    const env = podEnv(c, { name: 'etcd-0', namespace: kustomization.namespace }, {});
+    const args = c.args.map((a) => a.replace(/\$\(([A-Z_]+)\)/g, (m, v: string) => env[v] ?? m));
+    const flag = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+    expect(flag('name')).toBe('etcd-0');
+    const peerUrl = `http://etcd-0.${headless.metadata.name}.${kustomization.namespace}.svc:2380`;
+    expect(flag('initial-advertise-peer-urls')).toBe(peerUrl);
+    const members = flag('initial-cluster')!.split(',');
+    expect(members).toEqual([`etcd-0=${peerUrl}`]);
+    expect(etcd.spec.replicas).toBe(members.length);
+    expect(flag('advertise-client-urls')).toBe(`http://etcd-0.${headless.metadata.name}.${kustomization.namespace}.svc:2379`);
+    expect(flag('auto-compaction-mode')).toBe('periodic');
+    expect(flag('auto-compaction-retention')).toBeTruthy();
+    const claim = (etcd.spec.volumeClaimTemplates as Array<{ metadata: { name: string } }>)[0]!;
+    const mount = c.volumeMounts.find((m) => m.name === claim.metadata.name)!;
+    expect(flag('data-dir')!.startsWith(`${mount.mountPath}/`)).toBe(true);
+    expect(c.readinessProbe).toBeDefined();
+    expect(c.livenessProbe).toBeDefined();
+  });
+
+  it('runs one Redis without persistence (it holds only state the replicas rewrite)', async () => {
+    const { objects } = await setup();
+    const redis = one(objects, 'Deployment', 'redis');
+    expect(redis.spec.replicas).toBe(1);
+    const c = (redis.spec.template.spec.containers as Container[])[0]!;
+    expect(c.image).toMatch(/^redis:7/);
+    expect(c.args.join(' ')).toBe('redis-server --save  --appendonly no');
+    expect(c.readinessProbe).toBeDefined();
+    expect(c.livenessProbe).toBeDefined();
+  });
+
+  it('runs every container of the kustomization as non-root, read-only, with probes', async () => {
+    const { objects } = await setup();
+    for (const workload of objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment')) {
+      const spec = workload.spec.template.spec;
+      expect(spec.securityContext?.runAsNonRoot, workload.metadata.name).toBe(true);
+      for (const c of spec.containers as Array<Container & { securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean } }>) {
+        expect(c.securityContext?.readOnlyRootFilesystem, c.name).toBe(true);
+        expect(c.securityContext?.allowPrivilegeEscalation, c.name).toBe(false);
+        expect(c.readinessProbe, c.name).toBeDefined();
+        expect(c.livenessProbe, c.name).toBeDefined();
+      }
     }
   });
 
   it('needs enableServiceLinks: false — the `outpost` Service would otherwise inject an OUTPOST_PORT the node refuses', async () => {
-    const { objects, sts, container, kustomization, argv } = await setup();
+    const { objects, sts, container, kustomization, argv, secretEnv } = await setup();
     expect(sts.spec.template.spec.enableServiceLinks).toBe(false);
-    const env = podEnv(container, { name: 'outpost-0', namespace: kustomization.namespace }, {});
+    const env = podEnv(container, { name: 'outpost-0', namespace: kustomization.namespace }, secretEnv);
     const links = objects.filter((o) => o.kind === 'Service').reduce((acc, svc) => ({ ...acc, ...serviceLinkEnv(svc.metadata.name, '10.96.0.12', 5000) }), {});
     expect(links).toHaveProperty('OUTPOST_PORT', 'tcp://10.96.0.12:5000');
     expect(() => loadConfig({ argv, env: { ...links, ...env } })).toThrow(/server\.port/);
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+describe('environment variables in deploy/ and the README', () => {
+  /** The variables Outpost reads: every `env:` of the convict schema, and OUTPOST_CONFIG, which the loader reads. */
+  async function knownVariables(): Promise<Set<string>> {
+    const schema = await readFile(join(root, 'src/config/schema.ts'), 'utf8');
+    const names = new Set([...schema.matchAll(/\benv: '(OUTPOST_[A-Z0-9_]+)'/g)].map((m) => m[1]!));
+    expect(names.size).toBeGreaterThan(30);
+    const loader = await readFile(join(root, 'src/config/load.ts'), 'utf8');
+    expect(loader).toContain("env['OUTPOST_CONFIG']");
+    names.add('OUTPOST_CONFIG');
+    return names;
+  }
+
+  /** Names that are not Outpost settings but appear on purpose, and why. */
+  const notSettings: Record<string, string> = {
+    ...Object.fromEntries(
+      Object.keys(serviceLinkEnv('outpost', '10.96.0.12', 5000)).map((n) => [n, 'Kubernetes service-link variable the manifests warn about']),
+    ),
+    OUTPOST_SKIP_SYSTEM_PACKAGES: 'read by the test setup (test/support/system-packages-setup.ts), not by a node',
+  };
+
+  async function filesUnder(dir: string): Promise<string[]> {
+    const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+    return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  }
+
+  it('every OUTPOST_* variable named in deploy/ or the README is one the config schema reads', async () => {
+    const known = await knownVariables();
+    const unknown: string[] = [];
+    for (const file of [...(await filesUnder(deploy)), join(root, 'README.md')]) {
+      const text = await readFile(file, 'utf8');
+      for (const m of text.matchAll(/\bOUTPOST_[A-Z0-9_]*[A-Z0-9]\b/g)) {
+        if (known.has(m[0])) continue;
+        if (notSettings[m[0]] !== undefined && (m[0] === 'OUTPOST_SKIP_SYSTEM_PACKAGES' || file.includes('/kubernetes/'))) continue;
+        unknown.push(`${file.slice(root.length + 1)}: ${m[0]}`);
+      }
+    }
+    expect([...new Set(unknown)]).toEqual([]);
+  });
+
+  it('the check knows the replica-set variables, and catches a misspelt one', async () => {
+    const known = await knownVariables();
+    for (const name of ['OUTPOST_NODE_ID', 'OUTPOST_ADVERTISE_URL', 'OUTPOST_ETCD_ENDPOINTS', 'OUTPOST_REDIS_URL', 'OUTPOST_CLUSTER_NAME', 'OUTPOST_PEER_SECRET', 'OUTPOST_ETCD_LEASE_TTL']) {
+      expect(known.has(name), name).toBe(true);
+    }
+    expect(known.has('OUTPOST_ETCD_LEASE')).toBe(false);
+    expect(known.has('OUTPOST_LEASE_TTL')).toBe(false);
   });
 });
