@@ -102,6 +102,7 @@ function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clo
 
 export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}): Promise<OutpostApp> {
   const logger = deps.logger ?? createLogger(config.log.level);
+  if (config.auth.mode !== 'none') throw new Error(`auth.mode ${config.auth.mode} is validated but not wired yet: refusing to serve without the access control it asks for`);
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? workerMetrics();
   let lastWriteFailure: { code: string; at: number } | undefined;
