@@ -23,6 +23,7 @@ import { RegistryError } from '../registry/errors.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
 import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
+import { createAccessControl } from './access.ts';
 import { standaloneClusterStatus } from './standalone-status.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
@@ -102,7 +103,6 @@ function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clo
 
 export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}): Promise<OutpostApp> {
   const logger = deps.logger ?? createLogger(config.log.level);
-  if (config.auth.mode !== 'none') throw new Error(`auth.mode ${config.auth.mode} is validated but not wired yet: refusing to serve without the access control it asks for`);
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? workerMetrics();
   let lastWriteFailure: { code: string; at: number } | undefined;
@@ -173,8 +173,11 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     resolver.entries.map((entry) => ({ upstreamKey: entry.host, prefix: entry === fallback ? '' : `${entry.host}/` })),
   );
 
+  const access = await createAccessControl(config.auth, { resolver, clock, logger: logger.child({ module: 'auth' }) });
   const registry = new RegistryRoutes({
     resolver,
+    access,
+    audit: logger.child({ module: 'audit' }),
     blobs,
     manifests,
     tagLists,
@@ -253,6 +256,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
         });
         server.closeIdleConnections();
       });
+      access.close();
       // Upstream pools close gracefully, but never hold the shutdown past a short bound.
       await Promise.race([
         Promise.all(resolver.entries.map((entry) => entry.upstream.close())),

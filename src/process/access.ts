@@ -1,0 +1,40 @@
+/**
+ * Builds the access control `auth.mode` asks for (auth/access-control.ts).
+ * Rule upstreams are written as clients name registries (`docker.io`,
+ * `ghcr.io`); they are rewritten here to the cache key of the primary that
+ * answers to that name, which is what requests are decided with.
+ */
+import { basicAccess, openAccess, type AccessControl } from '../auth/access-control.ts';
+import { AccessRules } from '../auth/access-rules.ts';
+import type { AuthConfig } from '../auth/config.ts';
+import { HtpasswdFile } from '../auth/htpasswd.ts';
+import type { Clock, Logger } from '../cache/ports.ts';
+import type { RepositoryResolver } from '../cache/repository-resolver.ts';
+
+export interface AccessWiring {
+  resolver: RepositoryResolver;
+  clock: Clock;
+  logger: Logger;
+}
+
+export async function createAccessControl(config: AuthConfig, { resolver, clock, logger }: AccessWiring): Promise<AccessControl> {
+  switch (config.mode) {
+    case 'none':
+      return openAccess();
+    case 'basic': {
+      const rules = new AccessRules({
+        ...config,
+        rules: config.rules.map((rule) => ({
+          ...rule,
+          // Configuration checked that each names a configured primary; an unknown one would grant nothing.
+          upstreams: rule.upstreams?.map((host) => resolver.keyOf(host) ?? host),
+        })),
+      });
+      const users = await HtpasswdFile.open({ path: config.htpasswd! }, { clock, logger });
+      logger.info({ mode: 'basic', users: users.userCount, rules: config.rules.length, anonymous: config.anonymous.length }, 'access control on');
+      return basicAccess({ users, rules });
+    }
+    case 'upstream':
+      throw new Error('auth.mode upstream is validated but not wired yet: refusing to serve without the access control it asks for');
+  }
+}
