@@ -16,6 +16,7 @@ import type { Config, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
+import { RepositoryLinks } from '../cache/repository-links.ts';
 import { ReferrersService } from '../cache/referrers-service.ts';
 import type { AdminRequest } from '../cache/admin-request.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
@@ -136,7 +137,9 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const cacheLogger = logger.child({ module: 'cache' });
   const { upstream } = config;
   const index = deps.index ?? noopIndexReporter;
+  const links = new RepositoryLinks({ metadata, logger: cacheLogger });
   const blobs = new BlobService({
+    links,
     store: blobStore,
     coordinator,
     observer,
@@ -147,6 +150,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     stallTimeoutMs: upstream.headersTimeoutMs * (upstream.retries + 1) + upstream.connectTimeoutMs + upstream.bodyIdleTimeoutMs,
   });
   const manifests = new ManifestService({
+    links,
     blobs: blobStore,
     metadata,
     clock,
@@ -227,6 +231,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     forget(scope) {
       blobs.forget(scope);
       manifests.forget(scope);
+      links.forget(scope);
       tagLists.forget(scope);
       referrers.forget(scope);
     },

@@ -179,6 +179,15 @@ describe('auth.mode basic', () => {
     await waitFor(async () => (await get(outpost, '/v2/', bob)).status === 200, { what: 'bob to be back', timeoutMs: 15_000, intervalMs: 200 });
   });
 
+  it('serves a cached blob or manifest by digest only under a repository of the primary that references it', async () => {
+    await get(outpost, '/v2/team-a/app/manifests/v1', alice);
+    // Alice may pull team-a/*, but team-a/other does not hold team-a/app's content on the primary.
+    const blob = await get(outpost, `/v2/team-a/other/blobs/${teamA.layers[0]!.digest}`, alice);
+    expect(blob.status).toBe(404);
+    expect(errorCode(blob.body)).toBe('BLOB_UNKNOWN');
+    expect((await get(outpost, `/v2/team-a/other/manifests/${teamA.digest}`, alice)).status).toBe(404);
+  });
+
   it('writes one audit line per pull with the user and the decision, and never a password', () => {
     const audit = outpost.logs().filter((line) => line['module'] === 'audit');
     expect(audit).toContainEqual(
@@ -197,5 +206,46 @@ describe('auth.mode basic', () => {
     for (const secret of [alice, bob, carol, mirror, admin].map((c) => c.password)) expect(output).not.toContain(secret);
     expect(output).not.toContain('not-her-password');
     expect(output).not.toMatch(/authorization/i);
+  });
+});
+
+describe('blobs and manifests by digest, in every mode', () => {
+  const app = image('app');
+  let setup: Setup;
+  let outpost: OutpostNode;
+
+  beforeAll(async () => {
+    setup = await primaryWith({ 'team/app': app, 'team/fork': app, 'team/other': image('other') });
+    outpost = await outpostWith(setup, 'auth:\n  mode: none\n');
+    expect(await pullOciDigests(`${outpost.host}/team/app:v1`)).toEqual([app.digest]);
+  }, 120_000);
+
+  it('are not served from the cache under a repository the primary says does not have them', async () => {
+    for (const repo of ['no/such-repo', 'team/other']) {
+      for (const method of ['GET', 'HEAD']) {
+        const blob = await get(outpost, `/v2/${repo}/blobs/${app.layers[0]!.digest}`, undefined, method);
+        expect(blob.status, `${method} ${repo}`).toBe(404);
+        const config = await get(outpost, `/v2/${repo}/blobs/${app.config.digest}`, undefined, method);
+        expect(config.status, `${method} ${repo}`).toBe(404);
+        const manifest = await get(outpost, `/v2/${repo}/manifests/${app.digest}`, undefined, method);
+        expect(manifest.status, `${method} ${repo}`).toBe(404);
+      }
+    }
+    expect(errorCode((await get(outpost, `/v2/no/such-repo/blobs/${app.layers[0]!.digest}`)).body)).toBe('BLOB_UNKNOWN');
+    expect(errorCode((await get(outpost, `/v2/no/such-repo/manifests/${app.digest}`)).body)).toBe('MANIFEST_UNKNOWN');
+  });
+
+  it('are served from the cache under another repository once the primary confirms it has them', async () => {
+    setup.registry.clearRequests();
+    const blob = await get(outpost, `/v2/team/fork/blobs/${app.layers[0]!.digest}`);
+    expect(blob.status).toBe(200);
+    expect(blob.headers.get('x-outpost-cache')).toBe('hit');
+    const manifest = await get(outpost, `/v2/team/fork/manifests/${app.digest}`);
+    expect(manifest.status).toBe(200);
+    expect(manifest.headers.get('x-outpost-cache')).toBe('hit');
+    await setup.registry.flushLog();
+    // Asked with HEADs only; the bytes came from the cache.
+    expect(setup.registry.requests().filter((r) => r.method === 'GET' && r.status === 200)).toEqual([]);
+    expect(setup.registry.countRequests({ method: 'HEAD' })).toBeGreaterThanOrEqual(2);
   });
 });
