@@ -4,20 +4,26 @@
  * `ghcr.io`); they are rewritten here to the cache key of the primary that
  * answers to that name, which is what requests are decided with.
  */
-import { basicAccess, openAccess, type AccessControl } from '../auth/access-control.ts';
+import { basicAccess, openAccess, type AccessControl, type Verdict } from '../auth/access-control.ts';
 import { AccessRules } from '../auth/access-rules.ts';
 import type { AuthConfig } from '../auth/config.ts';
+import { DecisionCache } from '../auth/decision-cache.ts';
 import { HtpasswdFile } from '../auth/htpasswd.ts';
+import { upstreamAccess, type PrimaryForClients } from '../auth/upstream-access.ts';
 import type { Clock, Logger } from '../cache/ports.ts';
 import type { RepositoryResolver } from '../cache/repository-resolver.ts';
 
 export interface AccessWiring {
   resolver: RepositoryResolver;
+  /** Every primary by cache key, as clients reach it (upstream mode). */
+  primaries: ReadonlyMap<string, PrimaryForClients>;
+  /** The default primary's cache key. */
+  defaultUpstream: string;
   clock: Clock;
   logger: Logger;
 }
 
-export async function createAccessControl(config: AuthConfig, { resolver, clock, logger }: AccessWiring): Promise<AccessControl> {
+export async function createAccessControl(config: AuthConfig, { resolver, primaries, defaultUpstream, clock, logger }: AccessWiring): Promise<AccessControl> {
   switch (config.mode) {
     case 'none':
       return openAccess();
@@ -35,6 +41,7 @@ export async function createAccessControl(config: AuthConfig, { resolver, clock,
       return basicAccess({ users, rules });
     }
     case 'upstream':
-      throw new Error('auth.mode upstream is validated but not wired yet: refusing to serve without the access control it asks for');
+      logger.info({ mode: 'upstream', cacheDecisionsMs: config.cacheDecisionsMs }, 'access control on: the primary checks each client');
+      return upstreamAccess({ primaries, defaultUpstream, decisions: new DecisionCache<Verdict>({ ttlMs: config.cacheDecisionsMs }, { clock }) });
   }
 }

@@ -10,7 +10,7 @@ import { BlobService } from '../cache/blob-service.ts';
 import { CatalogService } from '../cache/catalog-service.ts';
 import { ManifestService } from '../cache/manifest-service.ts';
 import { PassThroughCache } from '../cache/pass-through-cache.ts';
-import { noopIndexReporter, systemClock, type CacheIndexReporter, type Clock, type FillCoordinator, type PurgeScope, type ReferrersResponse } from '../cache/ports.ts';
+import { noopIndexReporter, systemClock, type CacheIndexReporter, type Clock, type FillCoordinator, type PurgeScope, type ReferrersResponse, type Upstream } from '../cache/ports.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
 import type { Config, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
@@ -40,7 +40,8 @@ import { isDockerHubHost } from '../registry/reference.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
 import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { cacheLayout } from '../storage/layout.ts';
-import { createRegistryClient } from '../upstream/registry-client.ts';
+import { createRegistryClients } from '../upstream/registry-client.ts';
+import type { PrimaryForClients } from '../auth/upstream-access.ts';
 
 export interface OutpostAppDeps {
   coordinator?: FillCoordinator;
@@ -91,15 +92,30 @@ function hostOf(url: string): string {
   return new URL(url).host;
 }
 
-function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clock: Clock, metrics: WorkerMetrics, status: UpstreamStatus): UpstreamEntry {
-  const client = createRegistryClient(config, {
+/** One primary: the cache's entry for it, and the primary as clients of `auth.mode: upstream` reach it. */
+function upstreamEntry(
+  host: string,
+  config: UpstreamConfig,
+  logger: Logger,
+  clock: Clock,
+  metrics: WorkerMetrics,
+  status: UpstreamStatus,
+): { entry: UpstreamEntry; forClients: PrimaryForClients } {
+  const clients = createRegistryClients(config, {
     clock,
     logger: logger.child({ module: 'upstream', upstream: host }),
     onRateLimit: (remaining) => metrics.rateLimitRemaining.set({ upstream: host }, remaining),
   });
-  const upstream = instrumentUpstream(client, { metrics, status });
+  const instrumented = (upstream: Upstream): Upstream => instrumentUpstream(upstream, { metrics, status });
   const dockerHub = isDockerHubHost(host);
-  return { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream, dockerHub };
+  return {
+    entry: { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream: instrumented(clients.upstream), dockerHub },
+    forClients: {
+      asClient: (credentials) => instrumented(clients.asClient(credentials)),
+      checkPull: (credentials, repo, signal) => clients.checkPull(credentials, repo, signal),
+      checkLogin: (credentials, signal) => clients.checkLogin(credentials, signal),
+    },
+  };
 }
 
 export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}): Promise<OutpostApp> {
@@ -130,8 +146,11 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
 
   if (config.upstream.insecure) logger.warn({ upstream: hostOf(config.upstream.url) }, 'TLS verification of the primary is disabled');
   const upstreamStatus = deps.cluster?.upstreams ?? new UpstreamStatusBoard({ logger: logger.child({ module: 'upstream' }), clock });
-  const fallback = upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus);
-  const extra = config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus));
+  const primaries = [
+    upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus),
+    ...config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus)),
+  ];
+  const [fallback, ...extra] = primaries.map(({ entry }) => entry) as [UpstreamEntry, ...UpstreamEntry[]];
   const resolver = new RepositoryResolver(fallback, extra);
 
   const cacheLogger = logger.child({ module: 'cache' });
@@ -177,7 +196,13 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     resolver.entries.map((entry) => ({ upstreamKey: entry.host, prefix: entry === fallback ? '' : `${entry.host}/` })),
   );
 
-  const access = await createAccessControl(config.auth, { resolver, clock, logger: logger.child({ module: 'auth' }) });
+  const access = await createAccessControl(config.auth, {
+    resolver,
+    primaries: new Map(primaries.map(({ entry, forClients }) => [entry.host, forClients])),
+    defaultUpstream: fallback.host,
+    clock,
+    logger: logger.child({ module: 'auth' }),
+  });
   const registry = new RegistryRoutes({
     resolver,
     access,

@@ -12,6 +12,7 @@ import { makeImage, makeLayer, pushImage, type Image } from '../support/images.t
 import { startOutpost, type OutpostNode } from '../support/outpost.ts';
 import { pullOciDigests, SkopeoError } from '../support/skopeo.ts';
 import { makeTempDir, removeTempDir } from '../support/temp.ts';
+import { startTokenIssuer, type TokenIssuer } from '../support/token-issuer.ts';
 import { waitFor } from '../support/wait.ts';
 
 const cleanup = createCleanupStack();
@@ -64,12 +65,15 @@ async function primaryWith(images: Record<string, Image>): Promise<Setup> {
   return { registry, dir, htpasswd: join(dir, 'htpasswd') };
 }
 
-async function outpostWith(setup: Setup, auth: string): Promise<OutpostNode> {
+async function outpostWith(setup: Setup, auth: string, { ownCredentials = true } = {}): Promise<OutpostNode> {
   const config = join(setup.dir, `outpost-${Math.random().toString(16).slice(2)}.yaml`);
   await writeFile(config, auth);
   const node = await startOutpost({
     upstreamUrl: setup.registry.url,
-    env: { OUTPOST_CONFIG: config, OUTPOST_UPSTREAM_USERNAME: mirror.username, OUTPOST_UPSTREAM_PASSWORD: mirror.password },
+    env: {
+      OUTPOST_CONFIG: config,
+      ...(ownCredentials ? { OUTPOST_UPSTREAM_USERNAME: mirror.username, OUTPOST_UPSTREAM_PASSWORD: mirror.password } : {}),
+    },
   });
   cleanup.add(() => node.dispose());
   return node;
@@ -247,5 +251,117 @@ describe('blobs and manifests by digest, in every mode', () => {
     // Asked with HEADs only; the bytes came from the cache.
     expect(setup.registry.requests().filter((r) => r.method === 'GET' && r.status === 200)).toEqual([]);
     expect(setup.registry.countRequests({ method: 'HEAD' })).toBeGreaterThanOrEqual(2);
+  });
+});
+
+/** What a refused client gets for an image an allowed client cached. */
+async function expectRefused(node: OutpostNode, repo: string, img: Image, credentials: Credentials | undefined, code: string, status: number): Promise<void> {
+  for (const path of [`/v2/${repo}/manifests/v1`, `/v2/${repo}/manifests/${img.digest}`, `/v2/${repo}/blobs/${img.layers[0]!.digest}`, `/v2/${repo}/blobs/${img.config.digest}`]) {
+    for (const method of ['GET', 'HEAD']) {
+      const res = await get(node, path, credentials, method);
+      expect(res.status, `${method} ${path} as ${credentials?.username ?? 'anonymous'}`).toBe(status);
+      if (status === 401) expect(res.headers.get('www-authenticate'), path).toBe('Basic realm="outpost"');
+      if (method === 'GET') expect(errorCode(res.body), path).toBe(code);
+    }
+  }
+}
+
+describe('auth.mode upstream, a primary with htpasswd', () => {
+  const secret = image('upstream-htpasswd');
+  let setup: Setup;
+  let outpost: OutpostNode;
+  const user = { username: 'mirror', password: mirror.password };
+
+  beforeAll(async () => {
+    setup = await primaryWith({ 'private/app': secret });
+    // Outpost has no credentials of its own: every client's are put to the primary.
+    outpost = await outpostWith(setup, 'auth:\n  mode: upstream\n  cacheDecisions: 60s\n', { ownCredentials: false });
+  }, 120_000);
+
+  it('checks /v2/ credentials against the primary', async () => {
+    const anonymous = await get(outpost, '/v2/');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toBe('Basic realm="outpost"');
+    expect((await get(outpost, '/v2/', user)).status).toBe(200);
+    expect((await get(outpost, '/v2/', { username: 'mirror', password: 'wrong' })).status).toBe(401);
+  });
+
+  it("pulls with the client's own credentials", async () => {
+    expect(await pullOciDigests(`${outpost.host}/private/app:v1`, { srcCreds: user })).toEqual([secret.digest]);
+  });
+
+  it('never serves the cached image to an anonymous or wrong-password client, by tag or by digest', async () => {
+    await pullOciDigests(`${outpost.host}/private/app:v1`, { srcCreds: user });
+    await expectRefused(outpost, 'private/app', secret, undefined, 'UNAUTHORIZED', 401);
+    await expectRefused(outpost, 'private/app', secret, { username: 'mirror', password: 'wrong' }, 'UNAUTHORIZED', 401);
+    await expectRefused(outpost, 'private/app', secret, { username: 'nobody', password: 'x' }, 'UNAUTHORIZED', 401);
+    await expect(pullOciDigests(`${outpost.host}/private/app:v1`)).rejects.toThrow(SkopeoError);
+    // The allowed client still gets it, from the cache.
+    const again = await get(outpost, `/v2/private/app/blobs/${secret.layers[0]!.digest}`, user);
+    expect(again.status).toBe(200);
+    expect(again.headers.get('x-outpost-cache')).toBe('hit');
+  });
+
+  it('asks the primary once per client and repository while the decision is cached', async () => {
+    await get(outpost, '/v2/private/app/manifests/v1', user);
+    setup.registry.clearRequests();
+    for (let i = 0; i < 3; i++) await get(outpost, `/v2/private/app/blobs/${secret.layers[0]!.digest}`, user);
+    await setup.registry.flushLog();
+    // Two workers: each asks at most once.
+    expect(setup.registry.countRequests({ pathIncludes: '/tags/list' })).toBeLessThanOrEqual(2 * 2);
+    expect(setup.registry.countRequests({ pathIncludes: '/blobs/' })).toBe(0);
+  });
+
+  it('audits with the user the client sent, and logs no password', () => {
+    const audit = outpost.logs().filter((line) => line['module'] === 'audit');
+    expect(audit).toContainEqual(expect.objectContaining({ user: 'mirror', repository: 'private/app', decision: 'allow', reason: 'the primary lets these credentials pull' }));
+    expect(audit).toContainEqual(expect.objectContaining({ user: null, repository: 'private/app', decision: 'deny', code: 'UNAUTHORIZED' }));
+    expect(outpost.output()).not.toContain(mirror.password);
+  });
+});
+
+describe('auth.mode upstream, a primary with token auth', () => {
+  const secret = image('upstream-token');
+  const open = image('upstream-token-open');
+  let issuer: TokenIssuer;
+  let registry: DistributionRegistry;
+  let outpost: OutpostNode;
+  const dave = { username: 'dave', password: 'dave-token-pw-5e1f' };
+  const erin = { username: 'erin', password: 'erin-token-pw-0a9d' };
+
+  beforeAll(async () => {
+    issuer = await startTokenIssuer({
+      users: [
+        { ...admin, actions: ['*'] },
+        { ...dave, actions: ['pull'], repositories: ['private/*'] },
+        { ...erin, actions: ['pull'], repositories: ['public/*'] },
+      ],
+      anonymousActions: [],
+    });
+    cleanup.add(() => issuer.stop());
+    registry = await startDistribution({ auth: 'token', token: issuer });
+    cleanup.add(() => registry.dispose());
+    await pushImage(registry.url, 'private/app', 'v1', secret, admin);
+    await pushImage(registry.url, 'public/app', 'v1', open, admin);
+    const dir = await makeTempDir('access-control-token');
+    cleanup.add(() => removeTempDir(dir));
+    outpost = await outpostWith({ registry, dir, htpasswd: '' }, 'auth:\n  mode: upstream\n', { ownCredentials: false });
+  }, 120_000);
+
+  it("fills with the client's own token", async () => {
+    const before = issuer.requestLog().length;
+    expect(await pullOciDigests(`${outpost.host}/private/app:v1`, { srcCreds: dave })).toEqual([secret.digest]);
+    const tokenRequests = issuer.requestLog().slice(before);
+    expect(tokenRequests.length).toBeGreaterThan(0);
+    expect(tokenRequests.every((entry) => entry.user === 'dave')).toBe(true);
+  });
+
+  it('refuses a user the token server does not grant the repository, and anonymous clients', async () => {
+    await pullOciDigests(`${outpost.host}/private/app:v1`, { srcCreds: dave });
+    await expectRefused(outpost, 'private/app', secret, erin, 'UNAUTHORIZED', 401);
+    await expectRefused(outpost, 'private/app', secret, undefined, 'UNAUTHORIZED', 401);
+    await expectRefused(outpost, 'private/app', secret, { username: 'dave', password: 'wrong' }, 'UNAUTHORIZED', 401);
+    expect(await pullOciDigests(`${outpost.host}/public/app:v1`, { srcCreds: erin })).toEqual([open.digest]);
+    expect(outpost.output()).not.toContain(dave.password);
   });
 });

@@ -30,7 +30,7 @@ describe('createAccessControl', () => {
     await writeHtpasswd(htpasswd, [{ username: 'alice', password: 'pw' }]);
     const resolver = new RepositoryResolver(entry('registry-1.docker.io', true, ['docker.io', 'index.docker.io']), [entry('ghcr.io')]);
     const auth = parseAuthConfig({ mode: 'basic', htpasswd, rules: [{ repositories: ['library/*'], users: ['alice'], upstreams: ['docker.io'] }] });
-    const access = await createAccessControl(auth, { resolver, clock: systemClock, logger: silent });
+    const access = await createAccessControl(auth, { resolver, primaries: new Map(), defaultUpstream: 'registry.test', clock: systemClock, logger: silent });
     try {
       const alice = await access.authenticate(`Basic ${Buffer.from('alice:pw').toString('base64')}`, signal);
       expect(await access.authorize(alice, resolver.resolve('nginx', undefined), signal)).toMatchObject({ decision: 'allow' });
@@ -43,13 +43,32 @@ describe('createAccessControl', () => {
 
   it('is open access in mode none', async () => {
     const resolver = new RepositoryResolver(entry('registry.test'), []);
-    const access = await createAccessControl(parseAuthConfig(undefined), { resolver, clock: systemClock, logger: silent });
+    const access = await createAccessControl(parseAuthConfig(undefined), { resolver, primaries: new Map(), defaultUpstream: 'registry.test', clock: systemClock, logger: silent });
     expect(access.mode).toBe('none');
+  });
+
+  it("puts clients' credentials to the primary of the repository in mode upstream", async () => {
+    const resolver = new RepositoryResolver(entry('registry.test'), [entry('ghcr.io')]);
+    const asked: string[] = [];
+    const primary = (host: string) => ({
+      asClient: () => new FakeUpstream(),
+      checkPull: async (_credentials: unknown, repo: string) => {
+        asked.push(`${host} ${repo}`);
+        return 'allow' as const;
+      },
+      checkLogin: async () => 'allow' as const,
+    });
+    const primaries = new Map([['registry.test', primary('registry.test')], ['ghcr.io', primary('ghcr.io')]]);
+    const access = await createAccessControl(parseAuthConfig({ mode: 'upstream' }), { resolver, primaries, defaultUpstream: 'registry.test', clock: systemClock, logger: silent });
+    const client = await access.authenticate(`Basic ${Buffer.from('alice:pw').toString('base64')}`, signal);
+    await access.authorize(client, resolver.resolve('ghcr.io/org/app', undefined), signal);
+    await access.authorize(client, resolver.resolve('team/app', undefined), signal);
+    expect(asked).toEqual(['ghcr.io org/app', 'registry.test team/app']);
   });
 
   it('does not start with an unreadable htpasswd file', async () => {
     const resolver = new RepositoryResolver(entry('registry.test'), []);
     const auth = parseAuthConfig({ mode: 'basic', htpasswd: join(dir, 'missing') });
-    await expect(createAccessControl(auth, { resolver, clock: systemClock, logger: silent })).rejects.toThrow(/cannot be read/);
+    await expect(createAccessControl(auth, { resolver, primaries: new Map(), defaultUpstream: 'registry.test', clock: systemClock, logger: silent })).rejects.toThrow(/cannot be read/);
   });
 });
