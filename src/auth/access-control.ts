@@ -48,8 +48,8 @@ export interface AccessControl {
   readonly mode: AuthMode;
   /** Who sent the request; rejects with UNAUTHORIZED (and the challenge) when its credentials do not verify. */
   authenticate(authorization: string | undefined, signal: AbortSignal): Promise<Client>;
-  /** May this client use the API at all (`GET /v2/`)? */
-  login(client: Client, signal: AbortSignal): Promise<Verdict>;
+  /** May this client use the API at all (`GET /v2/`, of the primary `upstream` names: containerd sends `?ns=`; undefined for the default)? */
+  login(client: Client, upstream: string | undefined, signal: AbortSignal): Promise<Verdict>;
   /** May this client pull from this repository of this upstream? */
   authorize(client: Client, target: RepositoryTarget, signal: AbortSignal): Promise<Verdict>;
   /** The repository as this client's requests reach the primary (upstream mode: with the client's own credentials). */

@@ -42,7 +42,7 @@ export interface PrimaryForClients {
 export interface UpstreamAccessDeps {
   /** The primary of an upstream cache key (`target.upstreamKey`). */
   primaries: ReadonlyMap<string, PrimaryForClients>;
-  /** The default primary's key: `GET /v2/` is checked against it. */
+  /** The default primary's key: `GET /v2/` without `?ns=` is checked against it. */
   defaultUpstream: string;
   decisions: DecisionCache<Verdict>;
   /** Bound on one question to the primary, which is shared by every request waiting for it (not tied to one client). Default 30 s. */
@@ -102,10 +102,10 @@ export function upstreamAccess({ primaries, defaultUpstream, decisions, checkTim
       const credentials = parseBasicAuthorization(authorization);
       return Promise.resolve(credentials === undefined ? anonymousClient : { user: credentials.username, credentials });
     },
-    login(client, signal) {
+    login(client, upstream = defaultUpstream, signal) {
       if (client.credentials === undefined) return Promise.resolve({ decision: 'deny', code: 'UNAUTHORIZED', reason: 'credentials required' });
       // Repository '' never names a repository: the login answer has its own cache entry.
-      return decide(client, defaultUpstream, '', (asked) => primaryOf(defaultUpstream).checkLogin(client.credentials, asked), signal);
+      return decide(client, upstream, '', (asked) => primaryOf(upstream).checkLogin(client.credentials, asked), signal);
     },
     authorize(client, target, signal) {
       const primary = primaryOf(target.upstreamKey);

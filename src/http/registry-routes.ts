@@ -92,7 +92,10 @@ export class RegistryRoutes {
     }
     notes.user = client.user;
     if (route.kind === 'base') {
-      this.enforce(req, route, client, undefined, await access.login(client, signal));
+      // containerd names the registry in ?ns= even here; an unknown one is checked against the default primary.
+      const ns = query.get('ns');
+      const upstream = ns ? this.deps.resolver.keyOf(ns) : undefined;
+      this.enforce(req, route, client, undefined, await access.login(client, upstream, signal));
       sendJson(req, res, 200, {});
       return true;
     }

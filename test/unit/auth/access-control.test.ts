@@ -50,8 +50,8 @@ describe('basic access', () => {
 
   it('asks for credentials on /v2/', async () => {
     const { control } = access();
-    expect(await control.login(anonymousClient, signal)).toMatchObject({ decision: 'deny', code: 'UNAUTHORIZED' });
-    expect(await control.login({ user: 'alice', credentials: undefined }, signal)).toMatchObject({ decision: 'allow' });
+    expect(await control.login(anonymousClient, undefined, signal)).toMatchObject({ decision: 'deny', code: 'UNAUTHORIZED' });
+    expect(await control.login({ user: 'alice', credentials: undefined }, undefined, signal)).toMatchObject({ decision: 'allow' });
   });
 
   it('decides per repository and upstream, with reasons for the audit log', async () => {
@@ -82,7 +82,7 @@ describe('open access (auth.mode none)', () => {
   it('ignores credentials and allows everything', async () => {
     const control = openAccess();
     expect(await control.authenticate(basic('alice', 'whatever'), signal)).toEqual(anonymousClient);
-    expect(await control.login(anonymousClient, signal)).toMatchObject({ decision: 'allow' });
+    expect(await control.login(anonymousClient, undefined, signal)).toMatchObject({ decision: 'allow' });
     expect(await control.authorize(anonymousClient, target('any/thing'), signal)).toEqual({ decision: 'allow', reason: 'auth.mode none' });
     expect(control.lists(anonymousClient, 'registry.test', 'any/thing')).toBe(true);
   });

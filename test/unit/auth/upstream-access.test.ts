@@ -79,9 +79,9 @@ describe('upstream access', () => {
 
   it('checks /v2/ against the default primary, and asks anonymous clients for credentials', async () => {
     const { access } = setup(() => 'allow');
-    expect(await access.login(anonymousClient, signal)).toMatchObject({ decision: 'deny', code: 'UNAUTHORIZED' });
-    expect(await access.login(await access.authenticate(basic('alice', 'pw'), signal), signal)).toMatchObject({ decision: 'allow' });
-    expect(await access.login(await access.authenticate(basic('alice', 'no'), signal), signal)).toMatchObject({ decision: 'deny', code: 'UNAUTHORIZED' });
+    expect(await access.login(anonymousClient, undefined, signal)).toMatchObject({ decision: 'deny', code: 'UNAUTHORIZED' });
+    expect(await access.login(await access.authenticate(basic('alice', 'pw'), signal), undefined, signal)).toMatchObject({ decision: 'allow' });
+    expect(await access.login(await access.authenticate(basic('alice', 'no'), signal), undefined, signal)).toMatchObject({ decision: 'deny', code: 'UNAUTHORIZED' });
   });
 
   it("reaches the primary with the client's own credentials, and lists only what it was allowed", async () => {
@@ -95,5 +95,21 @@ describe('upstream access', () => {
     await access.authorize(bob, target, signal);
     expect(access.lists(alice, 'registry.test', 'team/app')).toBe(true);
     expect(access.lists(bob, 'registry.test', 'team/app')).toBe(false);
+  });
+
+  it('checks /v2/?ns= against the primary it names', async () => {
+    const primary = (password: string): PrimaryForClients => ({
+      asClient: () => ({}) as Upstream,
+      checkPull: async () => 'allow',
+      checkLogin: async (credentials) => (credentials?.password === password ? 'allow' : 'unauthorized'),
+    });
+    const access = upstreamAccess({
+      primaries: new Map([['registry.test', primary('hub')], ['ghcr.io', primary('ghcr')]]),
+      defaultUpstream: 'registry.test',
+      decisions: new DecisionCache<Verdict>({ ttlMs: 60_000 }, { clock: { now: () => 0 } }),
+    });
+    const ghcrUser = await access.authenticate(basic('alice', 'ghcr'), signal);
+    expect(await access.login(ghcrUser, 'ghcr.io', signal)).toMatchObject({ decision: 'allow' });
+    expect(await access.login(ghcrUser, undefined, signal)).toMatchObject({ decision: 'deny', code: 'UNAUTHORIZED' });
   });
 });
