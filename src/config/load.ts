@@ -357,6 +357,15 @@ function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
   for (const error of unknownRuleUpstreams(config.auth, knownHosts)) {
     problems.push({ key: `auth.${error.path}`, reason: error.reason, allowed: error.allowed, source: origin('auth.rules').source, value: error.value });
   }
+  // parseAuthConfig sees the default too; only the loader knows whether the file set it.
+  if (config.auth.mode === 'none' && origin('auth.cacheDecisions').source !== 'default') {
+    badValue(
+      'auth.cacheDecisions',
+      'set, but auth.mode is none: no decision is made, so none is cached',
+      'auth.mode: upstream (how long the primary\'s answer is reused) or basic (how long a verified password is trusted without bcrypt), or leave cacheDecisions out',
+      origin('auth.cacheDecisions').value,
+    );
+  }
   const htpasswd = config.auth.htpasswd;
   if (htpasswd !== undefined && unreadableReason(htpasswd) === undefined) {
     const reason = htpasswdProblem(htpasswd);

@@ -36,7 +36,8 @@ export async function createAccessControl(config: AuthConfig, { resolver, primar
           upstreams: rule.upstreams?.map((host) => resolver.keyOf(host) ?? host),
         })),
       });
-      const users = await HtpasswdFile.open({ path: config.htpasswd! }, { clock, logger });
+      // In basic mode the decision reused is "this password is right": trusted for cacheDecisions without bcrypt.
+      const users = await HtpasswdFile.open({ path: config.htpasswd!, verifiedTtlMs: config.cacheDecisionsMs }, { clock, logger });
       logger.info({ mode: 'basic', users: users.userCount, rules: config.rules.length, anonymous: config.anonymous.length }, 'access control on');
       return basicAccess({ users, rules });
     }

@@ -76,6 +76,11 @@ describe('the auth block', () => {
     expect(config.auth.rules[0]?.upstreams).toEqual(['docker.io']);
   });
 
+  it('reads cacheDecisions in basic mode too (how long a verified password is trusted)', async () => {
+    const config = await load('auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  cacheDecisions: 30s\n');
+    expect(config.auth.cacheDecisionsMs).toBe(30_000);
+  });
+
   it('reads upstream mode', async () => {
     const config = await load('auth:\n  mode: upstream\n  cacheDecisions: 30s\n');
     expect(config.auth).toMatchObject({ mode: 'upstream', cacheDecisionsMs: 30_000 });
@@ -91,6 +96,7 @@ describe('the auth block', () => {
     ['a pattern with a tag', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  anonymous: ["library/*:1.*"]\n', /auth\.anonymous: \[0\]: names a tag|auth\.anonymous\[0\]: names a tag/],
     ['groups that are not a mapping', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  groups: [alice]\n', /auth\.groups: not a mapping/],
     ['a bad group member list', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  groups: {ops: {nested: [olga]}}\n', /auth\.groups\.ops: not a list/],
+    ['cacheDecisions with mode none', 'auth:\n  cacheDecisions: 30s\n', /auth\.cacheDecisions: set, but auth\.mode is none/],
     ['a bad duration', 'auth:\n  mode: upstream\n  cacheDecisions: soon\n', /auth\.cacheDecisions: /],
     ['an upstream nobody configured', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  rules: [{repositories: ["*"], users: [a], upstreams: [ghrc.io]}]\n', /auth\.rules\[0\]\.upstreams\[0\]: names no configured upstream, got "ghrc\.io" \(from config file .*\); allowed: a configured registry host: registry-1\.docker\.io, docker\.io, index\.docker\.io/],
     ['a missing htpasswd file', 'auth:\n  mode: basic\n  htpasswd: /nonexistent/htpasswd\n', /auth\.htpasswd: file does not exist/],
