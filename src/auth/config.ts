@@ -11,7 +11,7 @@
  *         users: [alice]
  *         groups: [developers]        # each must be defined under groups
  *         upstreams: [ghcr.io]        # optional; default: every upstream
- *     cacheDecisions: 60s             # upstream mode: how long an allow/deny is reused
+ *     cacheDecisions: 60s             # upstream mode: how long an allow/deny is reused; basic: how long a verified password is trusted
  *
  * convict cannot hold this block as one setting with a custom format: its
  * `load()` walks into any object value whose format is not `object` and
@@ -386,7 +386,7 @@ export function authSchemaSection() {
       default: [],
     },
     cacheDecisions: {
-      doc: 'upstream mode: how long the primary\'s allow/deny for a credential and repository is reused.',
+      doc: 'upstream mode: how long the primary\'s allow/deny for a credential and repository is reused; basic mode: how long a verified password is trusted without a new bcrypt check.',
       format: 'duration',
       default: '60s',
     },

@@ -13,6 +13,12 @@
  * verified on the way. When a fill fails on this host (a disk error, a
  * leader whose worker died or whose store threw), each reader carries on
  * from where it is: it takes the fill over, or continues from the primary.
+ *
+ * A blob is served under a repository only when that repository links it
+ * (repository-links.ts). Otherwise the primary is asked under that
+ * repository first, like a miss: a GET that fills it (which is the answer),
+ * or, when the bytes are already here or being fetched for another
+ * repository, a HEAD; only a 2xx links it and lets it be served.
  */
 import type { Hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -37,6 +43,7 @@ import {
   type PurgeScope,
 } from './ports.ts';
 import { openRemoteSource, remoteSource } from './remote-source.ts';
+import type { RepositoryLinks } from './repository-links.ts';
 import type { BlobTarget } from './repository-target.ts';
 import { blobFailure, bodyFailure } from './upstream-failure.ts';
 
@@ -52,6 +59,8 @@ export interface BlobServiceOptions {
   stallTimeoutMs: number;
   /** Whether a blob of this size may be cached at all (false: larger than the budget). */
   cacheable: (size: number | undefined) => boolean;
+  /** Which repository may serve which blob. */
+  links: Pick<RepositoryLinks, 'has' | 'add'>;
   /** Bytes of small blobs kept in memory per process (default 16 MiB). */
   smallBlobMemoryBytes?: number;
 }
@@ -82,25 +91,33 @@ export class BlobService {
   async stat(target: BlobTarget, digest: Digest, signal: AbortSignal): Promise<{ size: number; result: CacheResult }> {
     const small = this.small.get(digest);
     const local = small ? { size: small.byteLength } : await this.options.store.stat(digest);
-    if (local) {
-      this.options.observer.cacheResult('blob', 'hit');
-      this.options.index.touched(digest);
-      return { size: local.size, result: 'hit' };
-    }
+    const linked = await this.options.links.has(target, 'blob', digest);
+    if (local && linked) return this.hit(digest, local.size);
+    let head: { size: number | undefined };
     try {
-      const head = await target.upstream.headBlob(target.name, digest, signal);
-      if (head.size === undefined) throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary did not report the blob size');
-      this.options.observer.cacheResult('blob', 'passthrough');
-      return { size: head.size, result: 'passthrough' };
+      head = await target.upstream.headBlob(target.name, digest, signal);
     } catch (err) {
       throw blobFailure(err, this.options.observer);
     }
+    await this.options.links.add(target, 'blob', digest);
+    if (local) return this.hit(digest, local.size);
+    if (head.size === undefined) throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary did not report the blob size');
+    this.options.observer.cacheResult('blob', 'passthrough');
+    return { size: head.size, result: 'passthrough' };
+  }
+
+  private hit(digest: Digest, size: number): { size: number; result: CacheResult } {
+    this.options.observer.cacheResult('blob', 'hit');
+    this.options.index.touched(digest);
+    return { size, result: 'hit' };
   }
 
   /** The blob from whichever source has it; the caller reads it and closes it. */
   async open(target: BlobTarget, digest: Digest, signal: AbortSignal): Promise<BlobSource> {
+    const linked = await this.options.links.has(target, 'blob', digest);
     const local = await this.local(digest);
     if (local) {
+      if (!linked) await closingOnFailure(local, () => this.confirm(target, digest, signal));
       this.options.observer.cacheResult('blob', 'hit');
       this.options.index.touched(digest);
       return localSource(local);
@@ -108,26 +125,44 @@ export class BlobService {
     const { coordinator, observer } = this.options;
     const role = await coordinator.acquire(digest);
     if (role.role === 'follower') {
+      // The fill may be another repository's: this one must have the blob too.
+      if (!linked) await closingOnFailure(role.watch, () => this.confirm(target, digest, signal));
       observer.cacheResult('blob', 'coalesced');
       return this.follow(target, digest, role.watch, 'coalesced', signal);
     }
     const start = await new Promise<LeaderStart>((resolve) => this.leader.lead(target, digest, role.lease, resolve));
     switch (start.kind) {
       case 'local':
+        // Cached meanwhile, from wherever: the primary did not answer for this repository yet.
+        if (!linked) await closingOnFailure(start.blob, () => this.confirm(target, digest, signal));
         observer.cacheResult('blob', 'hit');
         return localSource(start.blob);
       case 'passthrough':
+        await this.options.links.add(target, 'blob', digest);
         observer.cacheResult('blob', 'passthrough');
         return remoteSource(start.response, start.controller, this.remoteOptions(digest, 0, createDigester(digest), undefined, signal));
       case 'failed':
         // The primary's answer goes to this client as is; anything else failed the lease, and the watch takes over.
         if (start.error instanceof RegistryError) throw start.error;
+        if (!linked) await this.confirm(target, digest, signal);
         break;
       case 'follow':
+        // The primary answered this repository's GET: it has the blob.
+        await this.options.links.add(target, 'blob', digest);
         break;
     }
     observer.cacheResult('blob', 'miss');
     return this.follow(target, digest, role.lease.watch(), 'miss', signal);
+  }
+
+  /** The primary says whether this repository has the blob (HEAD); links it when it does, rejects with its answer otherwise. */
+  private async confirm(target: BlobTarget, digest: Digest, signal: AbortSignal): Promise<void> {
+    try {
+      await target.upstream.headBlob(target.name, digest, signal);
+    } catch (err) {
+      throw blobFailure(err, this.options.observer);
+    }
+    await this.options.links.add(target, 'blob', digest);
   }
 
   /** A local blob, from memory when it is small and was read before. */
@@ -180,5 +215,15 @@ export class BlobService {
 
   private remoteOptions(digest: Digest, position: number, hash: Hash, size: number | undefined, signal: AbortSignal) {
     return { digest, position, hash, size, result: 'passthrough' as const, signal, bodyFailure };
+  }
+}
+
+/** Runs `check`; closes `resource` when it rejects. */
+async function closingOnFailure(resource: { close(): unknown }, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (err) {
+    await resource.close();
+    throw err;
   }
 }

@@ -14,10 +14,13 @@ export class CatalogService {
     private readonly sources: CatalogSource[],
   ) {}
 
-  async list(): Promise<string[]> {
+  /** Every cached repository, or those `include` keeps (given the primary's key and the name it knows). */
+  async list(include: (upstreamKey: string, name: string) => boolean = () => true): Promise<string[]> {
     const names: string[] = [];
     for (const source of this.sources) {
-      for (const name of await this.metadata.listRepositories(source.upstreamKey)) names.push(source.prefix + name);
+      for (const name of await this.metadata.listRepositories(source.upstreamKey)) {
+        if (include(source.upstreamKey, name)) names.push(source.prefix + name);
+      }
     }
     return names.sort();
   }

@@ -15,6 +15,7 @@ import { parseManifest, type ParsedManifest } from '../registry/manifest-referen
 import type { Reference } from '../registry/reference.ts';
 import type { BlobStore, CacheIndexReporter, CacheObserver, CacheResult, Clock, Logger, MetadataStore, PurgeScope, TagRecord } from './ports.ts';
 import { isDiskWriteError, isUpstreamError, isUpstreamOutage, keyInRepositories, noopIndexReporter } from './ports.ts';
+import type { RepositoryLinks } from './repository-links.ts';
 import type { RepositoryTarget } from './repository-target.ts';
 import { SingleFlight } from './single-flight.ts';
 import { toRegistryError } from './upstream-failure.ts';
@@ -39,6 +40,8 @@ export interface ManifestServiceOptions {
   /** Longest a client waits for a revalidation before the last known answer is served. */
   revalidateTimeoutMs: number;
   maxManifestBytes: number;
+  /** Which repository may serve which manifest and blob by digest. */
+  links: RepositoryLinks;
   /** Bytes of manifest bodies kept in memory per process. */
   memoryBytes?: number;
   index?: CacheIndexReporter;
@@ -55,7 +58,7 @@ export class ManifestService {
   private readonly tagFlights = new SingleFlight<ManifestAnswer>();
   private readonly digestFlights = new SingleFlight<Manifest>();
   private readonly index: CacheIndexReporter;
-  /** Repository links this process already wrote: a hit must not cost a disk write. */
+  /** Manifests whose references this process already linked to a repository: a hit must not cost disk writes. */
   private readonly linked = new LRUCache<string, true>({ max: 100_000 });
 
   constructor(private readonly options: ManifestServiceOptions) {
@@ -89,12 +92,18 @@ export class ManifestService {
     return this.byTag(target, reference.tag, signal);
   }
 
-  /** A manifest by digest: from memory or disk, else fetched once and verified. */
+  /**
+   * A manifest by digest: from memory or disk when this repository links it,
+   * else fetched once and verified. A cached manifest this repository does
+   * not link is served only once the primary confirms (HEAD) that the
+   * repository has it.
+   */
   async byDigest(target: RepositoryTarget, digest: Digest, signal: AbortSignal): Promise<ManifestAnswer> {
     const local = await this.local(digest);
     if (local) {
+      if (!(await this.options.links.has(target, 'manifest', digest))) await this.confirm(target, digest, signal);
+      await this.link(target, local);
       this.options.observer.cacheResult('manifest', 'hit');
-      void this.link(target, digest);
       return { ...local, result: 'hit' };
     }
     try {
@@ -123,6 +132,8 @@ export class ManifestService {
     if (record && this.fresh(record, now)) {
       const local = await this.local(record.digest);
       if (local) {
+        // A cache written before blob links existed gets them on the first hit.
+        await this.link(target, local);
         this.options.observer.cacheResult('tag', 'hit');
         return { ...local, result: 'hit' };
       }
@@ -146,6 +157,7 @@ export class ManifestService {
         const head = await target.upstream.headManifest(target.name, tag, signal);
         if (head.digest === known.digest) {
           await this.remember(target, tag, key, { ...known, fetchedAt: clock.now(), backoffUntil: undefined });
+          await this.link(target, stale);
           observer.cacheResult('tag', 'revalidated');
           return { ...stale, result: 'revalidated' };
         }
@@ -166,6 +178,7 @@ export class ManifestService {
         observer.staleServed('tag', reason);
         observer.cacheResult('tag', 'stale');
         logger.warn({ repository: target.name, tag, digest: known.digest, reason }, 'primary unavailable; serving last known tag answer');
+        await this.link(target, stale);
         return { ...stale, result: 'stale' };
       }
       throw this.failure(err);
@@ -208,7 +221,7 @@ export class ManifestService {
       await this.options.metadata.putManifestMeta(actual, { mediaType: parsed.mediaType, size: response.body.byteLength });
       const onDisk = await this.options.blobs.put(actual, response.body);
       this.index.added(actual, onDisk, 'manifest', response.body.byteLength);
-      await this.link(target, actual);
+      await this.link(target, manifest, parsed);
     } catch (err) {
       if (!isDiskWriteError(err)) throw err;
       // A full or broken disk must not stop pulls: serve what we verified, uncached.
@@ -235,15 +248,29 @@ export class ManifestService {
     }
   }
 
-  private async link(target: RepositoryTarget, digest: Digest): Promise<void> {
-    const key = `${target.upstreamKey}/${target.name}@${digest}`;
-    if (this.linked.has(key)) return;
+  /** The primary says whether this repository has a manifest cached from elsewhere; rejects as the primary's answer (404: MANIFEST_UNKNOWN). */
+  private async confirm(target: RepositoryTarget, digest: Digest, signal: AbortSignal): Promise<void> {
     try {
-      await this.options.metadata.linkManifest(target.upstreamKey, target.name, digest);
-      this.linked.set(key, true);
+      await target.upstream.headManifest(target.name, digest, AbortSignal.any([signal, AbortSignal.timeout(this.options.revalidateTimeoutMs * 6)]));
     } catch (err) {
-      this.options.logger.warn({ err: String(err) }, 'could not record repository link');
+      throw this.failure(err);
     }
+  }
+
+  /** Links the manifest and everything it references to the repository (once per process). */
+  private async link(target: RepositoryTarget, manifest: Manifest, parsed?: ParsedManifest): Promise<void> {
+    const key = `${target.upstreamKey}/${target.name}@${manifest.digest}`;
+    if (this.linked.has(key)) return;
+    let references: ParsedManifest | undefined = parsed;
+    try {
+      references ??= parseManifest(manifest.body, manifest.mediaType);
+    } catch (err) {
+      // Verified when it was cached, so this does not happen; the manifest itself still links.
+      this.options.logger.warn({ digest: manifest.digest, err: String(err) }, 'cached manifest does not parse; its references are not linked');
+    }
+    const { links } = this.options;
+    await Promise.all([links.add(target, 'manifest', manifest.digest), references ? links.addReferences(target, references) : undefined]);
+    this.linked.set(key, true);
   }
 
   /** A verified manifest from memory or disk. */

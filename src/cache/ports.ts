@@ -196,14 +196,20 @@ export interface TagRecord {
   fetchedAt: number;
 }
 
+export type LinkKind = 'manifest' | 'blob';
+
 /** Manifest media types, tag answers and which repositories the cache holds. */
 export interface MetadataStore {
   getManifestMeta(digest: Digest): Promise<ManifestMeta | undefined>;
   putManifestMeta(digest: Digest, meta: ManifestMeta): Promise<void>;
   getTag(upstream: string, name: string, tag: string): Promise<TagRecord | undefined>;
   putTag(upstream: string, name: string, tag: string, record: TagRecord): Promise<void>;
-  /** Records that `name` holds the manifest `digest` (for the catalog and repository purges). */
+  /** Records that `name` holds the manifest `digest` (for the catalog, repository purges, and serving it by digest). */
   linkManifest(upstream: string, name: string, digest: Digest): Promise<void>;
+  /** Records that `name` references the blob `digest` (a config or layer): it may be served under that repository. */
+  linkBlob(upstream: string, name: string, digest: Digest): Promise<void>;
+  /** Whether `name` links that manifest or blob. */
+  hasLink(upstream: string, name: string, kind: LinkKind, digest: Digest): Promise<boolean>;
   /** Cached repository names of one upstream, sorted. */
   listRepositories(upstream: string): Promise<string[]>;
   /** Manifest digests a repository holds (its links). */

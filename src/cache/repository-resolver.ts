@@ -34,6 +34,11 @@ export class RepositoryResolver {
     return [...new Set(this.byHost.values())];
   }
 
+  /** The host (cache key) of the configured primary that answers to `host` (itself or an alias), if any. */
+  keyOf(host: string): string | undefined {
+    return this.byHost.get(host.toLowerCase())?.host;
+  }
+
   resolve(name: string, ns: string | undefined): RepositoryTarget {
     let entry = this.fallback;
     let repo = name;

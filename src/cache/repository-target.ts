@@ -9,5 +9,5 @@ export interface RepositoryTarget {
   name: string;
 }
 
-/** What a blob lookup needs: blobs are keyed by digest alone, fetched from this repository on this primary. */
-export type BlobTarget = Pick<RepositoryTarget, 'upstream' | 'name'>;
+/** What a blob lookup needs: blobs are stored by digest alone, fetched from (and linked to) this repository on this primary. */
+export type BlobTarget = Pick<RepositoryTarget, 'upstream' | 'upstreamKey' | 'name'>;

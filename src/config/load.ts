@@ -14,12 +14,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
-import { type FormatName, FormatError, convictFormats, describeValue, valueFormats } from './formats.ts';
+import { authConvictFormats, authValueFormats, parseAuthConfig, unknownRuleUpstreams, type AuthConfig } from '../auth/config.ts';
+import { HtpasswdError, parseHtpasswd } from '../auth/htpasswd.ts';
+import { dockerHubAliases } from '../registry/reference.ts';
+import { type FormatName, FormatError, type ValueFormat, convictFormats, describeValue, isFormatName, valueFormats } from './formats.ts';
 import { REDACTED, redactUrlCredentials, redactValue } from './redact.ts';
 import {
   type MachineFacts,
   type SchemaSection,
   type Setting,
+  type SettingFormat,
   configSchema,
   currentMachine,
   isSetting,
@@ -115,6 +119,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 
   // convict keeps its formats in a process-wide registry; registering is idempotent.
   convict.addFormats(convictFormats);
+  convict.addFormats(authConvictFormats);
   const store = convict(schema as convict.Schema<Record<string, unknown>>, { env, args: [] });
   if (fromFile !== undefined) store.load(fromFile.values);
   for (const [key, { value }] of flags.values) store.set(key, value);
@@ -122,13 +127,22 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const problems: ConfigProblem[] = [];
   for (const { key, setting } of settings) {
     try {
-      valueFormats[setting.format].parse(store.get(key));
+      formatOf(setting.format).parse(store.get(key));
     } catch (error) {
       if (!(error instanceof FormatError)) throw error;
       problems.push(formatProblem(key, setting, error, sourceOf(key)));
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  // The auth block across its keys (mode-dependent keys, groups, rule groups defined): see auth/config.ts.
+  let auth: AuthConfig;
+  try {
+    auth = parseAuthConfig(store.get('auth'));
+  } catch (error) {
+    if (!(error instanceof FormatError)) throw error;
+    const first = /^[A-Za-z]+/.exec(error.path)?.[0];
+    throw new ConfigError([formatProblem('auth', undefined, error, sourceOf(first === undefined ? 'auth' : `auth.${first}`))]);
+  }
 
   try {
     // Backstop: everything convict checks has been checked above, with better messages.
@@ -144,7 +158,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     if (settingsByKey.get(key)?.format !== format) throw new Error(`internal: ${key} is not a ${format} setting`);
     return (valueFormats[format].parse as (value: unknown) => Parsed<typeof format>)(store.get(key));
   };
-  const config = buildConfig(read, machine);
+  const config = buildConfig(read, machine, auth);
 
   const inconsistencies = checkConsistency(config, (key) => ({ value: store.get(key), source: sourceOf(key) }));
   if (inconsistencies.length > 0) throw new ConfigError(inconsistencies);
@@ -158,7 +172,7 @@ type Parsed<F extends FormatName> = ReturnType<(typeof valueFormats)[F]['parse']
 /** The parsed value of a validated setting; `format` must be the setting's own. */
 type Reader = <F extends FormatName>(key: string, format: F) => Parsed<F>;
 
-function buildConfig(read: Reader, machine: MachineFacts): Config {
+function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Config {
   const upstream: UpstreamConfig = {
     url: read('upstream.url', 'url'),
     username: read('upstream.username', 'optional-string'),
@@ -229,6 +243,7 @@ function buildConfig(read: Reader, machine: MachineFacts): Config {
     drainSeconds: read('drainSeconds', 'duration') / 1000,
     shutdownTimeoutMs: read('shutdownTimeout', 'positive-duration'),
     log: { level: read('log.level', 'log-level') },
+    auth,
   };
 }
 
@@ -245,7 +260,22 @@ function shownValue(key: string, setting: Setting | undefined, value: unknown): 
   return redactValue(value, lastSegment(key));
 }
 
-function formatProblem(key: string, setting: Setting, error: FormatError, source: string): ConfigProblem {
+/** The format a setting's values are checked with; `Object` (auth.groups) only has to be a mapping here. */
+function formatOf(name: SettingFormat): ValueFormat<unknown> {
+  if (name === 'Object') return objectFormat;
+  return isFormatName(name) ? valueFormats[name] : authValueFormats[name];
+}
+
+const objectFormat: ValueFormat<Record<string, unknown>> = {
+  allowed: 'a mapping',
+  parse(value) {
+    if (!isPlainObject(value)) throw new FormatError('not a mapping', 'a mapping', value);
+    return value;
+  },
+  coerce: (text) => text,
+};
+
+function formatProblem(key: string, setting: Setting | undefined, error: FormatError, source: string): ConfigProblem {
   const fullKey = error.path === '' ? key : error.path.startsWith('[') ? `${key}${error.path}` : `${key}.${error.path}`;
   const problem = { key: fullKey, reason: error.reason, allowed: error.allowed, source };
   return error.valueHidden ? problem : { ...problem, value: shownValue(fullKey, setting, error.value) };
@@ -323,7 +353,27 @@ function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
     }
   }
 
+  const knownHosts = [...upstreamHosts(config.upstream.url), ...config.registries.map((registry) => registry.host)];
+  for (const error of unknownRuleUpstreams(config.auth, knownHosts)) {
+    problems.push({ key: `auth.${error.path}`, reason: error.reason, allowed: error.allowed, source: origin('auth.rules').source, value: error.value });
+  }
+  // parseAuthConfig sees the default too; only the loader knows whether the file set it.
+  if (config.auth.mode === 'none' && origin('auth.cacheDecisions').source !== 'default') {
+    badValue(
+      'auth.cacheDecisions',
+      'set, but auth.mode is none: no decision is made, so none is cached',
+      'auth.mode: upstream (how long the primary\'s answer is reused) or basic (how long a verified password is trusted without bcrypt), or leave cacheDecisions out',
+      origin('auth.cacheDecisions').value,
+    );
+  }
+  const htpasswd = config.auth.htpasswd;
+  if (htpasswd !== undefined && unreadableReason(htpasswd) === undefined) {
+    const reason = htpasswdProblem(htpasswd);
+    if (reason !== undefined) badValue('auth.htpasswd', reason, 'an htpasswd file of bcrypt entries (htpasswd -B), one user:hash a line', htpasswd);
+  }
+
   const files: Array<[key: string, file: string | undefined, settingKey: string]> = [
+    ['auth.htpasswd', htpasswd, 'auth.htpasswd'],
     ['server.tlsCert', tlsCert, 'server.tlsCert'],
     ['server.tlsKey', tlsKey, 'server.tlsKey'],
     ['upstream.caFile', config.upstream.caFile, 'upstream.caFile'],
@@ -338,6 +388,28 @@ function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
   }
   return problems;
 }
+
+/** The names the default primary answers to: its host, and Docker Hub's names when it is Docker Hub. */
+function upstreamHosts(url: string): string[] {
+  const host = new URL(url).host.toLowerCase();
+  return [host, ...dockerHubAliases(host)];
+}
+
+/** What is wrong with an htpasswd file's content (line numbers, never a hash or a user), or undefined. */
+function htpasswdProblem(file: string): string | undefined {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    if (Buffer.byteLength(text) > HTPASSWD_MAX_BYTES) return `larger than ${HTPASSWD_MAX_BYTES} bytes`;
+    parseHtpasswd(text, { maxBytes: HTPASSWD_MAX_BYTES, maxUsers: HTPASSWD_MAX_USERS });
+    return undefined;
+  } catch (error) {
+    if (error instanceof HtpasswdError) return error.message;
+    return `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+}
+
+const HTPASSWD_MAX_BYTES = 1024 * 1024;
+const HTPASSWD_MAX_USERS = 10_000;
 
 function unreadableReason(file: string): string | undefined {
   try {
@@ -525,8 +597,8 @@ function collectFileSettings(
         source,
       });
     } else if (isSetting(node)) {
-      if (isPlainObject(value)) {
-        const allowed = valueFormats[node.format].allowed;
+      if (isPlainObject(value) && node.format !== 'Object') {
+        const allowed = formatOf(node.format).allowed;
         problems.push({ key, reason: 'must be a single value, not a mapping', allowed, source });
       } else {
         values[name] = value;

@@ -8,12 +8,24 @@
  * Defaults are written the way a user would write them (`10GiB`, `60s`).
  */
 import os from 'node:os';
+import { authSchemaSection, authValueFormats } from '../auth/config.ts';
 import { type FormatName, isFormatName } from './formats.ts';
 
-/** One setting. `format` names an entry of `valueFormats`. */
+/**
+ * The format of a setting: an entry of `valueFormats`, of the auth block's
+ * `authValueFormats`, or convict's built-in `Object` (kept whole; only
+ * `auth.groups`, which the cross-key parse of the auth block checks).
+ */
+export type SettingFormat = FormatName | keyof typeof authValueFormats | 'Object';
+
+export function isSettingFormat(name: unknown): name is SettingFormat {
+  return isFormatName(name) || name === 'Object' || (typeof name === 'string' && Object.hasOwn(authValueFormats, name));
+}
+
+/** One setting. */
 export interface Setting {
   doc: string;
-  format: FormatName;
+  format: SettingFormat;
   default: unknown;
   env?: string;
   /** Command-line flag, without the leading `--`. */
@@ -312,6 +324,8 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
       default: '30s',
       env: 'OUTPOST_SHUTDOWN_TIMEOUT',
     },
+    // Config file only (see auth/config.ts): checked as a whole after loading, by parseAuthConfig.
+    auth: authSchemaSection(),
     log: {
       level: {
         doc: 'Log level: fatal, error, warn, info, debug, trace or silent.',
@@ -325,7 +339,7 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
 }
 
 export function isSetting(node: Setting | SchemaSection): node is Setting {
-  return Object.hasOwn(node, 'default') && isFormatName((node as Setting).format);
+  return Object.hasOwn(node, 'default') && isSettingFormat((node as Setting).format);
 }
 
 /** Every setting with its dotted key, in schema order. */

@@ -1,3 +1,5 @@
+import type { AuthConfig } from '../auth/config.ts';
+
 /**
  * The validated configuration, as modules receive it (in typed slices).
  * Durations are milliseconds, sizes are bytes.
@@ -96,4 +98,6 @@ export interface Config {
   /** After the drain period: bound on in-flight transfers finishing. */
   shutdownTimeoutMs: number;
   log: { level: string };
+  /** Access control (config file only): see auth/config.ts. */
+  auth: AuthConfig;
 }

@@ -1,12 +1,15 @@
 /** The `/v2/` API: maps routes onto the cache services and their answers onto HTTP. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { verdictError, type AccessControl, type Client, type Verdict } from '../auth/access-control.ts';
 import type { BlobService } from '../cache/blob-service.ts';
 import { paginate, type CatalogService } from '../cache/catalog-service.ts';
 import type { ManifestAnswer, ManifestService } from '../cache/manifest-service.ts';
 import type { PassThroughCache } from '../cache/pass-through-cache.ts';
 import type { ReferrersService } from '../cache/referrers-service.ts';
 import type { RelayedAnswers } from '../cache/relayed-answers.ts';
+import type { Logger } from '../cache/ports.ts';
 import type { RepositoryResolver } from '../cache/repository-resolver.ts';
+import type { RepositoryTarget } from '../cache/repository-target.ts';
 import { ifNoneMatchMatches, ifRangeAllowsRange } from '../registry/conditional-requests.ts';
 import type { Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
@@ -25,6 +28,10 @@ export interface RegistryRoutesDeps {
   referrers: ReferrersService;
   catalog: CatalogService;
   relayed: RelayedAnswers;
+  /** Who may pull what (auth.mode); asked before any cache work. */
+  access: AccessControl;
+  /** The audit log: one line per pull (manifest or blob) and per refused request. */
+  audit: Logger;
   /** Blob bytes sent, by where they came from. */
   onBlobBytes?: (source: 'cache' | 'fill', bytes: number) => void;
 }
@@ -35,6 +42,8 @@ export interface RequestNotes {
   repository?: string;
   reference?: string;
   cache?: string;
+  /** The verified (basic) or claimed (upstream) user; never a credential. */
+  user?: string;
 }
 
 const maxPageSize = 10_000;
@@ -73,44 +82,84 @@ export class RegistryRoutes {
       });
     }
     const signal = abortSignalOf(req, res);
+    const { access } = this.deps;
+    let client: Client;
+    try {
+      client = await access.authenticate(req.headers.authorization, signal);
+    } catch (err) {
+      this.audit(req, route, undefined, undefined, { decision: 'deny', code: 'UNAUTHORIZED', reason: 'bad credentials' });
+      throw err;
+    }
+    notes.user = client.user;
+    if (route.kind === 'base') {
+      // containerd names the registry in ?ns= even here; an unknown one is checked against the default primary.
+      const ns = query.get('ns');
+      const upstream = ns ? this.deps.resolver.keyOf(ns) : undefined;
+      this.enforce(req, route, client, undefined, await access.login(client, upstream, signal));
+      sendJson(req, res, 200, {});
+      return true;
+    }
+    if (route.kind === 'catalog') {
+      await this.catalog(req, res, query, client);
+      return true;
+    }
+    notes.repository = route.name;
+    const resolved = this.deps.resolver.resolve(route.name, query.get('ns') ?? undefined);
+    this.enforce(req, route, client, resolved, await access.authorize(client, resolved, signal));
+    const target = access.scope(client, resolved);
     switch (route.kind) {
-      case 'base':
-        sendJson(req, res, 200, {});
-        return true;
-      case 'catalog':
-        await this.catalog(req, res, query);
-        return true;
       case 'manifest':
-        notes.repository = route.name;
         notes.reference = route.reference.kind === 'tag' ? route.reference.tag : route.reference.digest;
-        await this.manifest(req, res, route, query, signal, notes);
+        await this.manifest(req, res, route, target, signal, notes);
         return true;
       case 'blob':
-        notes.repository = route.name;
         notes.reference = route.digest;
-        await this.blob(req, res, route, query, signal, notes);
+        await this.blob(req, res, route, target, signal, notes);
         return true;
       case 'tags':
-        notes.repository = route.name;
-        await this.tags(req, res, route.name, path, query, notes);
+        await this.tags(req, res, route.name, target, path, query, notes);
         return true;
       case 'referrers':
-        notes.repository = route.name;
         notes.reference = route.digest;
-        await this.referrersOf(req, res, route.name, route.digest, query, notes);
+        await this.referrersOf(req, res, target, route.digest, query, notes);
         return true;
     }
+  }
+
+  /**
+   * Throws the verdict's error when it denies. The audit log gets a line for
+   * every pull (manifests and blobs, allowed or not) and every refusal.
+   */
+  private enforce(req: IncomingMessage, route: V2Route, client: Client, target: RepositoryTarget | undefined, verdict: Verdict): void {
+    if (verdict.decision === 'deny' || route.kind === 'manifest' || route.kind === 'blob') this.audit(req, route, client, target, verdict);
+    if (verdict.decision === 'deny') throw verdictError(verdict);
+  }
+
+  private audit(req: IncomingMessage, route: V2Route, client: Client | undefined, target: RepositoryTarget | undefined, verdict: Verdict): void {
+    const reference =
+      route.kind === 'manifest' ? (route.reference.kind === 'tag' ? route.reference.tag : route.reference.digest) : route.kind === 'blob' || route.kind === 'referrers' ? route.digest : undefined;
+    const line = {
+      user: client?.user ?? null,
+      method: req.method,
+      route: route.kind,
+      upstream: target?.upstreamKey,
+      repository: target?.name ?? ('name' in route ? route.name : undefined),
+      reference,
+      decision: verdict.decision,
+      reason: verdict.reason,
+      ...(verdict.decision === 'deny' ? { code: verdict.code } : {}),
+    };
+    this.deps.audit.info(line, verdict.decision === 'allow' ? 'pull allowed' : 'request denied');
   }
 
   private async manifest(
     req: IncomingMessage,
     res: ServerResponse,
     route: Extract<V2Route, { kind: 'manifest' }>,
-    query: URLSearchParams,
+    target: RepositoryTarget,
     signal: AbortSignal,
     notes: RequestNotes,
   ): Promise<void> {
-    const target = this.deps.resolver.resolve(route.name, query.get('ns') ?? undefined);
     let answer: ManifestAnswer = await this.deps.manifests.get(target, route.reference, signal);
     notes.cache = answer.result;
     const accept = parseAccept(req.headers.accept);
@@ -145,11 +194,10 @@ export class RegistryRoutes {
     req: IncomingMessage,
     res: ServerResponse,
     route: Extract<V2Route, { kind: 'blob' }>,
-    query: URLSearchParams,
+    target: RepositoryTarget,
     signal: AbortSignal,
     notes: RequestNotes,
   ): Promise<void> {
-    const target = this.deps.resolver.resolve(route.name, query.get('ns') ?? undefined);
     const digest = route.digest;
     const etag = `"${digest}"`;
     const common = {
@@ -211,9 +259,8 @@ export class RegistryRoutes {
     return sink ? (n) => sink(source, n) : undefined;
   }
 
-  private async tags(req: IncomingMessage, res: ServerResponse, name: string, path: string, query: URLSearchParams, notes: RequestNotes): Promise<void> {
+  private async tags(req: IncomingMessage, res: ServerResponse, name: string, target: RepositoryTarget, path: string, query: URLSearchParams, notes: RequestNotes): Promise<void> {
     const n = pageSize(query);
-    const target = this.deps.resolver.resolve(name, query.get('ns') ?? undefined);
     const { value, result } = await this.deps.tagLists.get(
       `${target.upstreamKey}/${target.name}`,
       async (signal) => ({ tags: [...(await target.upstream.listTags(target.name, signal))].sort() }),
@@ -230,8 +277,7 @@ export class RegistryRoutes {
    * the subject). The `artifactType` filter is applied here, on the validated
    * unfiltered list, so `OCI-Filters-Applied` is sent exactly when it was.
    */
-  private async referrersOf(req: IncomingMessage, res: ServerResponse, name: string, subject: Digest, query: URLSearchParams, notes: RequestNotes): Promise<void> {
-    const target = this.deps.resolver.resolve(name, query.get('ns') ?? undefined);
+  private async referrersOf(req: IncomingMessage, res: ServerResponse, target: RepositoryTarget, subject: Digest, query: URLSearchParams, notes: RequestNotes): Promise<void> {
     const artifactType = query.get('artifactType') || undefined;
     const { descriptors, result } = await this.deps.referrers.list(target, subject);
     notes.cache = result;
@@ -247,9 +293,10 @@ export class RegistryRoutes {
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  private async catalog(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+  /** The cached repositories this client may pull (as far as known without asking the primary). */
+  private async catalog(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, client: Client): Promise<void> {
     const n = pageSize(query);
-    const names = await this.deps.catalog.list();
+    const names = await this.deps.catalog.list((upstream, name) => this.deps.access.lists(client, upstream, name));
     const page = paginate(names, n, query.get('last') ?? undefined);
     const headers = page.next !== undefined && n !== undefined ? linkHeader('/v2/_catalog', n, page.next, query) : {};
     sendJson(req, res, 200, { repositories: page.items }, headers);

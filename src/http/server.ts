@@ -79,6 +79,7 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
           route,
           repository: notes.repository,
           reference: notes.reference,
+          user: notes.user,
           status: res.statusCode,
           bytes: socket.bytesWritten - socketBytesAtStart,
           complete: res.writableFinished,

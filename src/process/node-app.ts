@@ -10,12 +10,13 @@ import { BlobService } from '../cache/blob-service.ts';
 import { CatalogService } from '../cache/catalog-service.ts';
 import { ManifestService } from '../cache/manifest-service.ts';
 import { PassThroughCache } from '../cache/pass-through-cache.ts';
-import { noopIndexReporter, systemClock, type CacheIndexReporter, type Clock, type FillCoordinator, type PurgeScope, type ReferrersResponse } from '../cache/ports.ts';
+import { noopIndexReporter, systemClock, type CacheIndexReporter, type Clock, type FillCoordinator, type PurgeScope, type ReferrersResponse, type Upstream } from '../cache/ports.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
 import type { Config, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
+import { RepositoryLinks } from '../cache/repository-links.ts';
 import { ReferrersService } from '../cache/referrers-service.ts';
 import type { AdminRequest } from '../cache/admin-request.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
@@ -23,6 +24,7 @@ import { RegistryError } from '../registry/errors.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
 import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
+import { createAccessControl } from './access.ts';
 import { standaloneClusterStatus } from './standalone-status.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
@@ -38,7 +40,8 @@ import { isDockerHubHost } from '../registry/reference.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
 import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { cacheLayout } from '../storage/layout.ts';
-import { createRegistryClient } from '../upstream/registry-client.ts';
+import { createRegistryClients } from '../upstream/registry-client.ts';
+import type { PrimaryForClients } from '../auth/upstream-access.ts';
 
 export interface OutpostAppDeps {
   coordinator?: FillCoordinator;
@@ -89,15 +92,30 @@ function hostOf(url: string): string {
   return new URL(url).host;
 }
 
-function upstreamEntry(host: string, config: UpstreamConfig, logger: Logger, clock: Clock, metrics: WorkerMetrics, status: UpstreamStatus): UpstreamEntry {
-  const client = createRegistryClient(config, {
+/** One primary: the cache's entry for it, and the primary as clients of `auth.mode: upstream` reach it. */
+function upstreamEntry(
+  host: string,
+  config: UpstreamConfig,
+  logger: Logger,
+  clock: Clock,
+  metrics: WorkerMetrics,
+  status: UpstreamStatus,
+): { entry: UpstreamEntry; forClients: PrimaryForClients } {
+  const clients = createRegistryClients(config, {
     clock,
     logger: logger.child({ module: 'upstream', upstream: host }),
     onRateLimit: (remaining) => metrics.rateLimitRemaining.set({ upstream: host }, remaining),
   });
-  const upstream = instrumentUpstream(client, { metrics, status });
+  const instrumented = (upstream: Upstream): Upstream => instrumentUpstream(upstream, { metrics, status });
   const dockerHub = isDockerHubHost(host);
-  return { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream, dockerHub };
+  return {
+    entry: { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream: instrumented(clients.upstream), dockerHub },
+    forClients: {
+      asClient: (credentials) => instrumented(clients.asClient(credentials)),
+      checkPull: (credentials, repo, signal) => clients.checkPull(credentials, repo, signal),
+      checkLogin: (credentials, signal) => clients.checkLogin(credentials, signal),
+    },
+  };
 }
 
 export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}): Promise<OutpostApp> {
@@ -128,14 +146,19 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
 
   if (config.upstream.insecure) logger.warn({ upstream: hostOf(config.upstream.url) }, 'TLS verification of the primary is disabled');
   const upstreamStatus = deps.cluster?.upstreams ?? new UpstreamStatusBoard({ logger: logger.child({ module: 'upstream' }), clock });
-  const fallback = upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus);
-  const extra = config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus));
+  const primaries = [
+    upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus),
+    ...config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus)),
+  ];
+  const [fallback, ...extra] = primaries.map(({ entry }) => entry) as [UpstreamEntry, ...UpstreamEntry[]];
   const resolver = new RepositoryResolver(fallback, extra);
 
   const cacheLogger = logger.child({ module: 'cache' });
   const { upstream } = config;
   const index = deps.index ?? noopIndexReporter;
+  const links = new RepositoryLinks({ metadata, logger: cacheLogger });
   const blobs = new BlobService({
+    links,
     store: blobStore,
     coordinator,
     observer,
@@ -146,6 +169,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     stallTimeoutMs: upstream.headersTimeoutMs * (upstream.retries + 1) + upstream.connectTimeoutMs + upstream.bodyIdleTimeoutMs,
   });
   const manifests = new ManifestService({
+    links,
     blobs: blobStore,
     metadata,
     clock,
@@ -172,8 +196,17 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     resolver.entries.map((entry) => ({ upstreamKey: entry.host, prefix: entry === fallback ? '' : `${entry.host}/` })),
   );
 
+  const access = await createAccessControl(config.auth, {
+    resolver,
+    primaries: new Map(primaries.map(({ entry, forClients }) => [entry.host, forClients])),
+    defaultUpstream: fallback.host,
+    clock,
+    logger: logger.child({ module: 'auth' }),
+  });
   const registry = new RegistryRoutes({
     resolver,
+    access,
+    audit: logger.child({ module: 'audit' }),
     blobs,
     manifests,
     tagLists,
@@ -223,6 +256,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     forget(scope) {
       blobs.forget(scope);
       manifests.forget(scope);
+      links.forget(scope);
       tagLists.forget(scope);
       referrers.forget(scope);
     },
@@ -252,6 +286,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
         });
         server.closeIdleConnections();
       });
+      access.close();
       // Upstream pools close gracefully, but never hold the shutdown past a short bound.
       await Promise.race([
         Promise.all(resolver.entries.map((entry) => entry.upstream.close())),

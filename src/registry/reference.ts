@@ -61,3 +61,8 @@ const dockerHubHosts = new Set(['docker.io', 'index.docker.io', 'registry-1.dock
 export function isDockerHubHost(host: string): boolean {
   return dockerHubHosts.has(host.toLowerCase());
 }
+
+/** The other names clients use for a Docker Hub primary (`docker.io` for `registry-1.docker.io`); none for any other host. */
+export function dockerHubAliases(host: string): string[] {
+  return isDockerHubHost(host) ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'].filter((alias) => alias !== host.toLowerCase()) : [];
+}

@@ -1,7 +1,7 @@
 /** Manifest media types, tag answers and repository links as small JSON files (see layout.ts). */
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ManifestMeta, MetadataStore, TagRecord } from '../cache/ports.ts';
+import type { LinkKind, ManifestMeta, MetadataStore, TagRecord } from '../cache/ports.ts';
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import { fsyncFileSync, noFileSync, type FileSync } from './file-sync.ts';
@@ -16,6 +16,12 @@ async function readJson<T>(file: string): Promise<T | undefined> {
     if (code === 'ENOENT' || err instanceof SyntaxError) return undefined;
     throw err;
   }
+}
+
+/** An empty file whose existence is the link; not flushed (a link lost in a crash is asked of the primary again). */
+async function writeLink(link: string): Promise<void> {
+  await mkdir(path.dirname(link), { recursive: true });
+  await writeFile(link, '');
 }
 
 /**
@@ -51,10 +57,24 @@ export class DiskMetadataStore implements MetadataStore {
     return writeFileAtomic(this.layout.tagPath(upstream, name, tag), JSON.stringify(record), this.layout.ingestDir, this.sync);
   }
 
-  async linkManifest(upstream: string, name: string, digest: Digest): Promise<void> {
-    const link = this.layout.manifestLinkPath(upstream, name, digest);
-    await mkdir(path.dirname(link), { recursive: true });
-    await writeFile(link, '');
+  linkManifest(upstream: string, name: string, digest: Digest): Promise<void> {
+    return writeLink(this.layout.manifestLinkPath(upstream, name, digest));
+  }
+
+  linkBlob(upstream: string, name: string, digest: Digest): Promise<void> {
+    return writeLink(this.layout.blobLinkPath(upstream, name, digest));
+  }
+
+  async hasLink(upstream: string, name: string, kind: LinkKind, digest: Digest): Promise<boolean> {
+    const link = kind === 'manifest' ? this.layout.manifestLinkPath(upstream, name, digest) : this.layout.blobLinkPath(upstream, name, digest);
+    try {
+      await access(link);
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw err;
+    }
   }
 
   getRelayed(upstream: string, name: string, key: string): Promise<unknown | undefined> {
@@ -77,7 +97,7 @@ export class DiskMetadataStore implements MetadataStore {
 
   async removeRepository(upstream: string, name: string): Promise<void> {
     const dir = path.join(this.layout.repositoriesDir(upstream), name);
-    for (const sub of ['_tags', '_manifests', '_relayed']) await rm(path.join(dir, sub), { recursive: true, force: true });
+    for (const sub of ['_tags', '_manifests', '_layers', '_relayed']) await rm(path.join(dir, sub), { recursive: true, force: true });
   }
 
   async removeAllRepositories(): Promise<void> {

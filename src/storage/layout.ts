@@ -13,7 +13,8 @@
  *   │       └── library/nginx/
  *   │           ├── _tags/1.27.json       {digest, mediaType, size, fetchedAt}
  *   │           ├── _relayed/<sha256>.json   last tag list / referrers answer (stale-if-error)
- *   │           └── _manifests/sha256-abcdef…   empty link: this repository holds that manifest
+ *   │           ├── _manifests/sha256-abcdef…   empty link: this repository holds that manifest
+ *   │           └── _layers/sha256-abcdef…      empty link: this repository references that blob (config or layer)
  *   ├── index/
  *   │   ├── lru.snapshot                  eviction order and each blob's logical size (see index-snapshot.ts)
  *   │   ├── pins.json                     pins added through the admin API (see disk-pin-store.ts)
@@ -51,7 +52,13 @@
  * Workers read `index/unverified-before` when they start (the primary
  * writes it before forking them), so they need no IPC per request.
  *
- * Repository name components start with [a-z0-9], so `_tags` and
+ * Links are what lets a repository serve content by digest: a manifest or
+ * blob is served under a repository only when that repository links it
+ * (written when the primary served it under that repository, or a manifest
+ * of that repository that the primary served references it); see
+ * cache/repository-links.ts.
+ *
+ * Repository name components start with [a-z0-9], so `_tags`, `_layers` and
  * `_manifests` never collide with a nested repository name. Every path
  * segment comes from a parsed {@link Digest} (the type admits nothing else),
  * a validated name or tag, or a hash.
@@ -78,6 +85,7 @@ export interface CacheLayout {
   tagPath(upstream: string, name: string, tag: string): string;
   manifestLinkPath(upstream: string, name: string, digest: Digest): string;
   manifestLinksDir(upstream: string, name: string): string;
+  blobLinkPath(upstream: string, name: string, digest: Digest): string;
   partialPath(digest: Digest, unique: string): string;
   relayedPath(upstream: string, name: string, key: string): string;
 }
@@ -131,6 +139,10 @@ export function cacheLayout(root: string): CacheLayout {
     manifestLinkPath(upstream, name, digest) {
       const [algorithm, encoded] = splitDigest(digest);
       return path.join(abs, 'repositories', upstreamDirName(upstream), name, '_manifests', `${algorithm}-${encoded}`);
+    },
+    blobLinkPath(upstream, name, digest) {
+      const [algorithm, encoded] = splitDigest(digest);
+      return path.join(abs, 'repositories', upstreamDirName(upstream), name, '_layers', `${algorithm}-${encoded}`);
     },
     manifestLinksDir(upstream, name) {
       return path.join(abs, 'repositories', upstreamDirName(upstream), name, '_manifests');

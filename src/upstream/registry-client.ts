@@ -16,8 +16,10 @@
  * it closes, so a fill that must outlive its client needs a signal of its own.
  * Nothing is retried once that body has been handed out.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
+import { LRUCache } from 'lru-cache';
 import { Agent } from 'undici';
 import {
   systemClock,
@@ -77,7 +79,7 @@ export const MAX_TAG_LIST_BYTES = 16 * 1024 * 1024;
 const USER_AGENT = 'outpost';
 const noopLogger: UpstreamLogger = { warn: () => {}, debug: () => {} };
 
-export function createRegistryClient(config: UpstreamConfig, deps: RegistryClientDeps = {}): Upstream {
+export function createRegistryClients(config: UpstreamConfig, deps: RegistryClientDeps = {}): RegistryClients {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? noopLogger;
   const maxListBytes = deps.maxListBytes ?? 4 * 1024 * 1024;
@@ -117,24 +119,6 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
       }
     },
   });
-  const auth = createAuthenticator({
-    credentials,
-    tokens: new TokenCache({ clock }),
-    fetchToken: async (request) => {
-      const realm = parseRealm(request.realm);
-      if (credentials !== undefined && !mayReceiveCredentials(realm, base)) {
-        // Origin only: the realm's path and query are the primary's to choose, and never worth logging.
-        logger.warn({ upstream: host, realmOrigin: realm.origin }, 'token realm refused: plain http on another host; upstream credentials not sent');
-        throw new UpstreamError(
-          'UPSTREAM_UNAUTHORIZED',
-          `token realm ${realm.origin} is plain http on another host than the primary; upstream credentials not sent`,
-        );
-      }
-      logger.debug({ upstream: host, realm: request.realm, scope: request.scope }, 'fetching upstream token');
-      // Shared by every waiter, so bound only by the transport's own timeouts.
-      return requestToken(transport, request, credentials, () => clock.now(), new AbortController().signal);
-    },
-  });
   const retryOptions: RetryOptions = {
     ...deps.retry,
     retries: config.retries,
@@ -146,173 +130,292 @@ export function createRegistryClient(config: UpstreamConfig, deps: RegistryClien
 
   const apiUrl = (path: string): URL => new URL(`${apiRoot}${path}`, base.origin);
 
-  /** One exchange, with the token/Basic flow on a 401; resolves with a 2xx answer only. */
-  async function authorizedSend(method: Method, url: URL, headers: Record<string, string>, scope: string, what: string, signal: AbortSignal): Promise<Response> {
-    const toPrimary = url.origin === base.origin;
-    const sent = toPrimary ? auth.preemptive(scope) : undefined;
-    let res = await transport.send({ method, url, headers, authorization: sent, signal });
-    if (res.statusCode === 401 && toPrimary && res.url.origin === base.origin) {
-      const challenge = res.headers['www-authenticate'];
-      discard(res.body);
-      const next = await auth.respond(challenge, scope, sent, signal);
-      if (next === undefined) throw errorFromStatus(401, res.headers, what, clock.now());
-      res = await transport.send({ method, url, headers, authorization: next, signal });
-    }
-    if (res.statusCode >= 200 && res.statusCode <= 299) return res;
-    discard(res.body);
-    throw errorFromStatus(res.statusCode, res.headers, what, clock.now());
-  }
-
-  /**
-   * An exchange retried per the policy. `use` turns the 2xx answer into the
-   * result inside the attempt (so buffering a small body is retried too); if
-   * it throws, the body is destroyed.
-   */
-  async function exchange<T>(
-    method: Method,
-    url: URL,
-    accept: string,
-    repo: string,
-    what: string,
-    signal: AbortSignal,
-    use: (res: Response) => Promise<T>,
-    extraHeaders: Record<string, string> = {},
-  ): Promise<T> {
-    const headers = { accept, 'user-agent': USER_AGENT, ...extraHeaders };
-    const scope = `repository:${repo}:pull`;
-    const attempt = async (): Promise<T> => {
-      try {
-        const res = await authorizedSend(method, url, headers, scope, what, signal);
-        try {
-          return await use(res);
-        } catch (err) {
-          destroyBody(res.body);
-          throw err;
+  /** The API with one set of credentials (Outpost's own, a pulling client's, or none); connections are shared. */
+  function clientFor(credentials: Credentials | undefined): ClientApi {
+    const auth = createAuthenticator({
+      credentials,
+      tokens: new TokenCache({ clock }),
+      fetchToken: async (request) => {
+        const realm = parseRealm(request.realm);
+        if (credentials !== undefined && !mayReceiveCredentials(realm, base)) {
+          // Origin only: the realm's path and query are the primary's to choose, and never worth logging.
+          logger.warn({ upstream: host, realmOrigin: realm.origin }, 'token realm refused: plain http on another host; upstream credentials not sent');
+          throw new UpstreamError(
+            'UPSTREAM_UNAUTHORIZED',
+            `token realm ${realm.origin} is plain http on another host than the primary; upstream credentials not sent`,
+          );
         }
+        logger.debug({ upstream: host, realm: request.realm, scope: request.scope }, 'fetching upstream token');
+        // Shared by every waiter, so bound only by the transport's own timeouts.
+        return requestToken(transport, request, credentials, () => clock.now(), new AbortController().signal);
+      },
+    });
+    /** One exchange, with the token/Basic flow on a 401; resolves with a 2xx answer only. */
+    async function authorizedSend(method: Method, url: URL, headers: Record<string, string>, scope: string, what: string, signal: AbortSignal): Promise<Response> {
+      const toPrimary = url.origin === base.origin;
+      const sent = toPrimary ? auth.preemptive(scope) : undefined;
+      let res = await transport.send({ method, url, headers, authorization: sent, signal });
+      if (res.statusCode === 401 && toPrimary && res.url.origin === base.origin) {
+        const challenge = res.headers['www-authenticate'];
+        discard(res.body);
+        const next = await auth.respond(challenge, scope, sent, signal);
+        if (next === undefined) throw errorFromStatus(401, res.headers, what, clock.now());
+        res = await transport.send({ method, url, headers, authorization: next, signal });
+      }
+      if (res.statusCode >= 200 && res.statusCode <= 299) return res;
+      discard(res.body);
+      throw errorFromStatus(res.statusCode, res.headers, what, clock.now());
+    }
+
+    /**
+     * An exchange retried per the policy. `use` turns the 2xx answer into the
+     * result inside the attempt (so buffering a small body is retried too); if
+     * it throws, the body is destroyed.
+     */
+    async function exchange<T>(
+      method: Method,
+      url: URL,
+      accept: string,
+      repo: string,
+      what: string,
+      signal: AbortSignal,
+      use: (res: Response) => Promise<T>,
+      extraHeaders: Record<string, string> = {},
+    ): Promise<T> {
+      const headers = { accept, 'user-agent': USER_AGENT, ...extraHeaders };
+      const scope = `repository:${repo}:pull`;
+      const attempt = async (): Promise<T> => {
+        try {
+          const res = await authorizedSend(method, url, headers, scope, what, signal);
+          try {
+            return await use(res);
+          } catch (err) {
+            destroyBody(res.body);
+            throw err;
+          }
+        } catch (err) {
+          throw toUpstreamError(err, signal, what);
+        }
+      };
+      try {
+        return await withRetry(method, attempt, retryOptions, signal);
       } catch (err) {
         throw toUpstreamError(err, signal, what);
       }
-    };
-    try {
-      return await withRetry(method, attempt, retryOptions, signal);
-    } catch (err) {
-      throw toUpstreamError(err, signal, what);
     }
-  }
 
-  async function headManifest(repo: string, reference: string, signal: AbortSignal): Promise<ManifestHead> {
-    const what = `HEAD manifest ${repo}:${reference}`;
-    return exchange('HEAD', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, what, signal, async (res) => {
-      discard(res.body);
-      return {
-        digest: single(res.headers['docker-content-digest']),
-        // '' when the primary sent no Content-Type: a HEAD has no body to look into.
-        mediaType: mediaTypeOf(res.headers['content-type']) ?? '',
-        size: parseByteCount(res.headers['content-length'], what, 'Content-Length'),
-      };
-    });
-  }
-
-  async function getManifest(repo: string, reference: string, maxBytes: number, signal: AbortSignal): Promise<ManifestResponse> {
-    const what = `GET manifest ${repo}:${reference}`;
-    return exchange('GET', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, what, signal, async (res) => {
-      const body = await readLimited(res.body, res.headers['content-length'], maxBytes, what);
-      let mediaType = mediaTypeOf(res.headers['content-type']);
-      if (mediaType === undefined || GENERIC_TYPES.has(mediaType)) mediaType = embeddedMediaType(body) ?? mediaType;
-      if (mediaType === undefined) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: no media type`);
-      return { body, mediaType, digest: single(res.headers['docker-content-digest']) };
-    });
-  }
-
-  async function headBlob(repo: string, digest: string, signal: AbortSignal): Promise<{ size: number | undefined }> {
-    const what = `HEAD blob ${repo}@${digest}`;
-    return exchange('HEAD', apiUrl(`${repo}/blobs/${digest}`), '*/*', repo, what, signal, async (res) => {
-      discard(res.body);
-      return { size: parseByteCount(res.headers['content-length'], what, 'Content-Length') };
-    });
-  }
-
-  async function getBlob(repo: string, digest: string, signal: AbortSignal, options: { start?: number } = {}): Promise<BlobResponse> {
-    const start = options.start ?? 0;
-    const what = `GET blob ${repo}@${digest}`;
-    return exchange(
-      'GET',
-      apiUrl(`${repo}/blobs/${digest}`),
-      '*/*',
-      repo,
-      what,
-      signal,
-      async (res) => {
-        // A throw here destroys the body (see exchange).
-        const length = parseByteCount(res.headers['content-length'], what, 'Content-Length');
-        if (res.statusCode !== 206) return { size: length, offset: 0, body: res.body };
-        return { size: partialSize(single(res.headers['content-range']), start, length, what), offset: start, body: res.body };
-      },
-      start > 0 ? { range: `bytes=${start}-` } : {},
-    );
-  }
-
-  async function listTags(repo: string, signal: AbortSignal): Promise<string[]> {
-    const what = `GET tags ${repo}`;
-    const tags: string[] = [];
-    let bytes = 0;
-    let url: URL | undefined = apiUrl(`${repo}/tags/list`);
-    for (let page = 0; page < MAX_TAG_PAGES && url !== undefined; page++) {
-      const budget = maxTagListBytes - bytes;
-      const asked = url;
-      const result: { tags: string[]; bytes: number; next: URL | undefined } = await exchange('GET', asked, 'application/json', repo, what, signal, async (res) => {
-        const tooLarge =
-          budget < maxListBytes
-            ? () => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: tag list larger than ${maxTagListBytes} bytes across pages`)
-            : undefined;
-        const body = await readLimited(res.body, res.headers['content-length'], Math.min(maxListBytes, budget), what, tooLarge);
-        const tags = parseTags(parseJson(body, what), what);
-        // Relative to the page we asked the primary for, even if a redirect answered it.
-        return { tags, bytes: body.length, next: nextPage(nextLink(res.headers['link'], asked), what) };
+    async function headManifest(repo: string, reference: string, signal: AbortSignal): Promise<ManifestHead> {
+      const what = `HEAD manifest ${repo}:${reference}`;
+      return exchange('HEAD', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, what, signal, async (res) => {
+        discard(res.body);
+        return {
+          digest: single(res.headers['docker-content-digest']),
+          // '' when the primary sent no Content-Type: a HEAD has no body to look into.
+          mediaType: mediaTypeOf(res.headers['content-type']) ?? '',
+          size: parseByteCount(res.headers['content-length'], what, 'Content-Length'),
+        };
       });
-      tags.push(...result.tags);
-      bytes += result.bytes;
-      url = result.next;
     }
-    if (url !== undefined) logger.warn({ upstream: host, pages: MAX_TAG_PAGES }, 'tag list truncated: too many pages');
-    return tags;
+
+    async function getManifest(repo: string, reference: string, maxBytes: number, signal: AbortSignal): Promise<ManifestResponse> {
+      const what = `GET manifest ${repo}:${reference}`;
+      return exchange('GET', apiUrl(`${repo}/manifests/${reference}`), MANIFEST_ACCEPT, repo, what, signal, async (res) => {
+        const body = await readLimited(res.body, res.headers['content-length'], maxBytes, what);
+        let mediaType = mediaTypeOf(res.headers['content-type']);
+        if (mediaType === undefined || GENERIC_TYPES.has(mediaType)) mediaType = embeddedMediaType(body) ?? mediaType;
+        if (mediaType === undefined) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: no media type`);
+        return { body, mediaType, digest: single(res.headers['docker-content-digest']) };
+      });
+    }
+
+    async function headBlob(repo: string, digest: string, signal: AbortSignal): Promise<{ size: number | undefined }> {
+      const what = `HEAD blob ${repo}@${digest}`;
+      return exchange('HEAD', apiUrl(`${repo}/blobs/${digest}`), '*/*', repo, what, signal, async (res) => {
+        discard(res.body);
+        return { size: parseByteCount(res.headers['content-length'], what, 'Content-Length') };
+      });
+    }
+
+    async function getBlob(repo: string, digest: string, signal: AbortSignal, options: { start?: number } = {}): Promise<BlobResponse> {
+      const start = options.start ?? 0;
+      const what = `GET blob ${repo}@${digest}`;
+      return exchange(
+        'GET',
+        apiUrl(`${repo}/blobs/${digest}`),
+        '*/*',
+        repo,
+        what,
+        signal,
+        async (res) => {
+          // A throw here destroys the body (see exchange).
+          const length = parseByteCount(res.headers['content-length'], what, 'Content-Length');
+          if (res.statusCode !== 206) return { size: length, offset: 0, body: res.body };
+          return { size: partialSize(single(res.headers['content-range']), start, length, what), offset: start, body: res.body };
+        },
+        start > 0 ? { range: `bytes=${start}-` } : {},
+      );
+    }
+
+    async function listTags(repo: string, signal: AbortSignal): Promise<string[]> {
+      const what = `GET tags ${repo}`;
+      const tags: string[] = [];
+      let bytes = 0;
+      let url: URL | undefined = apiUrl(`${repo}/tags/list`);
+      for (let page = 0; page < MAX_TAG_PAGES && url !== undefined; page++) {
+        const budget = maxTagListBytes - bytes;
+        const asked = url;
+        const result: { tags: string[]; bytes: number; next: URL | undefined } = await exchange('GET', asked, 'application/json', repo, what, signal, async (res) => {
+          const tooLarge =
+            budget < maxListBytes
+              ? () => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: tag list larger than ${maxTagListBytes} bytes across pages`)
+              : undefined;
+          const body = await readLimited(res.body, res.headers['content-length'], Math.min(maxListBytes, budget), what, tooLarge);
+          const tags = parseTags(parseJson(body, what), what);
+          // Relative to the page we asked the primary for, even if a redirect answered it.
+          return { tags, bytes: body.length, next: nextPage(nextLink(res.headers['link'], asked), what) };
+        });
+        tags.push(...result.tags);
+        bytes += result.bytes;
+        url = result.next;
+      }
+      if (url !== undefined) logger.warn({ upstream: host, pages: MAX_TAG_PAGES }, 'tag list truncated: too many pages');
+      return tags;
+    }
+
+    /**
+     * Where the tag list goes on. Only the primary's own origin (scheme, host
+     * and port) is followed: a next page elsewhere would let the primary make
+     * this node fetch any URL it can reach (an internal service, another
+     * registry) and mix that server's answer into the list. A Link the primary
+     * got wrong fails the list rather than ending it early.
+     */
+    function nextPage(link: NextLink, what: string): URL | undefined {
+      if (link.kind === 'none') return undefined;
+      if (link.kind === 'invalid') {
+        logger.warn({ upstream: host, reason: link.reason }, 'tag list refused: bad Link header from the primary');
+        throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: ${link.reason}`);
+      }
+      if (link.url.origin !== base.origin) {
+        logger.warn({ upstream: host, origin: link.url.origin }, 'tag list refused: the primary linked its next page to another origin');
+        throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: Link next page is on another origin (${link.url.origin})`);
+      }
+      return link.url;
+    }
+
+    async function getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse> {
+      const url = apiUrl(`${repo}/referrers/${digest}`);
+      if (artifactType !== undefined) url.searchParams.set('artifactType', artifactType);
+      const what = `GET referrers ${repo}@${digest}`;
+      return exchange('GET', url, OCI_INDEX, repo, what, signal, async (res) => ({
+        body: await readLimited(res.body, res.headers['content-length'], maxListBytes, what),
+        mediaType: mediaTypeOf(res.headers['content-type']) ?? OCI_INDEX,
+      }));
+    }
+
+
+    /**
+     * What the primary answers these credentials for a pull of `repo`: a
+     * `GET /v2/<repo>/tags/list?n=1` after the token or Basic flow. 401, 403
+     * and 404 are answers; anything else (timeouts, 5xx, 429) rejects with
+     * the UpstreamError, since it decides nothing.
+     */
+    async function checkPull(repo: string, signal: AbortSignal): Promise<PrimaryAnswer> {
+      const what = `GET tags ${repo} (access check)`;
+      try {
+        return await exchange('GET', apiUrl(`${repo}/tags/list?n=1`), 'application/json', repo, what, signal, async (res) => {
+          discard(res.body);
+          return 'allow' as const;
+        });
+      } catch (err) {
+        return answerOf(err);
+      }
+    }
+
+    /** What the primary answers these credentials on `GET /v2/` (what `docker login` checks). */
+    async function checkLogin(signal: AbortSignal): Promise<PrimaryAnswer> {
+      const what = 'GET /v2/ (login check)';
+      try {
+        const res = await authorizedSend('GET', apiUrl(''), { accept: 'application/json', 'user-agent': USER_AGENT }, '', what, signal);
+        discard(res.body);
+        return 'allow';
+      } catch (err) {
+        return answerOf(toUpstreamError(err, signal, what));
+      }
+    }
+
+    return { headManifest, getManifest, headBlob, getBlob, listTags, getReferrers, checkPull, checkLogin };
   }
 
-  /**
-   * Where the tag list goes on. Only the primary's own origin (scheme, host
-   * and port) is followed: a next page elsewhere would let the primary make
-   * this node fetch any URL it can reach (an internal service, another
-   * registry) and mix that server's answer into the list. A Link the primary
-   * got wrong fails the list rather than ending it early.
-   */
-  function nextPage(link: NextLink, what: string): URL | undefined {
-    if (link.kind === 'none') return undefined;
-    if (link.kind === 'invalid') {
-      logger.warn({ upstream: host, reason: link.reason }, 'tag list refused: bad Link header from the primary');
-      throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: ${link.reason}`);
-    }
-    if (link.url.origin !== base.origin) {
-      logger.warn({ upstream: host, origin: link.url.origin }, 'tag list refused: the primary linked its next page to another origin');
-      throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: Link next page is on another origin (${link.url.origin})`);
-    }
-    return link.url;
-  }
-
-  async function getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse> {
-    const url = apiUrl(`${repo}/referrers/${digest}`);
-    if (artifactType !== undefined) url.searchParams.set('artifactType', artifactType);
-    const what = `GET referrers ${repo}@${digest}`;
-    return exchange('GET', url, OCI_INDEX, repo, what, signal, async (res) => ({
-      body: await readLimited(res.body, res.headers['content-length'], maxListBytes, what),
-      mediaType: mediaTypeOf(res.headers['content-type']) ?? OCI_INDEX,
-    }));
-  }
+  const own = clientFor(credentials);
+  /** Clients by an HMAC of their credentials (never the credentials themselves), each with its own tokens. */
+  const hmacKey = randomBytes(32);
+  const asClients = new LRUCache<string, ClientApi>({ max: 1000, ttl: 10 * 60_000 });
+  const asClient = (client: Credentials | undefined): ClientApi => {
+    if (client === undefined) return anonymous;
+    const key = createHmac('sha256', hmacKey).update(`${client.username.length}:${client.username}${client.password}`).digest('base64');
+    let api = asClients.get(key);
+    if (api === undefined) asClients.set(key, (api = clientFor(client)));
+    return api;
+  };
+  const anonymous = clientFor(undefined);
 
   async function close(): Promise<void> {
     await Promise.all([primary.close(), foreign.close()]);
   }
 
-  return { host, headManifest, getManifest, headBlob, getBlob, listTags, getReferrers, close };
+  const upstreamOf = (api: ClientApi, closeIt: () => Promise<void>): Upstream => ({
+    host,
+    headManifest: api.headManifest,
+    getManifest: api.getManifest,
+    headBlob: api.headBlob,
+    getBlob: api.getBlob,
+    listTags: api.listTags,
+    getReferrers: api.getReferrers,
+    close: closeIt,
+  });
+  return {
+    upstream: upstreamOf(own, close),
+    asClient: (client) => upstreamOf(asClient(client), async () => undefined),
+    checkPull: (client, repo, signal) => asClient(client).checkPull(repo, signal),
+    checkLogin: (client, signal) => asClient(client).checkLogin(signal),
+  };
+}
+
+/** The answer of {@link RegistryClients.checkPull} and `checkLogin`. */
+export type PrimaryAnswer = 'allow' | 'unauthorized' | 'denied' | 'not-found';
+
+function answerOf(err: unknown): PrimaryAnswer {
+  if (err instanceof UpstreamError) {
+    if (err.code === 'UPSTREAM_UNAUTHORIZED') return 'unauthorized';
+    if (err.code === 'UPSTREAM_DENIED') return 'denied';
+    if (err.code === 'UPSTREAM_NOT_FOUND') return 'not-found';
+  }
+  throw err;
+}
+
+type ClientApi = Omit<Upstream, 'host' | 'close'> & {
+  checkPull(repo: string, signal: AbortSignal): Promise<PrimaryAnswer>;
+  checkLogin(signal: AbortSignal): Promise<PrimaryAnswer>;
+};
+
+/**
+ * One primary, as Outpost itself (`upstream`, with the configured
+ * credentials) and as the clients of `auth.mode: upstream` (with their own
+ * credentials, or none). They share connections; each set of credentials
+ * gets its own tokens.
+ */
+export interface RegistryClients {
+  readonly upstream: Upstream;
+  /** The primary as spoken to with a client's credentials (undefined: anonymously). Closing it is a no-op. */
+  asClient(client: Credentials | undefined): Upstream;
+  /** Whether the primary lets these credentials pull `repo`. Rejects with an UpstreamError when it cannot be asked. */
+  checkPull(client: Credentials | undefined, repo: string, signal: AbortSignal): Promise<PrimaryAnswer>;
+  /** Whether the primary accepts these credentials at all (`GET /v2/`). */
+  checkLogin(client: Credentials | undefined, signal: AbortSignal): Promise<PrimaryAnswer>;
+}
+
+export function createRegistryClient(config: UpstreamConfig, deps: RegistryClientDeps = {}): Upstream {
+  return createRegistryClients(config, deps).upstream;
 }
 
 function readCaFile(path: string | undefined): string | undefined {

@@ -13,6 +13,7 @@ import type {
   IndexEntry,
   IndexPersistence,
   IngestLeftovers,
+  LinkKind,
   LeftoverFile,
   LoadedIndex,
   ManifestMeta,
@@ -198,6 +199,8 @@ export class MemoryMetadataStore implements MetadataStore {
   private readonly relayed = new Map<string, unknown>();
   /** upstream → repository name → the manifests it links. */
   readonly links = new Map<string, Map<string, Set<Digest>>>();
+  /** Blob links, as `upstream, name, digest` keys. */
+  readonly blobLinks = new Set<string>();
 
   async getManifestMeta(digest: Digest): Promise<ManifestMeta | undefined> {
     return this.manifests.get(digest);
@@ -223,6 +226,15 @@ export class MemoryMetadataStore implements MetadataStore {
     linked.add(digest);
   }
 
+  async linkBlob(upstream: string, name: string, digest: Digest): Promise<void> {
+    this.blobLinks.add(key(upstream, name, digest));
+  }
+
+  async hasLink(upstream: string, name: string, kind: LinkKind, digest: Digest): Promise<boolean> {
+    if (kind === 'blob') return this.blobLinks.has(key(upstream, name, digest));
+    return this.links.get(upstream)?.get(name)?.has(digest) ?? false;
+  }
+
   async listRepositories(upstream: string): Promise<string[]> {
     return [...(this.links.get(upstream)?.keys() ?? [])].sort();
   }
@@ -237,10 +249,12 @@ export class MemoryMetadataStore implements MetadataStore {
     for (const map of [this.tags, this.relayed]) {
       for (const k of [...map.keys()]) if (k.startsWith(prefix)) map.delete(k);
     }
+    for (const k of [...this.blobLinks]) if (k.startsWith(prefix)) this.blobLinks.delete(k);
   }
 
   async removeAllRepositories(): Promise<void> {
     this.links.clear();
+    this.blobLinks.clear();
     this.tags.clear();
     this.relayed.clear();
   }
@@ -286,3 +300,6 @@ export function cachedRepositories() {
     );
   return { files, metadata, blob, manifest, image, index };
 }
+
+/** Links that say every repository has every blob: for tests about fills, not about which repository may serve what. */
+export const everyBlobLinked = { has: async (): Promise<boolean> => true, add: async (): Promise<void> => undefined };

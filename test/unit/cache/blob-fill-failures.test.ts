@@ -29,6 +29,7 @@ import { digestOf, type Digest } from '../../../src/registry/digest.ts';
 import { DiskBlobStore } from '../../../src/storage/disk-blob-store.ts';
 import { cacheLayout } from '../../../src/storage/layout.ts';
 import { FakeUpstream } from '../../support/fake-upstream.ts';
+import { everyBlobLinked } from '../../support/memory-cache-ports.ts';
 import { ipcCoordinatorPair } from '../../support/ipc-pair.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -178,12 +179,13 @@ describe.each(coordinators)('fills that fail on this host, with the %s coordinat
   const trap = (reason: unknown): void => {
     unhandled.push(reason);
   };
-  const target = () => ({ upstream, name: 'library/app' });
+  const target = () => ({ upstream, upstreamKey: 'registry.test', name: 'library/app' });
   const signal = () => new AbortController().signal;
 
   /** Worker `i`'s blob service, over its own view of the (shared) cache directory. */
   function service(i: number, options: { store?: BlobStore; clock?: Clock; stallTimeoutMs?: number } = {}): BlobService {
     return new BlobService({
+      links: everyBlobLinked,
       store: options.store ?? disk,
       coordinator: recording(made.coordinators[i]!, roles),
       observer: noopObserver,
@@ -361,7 +363,7 @@ describe('a leader worker that dies mid-fill (two workers through the primary br
   let dir: string;
   let disk: DiskBlobStore;
   let upstream: FakeUpstream;
-  const target = () => ({ upstream, name: 'library/app' });
+  const target = () => ({ upstream, upstreamKey: 'registry.test', name: 'library/app' });
 
   beforeEach(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'outpost-fill-'));
@@ -378,7 +380,7 @@ describe('a leader worker that dies mid-fill (two workers through the primary br
     const { coordinators, broker } = ipcCoordinatorPair(2, { discard: (partialPath) => disk.discardPartial(partialPath) });
     const services = coordinators.map(
       (coordinator) =>
-        new BlobService({ store: disk, coordinator, observer: noopObserver, index: noopIndexReporter, logger: silent, stallTimeoutMs: 120_000, cacheable: () => true }),
+        new BlobService({ links: everyBlobLinked, store: disk, coordinator, observer: noopObserver, index: noopIndexReporter, logger: silent, stallTimeoutMs: 120_000, cacheable: () => true }),
     );
     return { services, broker };
   }

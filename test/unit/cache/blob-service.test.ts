@@ -12,6 +12,7 @@ import { digestOf } from '../../../src/registry/digest.ts';
 import { DiskBlobStore } from '../../../src/storage/disk-blob-store.ts';
 import { cacheLayout } from '../../../src/storage/layout.ts';
 import { FakeUpstream } from '../../support/fake-upstream.ts';
+import { everyBlobLinked } from '../../support/memory-cache-ports.ts';
 import { ipcCoordinatorPair } from '../../support/ipc-pair.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -49,7 +50,7 @@ describe.each(coordinators)('BlobService with the %s coordinator', (_name, makeC
   let upstream: FakeUpstream;
   let services: BlobService[];
   let closeCoordinators: () => void;
-  const target = () => ({ upstream, name: 'library/app' });
+  const target = () => ({ upstream, upstreamKey: 'registry.test', name: 'library/app' });
 
   beforeEach(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'outpost-blob-'));
@@ -60,7 +61,7 @@ describe.each(coordinators)('BlobService with the %s coordinator', (_name, makeC
     closeCoordinators = made.close;
     services = made.coordinators.map(
       (coordinator) =>
-        new BlobService({ store, coordinator, observer: noopObserver, index: noopIndexReporter, logger: silent, stallTimeoutMs: 5_000, cacheable: () => true }),
+        new BlobService({ links: everyBlobLinked, store, coordinator, observer: noopObserver, index: noopIndexReporter, logger: silent, stallTimeoutMs: 5_000, cacheable: () => true }),
     );
   });
 

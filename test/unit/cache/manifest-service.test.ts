@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManifestService } from '../../../src/cache/manifest-service.ts';
+import { RepositoryLinks } from '../../../src/cache/repository-links.ts';
 import { noopObserver, UpstreamError, type CacheObserver } from '../../../src/cache/ports.ts';
 import { digestOf } from '../../../src/registry/digest.ts';
 import { mediaTypes } from '../../../src/registry/media-types.ts';
@@ -42,6 +43,7 @@ describe('ManifestService', () => {
     const observer: CacheObserver = { ...noopObserver, staleServed: (_kind, reason) => stale.push(reason) };
     make = (revalidateTimeoutMs = 1_000) =>
       new ManifestService({
+        links: new RepositoryLinks({ metadata, logger: silent }),
         blobs,
         metadata,
         clock: { now: () => now },

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManifestService } from '../../../src/cache/manifest-service.ts';
+import { RepositoryLinks } from '../../../src/cache/repository-links.ts';
 import { PassThroughCache } from '../../../src/cache/pass-through-cache.ts';
 import { noopObserver, UpstreamError, type ReferrersResponse } from '../../../src/cache/ports.ts';
 import { ReferrersService } from '../../../src/cache/referrers-service.ts';
@@ -76,7 +77,7 @@ describe('ReferrersService', () => {
       new ReferrersService({
         cache: new PassThroughCache<ReferrersResponse>({ kind: 'referrers', notFound: 'MANIFEST_UNKNOWN', clock, observer, logger, ttlMs: 60_000, timeoutMs: 5_000 }),
         relayed: new RelayedAnswers(metadata),
-        manifests: new ManifestService({ blobs, metadata, clock, observer, logger, tagTtlMs: 60_000, revalidateTimeoutMs: 1_000, maxManifestBytes: 1024 * 1024 }),
+        manifests: new ManifestService({ links: new RepositoryLinks({ metadata, logger }), blobs, metadata, clock, observer, logger, tagTtlMs: 60_000, revalidateTimeoutMs: 1_000, maxManifestBytes: 1024 * 1024 }),
         logger,
         maxIndexBytes: 1024 * 1024,
       });
