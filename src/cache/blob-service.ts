@@ -2,8 +2,14 @@
  * Blobs, from whichever source has them (blob-source.ts):
  *
  *   open(digest) ─┬─ local file ............................ local-source.ts
- *                 ├─ a fill on this host, led or joined ...... fill-source.ts (fill-leader.ts leads)
+ *                 ├─ a fill on this host, led or joined ...... fill-source.ts (fill-leader.ts leads; its
+ *                 │                                            bytes come from a peer replica or the
+ *                 │                                            primary: fill-origin.ts)
  *                 └─ the primary, streamed through ........... remote-source.ts
+ *
+ *   openForPeer(digest) ─┬─ local file
+ *                        └─ a fill on this host, followed — never led, so a
+ *                           peer request never reaches the primary or another peer
  *
  * A miss is fetched from the primary exactly once however many clients ask
  * at the same time (the fill coordinator picks one leader per digest), with
@@ -20,6 +26,7 @@ import { createDigester, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { BlobSource } from './blob-source.ts';
 import { FillLeader, type LeaderStart } from './fill-leader.ts';
+import type { FillOrigin } from './fill-origin.ts';
 import { openFillSource } from './fill-source.ts';
 import { localSource } from './local-source.ts';
 import { MemoryBlob } from './memory-blob.ts';
@@ -54,6 +61,8 @@ export interface BlobServiceOptions {
   cacheable: (size: number | undefined) => boolean;
   /** Bytes of small blobs kept in memory per process (default 16 MiB). */
   smallBlobMemoryBytes?: number;
+  /** Where fills get their bytes (peer replicas, then the primary); the primary by default. */
+  origin?: FillOrigin;
 }
 
 /** Blobs up to this size are also kept in memory per process (configs, small layers). */
@@ -128,6 +137,52 @@ export class BlobService {
     }
     observer.cacheResult('blob', 'miss');
     return this.follow(target, digest, role.lease.watch(), 'miss', signal);
+  }
+
+  /**
+   * Size of a blob this node can serve a peer: on disk, or being filled
+   * here with a known size. Never asks anyone else.
+   */
+  async statForPeer(digest: Digest): Promise<{ size: number } | undefined> {
+    const small = this.small.get(digest);
+    if (small) return { size: small.byteLength };
+    const local = await this.options.store.stat(digest);
+    if (local) return local;
+    const watch = await this.options.coordinator.follow(digest);
+    if (!watch) return undefined;
+    const state = watch.state();
+    watch.close();
+    return (state.status === 'running' || state.status === 'done') && state.size !== undefined ? { size: state.size } : undefined;
+  }
+
+  /**
+   * The blob for a peer replica: from disk or this host's fill in progress
+   * (followed as it grows, last byte held until verified). Never leads a
+   * fill and never turns to the primary: a fill here that fails ends the
+   * answer (the peer resumes elsewhere), so peer requests cannot loop.
+   */
+  async openForPeer(digest: Digest, signal: AbortSignal): Promise<BlobSource> {
+    const local = await this.local(digest);
+    if (local) {
+      this.options.index.touched(digest);
+      return localSource(local);
+    }
+    const watch = await this.options.coordinator.follow(digest);
+    if (!watch) throw new RegistryError('BLOB_UNKNOWN', 'this replica neither holds nor fills the blob');
+    const notHere = (): never => {
+      throw new RegistryError('BLOB_UNKNOWN', 'the fill on this replica did not complete');
+    };
+    return openFillSource(watch, {
+      store: this.options.store,
+      digest,
+      clock: this.clock,
+      stallTimeoutMs: this.options.stallTimeoutMs,
+      signal,
+      result: 'coalesced',
+      takeovers: 0,
+      takeOver: notHere,
+      fromPrimary: notHere,
+    });
   }
 
   /** A local blob, from memory when it is small and was read before. */

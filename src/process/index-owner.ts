@@ -36,6 +36,8 @@ export interface IndexOwnerOptions {
   /** How long a dead worker's partial files stay (counted) before they are swept (default 10 s). */
   orphanGraceMs?: number;
   sync?: FileSync;
+  /** Told which digests left this node's disk (eviction, retention, purge, corruption): the replica set's location index drops them. */
+  onRemoved?: (digests: Digest[]) => void;
 }
 
 export interface LoadResult {
@@ -222,6 +224,8 @@ export class IndexOwner {
     // Files the index did not know about go too.
     await Promise.all(digests.map((d) => this.options.store.remove(d)));
     await this.removeEntries(victims, 'purge');
+    const unindexed = digests.filter((d) => !victims.some((v) => v.digest === d) && !this.index.has(d));
+    if (unindexed.length > 0) this.options.onRemoved?.(unindexed);
     return { removed: victims.length, bytes: victims.reduce((n, v) => n + v.bytes, 0) };
   }
 
@@ -259,6 +263,7 @@ export class IndexOwner {
     this.updateGauges();
     const info = await stat(this.options.layout.blobPath(digest)).catch(() => undefined);
     if (info && !this.index.has(digest)) this.index.add(digest, diskBytes(info), entry?.kind ?? 'blob', this.options.clock.now(), info.size);
+    else if (!info) this.options.onRemoved?.([digest]);
     this.updateGauges();
   }
 
@@ -325,6 +330,7 @@ export class IndexOwner {
   }
 
   private async removeEntries(victims: IndexEntry[], reason: 'budget' | 'retention' | 'purge'): Promise<void> {
+    const removed: Digest[] = [];
     for (const victim of victims) {
       try {
         await this.options.store.remove(victim.digest);
@@ -333,12 +339,16 @@ export class IndexOwner {
         continue;
       }
       const current = this.index.get(victim.digest);
-      if (current === victim) {
+      if (current === victim || current === undefined) {
         this.index.remove(victim.digest);
-      } else if (current) {
+        removed.push(victim.digest);
+      } else {
         // Re-added while the file was being removed (a fill landed): keep that entry, unless its file went too.
         const info = await stat(this.options.layout.blobPath(victim.digest)).catch(() => undefined);
-        if (!info && this.index.get(victim.digest) === current) this.index.remove(victim.digest);
+        if (!info && this.index.get(victim.digest) === current) {
+          this.index.remove(victim.digest);
+          removed.push(victim.digest);
+        }
       }
       this.evictions += 1;
       this.evictedBytes += victim.bytes;
@@ -346,6 +356,7 @@ export class IndexOwner {
       this.options.metrics?.evictedBytes.inc({ reason }, victim.bytes);
     }
     if (victims.length > 0) this.dirty = true;
+    if (removed.length > 0) this.options.onRemoved?.(removed);
     this.updateGauges();
   }
 
