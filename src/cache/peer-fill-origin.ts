@@ -128,6 +128,7 @@ export class PeerFillOrigin implements FillOrigin {
         return this.primary(target, fill.digest, start, signal);
       }
       if (lock.kind === 'unavailable') return this.primary(target, fill.digest, start, signal);
+      if (lock.kind === 'announced') continue;
       this.options.observer.fillLockWait();
       if (lock.owner === undefined || fill.failed.has(lock.owner.id)) {
         logger.info({ digest: fill.digest, owner: lock.owner?.id }, 'another replica holds the fill lock but cannot be followed; fetching from the primary');

@@ -318,6 +318,8 @@ export type FillLockResult =
   | { kind: 'acquired'; lock: ClusterFillLock }
   /** Another replica fetches it now; `owner` undefined when its address is not known. */
   | { kind: 'held'; owner: PeerRef | undefined }
+  /** A replica announced the blob since the holders were looked at: look again. */
+  | { kind: 'announced' }
   /** No shared state now (Redis down): per-node behaviour. */
   | { kind: 'unavailable' };
 

@@ -44,7 +44,7 @@ export type SharedWorkerMessage = SharedRequest | SharedNotice;
 /** What each question is answered with (`shared.reply.value`). */
 export interface SharedAnswers {
   'shared.holders': PeerRef[];
-  'shared.lock': { kind: 'acquired'; token: string } | { kind: 'held'; owner: PeerRef | null } | { kind: 'unavailable' };
+  'shared.lock': { kind: 'acquired'; token: string } | { kind: 'held'; owner: PeerRef | null } | { kind: 'announced' } | { kind: 'unavailable' };
   'shared.lockOwner': string | null;
   'shared.tag.get': TagRecord | null;
 }

@@ -49,10 +49,10 @@ export class IpcSharedState implements PeerDirectory, SharedTags {
     const request = this.nextId;
     try {
       answer = await this.ask<'shared.lock'>({ t: 'shared.lock', digest });
-    } catch (err) {
+    } catch {
       // The primary may take it after all: it lets it go rather than renew it for nobody.
       this.channel.send({ t: 'shared.release', digest, request, cached: false });
-      throw err;
+      return { kind: 'unavailable' };
     }
     if (answer?.kind === 'acquired' && typeof answer.token === 'string') {
       const token = answer.token;
@@ -69,6 +69,7 @@ export class IpcSharedState implements PeerDirectory, SharedTags {
       };
     }
     if (answer?.kind === 'held') return { kind: 'held', owner: isPeerRef(answer.owner) ? answer.owner : undefined };
+    if (answer?.kind === 'announced') return { kind: 'announced' };
     return { kind: 'unavailable' };
   }
 

@@ -3,7 +3,7 @@
  *
  *   <cluster>:fill:<digest>  "<node-id> <token>", with a TTL (PX)
  *
- * Taken with SET NX PX by the replica that fetches the blob from the primary,
+ * Taken (SET PX, in a script: only when free) by the replica that fetches the blob from the primary,
  * renewed while the fill runs, released (compare-and-delete on the token)
  * when it ends — after announcing the blob when it was cached, in the same
  * script, so another replica never finds neither a holder nor a lock. A
@@ -17,9 +17,14 @@
 import type { Digest } from '../registry/digest.ts';
 import type { RedisConnection } from './redis-connection.ts';
 
+// A live replica that announced the blob between the caller's look at the holders and now wins
+// over the lock: the caller fetches from it instead of crossing the WAN a second time.
 const acquireScript = `
 local current = redis.call('GET', KEYS[1])
 if current and string.sub(current, 1, string.len(ARGV[3])) ~= ARGV[3] then return current end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if id ~= ARGV[5] and redis.call('EXISTS', ARGV[4] .. id) == 1 then return 'announced' end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false`;
 
@@ -32,7 +37,7 @@ if ARGV[2] == '1' then redis.call('SADD', KEYS[2], ARGV[3]) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
-export type LockAttempt = { acquired: true } | { acquired: false; owner: string };
+export type LockAttempt = { acquired: true } | { acquired: false; owner: string } | { acquired: false; announced: true };
 
 export class RedisFillLocks {
   constructor(
@@ -41,9 +46,21 @@ export class RedisFillLocks {
     private readonly ttlMs: number,
   ) {}
 
+  /** Takes the lock, unless another replica holds it or a live replica announced the blob meanwhile. */
   async acquire(digest: Digest, token: string): Promise<LockAttempt> {
-    const current = await this.redis.client.eval(acquireScript, 1, this.key(digest), this.value(token), String(this.ttlMs), `${this.nodeId} `);
+    const current = await this.redis.client.eval(
+      acquireScript,
+      2,
+      this.key(digest),
+      this.redis.key('blob', digest),
+      this.value(token),
+      String(this.ttlMs),
+      `${this.nodeId} `,
+      this.redis.key('node', ''),
+      this.nodeId,
+    );
     if (typeof current !== 'string') return { acquired: true };
+    if (current === 'announced') return { acquired: false, announced: true };
     return { acquired: false, owner: ownerOf(current) };
   }
 

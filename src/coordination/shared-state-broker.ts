@@ -129,6 +129,7 @@ export class SharedStateBroker {
           this.held.set(msg.digest, { worker, token });
           return { kind: 'acquired', token };
         }
+        if ('announced' in attempt) return { kind: 'announced' };
         const url = await locations.address(attempt.owner);
         const owner: PeerRef | null = url === undefined ? null : { id: attempt.owner, url };
         return { kind: 'held', owner };
