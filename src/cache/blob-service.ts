@@ -149,7 +149,8 @@ export class BlobService {
     const local = await this.options.store.stat(digest);
     if (local) return local;
     const watch = await this.options.coordinator.follow(digest);
-    if (!watch) return undefined;
+    // A fill that ended between the two looks has published the file.
+    if (!watch) return this.options.store.stat(digest);
     const state = watch.state();
     watch.close();
     return (state.status === 'running' || state.status === 'done') && state.size !== undefined ? { size: state.size } : undefined;
@@ -168,7 +169,13 @@ export class BlobService {
       return localSource(local);
     }
     const watch = await this.options.coordinator.follow(digest);
-    if (!watch) throw new RegistryError('BLOB_UNKNOWN', 'this replica neither holds nor fills the blob');
+    if (!watch) {
+      // A fill that ended between the two looks has published the file.
+      const published = await this.local(digest);
+      if (!published) throw new RegistryError('BLOB_UNKNOWN', 'this replica neither holds nor fills the blob');
+      this.options.index.touched(digest);
+      return localSource(published);
+    }
     const notHere = (): never => {
       throw new RegistryError('BLOB_UNKNOWN', 'the fill on this replica did not complete');
     };
