@@ -34,6 +34,8 @@ export interface PeerFillOriginOptions {
   logger: Logger;
   /** Longest a holder may take to connect and send its headers before the next source is used (~1 s). */
   peerStartMs: number;
+  /** Longest a holder (serving from its disk) may pause mid-transfer before the rest comes from elsewhere. */
+  peerIdleMs: number;
   /** Longest the lock holder may take to send its headers: it may be waiting on the primary itself. */
   followStartMs: number;
   /** While waiting on the lock holder, how often the lock is looked at (a holder that let go is not waited for). */
@@ -118,7 +120,7 @@ export class PeerFillOrigin implements FillOrigin {
       }
       for (const peer of shuffled(holders)) {
         if (fill.failed.has(peer.id)) continue;
-        const opened = await this.fromPeer(peer, fill, start, signal, this.options.peerStartMs, 'holder');
+        const opened = await this.fromPeer(peer, fill, start, signal, { startTimeoutMs: this.options.peerStartMs, idleTimeoutMs: this.options.peerIdleMs }, 'holder');
         if (opened) return opened;
       }
       let lock: FillLockResult = { kind: 'unavailable' };
@@ -158,7 +160,8 @@ export class PeerFillOrigin implements FillOrigin {
       );
     }, this.lockCheckMs);
     try {
-      return await this.fromPeer(owner, fill, start, signal, this.options.followStartMs, 'lock holder', moved.signal);
+      // It relays the primary: its pauses are the primary's, bounded like them.
+      return await this.fromPeer(owner, fill, start, signal, { startTimeoutMs: this.options.followStartMs }, 'lock holder', moved.signal);
     } finally {
       clearInterval(watcher);
     }
@@ -170,13 +173,13 @@ export class PeerFillOrigin implements FillOrigin {
     fill: FillRecord,
     start: number,
     signal: AbortSignal,
-    startTimeoutMs: number,
+    timeouts: { startTimeoutMs: number; idleTimeoutMs?: number },
     role: 'holder' | 'lock holder',
     moved?: AbortSignal,
   ): Promise<Opened | undefined> {
     try {
       const request = moved === undefined ? signal : AbortSignal.any([signal, moved]);
-      const response = await this.options.peers.get(peer, fill.digest, request, { start, startTimeoutMs });
+      const response = await this.options.peers.get(peer, fill.digest, request, { start, ...timeouts });
       return { response, from: { kind: 'peer', peer } };
     } catch (err) {
       if (signal.aborted) throw err;

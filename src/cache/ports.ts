@@ -374,9 +374,11 @@ export interface PeerBlobResponse extends BlobResponse {
 export interface PeerBlobs {
   /**
    * `start` asks for the bytes from that offset on (check `offset`);
-   * `startTimeoutMs` bounds connecting and waiting for the response headers.
+   * `startTimeoutMs` bounds connecting and waiting for the response headers;
+   * `idleTimeoutMs`, the longest gap between two body chunks (default: the
+   * primary's, for a peer that relays what it gets from the primary).
    */
-  get(peer: PeerRef, digest: Digest, signal: AbortSignal, options: { start?: number; startTimeoutMs: number }): Promise<PeerBlobResponse>;
+  get(peer: PeerRef, digest: Digest, signal: AbortSignal, options: { start?: number; startTimeoutMs: number; idleTimeoutMs?: number }): Promise<PeerBlobResponse>;
 }
 
 /**

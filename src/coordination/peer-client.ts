@@ -8,8 +8,8 @@
  * PEER_UNREACHABLE (refused, reset, DNS), PEER_NOT_FOUND (404), PEER_REFUSED
  * (401/403: another secret), PEER_BAD_RESPONSE (any other answer),
  * PEER_ABORTED (the caller's signal). Once it resolved, the body is undici's
- * stream: a peer that dies or stays silent for `bodyIdleTimeoutMs` surfaces
- * as an 'error' on it, and the caller's signal stays bound to it.
+ * stream: a peer that dies or stays silent for the idle timeout surfaces as
+ * an 'error' on it, and the caller's signal stays bound to it.
  */
 import { Agent } from 'undici';
 import type { Clock } from '../cache/ports.ts';
@@ -21,8 +21,10 @@ export interface PeerClientOptions {
   /** This replica's id, named in the signature. */
   nodeId: string;
   secret: string;
-  /** Longest gap between two body chunks (a peer relaying a slow primary waits on it). */
+  /** Longest gap between two body chunks, unless a request says otherwise (a peer relaying a slow primary waits on it). */
   bodyIdleTimeoutMs: number;
+  /** Time allowed to open a connection to a peer, whatever the start timeout. */
+  connectTimeoutMs: number;
   clock: Clock;
   /** Keep-alive connections per peer. */
   connections?: number;
@@ -36,6 +38,7 @@ export class PeerClient implements PeerBlobs {
 
   constructor(private readonly options: PeerClientOptions) {
     this.agent = new Agent({
+      connect: { timeout: options.connectTimeoutMs },
       connections: options.connections ?? 8,
       keepAliveTimeout: 30_000,
       bodyTimeout: options.bodyIdleTimeoutMs,
@@ -44,7 +47,7 @@ export class PeerClient implements PeerBlobs {
     });
   }
 
-  async get(peer: PeerRef, digest: Digest, signal: AbortSignal, options: { start?: number; startTimeoutMs: number }): Promise<PeerBlobResponse> {
+  async get(peer: PeerRef, digest: Digest, signal: AbortSignal, options: { start?: number; startTimeoutMs: number; idleTimeoutMs?: number }): Promise<PeerBlobResponse> {
     const start = options.start ?? 0;
     let url: URL;
     try {
@@ -61,7 +64,14 @@ export class PeerClient implements PeerBlobs {
     const timer = setTimeout(() => late.abort(), options.startTimeoutMs);
     let res;
     try {
-      res = await this.agent.request({ origin: url.origin, path, method: 'GET', headers, signal: AbortSignal.any([signal, late.signal]) });
+      res = await this.agent.request({
+        origin: url.origin,
+        path,
+        method: 'GET',
+        headers,
+        signal: AbortSignal.any([signal, late.signal]),
+        bodyTimeout: options.idleTimeoutMs ?? this.options.bodyIdleTimeoutMs,
+      });
     } catch (err) {
       if (signal.aborted) throw new PeerError('PEER_ABORTED', 'the fill was aborted', { cause: err });
       if (late.signal.aborted) throw new PeerError('PEER_TIMEOUT', `no answer within ${options.startTimeoutMs} ms`, { cause: err });

@@ -101,6 +101,8 @@ export interface OutpostApp {
 
 /** How long a replica that holds a blob may take to connect and answer before the next source is used. */
 const peerStartMs = 1_000;
+/** How long a replica sending a blob from its disk may pause before the rest is fetched elsewhere. */
+const peerIdleMs = 3_000;
 
 function hostOf(url: string): string {
   return new URL(url).host;
@@ -157,7 +159,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const peerSecret = config.cluster.peerSecret;
   const peerClient =
     deps.shared !== undefined && peerSecret !== undefined
-      ? new PeerClient({ nodeId: config.node.id, secret: peerSecret, bodyIdleTimeoutMs: upstream.bodyIdleTimeoutMs, clock })
+      ? new PeerClient({ nodeId: config.node.id, secret: peerSecret, connectTimeoutMs: peerStartMs, bodyIdleTimeoutMs: upstream.bodyIdleTimeoutMs, clock })
       : undefined;
   const peerLogger = logger.child({ module: 'peer-fill' });
   const blobs = new BlobService({
@@ -176,7 +178,8 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
             peers: peerClient,
             observer,
             logger: peerLogger,
-            peerStartMs: peerStartMs,
+            peerStartMs,
+            peerIdleMs,
             followStartMs: stallTimeoutMs,
           }),
         }

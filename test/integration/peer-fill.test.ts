@@ -28,6 +28,7 @@ import { waitFor } from '../support/wait.ts';
 
 const clusterName = 'peerfill';
 const secret = 'peer-fill-test-secret-0123456789';
+const adminToken = 'peer-fill-admin-token';
 const ids = ['n1', 'n2', 'n3'] as const;
 const accept = [MEDIA_TYPES.oci.manifest, MEDIA_TYPES.oci.index, MEDIA_TYPES.docker.manifest, MEDIA_TYPES.docker.index].join(', ');
 const MiB = 1024 * 1024;
@@ -61,6 +62,7 @@ beforeAll(async () => {
           OUTPOST_PEER_SECRET: secret,
           OUTPOST_CLUSTER_NAME: clusterName,
           OUTPOST_ETCD_LEASE_TTL: '2s',
+          OUTPOST_ADMIN_TOKEN: adminToken,
         },
       });
       cleanup.add(() => node.dispose());
@@ -148,6 +150,23 @@ describe('peer fill across three replicas', () => {
     expect((await metric(node('n2'), 'outpost_peer_fills_total', 'result="ok"')) - okBefore).toBe(image.blobs.length + 1);
     const bytes = image.blobs.reduce((n, b) => n + b.size, 0) + image.size;
     console.info(`pull through n2 after n1: ${bytes} bytes from the peer in ${ms.toFixed(0)} ms, 0 requests to the primary`);
+  });
+
+  it('keeps the location index true: a purged blob is withdrawn, and nobody is sent to that replica for it', async () => {
+    const repo = 'peer/purge';
+    const image = await pushFresh(repo, 'v1', [100_000]);
+    const layer = image.blobs[1]!;
+    await fetchBlob(node('n1'), repo, layer);
+    const holders = (): Promise<string> => redis.command(`SISMEMBER ${clusterName}:blob:${layer.digest} n1`);
+    await waitFor(async () => (await holders()) === ':1\r\n', { what: 'n1 announced as a holder', timeoutMs: 5_000 });
+    const res = await fetch(`${node('n1').url}/api/v0/cache/purge`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ digest: layer.digest }),
+    });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    await waitFor(async () => (await holders()) === ':0\r\n', { what: 'n1 withdrawn after the purge', timeoutMs: 5_000 });
   });
 
   it('answers a peer request only with the peer secret, from this replica alone', async () => {

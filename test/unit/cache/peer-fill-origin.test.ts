@@ -143,7 +143,7 @@ describe('PeerFillOrigin', () => {
         lockWaits += 1;
       },
     };
-    const origin = new PeerFillOrigin({ directory, peers, observer, logger: silent, peerStartMs: 1_000, followStartMs: 5_000, lockCheckMs: 20 });
+    const origin = new PeerFillOrigin({ directory, peers, observer, logger: silent, peerStartMs: 1_000, peerIdleMs: 1_000, followStartMs: 5_000, lockCheckMs: 20 });
     service = new BlobService({
       store,
       coordinator: new MemoryFillCoordinator(),

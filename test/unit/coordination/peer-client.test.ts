@@ -12,7 +12,7 @@ const secret = 'peer-client-secret-0123456789';
 const blob = Buffer.from('a blob served by a peer replica');
 const digest = digestOf(blob);
 const servers: Server[] = [];
-const client = new PeerClient({ nodeId: 'n1', secret, bodyIdleTimeoutMs: 2_000, clock: systemClock });
+const client = new PeerClient({ nodeId: 'n1', secret, connectTimeoutMs: 1_000, bodyIdleTimeoutMs: 2_000, clock: systemClock });
 
 async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
   const server = createServer(handler);
@@ -58,6 +58,17 @@ describe('PeerClient', () => {
     const rest = await client.get({ id: 'n2', url }, digest, AbortSignal.timeout(5_000), { start: 10, startTimeoutMs: 1_000 });
     expect(rest).toMatchObject({ size: blob.length, offset: 10 });
     expect(await text(rest.body)).toBe(blob.subarray(10).toString());
+  });
+
+  it('breaks a transfer whose peer stops sending for the idle timeout', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': blob.length });
+      res.write(blob.subarray(0, 5)); // and nothing more
+    });
+    const answer = await client.get({ id: 'x', url }, digest, AbortSignal.timeout(5_000), { startTimeoutMs: 1_000, idleTimeoutMs: 300 });
+    const started = Date.now();
+    await expect(text(answer.body)).rejects.toMatchObject({ code: 'UND_ERR_BODY_TIMEOUT' });
+    expect(Date.now() - started).toBeLessThan(1_500);
   });
 
   it('reports 404, 401, a refused connection and a stalled peer with their codes, a stall within its bound', async () => {
