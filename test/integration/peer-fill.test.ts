@@ -286,6 +286,28 @@ describe('peer fill across three replicas', () => {
     expect(await primaryBlobGets(image.blobs)).toEqual(before);
   });
 
+  it('fills from peers while etcd is stopped: peer fill needs only Redis', async () => {
+    const repo = 'peer/etcd';
+    const image = await pushFresh(repo, 'v1', [300_000]);
+    await etcd.stop();
+    try {
+      await waitFor(async () => (await Promise.all(ids.map((id) => metric(node(id), 'outpost_etcd_up')))).every((v) => v === 0), {
+        what: 'every node to see etcd down',
+        timeoutMs: 10_000,
+      });
+      await pull(node('n1'), repo, 'v1', image);
+      const before = await primaryBlobGets(image.blobs);
+      await pull(node('n2'), repo, 'v1', image);
+      expect(await primaryBlobGets(image.blobs)).toEqual(before);
+    } finally {
+      await etcd.start();
+    }
+    await waitFor(async () => (await Promise.all(ids.map((id) => metric(node(id), 'outpost_etcd_up')))).every((v) => v === 1), {
+      what: 'every node back on etcd',
+      timeoutMs: 15_000,
+    });
+  });
+
   it('gives a client correct bytes when the replica it follows is killed with SIGKILL mid-transfer', async () => {
     const repo = 'peer/kill';
     const image = await pushFresh(repo, 'v1', [3 * MiB]);
