@@ -26,7 +26,7 @@ export interface PeerClientOptions {
   /** Time allowed to open a connection to a peer, whatever the start timeout. */
   connectTimeoutMs: number;
   clock: Clock;
-  /** Keep-alive connections per peer. */
+  /** Connections per peer (64 by default: a fill waiting on a lock holder holds one for as long as it waits). */
   connections?: number;
 }
 
@@ -39,7 +39,7 @@ export class PeerClient implements PeerBlobs {
   constructor(private readonly options: PeerClientOptions) {
     this.agent = new Agent({
       connect: { timeout: options.connectTimeoutMs },
-      connections: options.connections ?? 8,
+      connections: options.connections ?? 64,
       keepAliveTimeout: 30_000,
       bodyTimeout: options.bodyIdleTimeoutMs,
       // Bounded by the caller's start timeout instead (a lock holder may be waiting on the primary).
