@@ -2,8 +2,14 @@
  * Blobs, from whichever source has them (blob-source.ts):
  *
  *   open(digest) ─┬─ local file ............................ local-source.ts
- *                 ├─ a fill on this host, led or joined ...... fill-source.ts (fill-leader.ts leads)
+ *                 ├─ a fill on this host, led or joined ...... fill-source.ts (fill-leader.ts leads; its
+ *                 │                                            bytes come from a peer replica or the
+ *                 │                                            primary: fill-origin.ts)
  *                 └─ the primary, streamed through ........... remote-source.ts
+ *
+ *   openForPeer(digest) ─┬─ local file
+ *                        └─ a fill on this host, followed — never led, so a
+ *                           peer request never reaches the primary or another peer
  *
  * A miss is fetched from the primary exactly once however many clients ask
  * at the same time (the fill coordinator picks one leader per digest), with
@@ -26,6 +32,7 @@ import { createDigester, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { BlobSource } from './blob-source.ts';
 import { FillLeader, type LeaderStart } from './fill-leader.ts';
+import type { FillOrigin } from './fill-origin.ts';
 import { openFillSource } from './fill-source.ts';
 import { localSource } from './local-source.ts';
 import { MemoryBlob } from './memory-blob.ts';
@@ -63,6 +70,8 @@ export interface BlobServiceOptions {
   links: Pick<RepositoryLinks, 'has' | 'add'>;
   /** Bytes of small blobs kept in memory per process (default 16 MiB). */
   smallBlobMemoryBytes?: number;
+  /** Where fills get their bytes (peer replicas, then the primary); the primary by default. */
+  origin?: FillOrigin;
 }
 
 /** Blobs up to this size are also kept in memory per process (configs, small layers). */
@@ -138,7 +147,15 @@ export class BlobService {
         observer.cacheResult('blob', 'hit');
         return localSource(start.blob);
       case 'passthrough':
-        await this.options.links.add(target, 'blob', digest);
+        // Only the primary's answer for this repository links it; a peer's bytes say nothing about repositories.
+        if (start.fromPrimary) await this.options.links.add(target, 'blob', digest);
+        else if (!linked) {
+          await this.confirm(target, digest, signal).catch((err: unknown) => {
+            start.controller.abort();
+            start.response.body.on('error', () => undefined).destroy(); // nobody reads it now
+            throw err;
+          });
+        }
         observer.cacheResult('blob', 'passthrough');
         return remoteSource(start.response, start.controller, this.remoteOptions(digest, 0, createDigester(digest), undefined, signal));
       case 'failed':
@@ -147,8 +164,9 @@ export class BlobService {
         if (!linked) await this.confirm(target, digest, signal);
         break;
       case 'follow':
-        // The primary answered this repository's GET: it has the blob.
-        await this.options.links.add(target, 'blob', digest);
+        // The primary answered this repository's GET: it has the blob. A fill from a peer proves nothing for this repository.
+        if (start.fromPrimary) await this.options.links.add(target, 'blob', digest);
+        else if (!linked) await this.confirm(target, digest, signal); // the fill goes on for whoever else reads it
         break;
     }
     observer.cacheResult('blob', 'miss');
@@ -163,6 +181,59 @@ export class BlobService {
       throw blobFailure(err, this.options.observer);
     }
     await this.options.links.add(target, 'blob', digest);
+  }
+
+  /**
+   * Size of a blob this node can serve a peer: on disk, or being filled
+   * here with a known size. Never asks anyone else.
+   */
+  async statForPeer(digest: Digest): Promise<{ size: number } | undefined> {
+    const small = this.small.get(digest);
+    if (small) return { size: small.byteLength };
+    const local = await this.options.store.stat(digest);
+    if (local) return local;
+    const watch = await this.options.coordinator.follow(digest);
+    // A fill that ended between the two looks has published the file.
+    if (!watch) return this.options.store.stat(digest);
+    const state = watch.state();
+    watch.close();
+    return (state.status === 'running' || state.status === 'done') && state.size !== undefined ? { size: state.size } : undefined;
+  }
+
+  /**
+   * The blob for a peer replica: from disk or this host's fill in progress
+   * (followed as it grows, last byte held until verified). Never leads a
+   * fill and never turns to the primary: a fill here that fails ends the
+   * answer (the peer resumes elsewhere), so peer requests cannot loop.
+   */
+  async openForPeer(digest: Digest, signal: AbortSignal): Promise<BlobSource> {
+    const local = await this.local(digest);
+    if (local) {
+      this.options.index.touched(digest);
+      return localSource(local);
+    }
+    const watch = await this.options.coordinator.follow(digest);
+    if (!watch) {
+      // A fill that ended between the two looks has published the file.
+      const published = await this.local(digest);
+      if (!published) throw new RegistryError('BLOB_UNKNOWN', 'this replica neither holds nor fills the blob');
+      this.options.index.touched(digest);
+      return localSource(published);
+    }
+    const notHere = (): never => {
+      throw new RegistryError('BLOB_UNKNOWN', 'the fill on this replica did not complete');
+    };
+    return openFillSource(watch, {
+      store: this.options.store,
+      digest,
+      clock: this.clock,
+      stallTimeoutMs: this.options.stallTimeoutMs,
+      signal,
+      result: 'coalesced',
+      takeovers: 0,
+      takeOver: notHere,
+      fromPrimary: notHere,
+    });
   }
 
   /** A local blob, from memory when it is small and was read before. */

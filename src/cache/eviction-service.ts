@@ -44,6 +44,8 @@ export interface EvictionServiceOptions {
   snapshotIntervalMs?: number;
   /** How long a dead worker's partial files stay (counted) before they are swept (default 10 s). */
   orphanGraceMs?: number;
+  /** Told which digests left this node's disk (eviction, retention, purge, corruption): the replica set's location index drops them. */
+  onRemoved?: (digests: Digest[]) => void;
 }
 
 export interface LoadResult {
@@ -232,6 +234,8 @@ export class EvictionService {
     const victims = digests.map((d) => this.index.get(d)).filter((e): e is IndexEntry => e !== undefined);
     await Promise.all(digests.map((d) => this.options.files.remove(d)));
     await this.removeEntries(victims, 'purge');
+    const unindexed = digests.filter((d) => !victims.some((v) => v.digest === d) && !this.index.has(d));
+    if (unindexed.length > 0) this.options.onRemoved?.(unindexed);
     return { removed: victims.length, bytes: victims.reduce((n, v) => n + v.bytes, 0) };
   }
 
@@ -269,6 +273,7 @@ export class EvictionService {
     this.updateGauges();
     const file = await this.options.files.inspect(digest).catch(() => undefined);
     if (file && !this.index.has(digest)) this.index.add(digest, file.bytes, entry?.kind ?? 'blob', this.options.clock.now(), file.size);
+    else if (!file) this.options.onRemoved?.([digest]);
     this.updateGauges();
   }
 
@@ -329,6 +334,7 @@ export class EvictionService {
 
   private async removeEntries(victims: IndexEntry[], reason: EvictionReason): Promise<void> {
     const { files, logger } = this.options;
+    const removed: Digest[] = [];
     for (const victim of victims) {
       try {
         await files.remove(victim.digest);
@@ -337,18 +343,23 @@ export class EvictionService {
         continue;
       }
       const current = this.index.get(victim.digest);
-      if (current === victim) {
+      if (current === victim || current === undefined) {
         this.index.remove(victim.digest);
-      } else if (current) {
+        removed.push(victim.digest);
+      } else {
         // Re-added while the file was being removed (a fill landed): keep that entry, unless its file went too.
         const file = await files.inspect(victim.digest).catch(() => undefined);
-        if (!file && this.index.get(victim.digest) === current) this.index.remove(victim.digest);
+        if (!file && this.index.get(victim.digest) === current) {
+          this.index.remove(victim.digest);
+          removed.push(victim.digest);
+        }
       }
       this.evictions += 1;
       this.evictedBytes += victim.bytes;
       this.observer.evicted(reason, victim.bytes);
     }
     if (victims.length > 0) this.dirty = true;
+    if (removed.length > 0) this.options.onRemoved?.(removed);
     this.updateGauges();
   }
 

@@ -1,5 +1,6 @@
 /**
- * The leader of a fill: asks the primary for the blob, then pumps it into a
+ * The leader of a fill: asks its origin for the blob (the primary, or in a
+ * replica set a peer replica first: fill-origin.ts), then pumps it into a
  * partial file that every reader on the host tails, and publishes it once
  * size and digest are verified. When the blob may not be cached (larger than
  * the budget, disk full or unwritable) it hands the response to its own
@@ -11,6 +12,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../registry/digest.ts';
+import { primaryOrigin, type FillBody, type FillOrigin } from './fill-origin.ts';
 import { describe, runLeased } from './lease-scope.ts';
 import {
   isDiskWriteError,
@@ -29,11 +31,11 @@ import { blobFailure, bodyFailure } from './upstream-failure.ts';
 /** How the leader's own client is answered. */
 export type LeaderStart =
   /** The fill runs: read it through the lease's watch, like every follower. */
-  | { kind: 'follow' }
+  | { kind: 'follow'; fromPrimary: boolean }
   /** Another fill published the blob between the miss and the lease. */
   | { kind: 'local'; blob: OpenBlob }
   /** Not cached: stream this response (the other readers were told to fetch their own). */
-  | { kind: 'passthrough'; response: BlobResponse; controller: AbortController }
+  | { kind: 'passthrough'; response: BlobResponse; controller: AbortController; fromPrimary: boolean }
   /** The fill failed before it started; the lease says how. */
   | { kind: 'failed'; error: unknown };
 
@@ -44,12 +46,18 @@ export interface FillLeaderOptions {
   logger: Logger;
   /** Whether a blob of this size may be cached at all (false: larger than the budget). */
   cacheable: (size: number | undefined) => boolean;
+  /** Where fills get their bytes; the primary by default. */
+  origin?: FillOrigin;
 }
 
 const passthrough = { code: 'PASSTHROUGH', message: 'streamed through uncached' };
 
 export class FillLeader {
-  constructor(private readonly options: FillLeaderOptions) {}
+  private readonly origin: FillOrigin;
+
+  constructor(private readonly options: FillLeaderOptions) {
+    this.origin = options.origin ?? primaryOrigin;
+  }
 
   /**
    * Leads a fill of `digest` under `lease`, detached. `handOff` is told once
@@ -72,7 +80,7 @@ export class FillLeader {
         hand({ kind: 'failed', error: err });
         throw err;
       } finally {
-        hand({ kind: 'follow' });
+        hand({ kind: 'follow', fromPrimary: false }); // a no-op once handed: only a fill that never said how it started gets here
       }
     });
   }
@@ -86,16 +94,17 @@ export class FillLeader {
       return;
     }
     const controller = new AbortController(); // the fill's own: no client's signal
-    let response: BlobResponse;
+    let response: FillBody;
     try {
-      response = await target.upstream.getBlob(target.name, digest, controller.signal);
+      response = await this.origin.open(target, digest, controller.signal);
     } catch (err) {
       throw blobFailure(err, observer);
     }
     if (!this.options.cacheable(response.size)) {
       logger.info({ digest, size: response.size }, 'blob larger than the cache budget; streaming through uncached');
+      response.settle('uncached');
       lease.fail(passthrough);
-      hand({ kind: 'passthrough', response, controller });
+      hand({ kind: 'passthrough', response, controller, fromPrimary: response.fromPrimary });
       return;
     }
     let ingest: BlobIngest;
@@ -104,25 +113,28 @@ export class FillLeader {
     } catch (err) {
       if (!isDiskWriteError(err)) {
         destroy(response.body);
+        response.settle('failed');
         throw err;
       }
       const code = (err as { code: string }).code;
       observer.cacheWriteFailed(code);
       logger.warn({ digest, code }, 'cache not writable; streaming through uncached');
+      response.settle('uncached');
       lease.fail(passthrough);
-      hand({ kind: 'passthrough', response, controller });
+      hand({ kind: 'passthrough', response, controller, fromPrimary: response.fromPrimary });
       return;
     }
     lease.started(response.size, ingest.partialPath);
     observer.fillStarted();
     logger.info({ digest, size: response.size }, 'blob fill started');
-    hand({ kind: 'follow' });
-    await this.pump(digest, response.body, ingest, lease);
+    hand({ kind: 'follow', fromPrimary: response.fromPrimary });
+    await this.pump(digest, response, ingest, lease);
   }
 
-  /** Primary → verify → disk, reporting progress to the lease; settles the lease. */
-  private async pump(digest: Digest, body: Readable, ingest: BlobIngest, lease: FillLease): Promise<void> {
+  /** Origin → verify → disk, reporting progress to the lease; settles the lease and the origin's body. */
+  private async pump(digest: Digest, origin: FillBody, ingest: BlobIngest, lease: FillLease): Promise<void> {
     const { observer, logger, index } = this.options;
+    const body = origin.body;
     let written = 0;
     try {
       const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
@@ -150,14 +162,22 @@ export class FillLeader {
       }
       written = ingest.bytesWritten;
       index.added(digest, onDisk, 'blob', written);
+      origin.settle('cached');
       lease.succeed(written);
-      observer.fillEnded('ok', written);
-      logger.debug({ digest, bytes: written }, 'blob cached');
+      observer.fillEnded('ok', written - origin.peerBytes());
+      logger.debug({ digest, bytes: written, fromPeers: origin.peerBytes() }, 'blob cached');
     } catch (err) {
       destroy(body);
       // A read-only or failing disk can refuse even the cleanup: log it, the fill's outcome stands.
       await ingest.abort().catch((abortErr: unknown) => logger.warn({ digest, err: describe(abortErr) }, 'could not discard the partial file of a failed fill'));
-      observer.fillEnded('failed', written);
+      observer.fillEnded('failed', written - origin.peerBytes());
+      const mismatch = isVerificationFailure(err);
+      origin.settle(mismatch ? 'mismatch' : 'failed');
+      if (mismatch && origin.peerBytes() > 0) {
+        // Not the primary's answer: readers take over, and the new fill asks elsewhere (the hint is gone).
+        lease.fail({ code: 'PEER_MISMATCH', message: 'bytes from a peer replica do not match the digest' });
+        return;
+      }
       if (err instanceof CacheWriteError) {
         observer.cacheWriteFailed(err.errno);
         logger.warn({ digest, bytes: written, code: err.errno }, 'cache write failed mid-fill; readers continue from the primary');
@@ -179,6 +199,12 @@ export class FillLeader {
       destroy(start.response.body);
     }
   }
+}
+
+/** The ingest's verdict on the bytes (size or digest not the announced one). */
+function isVerificationFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'DIGEST_MISMATCH' || code === 'SIZE_MISMATCH';
 }
 
 class CacheWriteError extends Error {

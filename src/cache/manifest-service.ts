@@ -7,13 +7,19 @@
  * (bounded by the revalidate timeout), answers 5xx or 429, the last known
  * answer is served (stale-if-error) and counted. A tag is only ever answered
  * with a manifest whose bytes are on disk, so HEAD and GET always agree.
+ *
+ * In a replica set, tag answers are shared: a replica whose own answer is
+ * stale first looks for one another replica got from the primary within the
+ * TTL, and reuses it without asking the primary. The digest it names is
+ * trusted only once the manifest bytes verify against it: from this disk, a
+ * replica that holds them, or the primary by digest.
  */
 import { LRUCache } from 'lru-cache';
 import { digestAlgorithm, digestOf, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { parseManifest, type ParsedManifest } from '../registry/manifest-references.ts';
 import type { Reference } from '../registry/reference.ts';
-import type { BlobStore, CacheIndexReporter, CacheObserver, CacheResult, Clock, Logger, MetadataStore, PurgeScope, TagRecord } from './ports.ts';
+import type { BlobStore, CacheIndexReporter, CacheObserver, CacheResult, Clock, Logger, ManifestResponse, MetadataStore, PurgeScope, SharedTags, TagRecord } from './ports.ts';
 import { isDiskWriteError, isUpstreamError, isUpstreamOutage, keyInRepositories, noopIndexReporter } from './ports.ts';
 import type { RepositoryLinks } from './repository-links.ts';
 import type { RepositoryTarget } from './repository-target.ts';
@@ -45,6 +51,10 @@ export interface ManifestServiceOptions {
   /** Bytes of manifest bodies kept in memory per process. */
   memoryBytes?: number;
   index?: CacheIndexReporter;
+  /** Tag answers shared by the replica set (Redis). */
+  sharedTags?: SharedTags;
+  /** Manifest bytes by digest from other replicas (peer-manifests.ts), asked before the primary. */
+  peers?: { fetch(digest: Digest, maxBytes: number, signal: AbortSignal): Promise<ManifestResponse | undefined> };
 }
 
 interface TagEntry extends TagRecord {
@@ -146,8 +156,40 @@ export class ManifestService {
     return now - record.fetchedAt < this.options.tagTtlMs || (record.backoffUntil ?? 0) > now;
   }
 
+  /**
+   * An answer another replica got from the primary within the TTL, newer
+   * than ours: served once its manifest bytes verify, without asking the
+   * primary about the tag. Undefined when there is none or it cannot be used.
+   */
+  private async fromSharedTag(target: RepositoryTarget, tag: string, key: string, known: TagEntry | undefined): Promise<ManifestAnswer | undefined> {
+    const { sharedTags, clock, observer, logger } = this.options;
+    if (sharedTags === undefined) return undefined;
+    const shared = await sharedTags.get(target.upstreamKey, target.name, tag).catch(() => undefined);
+    if (shared === undefined) return undefined;
+    const now = clock.now();
+    const record: TagEntry = { ...shared, fetchedAt: Math.min(shared.fetchedAt, now) };
+    if (now - record.fetchedAt >= this.options.tagTtlMs || (known !== undefined && record.fetchedAt <= known.fetchedAt)) return undefined;
+    try {
+      const manifest =
+        (await this.local(record.digest)) ??
+        (await this.digestFlights.run(`${target.upstreamKey}/${target.name}@${record.digest}`, () =>
+          this.fetch(target, record.digest, record.digest, AbortSignal.timeout(this.options.revalidateTimeoutMs * 6), record.mediaType),
+        ));
+      await this.remember(target, tag, key, record);
+      void this.link(target, manifest);
+      observer.cacheResult('tag', 'hit');
+      logger.debug({ repository: target.name, tag, digest: record.digest }, 'tag answer shared by another replica');
+      return { ...manifest, result: 'hit' };
+    } catch (err) {
+      logger.debug({ repository: target.name, tag, err: String((err as Error)?.message ?? err) }, 'could not use a shared tag answer; asking the primary');
+      return undefined;
+    }
+  }
+
   /** Asks the primary about a tag; serves the last known answer if it cannot. Not tied to any one client. */
   private async revalidate(target: RepositoryTarget, tag: string, key: string, known: TagEntry | undefined): Promise<ManifestAnswer> {
+    const shared = await this.fromSharedTag(target, tag, key, known);
+    if (shared) return shared;
     const { observer, logger, clock } = this.options;
     const stale = known ? await this.local(known.digest) : undefined;
     // With a usable stale answer, a hung primary may hold the client only for the revalidate timeout.
@@ -156,19 +198,25 @@ export class ManifestService {
       if (stale && known) {
         const head = await target.upstream.headManifest(target.name, tag, signal);
         if (head.digest === known.digest) {
-          await this.remember(target, tag, key, { ...known, fetchedAt: clock.now(), backoffUntil: undefined });
+          await this.remember(target, tag, key, { ...known, fetchedAt: clock.now(), backoffUntil: undefined }, true);
           await this.link(target, stale);
           observer.cacheResult('tag', 'revalidated');
           return { ...stale, result: 'revalidated' };
         }
       }
       const fetched = await this.fetch(target, tag, undefined, signal);
-      await this.remember(target, tag, key, {
-        digest: fetched.digest,
-        mediaType: fetched.mediaType,
-        size: fetched.body.byteLength,
-        fetchedAt: clock.now(),
-      });
+      await this.remember(
+        target,
+        tag,
+        key,
+        {
+          digest: fetched.digest,
+          mediaType: fetched.mediaType,
+          size: fetched.body.byteLength,
+          fetchedAt: clock.now(),
+        },
+        true,
+      );
       observer.cacheResult('tag', 'miss');
       return { ...fetched, result: 'miss' };
     } catch (err) {
@@ -185,9 +233,11 @@ export class ManifestService {
     }
   }
 
-  private async remember(target: RepositoryTarget, tag: string, key: string, record: TagEntry): Promise<void> {
+  /** Keeps a tag answer in memory and on disk; `share`: the primary just gave it, so the other replicas may reuse it. */
+  private async remember(target: RepositoryTarget, tag: string, key: string, record: TagEntry, share = false): Promise<void> {
     this.tags.set(key, record);
     const { backoffUntil: _ignored, ...persisted } = record;
+    if (share) this.options.sharedTags?.put(target.upstreamKey, target.name, tag, persisted);
     try {
       await this.options.metadata.putTag(target.upstreamKey, target.name, tag, persisted);
     } catch (err) {
@@ -201,8 +251,10 @@ export class ManifestService {
    * Docker-Content-Digest (by tag), validates every descriptor in it, and
    * stores it. A manifest that fails any check is never cached.
    */
-  private async fetch(target: RepositoryTarget, reference: string, expected: Digest | undefined, signal: AbortSignal): Promise<Manifest> {
-    const response = await target.upstream.getManifest(target.name, reference, this.options.maxManifestBytes, signal);
+  private async fetch(target: RepositoryTarget, reference: string, expected: Digest | undefined, signal: AbortSignal, mediaTypeHint?: string): Promise<Manifest> {
+    const fromPeer = expected === undefined ? undefined : await this.options.peers?.fetch(expected, this.options.maxManifestBytes, signal);
+    if (fromPeer !== undefined && fromPeer.mediaType === '' && mediaTypeHint !== undefined) fromPeer.mediaType = mediaTypeHint;
+    const response = fromPeer ?? (await target.upstream.getManifest(target.name, reference, this.options.maxManifestBytes, signal));
     const actual = digestOf(response.body, expected ? digestAlgorithm(expected) : 'sha256');
     if (expected && actual !== expected) {
       this.options.observer.upstreamFailure('DIGEST_MISMATCH');

@@ -352,6 +352,8 @@ export interface FillError {
  * fill carries on from where it is:
  * - `LEADER_GONE` — the leader's worker exited, or its fill broke off without
  *   an outcome (its store threw): take over, i.e. lead or join a new fill;
+ * - `PEER_MISMATCH` — bytes from another replica did not verify (the hint that
+ *   it holds the blob is dropped): take over, the new fill asks elsewhere;
  * - `CACHE_WRITE_FAILED` — the local disk failed mid-fill: continue from the primary;
  * - `PASSTHROUGH` — the leader streamed the blob through uncached: fetch it from the primary.
  * Any other code is the primary's answer (404, denied, timeout, bytes that do
@@ -359,6 +361,7 @@ export interface FillError {
  */
 export const fillRecoveries = {
   LEADER_GONE: 'take-over',
+  PEER_MISMATCH: 'take-over',
   CACHE_WRITE_FAILED: 'from-primary',
   PASSTHROUGH: 'from-primary',
 } as const satisfies Record<string, 'take-over' | 'from-primary'>;
@@ -402,11 +405,111 @@ export type FillRole = { role: 'leader'; lease: FillLease } | { role: 'follower'
 
 /**
  * Merges concurrent fills of one digest: the first caller leads (fetches),
- * everyone else follows. Scope: one process (memory), one host (through the
- * cluster primary), or later the whole cluster (Redis).
+ * everyone else follows. Scope: one process (memory) or one host (through the
+ * cluster primary); across replicas, the cluster fill lock ({@link PeerDirectory}) does it.
  */
 export interface FillCoordinator {
   acquire(digest: Digest): Promise<FillRole>;
+  /** A watch on the fill of `digest` in progress, if there is one; never starts a fill (peer requests follow, they never lead). */
+  follow(digest: Digest): Promise<FillWatch | undefined>;
+}
+
+// ---------------------------------------------------------------------------
+// The replica set: peer fill, the cluster fill lock, the shared tag cache
+// ---------------------------------------------------------------------------
+
+/** Another replica of the set, as the shared state names it. */
+export interface PeerRef {
+  id: string;
+  /** Its advertise URL (`OUTPOST_ADVERTISE_URL`). */
+  url: string;
+}
+
+/** The cluster-wide fill lock of one digest, held by this replica while it fetches from the primary. */
+export interface ClusterFillLock {
+  /**
+   * Ends the fill: when `cached`, this replica is announced as a holder
+   * before the lock goes, so nobody finds neither. Never throws.
+   */
+  release(cached: boolean): void;
+}
+
+export type FillLockResult =
+  /** This replica fetches from the primary, for the whole replica set. */
+  | { kind: 'acquired'; lock: ClusterFillLock }
+  /** Another replica fetches it now; `owner` undefined when its address is not known. */
+  | { kind: 'held'; owner: PeerRef | undefined }
+  /** A replica announced the blob since the holders were looked at: look again. */
+  | { kind: 'announced' }
+  /** No shared state now (Redis down): per-node behaviour. */
+  | { kind: 'unavailable' };
+
+/**
+ * What the replica set knows about blobs (Redis, reached through the cluster
+ * primary). Hints only: content from a peer is verified like content from
+ * the primary. Every call is bounded by a short deadline; a rejection means
+ * "unknown now" and the caller behaves per node at once.
+ */
+export interface PeerDirectory {
+  /** Replicas other than this one that announced the digest (blobs and manifests). */
+  holders(digest: Digest): Promise<PeerRef[]>;
+  /** A hint proved false (the peer answered 404, or sent bytes that do not verify): drop it. */
+  notHeld(digest: Digest, peerId: string): void;
+  /** Takes the cluster fill lock of `digest`, or says who holds it. */
+  lock(digest: Digest): Promise<FillLockResult>;
+  /** The id of the replica holding the fill lock now; undefined when nobody does. */
+  lockOwner(digest: Digest): Promise<string | undefined>;
+}
+
+/**
+ * Failure codes of a peer request. The contract of {@link PeerBlobs}: it
+ * resolves with a 200/206 answer or rejects with a PeerError.
+ */
+export type PeerErrorCode =
+  | 'PEER_NOT_FOUND' // 404: the peer holds neither the blob nor a fill of it
+  | 'PEER_UNREACHABLE' // connection refused or reset, DNS
+  | 'PEER_TIMEOUT' // no response headers within the bound
+  | 'PEER_REFUSED' // 401/403: another secret
+  | 'PEER_BAD_RESPONSE' // any other status, or a malformed answer
+  | 'PEER_ABORTED'; // the caller's signal aborted
+
+export class PeerError extends Error {
+  readonly code: PeerErrorCode;
+  constructor(code: PeerErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'PeerError';
+    this.code = code;
+  }
+}
+
+export interface PeerBlobResponse extends BlobResponse {
+  /** The media type the peer stored with the content (manifests), when it sent one. */
+  mediaType: string | undefined;
+}
+
+/**
+ * Blobs (and manifest bytes) from another replica's peer endpoint, answered
+ * only from its disk or its fill in progress. The body is the caller's to
+ * consume or destroy; a transfer that breaks off is an 'error' on it.
+ */
+export interface PeerBlobs {
+  /**
+   * `start` asks for the bytes from that offset on (check `offset`);
+   * `startTimeoutMs` bounds connecting and waiting for the response headers;
+   * `idleTimeoutMs`, the longest gap between two body chunks (default: the
+   * primary's, for a peer that relays what it gets from the primary).
+   */
+  get(peer: PeerRef, digest: Digest, signal: AbortSignal, options: { start?: number; startTimeoutMs: number; idleTimeoutMs?: number }): Promise<PeerBlobResponse>;
+}
+
+/**
+ * Tag answers shared by the replica set: one replica's revalidation serves
+ * the others within the tag TTL. Bounded: `get` resolves undefined when the
+ * answer is unknown or the shared state unavailable.
+ */
+export interface SharedTags {
+  get(upstream: string, name: string, tag: string): Promise<TagRecord | undefined>;
+  put(upstream: string, name: string, tag: string, record: TagRecord): void;
 }
 
 // ---------------------------------------------------------------------------
@@ -414,6 +517,8 @@ export interface FillCoordinator {
 // ---------------------------------------------------------------------------
 
 export type CacheKind = 'blob' | 'manifest' | 'tag' | 'tags_list' | 'referrers';
+/** How one request to a peer ended: ok, or why the next source was used. */
+export type PeerFillResult = 'ok' | 'not_found' | 'unreachable' | 'timeout' | 'refused' | 'broken' | 'mismatch' | 'error';
 export type CacheResult = 'hit' | 'miss' | 'coalesced' | 'revalidated' | 'stale' | 'passthrough';
 
 /** What the core reports; observability/ turns it into metrics. */
@@ -421,7 +526,14 @@ export interface CacheObserver {
   cacheResult(kind: CacheKind, result: CacheResult): void;
   staleServed(kind: CacheKind, reason: string): void;
   fillStarted(): void;
+  /** `bytes`: what the fill fetched from the primary (bytes from peers are {@link peerBytes}). */
   fillEnded(outcome: 'ok' | 'failed', bytes: number): void;
+  /** A request to a peer (a holder, or the replica filling the blob) ended. */
+  peerFill(result: PeerFillResult): void;
+  /** Bytes a fill received from a peer. */
+  peerBytes(bytes: number): void;
+  /** Another replica held the cluster fill lock: this fill followed it. */
+  fillLockWait(): void;
   /**
    * Content from the primary failed verification (DIGEST_MISMATCH,
    * SIZE_MISMATCH). Failed upstream calls are not reported here: the
@@ -468,6 +580,9 @@ export const noopObserver: CacheObserver = {
   staleServed: () => undefined,
   fillStarted: () => undefined,
   fillEnded: () => undefined,
+  peerFill: () => undefined,
+  peerBytes: () => undefined,
+  fillLockWait: () => undefined,
   upstreamFailure: () => undefined,
   cacheWriteFailed: () => undefined,
 };

@@ -274,7 +274,7 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
         env: 'OUTPOST_CLUSTER_NAME',
       },
       peerSecret: {
-        doc: 'Shared secret of the replica set (at least 16 characters, the same on every replica; e.g. openssl rand -hex 32). Required when etcd.endpoints is set. Signs the membership records replicas publish in etcd; will authenticate peer fill.',
+        doc: 'Shared secret of the replica set (at least 16 characters, the same on every replica; e.g. openssl rand -hex 32). Required when etcd.endpoints is set. Signs the membership records replicas publish in etcd and authenticates peer fill (the peer endpoint); peer fill is off without it.',
         format: 'optional-string',
         default: null,
         env: 'OUTPOST_PEER_SECRET',
@@ -297,7 +297,7 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
     },
     redis: {
       url: {
-        doc: 'Redis URL for shared state (redis:// or rediss://); empty means none.',
+        doc: 'Redis URL for shared state (redis:// or rediss://): blob locations for peer fill, fill locks, shared tag answers, pull statistics; empty means none.',
         format: 'redis-url',
         default: null,
         env: 'OUTPOST_REDIS_URL',

@@ -68,6 +68,19 @@ export class FillBroker {
         }
         return;
       }
+      case 'fill.follow': {
+        const watch = this.coordinator.followSync(msg.digest);
+        if (!watch) {
+          peer.send({ t: 'fill.role', id: msg.id, role: 'none', state: { status: 'pending' } });
+          return;
+        }
+        state.watches.set(msg.id, watch);
+        peer.send({ t: 'fill.role', id: msg.id, role: 'follower', state: watch.state() });
+        this.relay(peer, msg.id, watch, state).catch((err: unknown) =>
+          this.logger.error({ peer: peer.id, err: String((err as Error)?.message ?? err) }, 'relaying a fill to a worker failed'),
+        );
+        return;
+      }
       case 'fill.update': {
         const led = state.leases.get(msg.id);
         if (!led) return;

@@ -4,7 +4,7 @@
  * to the primary at most every `progressStepBytes`; followers are woken by
  * the primary's relayed states and read the bytes from the partial file.
  */
-import type { FillCoordinator, FillLease, FillRole } from '../cache/ports.ts';
+import type { FillCoordinator, FillLease, FillRole, FillState, FillWatch } from '../cache/ports.ts';
 import { cellLease } from './memory-fill-coordinator.ts';
 import { FillStateCell } from './fill-state-cell.ts';
 import { isFillMessage, type PrimaryToWorker, type WorkerToPrimary } from './ipc-messages.ts';
@@ -41,22 +41,31 @@ export class IpcFillCoordinator implements FillCoordinator {
 
   async acquire(digest: string): Promise<FillRole> {
     const id = this.nextId++;
-    const reply = await new Promise<Extract<PrimaryToWorker, { t: 'fill.role' }>>((resolve) => {
-      this.pending.set(id, resolve);
-      this.channel.send({ t: 'fill.acquire', id, digest });
+    const reply = await this.ask({ t: 'fill.acquire', id, digest });
+    if (reply.role === 'follower') return { role: 'follower', watch: this.followerWatch(id, reply.state) };
+    return { role: 'leader', lease: this.forwardingLease(id, new FillStateCell()) };
+  }
+
+  async follow(digest: string): Promise<FillWatch | undefined> {
+    const id = this.nextId++;
+    const reply = await this.ask({ t: 'fill.follow', id, digest });
+    return reply.role === 'follower' ? this.followerWatch(id, reply.state) : undefined;
+  }
+
+  private ask(message: Extract<WorkerToPrimary, { t: 'fill.acquire' | 'fill.follow' }>): Promise<Extract<PrimaryToWorker, { t: 'fill.role' }>> {
+    return new Promise((resolve) => {
+      this.pending.set(message.id, resolve);
+      this.channel.send(message);
     });
+  }
+
+  private followerWatch(id: number, state: FillState): FillWatch {
     const cell = new FillStateCell();
-    if (reply.role === 'follower') {
-      cell.set(reply.state);
-      if (!cell.finished) this.watching.set(id, cell);
-      return {
-        role: 'follower',
-        watch: cell.watch(() => {
-          if (this.watching.delete(id)) this.channel.send({ t: 'fill.unwatch', id });
-        }),
-      };
-    }
-    return { role: 'leader', lease: this.forwardingLease(id, cell) };
+    cell.set(state);
+    if (!cell.finished) this.watching.set(id, cell);
+    return cell.watch(() => {
+      if (this.watching.delete(id)) this.channel.send({ t: 'fill.unwatch', id });
+    });
   }
 
   private forwardingLease(id: number, cell: FillStateCell): FillLease {

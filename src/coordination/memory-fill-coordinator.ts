@@ -3,7 +3,7 @@
  * these for the whole host and workers reach it over IPC
  * (ipc-fill-coordinator.ts); tests and single-process nodes use it directly.
  */
-import type { FillCoordinator, FillError, FillLease, FillRole } from '../cache/ports.ts';
+import type { FillCoordinator, FillError, FillLease, FillRole, FillWatch } from '../cache/ports.ts';
 import { FillStateCell } from './fill-state-cell.ts';
 
 /** A lease that drives a cell; `onUpdate` sees every new state (the IPC bridge forwards them). */
@@ -38,6 +38,14 @@ export class MemoryFillCoordinator implements FillCoordinator {
 
   acquire(digest: string): Promise<FillRole> {
     return Promise.resolve(this.acquireSync(digest));
+  }
+
+  follow(digest: string): Promise<FillWatch | undefined> {
+    return Promise.resolve(this.followSync(digest));
+  }
+
+  followSync(digest: string): FillWatch | undefined {
+    return this.fills.get(digest)?.watch();
   }
 
   acquireSync(digest: string): FillRole {

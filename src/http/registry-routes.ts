@@ -15,10 +15,9 @@ import type { Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { defaultPlatformChild, parseManifest } from '../registry/manifest-references.ts';
 import { accepts, acceptsSingleManifest, isIndexMediaType, mediaTypes, parseAccept } from '../registry/media-types.ts';
-import { contentRange, parseRange } from '../registry/range.ts';
 import { filterByArtifactType, referrersIndex } from '../registry/referrers.ts';
 import { matchV2Route, type V2Route } from '../registry/route.ts';
-import { apiVersionHeader, sendBlobRange, sendError, sendJson } from './send.ts';
+import { apiVersionHeader, sendBlobSource, sendError, sendJson } from './send.ts';
 
 export interface RegistryRoutesDeps {
   resolver: RepositoryResolver;
@@ -38,7 +37,7 @@ export interface RegistryRoutesDeps {
 
 /** What the access log records about a registry request. */
 export interface RequestNotes {
-  route?: V2Route['kind'] | 'admin';
+  route?: V2Route['kind'] | 'admin' | 'peer';
   repository?: string;
   reference?: string;
   cache?: string;
@@ -223,35 +222,9 @@ export class RegistryRoutes {
     }
     // Whatever source answers — the local file, a fill in progress, the primary — is sent the same way.
     const source = await this.deps.blobs.open(target, digest, signal);
-    try {
-      notes.cache = source.result;
-      const size = source.size;
-      // Only a seekable source (a verified file) serves ranges; otherwise the whole body, as RFC 9110 allows.
-      // An If-Range that does not match our entity-tag means "send it all" (RFC 9110 §13.1.5).
-      const ranged = source.seekable && size !== undefined && ifRangeAllowsRange(req.headers['if-range'], etag);
-      const range = ranged ? parseRange(req.headers.range, size) : { kind: 'none' as const };
-      if (range.kind === 'unsatisfiable') {
-        throw new RegistryError('RANGE_INVALID', undefined, { headers: { 'content-range': `bytes */${size}` } });
-      }
-      const headers: Record<string, string | number> = { ...common, 'content-type': 'application/octet-stream', 'x-outpost-cache': source.result };
-      let start = 0;
-      let end = size === undefined ? undefined : size - 1;
-      if (range.kind === 'range') {
-        ({ start, end } = range.range);
-        headers['content-range'] = contentRange(range.range, size!);
-      }
-      if (end !== undefined) headers['content-length'] = end - start + 1;
-      res.writeHead(range.kind === 'range' ? 206 : 200, headers);
-      if (size === 0) {
-        res.end();
-        return;
-      }
-      // A whole body is verified as it goes (if it needs to be); a range waits for the whole file's check.
-      if (range.kind !== 'range') source.willReadWhole?.();
-      await sendBlobRange(res, source, start, end, this.bytesFrom(source.result === 'hit' ? 'cache' : 'fill'));
-    } finally {
-      await source.close();
-    }
+    notes.cache = source.result;
+    const headers = { ...common, 'content-type': 'application/octet-stream', 'x-outpost-cache': source.result };
+    await sendBlobSource(req, res, source, headers, etag, this.bytesFrom(source.result === 'hit' ? 'cache' : 'fill'));
   }
 
   private bytesFrom(source: 'cache' | 'fill'): ((n: number) => void) | undefined {

@@ -1,7 +1,9 @@
 /** Response helpers: the OCI error envelope, JSON bodies, and streaming bodies that break the connection on failure. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlobSource } from '../cache/blob-source.ts';
-import { errorEnvelope } from '../registry/errors.ts';
+import { ifRangeAllowsRange } from '../registry/conditional-requests.ts';
+import { errorEnvelope, RegistryError } from '../registry/errors.ts';
+import { contentRange, parseRange } from '../registry/range.ts';
 
 export const apiVersionHeader = { 'docker-distribution-api-version': 'registry/2.0' } as const;
 
@@ -30,6 +32,49 @@ export function sendJson(req: IncomingMessage, res: ServerResponse, status: numb
     'content-length': Buffer.byteLength(body),
   });
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * Answers a blob GET from any source (the local file, a fill in progress, a
+ * remote) the same way, and closes the source: a Range gets a 206 only from
+ * a seekable source (a verified file); otherwise the whole body goes out as
+ * a 200, as RFC 9110 allows. An If-Range that does not match `etag` means
+ * "send it all" (RFC 9110 §13.1.5).
+ */
+export async function sendBlobSource(
+  req: IncomingMessage,
+  res: ServerResponse,
+  source: BlobSource,
+  headers: Record<string, string | number>,
+  etag: string,
+  onBytes?: (n: number) => void,
+): Promise<void> {
+  try {
+    const size = source.size;
+    const ranged = source.seekable && size !== undefined && ifRangeAllowsRange(req.headers['if-range'], etag);
+    const range = ranged ? parseRange(req.headers.range, size) : { kind: 'none' as const };
+    if (range.kind === 'unsatisfiable') {
+      throw new RegistryError('RANGE_INVALID', undefined, { headers: { 'content-range': `bytes */${size}` } });
+    }
+    const out: Record<string, string | number> = { ...headers };
+    let start = 0;
+    let end = size === undefined ? undefined : size - 1;
+    if (range.kind === 'range') {
+      ({ start, end } = range.range);
+      out['content-range'] = contentRange(range.range, size!);
+    }
+    if (end !== undefined) out['content-length'] = end - start + 1;
+    res.writeHead(range.kind === 'range' ? 206 : 200, out);
+    if (size === 0) {
+      res.end();
+      return;
+    }
+    // A whole body is verified as it goes (if it needs to be); a range waits for the whole file's check.
+    if (range.kind !== 'range') source.willReadWhole?.();
+    await sendBlobRange(res, source, start, end, onBytes);
+  } finally {
+    await source.close();
+  }
 }
 
 const sendChunkBytes = 256 * 1024;

@@ -16,6 +16,7 @@ import { RegistryError } from '../registry/errors.ts';
 import type { AdminRoutes } from './admin-routes.ts';
 import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
+import { peerBlobsPath, type PeerRoutes } from './peer-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
 import { checkIntervalFor, SendWatchdog } from './send-watchdog.ts';
@@ -26,6 +27,8 @@ export interface HandlerDeps {
   admin: AdminRoutes;
   /** `/api/v0/meta/cluster_status`. */
   cluster?: ClusterRoutes;
+  /** `/api/v0/peer/blobs/<digest>`: other replicas of the set. */
+  peer?: PeerRoutes;
   logger: Logger;
   metrics: WorkerMetrics;
   /** While draining, responses close their connection so keep-alive clients reconnect through the load balancer. */
@@ -103,6 +106,10 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
     if (path === clusterStatusPath && deps.cluster) {
       notes.route = 'admin';
       return deps.cluster.handle(req, res);
+    }
+    if (path.startsWith(peerBlobsPath) && deps.peer) {
+      notes.route = 'peer';
+      return deps.peer.handle(req, res, path);
     }
     if (path.startsWith('/api/v0/cache/')) {
       notes.route = 'admin';

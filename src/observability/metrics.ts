@@ -60,7 +60,7 @@ export function nodeMetrics(processes: readonly ProcessMetrics[]): Registry {
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Route classes used as label values (the `V2Route` kinds plus ops). */
-export const routeClasses = ['base', 'catalog', 'manifest', 'blob', 'tags', 'referrers', 'upload', 'health', 'livez', 'nginx_status', 'metrics', 'admin', 'other'] as const;
+export const routeClasses = ['base', 'catalog', 'manifest', 'blob', 'tags', 'referrers', 'upload', 'health', 'livez', 'nginx_status', 'metrics', 'admin', 'peer', 'other'] as const;
 export type RouteClass = (typeof routeClasses)[number];
 
 export function workerMetrics(registry: Registry = new Registry()) {
@@ -105,13 +105,29 @@ export function workerMetrics(registry: Registry = new Registry()) {
     }),
     fillsInFlight: new Gauge({
       name: 'outpost_fills_in_flight',
-      help: 'Blob fills from the primary in progress.',
+      help: 'Blob fills in progress (from the primary or a peer replica).',
       registers: [registry],
     }),
     fills: new Counter({
       name: 'outpost_fills_total',
-      help: 'Blob fills from the primary, by outcome (ok, failed).',
+      help: 'Blob fills (from the primary or a peer replica), by outcome (ok, failed).',
       labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    peerFills: new Counter({
+      name: 'outpost_peer_fills_total',
+      help: 'Requests a fill made to a peer replica, by result: ok, or why the next source was used (not_found, unreachable, timeout, refused, broken, mismatch, error).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    peerBytes: new Counter({
+      name: 'outpost_peer_bytes_total',
+      help: 'Blob bytes fills received from peer replicas instead of the primary.',
+      registers: [registry],
+    }),
+    fillLockWaits: new Counter({
+      name: 'outpost_fill_lock_waits_total',
+      help: 'Fills that found another replica holding the cluster fill lock and followed that replica instead of asking the primary.',
       registers: [registry],
     }),
     upstreamRequests: new Counter({
@@ -275,6 +291,9 @@ export function metricsObserver(m: WorkerMetrics): CacheObserver {
       m.fills.inc({ outcome });
       m.upstreamBytes.inc(bytes);
     },
+    peerFill: (result) => m.peerFills.inc({ result }),
+    peerBytes: (bytes) => m.peerBytes.inc(bytes),
+    fillLockWait: () => m.fillLockWaits.inc(),
     upstreamFailure: (code) => m.upstreamErrors.inc({ code }),
     cacheWriteFailed: (code) => m.cacheWriteFailures.inc({ code }),
   };

@@ -5,6 +5,12 @@
  * fills, pull statistics), keeps the cluster gauges, tells the workers (for
  * `/health`), and answers `cluster_status`.
  *
+ * With Redis it also holds the node's part of the shared state: it answers
+ * the workers' shared.* questions (fill locks, holders, shared tags) through
+ * the shared-state broker, keeps this node's address and holdings in the
+ * location index (announced again whenever Redis comes back, since a Redis
+ * restarted empty has forgotten them), and withdraws what leaves the disk.
+ *
  * Standalone (no etcd) the node is its own single-member replica set and its
  * own leader. Neither etcd nor Redis is ever waited for: both connect in the
  * background, and their loss only degrades the node.
@@ -19,6 +25,11 @@ import type { Config } from '../config/types.ts';
 import type { EtcdReplicaSet, ReplicaSetState } from '../coordination/etcd-replica-set.ts';
 import type { RedisConnection } from '../coordination/redis-connection.ts';
 import { publishPullStats } from '../coordination/redis-pull-stats.ts';
+import { RedisBlobLocations } from '../coordination/redis-blob-locations.ts';
+import { RedisFillLocks } from '../coordination/redis-fill-lock.ts';
+import { RedisTagCache } from '../coordination/redis-tag-cache.ts';
+import { SharedStateBroker, type SharedStatePeer } from '../coordination/shared-state-broker.ts';
+import type { Digest } from '../registry/digest.ts';
 import { cacheDirWritable } from '../observability/health.ts';
 import type { PrimaryMetrics } from '../observability/metrics.ts';
 import { outpostVersion } from './version.ts';
@@ -32,6 +43,8 @@ export interface LocalNode {
   cacheWritable(): boolean;
   /** The workers' metrics, aggregated (Prometheus text). */
   workerMetrics(): Promise<string>;
+  /** Every digest cached on this node (blobs and manifests), for the location index. */
+  cachedDigests(): Iterable<Digest>;
 }
 
 export interface ClusterNodeOptions {
@@ -57,6 +70,11 @@ const redisCommandTimeoutMs = 500;
 const redisPingIntervalMs = 1_000;
 const statsIntervalMs = 5_000;
 const statusReadTimeoutMs = 1_500;
+/** The cluster fill lock lives this long unless renewed (every third of it): a dead filler's lock is gone within it. */
+const fillLockTtlMs = 5_000;
+/** This node's address in Redis is rewritten this often and lives this long: a dead node is no longer asked after it. */
+const addressRefreshMs = 1_500;
+const addressTtlMs = 5_000;
 
 /** The etcd and Redis adapters, loaded only when configured: etcd3 and ioredis add ~37 MiB to a process. */
 interface Adapters {
@@ -75,6 +93,10 @@ export class ClusterNode {
   private dirWritable = true;
   private draining = false;
   private timer: NodeJS.Timeout | undefined;
+  private readonly shared: SharedStateBroker | undefined;
+  /** The location index, when peer fill is on (Redis and a peer secret). */
+  private readonly locations: RedisBlobLocations | undefined;
+  private addressTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly options: ClusterNodeOptions,
@@ -97,10 +119,24 @@ export class ClusterNode {
         clock,
         onChange: (state) => {
           metrics.redisUp.set(state.up ? 1 : 0);
+          if (state.up) void this.announceAll();
           this.notify();
         },
       });
       metrics.redisUp.set(0);
+      const redis = this.redis;
+      const locations = new RedisBlobLocations(redis, config.node.id);
+      this.shared = new SharedStateBroker({
+        redisUp: () => redis.state().up,
+        locations,
+        locks: new RedisFillLocks(redis, config.node.id, fillLockTtlMs),
+        tags: new RedisTagCache(redis),
+        lockTtlMs: fillLockTtlMs,
+        tagTtlMs: config.tags.ttlMs,
+        logger: logger.child({ module: 'shared-state' }),
+      });
+      if (config.cluster.peerSecret !== undefined && config.node.advertiseUrl !== undefined) this.locations = locations;
+      else logger.info({}, 'peer fill off: it needs OUTPOST_PEER_SECRET and an advertise URL besides Redis; shared tags only');
     } else {
       metrics.registry.removeSingleMetric('outpost_redis_up');
     }
@@ -145,6 +181,10 @@ export class ClusterNode {
       ...(config.redis.url !== undefined ? { redis: await import('../coordination/redis-connection.ts') } : {}),
     });
     node.redis?.start();
+    if (node.locations !== undefined) {
+      node.addressTimer = setInterval(() => void node.advertise(), addressRefreshMs);
+      node.addressTimer.unref();
+    }
     await node.replicaSet?.start();
     if (node.replicaSet !== undefined || node.redis !== undefined) {
       // Standalone, nobody reads the figures between two cluster_status requests: they are refreshed then.
@@ -198,9 +238,34 @@ export class ClusterNode {
     await this.replicaSet?.resign();
   }
 
+  /** A worker's shared.* message (fill locks, holders, shared tags); false when it is not one. */
+  handleWorkerMessage(peer: SharedStatePeer, message: unknown): boolean {
+    return this.shared?.handle(peer, message) ?? false;
+  }
+
+  /** A worker exited: the fill locks it held go at once. */
+  workerGone(workerId: number): void {
+    this.shared?.peerGone(workerId);
+  }
+
+  /** Content landed on this node's disk: other replicas may fetch it from here. */
+  cached(digests: readonly Digest[]): void {
+    if (digests.length === 0 || this.locations === undefined || !this.redis?.state().up) return;
+    this.locations.announce(digests).catch((err: unknown) => this.options.logger.debug({ err: String(err) }, 'could not announce cached content'));
+  }
+
+  /** Content left this node's disk (eviction, purge, corruption): nobody is sent here for it. */
+  removed(digests: readonly Digest[]): void {
+    if (digests.length === 0 || this.locations === undefined || !this.redis?.state().up) return;
+    this.locations.withdraw(digests).catch((err: unknown) => this.options.logger.debug({ err: String(err) }, 'could not withdraw removed content'));
+  }
+
   /** Leaves the replica set (lease revoked) and closes etcd and Redis. Bounded; never throws. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.addressTimer);
+    this.shared?.stop();
+    if (this.locations !== undefined && this.redis?.state().up) await this.locations.leave().catch(() => undefined);
     await Promise.race([
       Promise.all([this.replicaSet?.stop(), this.redis?.stop()]).catch(() => undefined),
       new Promise((resolve) => setTimeout(resolve, 2 * this.timings.callTimeoutMs + 2_000).unref()),
@@ -256,6 +321,26 @@ export class ClusterNode {
       disk_failing: !this.dirWritable || writesFailing,
       ...(redisUp === undefined ? {} : { redis_up: redisUp }),
     };
+  }
+
+  /** Publishes this node's address (peers fetch from it while it lives). */
+  private async advertise(): Promise<void> {
+    const url = this.options.config.node.advertiseUrl;
+    if (this.locations === undefined || url === undefined || this.draining || !this.redis?.state().up) return;
+    await this.locations.advertise(url, addressTtlMs).catch((err: unknown) => this.options.logger.debug({ err: String(err) }, 'could not publish this node\'s address'));
+  }
+
+  /** Redis is (back) up: it may have restarted empty, so the address and every holding are announced again. */
+  private async announceAll(): Promise<void> {
+    if (this.locations === undefined) return;
+    await this.advertise();
+    const started = this.options.clock.now();
+    try {
+      const count = await this.locations.announce(this.options.local.cachedDigests());
+      this.options.logger.info({ digests: count, ms: this.options.clock.now() - started }, 'announced this node\'s cache to the replica set');
+    } catch (err) {
+      this.options.logger.warn({ err: String(err) }, 'could not announce this node\'s cache to the replica set; announced again when Redis is back');
+    }
   }
 
   private async refreshLocal(): Promise<void> {

@@ -10,7 +10,22 @@ import { BlobService } from '../cache/blob-service.ts';
 import { CatalogService } from '../cache/catalog-service.ts';
 import { ManifestService } from '../cache/manifest-service.ts';
 import { PassThroughCache } from '../cache/pass-through-cache.ts';
-import { noopIndexReporter, systemClock, type CacheIndexReporter, type Clock, type FillCoordinator, type PurgeScope, type ReferrersResponse, type Upstream } from '../cache/ports.ts';
+import {
+  noopIndexReporter,
+  systemClock,
+  type CacheIndexReporter,
+  type Clock,
+  type FillCoordinator,
+  type PeerDirectory,
+  type PurgeScope,
+  type ReferrersResponse,
+  type SharedTags,
+  type Upstream,
+} from '../cache/ports.ts';
+import { PeerFillOrigin } from '../cache/peer-fill-origin.ts';
+import { PeerManifests } from '../cache/peer-manifests.ts';
+import { PeerClient } from '../coordination/peer-client.ts';
+import { PeerRoutes } from '../http/peer-routes.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
 import type { Config, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
@@ -56,6 +71,8 @@ export interface OutpostAppDeps {
   metrics?: WorkerMetrics;
   /** True once shutdown started: /health fails while the node keeps serving. */
   draining?: () => boolean;
+  /** The replica set's shared state (Redis, through the cluster primary): peer fill and shared tags. */
+  shared?: { directory: PeerDirectory; tags: SharedTags };
   /** Cluster-wide views (through the cluster primary); a single process answers for itself by default. */
   cluster?: {
     metrics: () => Promise<string>;
@@ -87,6 +104,11 @@ export interface OutpostApp {
   /** Stops accepting, lets in-flight responses finish for up to `graceMs`, then cuts what is left. */
   close(options?: { graceMs?: number }): Promise<void>;
 }
+
+/** How long a replica that holds a blob may take to connect and answer before the next source is used. */
+const peerStartMs = 1_000;
+/** How long a replica sending a blob from its disk may pause before the rest is fetched elsewhere. */
+const peerIdleMs = 3_000;
 
 function hostOf(url: string): string {
   return new URL(url).host;
@@ -157,6 +179,14 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const { upstream } = config;
   const index = deps.index ?? noopIndexReporter;
   const links = new RepositoryLinks({ metadata, logger: cacheLogger });
+  const stallTimeoutMs = upstream.headersTimeoutMs * (upstream.retries + 1) + upstream.connectTimeoutMs + upstream.bodyIdleTimeoutMs;
+  // Peer fill: with the shared state, a peer secret and an address peers can reach this node at.
+  const peerSecret = config.cluster.peerSecret;
+  const peerClient =
+    deps.shared !== undefined && peerSecret !== undefined
+      ? new PeerClient({ nodeId: config.node.id, secret: peerSecret, connectTimeoutMs: peerStartMs, bodyIdleTimeoutMs: upstream.bodyIdleTimeoutMs, clock })
+      : undefined;
+  const peerLogger = logger.child({ module: 'peer-fill' });
   const blobs = new BlobService({
     links,
     store: blobStore,
@@ -166,7 +196,20 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     clock,
     cacheable: (size) => size === undefined || size <= config.cache.maxBytes * config.cache.lowWatermark,
     logger: cacheLogger,
-    stallTimeoutMs: upstream.headersTimeoutMs * (upstream.retries + 1) + upstream.connectTimeoutMs + upstream.bodyIdleTimeoutMs,
+    stallTimeoutMs,
+    ...(peerClient !== undefined && deps.shared !== undefined
+      ? {
+          origin: new PeerFillOrigin({
+            directory: deps.shared.directory,
+            peers: peerClient,
+            observer,
+            logger: peerLogger,
+            peerStartMs,
+            peerIdleMs,
+            followStartMs: stallTimeoutMs,
+          }),
+        }
+      : {}),
   });
   const manifests = new ManifestService({
     links,
@@ -179,6 +222,10 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     revalidateTimeoutMs: config.tags.revalidateTimeoutMs,
     maxManifestBytes: config.manifests.maxBytes,
     index,
+    ...(deps.shared !== undefined ? { sharedTags: deps.shared.tags } : {}),
+    ...(peerClient !== undefined && deps.shared !== undefined
+      ? { peers: new PeerManifests({ directory: deps.shared.directory, peers: peerClient, observer, logger: peerLogger, peerStartMs }) }
+      : {}),
   });
   const passThrough = { clock, observer, logger: cacheLogger, ttlMs: config.tags.ttlMs, timeoutMs: upstream.headersTimeoutMs };
   const tagLists = new PassThroughCache<{ tags: string[] }>({ ...passThrough, kind: 'tags_list', notFound: 'NAME_UNKNOWN' });
@@ -247,7 +294,13 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     deps.cluster?.status ??
     standaloneClusterStatus({ config, clock, health: () => runHealthChecks(checks, draining), draining, metrics: () => metrics.registry.metrics() });
   const clusterRoutes = new ClusterRoutes(new AdminToken(config.admin.token), clusterStatus);
-  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, metrics, draining, logger: logger.child({ module: 'http' }) });
+  const peer = new PeerRoutes({
+    secret: peerSecret,
+    clock,
+    blobs,
+    mediaType: async (digest) => (await metadata.getManifestMeta(digest))?.mediaType,
+  });
+  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, peer, metrics, draining, logger: logger.child({ module: 'http' }) });
   const server = createServer(handler, { ...config.server, logger: logger.child({ module: 'http' }) });
   connectionStats.attach(server);
 
@@ -287,9 +340,9 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
         server.closeIdleConnections();
       });
       access.close();
-      // Upstream pools close gracefully, but never hold the shutdown past a short bound.
+      // Upstream and peer pools close gracefully, but never hold the shutdown past a short bound.
       await Promise.race([
-        Promise.all(resolver.entries.map((entry) => entry.upstream.close())),
+        Promise.all([...resolver.entries.map((entry) => entry.upstream.close()), peerClient?.close()]),
         new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
       ]);
     },

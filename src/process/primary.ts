@@ -82,6 +82,8 @@ export async function runPrimary(config: Config): Promise<void> {
     discard: (partialPath) => store.discardPartial(partialPath),
   });
   metrics.workersConfigured.set(config.workers);
+  // Set once the replica set is wired: what leaves the disk leaves the location index too.
+  let contentRemoved: (digests: Digest[]) => void = () => undefined;
   // The host's eviction policy (cache/) over its disk adapters (storage/); workers feed it index batches.
   const markers = new DiskCrashMarkers(layout);
   const owner = new EvictionService({
@@ -96,6 +98,7 @@ export async function runPrimary(config: Config): Promise<void> {
     highWatermark: config.cache.highWatermark,
     lowWatermark: config.cache.lowWatermark,
     retentionMs: config.cache.retentionMs,
+    onRemoved: (digests) => contentRemoved(digests),
   });
   // Before any worker starts: they read which blobs are unverified from index/unverified-before.
   const loaded = await owner.load();
@@ -139,7 +142,10 @@ export async function runPrimary(config: Config): Promise<void> {
         await ops.forgetEverywhere(scope);
         return result;
       },
-      indexBatch: (batch) => owner.apply(batch),
+      indexBatch: (batch) => {
+        owner.apply(batch);
+        clusterNode.cached(batch.added.map(([digest]) => digest));
+      },
       corrupt: dropCorrupt,
       clusterStatus: () => clusterNode.status(),
     },
@@ -158,6 +164,7 @@ export async function runPrimary(config: Config): Promise<void> {
         workers: () => ({ up: Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected()).length, configured: config.workers }),
         cacheWritable: () => ops.writable(60_000),
         workerMetrics: () => ops.nodeMetricsText(),
+        cachedDigests: () => [...owner.index.entries()].map((entry) => entry.digest),
       },
       onChange: (state) => ops.coordination(state),
     });
@@ -168,6 +175,7 @@ export async function runPrimary(config: Config): Promise<void> {
     process.exit(1);
   }
   ops.coordination(clusterNode.coordination());
+  contentRemoved = (digests) => clusterNode.removed(digests);
   metrics.cacheWritable.set(1);
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
   // Pins resolve in a worker (it has the upstream and the manifest service); tags that move move their pins.
@@ -186,6 +194,7 @@ export async function runPrimary(config: Config): Promise<void> {
       worker.on('message', (message: unknown) => {
         try {
           broker.handle(peer, message);
+          clusterNode.handleWorkerMessage(peer, message);
           ops.handle(worker, message);
           metrics.fillsCoordinated.set(broker.inflight);
         } catch (err) {
@@ -199,6 +208,7 @@ export async function runPrimary(config: Config): Promise<void> {
     },
     onExit: (worker) => {
       broker.peerGone(worker.id);
+      clusterNode.workerGone(worker.id);
       ops.workerExited(worker);
       void owner.workerExited(worker.process.pid).catch((err: unknown) => logger.warn({ err: String(err) }, 'could not account for a dead worker\'s partial files'));
     },

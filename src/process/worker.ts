@@ -1,6 +1,7 @@
 /** A cluster worker: serves the registry API on the shared port, coordinating fills through the primary. */
 import type { Config } from '../config/types.ts';
 import { IpcFillCoordinator } from '../coordination/ipc-fill-coordinator.ts';
+import { IpcSharedState } from '../coordination/ipc-shared-state.ts';
 import { BatchingIndexReporter } from '../coordination/ipc-index-reporter.ts';
 import { emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -48,6 +49,11 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
     send: (message) => process.send?.(message),
     onMessage: (listener) => process.on('message', listener),
   });
+  // The replica set's shared state lives in Redis, reached through the cluster primary's one bounded connection.
+  const shared =
+    config.redis.url === undefined
+      ? undefined
+      : new IpcSharedState({ send: (message) => process.send?.(message), onMessage: (listener) => process.on('message', listener) });
   const metrics = workerMetrics();
   let snapshot = (): ConnectionCounters => emptyCounters();
   // Answers the primary's requests for this worker's counters and metrics (merged into the node's /metrics there).
@@ -61,6 +67,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
     logger,
     metrics,
     draining: () => draining,
+    ...(shared === undefined ? {} : { shared: { directory: shared, tags: shared } }),
     cluster: {
       metrics: () => ops.metrics(),
       connections: () => ops.connections(),

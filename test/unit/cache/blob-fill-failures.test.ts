@@ -161,6 +161,7 @@ function recording(coordinator: FillCoordinator, roles: FillRole['role'][]): Fil
       roles.push(role.role);
       return role;
     },
+    follow: (digest) => coordinator.follow(digest),
   };
 }
 

@@ -1,0 +1,50 @@
+/**
+ * The HTTP protocol between replicas: one endpoint, and how a request to it
+ * is authenticated with the replica set's peer secret.
+ *
+ *   GET|HEAD /api/v0/peer/blobs/<digest>
+ *     X-Outpost-Peer: v1 <node-id> <unix ms> <hex HMAC-SHA256>
+ *     Range: bytes=<start>-          (optional; honoured for blobs on disk)
+ *   → 200 / 206 with Content-Length, Docker-Content-Digest, and for a
+ *     manifest its media type as Content-Type; 404 BLOB_UNKNOWN when this
+ *     replica neither holds nor fills the blob; 401 UNAUTHORIZED without a
+ *     valid signature.
+ *
+ * The HMAC covers the method, the path, the time and the caller's node id,
+ * with the label `outpost-peer-request` so a signature made for anything
+ * else (a membership record) never verifies here. A signature is accepted
+ * for {@link peerSignatureWindowMs} either side of this replica's clock:
+ * replicas need roughly synchronised clocks (NTP), as etcd leases do.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export const peerBlobsPath = '/api/v0/peer/blobs/';
+export const peerAuthHeader = 'x-outpost-peer';
+export const peerSignatureWindowMs = 60_000;
+
+function mac(secret: string, method: string, path: string, at: number, nodeId: string): Buffer {
+  return createHmac('sha256', secret).update(`outpost-peer-request\n${method}\n${path}\n${at}\n${nodeId}`).digest();
+}
+
+/** The `X-Outpost-Peer` value for a request from `nodeId` at `at` (ms since epoch). */
+export function signPeerRequest(secret: string, method: string, path: string, nodeId: string, at: number): string {
+  return `v1 ${nodeId} ${at} ${mac(secret, method, path, at, nodeId).toString('hex')}`;
+}
+
+export type PeerAuthResult = { ok: true; nodeId: string } | { ok: false; reason: string };
+
+/** Checks an `X-Outpost-Peer` header against the secret, the request line and the clock. */
+export function verifyPeerRequest(secret: string, method: string, path: string, header: string | string[] | undefined, now: number): PeerAuthResult {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value === '') return { ok: false, reason: 'no peer signature' };
+  const parts = value.split(' ');
+  if (parts.length !== 4 || parts[0] !== 'v1') return { ok: false, reason: 'malformed peer signature' };
+  const [, nodeId = '', rawAt = '', hex = ''] = parts;
+  const at = /^\d{1,16}$/.test(rawAt) ? Number(rawAt) : Number.NaN;
+  if (!Number.isSafeInteger(at) || !/^[0-9a-f]{64}$/.test(hex) || nodeId === '' || nodeId.length > 253) return { ok: false, reason: 'malformed peer signature' };
+  if (Math.abs(now - at) > peerSignatureWindowMs) return { ok: false, reason: 'peer signature too old or from the future (are the clocks in sync?)' };
+  const expected = mac(secret, method, path, at, nodeId);
+  const given = Buffer.from(hex, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'peer signature does not verify (another secret?)' };
+  return { ok: true, nodeId };
+}
