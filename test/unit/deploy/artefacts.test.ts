@@ -530,7 +530,7 @@ describe('Prometheus (deploy/prometheus)', () => {
   it('every replica-set alert has a promtool case where it fires and one where it must not', async () => {
     const doc = parseYaml(await read('prometheus/alerts.yml')) as { groups: Array<{ name: string; rules: AlertRule[] }> };
     const alerts = doc.groups.find((g) => g.name === 'outpost.replica_set')!.rules.flatMap((r) => (r.alert === undefined ? [] : [r.alert]));
-    expect(alerts.sort()).toEqual(['OutpostEtcdDown', 'OutpostNoLeader', 'OutpostRedisDown', 'OutpostReplicaMissing']);
+    expect(alerts.sort()).toEqual(['OutpostEtcdDown', 'OutpostNoLeader', 'OutpostPeerFillFailures', 'OutpostRedisDown', 'OutpostReplicaMissing']);
     const tests = parseYaml(await read('prometheus/alerts.test.yml')) as {
       tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts: unknown[] }>; promql_expr_test?: Array<{ expr: string }> }>;
     };
@@ -542,11 +542,28 @@ describe('Prometheus (deploy/prometheus)', () => {
     expect(tests.tests.flatMap((t) => t.promql_expr_test ?? []).map((t) => t.expr)).toContain('outpost:cluster_replicas:expected');
   });
 
-  it('ships no rule on metrics this version does not export (peer fill comes with its own alert)', async () => {
-    const text = await read('prometheus/alerts.yml');
+  it('watches peer fill per replica set: failed requests to peers, not stale hints, sustained and not isolated', async () => {
     const rules = await alertRules();
-    expect(rules.flatMap((r) => metricNamesIn(r.expr)).filter((m) => m.startsWith('outpost_peer') || m.startsWith('outpost_fill_lock'))).toEqual([]);
-    expect(text).toMatch(/# Peer fill failures: peer fill is not built yet/);
+    const rule = rules.find((r) => r.alert === 'OutpostPeerFillFailures');
+    expect(rule?.labels?.['severity']).toBe('warning');
+    expect(rule?.for).toBe('10m');
+    const expr = rule?.expr ?? '';
+    expect(expr).toContain('sum by (job, cluster) (rate(outpost_peer_fills_total{job="outpost"}[5m]))');
+    // The failures: every result the code reports except ok and not_found (a stale location hint).
+    const ports = await readFile(join(root, 'src/cache/ports.ts'), 'utf8');
+    const union = /export type PeerFillResult = ([^;]+);/.exec(ports)?.[1] ?? '';
+    const results = [...union.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]!);
+    expect(results).toEqual(expect.arrayContaining(['ok', 'not_found', 'unreachable', 'timeout', 'refused', 'broken', 'mismatch', 'error']));
+    const matchers = [...expr.matchAll(/outpost_peer_fills_total\{job="outpost", result!~"([^"]+)"\}/g)].map((m) => m[1]!);
+    expect(matchers).toHaveLength(2); // the ratio's numerator and the volume guard
+    for (const m of matchers) {
+      const excluded = new RegExp(`^(?:${m})$`);
+      expect(results.filter((r) => excluded.test(r)).sort()).toEqual(['not_found', 'ok']);
+    }
+    // A sustained ratio, with a volume guard so a few isolated failures stay quiet.
+    expect(expr).toMatch(/\) > 0\.1\s+and sum by \(job, cluster\) \(increase\(outpost_peer_fills_total\{[^}]*\}\[5m\]\)\) >= 3/);
+    const text = await read('prometheus/alerts.yml');
+    expect(text).not.toMatch(/peer fill is not built yet/);
     expect(text).not.toMatch(/\b(TODO|FIXME|XXX)\b/);
   });
 });
@@ -583,7 +600,7 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
     expect(overlaps).toEqual([]);
   });
 
-  it('charts requests, latency, hit ratio, bytes by source, the primary, fills, disk, evictions, workers, rate limits and the replica set', async () => {
+  it('charts requests, latency, hit ratio, bytes by source, the primary, fills, disk, evictions, workers, rate limits, the replica set and peer fill', async () => {
     const used = new Set(dashboardExpressions(await dashboard()).flatMap((e) => metricNamesIn(e.expr)));
     for (const metric of [
       'outpost_http_requests_total',
@@ -605,12 +622,15 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
       'outpost_cluster_members',
       'outpost_etcd_up',
       'outpost_redis_up',
+      'outpost_peer_bytes_total',
+      'outpost_peer_fills_total',
+      'outpost_fill_lock_waits_total',
     ]) {
       expect(used.has(metric), metric).toBe(true);
     }
   });
 
-  it('has a "Replica set" row: leaders, members seen against the expectation, leader per node, etcd and Redis per node', async () => {
+  it('has a "Replica set" row: leaders, members seen against the expectation, leader per node, etcd and Redis per node, peer fill', async () => {
     const d = await dashboard();
     const rows = d.panels.filter((p) => p.type === 'row').sort((a, b) => a.gridPos.y - b.gridPos.y);
     const row = rows.find((r) => r.title === 'Replica set');
@@ -624,6 +644,13 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
     expect(uses('outpost:cluster_replicas:expected')).toEqual(['Replicas in etcd / expected', 'Replicas each node sees in etcd']);
     expect(uses('outpost_etcd_up')).toEqual(expect.arrayContaining(['Nodes without etcd', 'etcd and Redis reachable per node']));
     expect(uses('outpost_redis_up')).toEqual(['Nodes without Redis', 'etcd and Redis reachable per node']);
+    // Peer fill: bytes from peers against bytes from the primary (the WAN saved), requests by result, lock waits.
+    expect(uses('outpost_peer_bytes_total')).toEqual(['Fill bytes: from peers vs from the primary', 'Share of fill bytes from peers']);
+    expect(uses('outpost_upstream_fetched_bytes_total')).toEqual(['Fill bytes: from peers vs from the primary', 'Share of fill bytes from peers']);
+    expect(uses('outpost_peer_fills_total')).toEqual(['Peer requests by result']);
+    expect(uses('outpost_fill_lock_waits_total')).toEqual(['Fill-lock waits']);
+    const byResult = panels.find((p) => p.title === 'Peer requests by result')!;
+    expect(byResult.targets![0]!.expr).toMatch(/^sum by \(result\) \(rate\(outpost_peer_fills_total\{/);
     // "Leader per node" shows one series per node.
     const perNode = panels.find((p) => p.title === 'Leader per node')!;
     expect(perNode.targets![0]!.expr).toMatch(/^max by \(instance\) \(outpost_cluster_leader\{/);
@@ -640,6 +667,10 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
       series: `${name}{job="outpost", cluster="office", instance="${instance}"}`,
       values: `${value}x5`,
     });
+    const counter = (name: string, instance: string, labels: string, perMinute: number): { series: string; values: string } => ({
+      series: `${name}{job="outpost", cluster="office", instance="${instance}"${labels}}`,
+      values: `0+${perMinute}x5`,
+    });
     const dir = await tempDir('dashboard-replica-set');
     await copyFile(join(deploy, 'prometheus/alerts.yml'), join(dir, 'alerts.yml'));
     const sample = (e: string, labels: string, value: number) => ({ expr: e, eval_time: '3m', exp_samples: [{ labels, value }] });
@@ -655,6 +686,13 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
             series('outpost_etcd_up', 'a', 1), series('outpost_etcd_up', 'b', 0),
             series('outpost_redis_up', 'a', 1), series('outpost_redis_up', 'b', 0),
             series('outpost_cluster_members', 'a', 2), series('outpost_cluster_members', 'b', 3),
+            // Peer fill: a gets 300 bytes a minute from peers and 100 from the primary, b 200 from
+            // the primary; of 16 requests to peers a minute, 6 ok, 8 stale hints, 2 timeouts.
+            counter('outpost_peer_bytes_total', 'a', '', 300), counter('outpost_upstream_fetched_bytes_total', 'a', '', 100),
+            counter('outpost_peer_bytes_total', 'b', '', 0), counter('outpost_upstream_fetched_bytes_total', 'b', '', 200),
+            counter('outpost_peer_fills_total', 'a', ', result="ok"', 6),
+            counter('outpost_peer_fills_total', 'a', ', result="not_found"', 8),
+            counter('outpost_peer_fills_total', 'b', ', result="timeout"', 2),
           ],
           promql_expr_test: [
             sample(expr('Leaders'), '{}', 1),
@@ -663,6 +701,8 @@ describe('Grafana dashboard (deploy/grafana/outpost-dashboard.json)', () => {
             sample(expr('Nodes without etcd'), '{}', 1),
             sample(expr('Nodes without Redis'), '{}', 1),
             sample(expr('Replicas each node sees in etcd', 'A'), '{instance="a"}', 2),
+            sample(expr('Share of fill bytes from peers'), '{}', 0.5),
+            sample(expr('Peer requests by result', 'B'), '{}', 0.125),
           ],
         },
       ],
