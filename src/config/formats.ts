@@ -393,10 +393,16 @@ export interface RegistryEntry {
   bodyIdleTimeoutMs: number | undefined;
   retries: number | undefined;
   connections: number | undefined;
+  /** More names clients call this registry by (`?ns=`, path prefix). */
+  aliases: string[];
+  /** Serves Docker Hub's namespace (`nginx` is `library/nginx`); undefined: decided from its names. */
+  dockerHub: boolean | undefined;
 }
 
 export const REGISTRY_KEYS = [
   'host',
+  'aliases',
+  'dockerHub',
   'url',
   'username',
   'password',
@@ -416,6 +422,36 @@ const HOST_PATTERN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-
 export function parseRegistryHost(value: unknown): string {
   if (typeof value === 'string' && HOST_PATTERN.test(value.trim())) return value.trim().toLowerCase();
   throw new FormatError('not a registry host', REGISTRY_HOST_ALLOWED, value);
+}
+
+export function parseOptionalRegistryHost(value: unknown): string | undefined {
+  if (value === null || value === undefined || value === '') return undefined;
+  return parseRegistryHost(value);
+}
+
+const REGISTRY_HOSTS_ALLOWED = `a comma-separated string or a list of registry hosts, e.g. docker.io`;
+
+/** A {@link parseStringList} of registry hosts, lower-cased, each once. */
+export function parseRegistryHosts(value: unknown): string[] {
+  const hosts = parseStringList(value).map((item, index) => {
+    try {
+      return parseRegistryHost(item);
+    } catch (error) {
+      throw error instanceof FormatError ? new FormatError(error.reason, REGISTRY_HOSTS_ALLOWED, item, `[${index}]`) : error;
+    }
+  });
+  return [...new Set(hosts)];
+}
+
+const OPTIONAL_BOOLEAN_ALLOWED = `${BOOLEAN_ALLOWED}, or unset`;
+
+export function parseOptionalBoolean(value: unknown): boolean | undefined {
+  if (value === null || value === undefined || value === '') return undefined;
+  try {
+    return parseBoolean(value);
+  } catch (error) {
+    throw error instanceof FormatError ? new FormatError(error.reason, OPTIONAL_BOOLEAN_ALLOWED, value) : error;
+  }
 }
 
 function optional<T>(parse: (value: unknown) => T): (value: unknown) => T | undefined {
@@ -450,6 +486,8 @@ export function parseRegistries(value: unknown): RegistryEntry[] {
     seen.add(host);
     return {
       host,
+      aliases: field('aliases', parseRegistryHosts),
+      dockerHub: field('dockerHub', optional(parseBoolean)),
       url: field('url', (v) => parseHttpUrl(v)),
       username: field('username', parseOptionalString),
       password: field('password', parseOptionalString),
@@ -548,6 +586,9 @@ export const valueFormats = {
   'cluster-name': format(CLUSTER_NAME_ALLOWED, parseClusterName),
   'log-level': format(LOG_LEVEL_ALLOWED, parseLogLevel),
   'string-list': format(STRING_LIST_ALLOWED, parseStringList),
+  'optional-registry-host': format(`${REGISTRY_HOST_ALLOWED}, or empty for the url's host`, parseOptionalRegistryHost),
+  'registry-host-list': format(REGISTRY_HOSTS_ALLOWED, parseRegistryHosts),
+  'optional-boolean': format(OPTIONAL_BOOLEAN_ALLOWED, parseOptionalBoolean),
   'url-list': format(`a comma-separated string or a list of ${HTTP_URL_WITH_CREDENTIALS_ALLOWED}s`, parseUrlList),
   // Config-file only; a string (never expected) is read as JSON.
   registries: format(REGISTRIES_ALLOWED, parseRegistries, (text) => {

@@ -16,7 +16,7 @@ import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
 import { authConvictFormats, authValueFormats, parseAuthConfig, unknownRuleUpstreams, type AuthConfig } from '../auth/config.ts';
 import { HtpasswdError, parseHtpasswd } from '../auth/htpasswd.ts';
-import { dockerHubAliases } from '../registry/reference.ts';
+import { dockerHubAliases, isDockerHubHost } from '../registry/reference.ts';
 import { type FormatName, FormatError, type ValueFormat, convictFormats, describeValue, isFormatName, valueFormats } from './formats.ts';
 import { REDACTED, redactUrlCredentials, redactValue } from './redact.ts';
 import {
@@ -29,7 +29,7 @@ import {
   isSetting,
   listSettings,
 } from './schema.ts';
-import type { Config, RegistryConfig, UpstreamConfig } from './types.ts';
+import type { Config, DefaultUpstreamConfig, PrimaryNames, RegistryConfig, UpstreamConfig } from './types.ts';
 
 /** One thing wrong with the configuration. */
 export interface ConfigProblem {
@@ -185,8 +185,17 @@ function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Con
     retries: read('upstream.retries', 'non-negative-int'),
     connections: read('upstream.connections', 'positive-int'),
   };
+  const defaultUpstream: DefaultUpstreamConfig = {
+    ...upstream,
+    ...primaryNames(
+      upstream.url,
+      read('upstream.host', 'optional-registry-host'),
+      read('upstream.aliases', 'registry-host-list'),
+      read('upstream.dockerHub', 'optional-boolean'),
+    ),
+  };
   const registries: RegistryConfig[] = read('registries', 'registries').map((entry) => ({
-    host: entry.host,
+    ...primaryNames(entry.url, entry.host, entry.aliases, entry.dockerHub),
     url: entry.url,
     // Credentials, CA and TLS verification belong to one primary: never inherited.
     username: entry.username,
@@ -212,7 +221,7 @@ function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Con
 
   return {
     server,
-    upstream,
+    upstream: defaultUpstream,
     registries,
     cache: {
       dir: read('cache.dir', 'non-empty-string'),
@@ -245,6 +254,20 @@ function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Con
     log: { level: read('log.level', 'log-level') },
     auth,
   };
+}
+
+/**
+ * The names a primary answers to. Its host is the one declared, else its
+ * url's; a primary whose url or host is Docker Hub also answers to Docker
+ * Hub's other names. `dockerHub` (the `library/` convention) is true, unless
+ * declared, when any of its names is a Docker Hub name.
+ */
+function primaryNames(url: string, host: string | undefined, aliases: readonly string[], dockerHub: boolean | undefined): PrimaryNames {
+  const urlHost = new URL(url).host.toLowerCase();
+  const own = host ?? urlHost;
+  const implied = [...dockerHubAliases(urlHost), ...dockerHubAliases(own), ...(host !== undefined && host !== urlHost && isDockerHubHost(urlHost) ? [urlHost] : [])];
+  const names = [...new Set([...aliases, ...implied])].filter((name) => name !== own);
+  return { host: own, aliases: names, dockerHub: dockerHub ?? [own, urlHost, ...names].some(isDockerHubHost) };
 }
 
 // ---------------------------------------------------------------------------
@@ -353,7 +376,8 @@ function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
     }
   }
 
-  const knownHosts = [...upstreamHosts(config.upstream.url), ...config.registries.map((registry) => registry.host)];
+  problems.push(...duplicateNames(config, origin));
+  const knownHosts = [config.upstream, ...config.registries].flatMap((primary) => [primary.host, ...primary.aliases]);
   for (const error of unknownRuleUpstreams(config.auth, knownHosts)) {
     problems.push({ key: `auth.${error.path}`, reason: error.reason, allowed: error.allowed, source: origin('auth.rules').source, value: error.value });
   }
@@ -389,10 +413,40 @@ function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
   return problems;
 }
 
-/** The names the default primary answers to: its host, and Docker Hub's names when it is Docker Hub. */
-function upstreamHosts(url: string): string[] {
-  const host = new URL(url).host.toLowerCase();
-  return [host, ...dockerHubAliases(host)];
+/**
+ * Each registry host names one primary: a `registries` entry that repeats the
+ * default primary's host or an alias (or another entry's) would be a second
+ * cache of the same registry, chosen by whichever name a client used.
+ */
+function duplicateNames(config: Config, origin: Origin): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  /** Each name → which setting gave it to which primary. */
+  const owners = new Map<string, string>();
+  const explicitAliases = new Set(valueFormats['registry-host-list'].parse(origin('upstream.aliases').value));
+  const hostSet = origin('upstream.host').source !== 'default';
+  for (const name of [config.upstream.host, ...config.upstream.aliases]) {
+    const why =
+      name === config.upstream.host
+        ? hostSet ? 'upstream.host' : 'upstream.url'
+        : explicitAliases.has(name) ? 'upstream.aliases' : 'implied by a Docker Hub upstream.url';
+    owners.set(name, `the default primary (${why})`);
+  }
+  config.registries.forEach((registry, index) => {
+    const names = [registry.host, ...registry.aliases];
+    const taken = names.find((name) => owners.has(name));
+    if (taken === undefined) {
+      for (const name of names) owners.set(name, `registries[${index}]`);
+      return;
+    }
+    problems.push({
+      key: taken === registry.host ? `registries[${index}].host` : `registries[${index}].aliases`,
+      reason: `${taken} is already a name of ${owners.get(taken)}; a second primary for it would be a second cache of the same images`,
+      allowed: 'a host no other primary answers to; to mirror it from this url, make it the default primary (upstream.url with upstream.aliases) or change the other entry',
+      source: origin('registries').source,
+      value: taken,
+    });
+  });
+  return problems;
 }
 
 /** What is wrong with an htpasswd file's content (line numbers, never a hash or a user), or undefined. */

@@ -110,6 +110,24 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
         env: 'OUTPOST_UPSTREAM_URL',
         arg: 'upstream-url',
       },
+      host: {
+        doc: "The registry host clients name the default primary by (containerd ?ns=<host>, a /v2/<host>/... prefix), and its cache key. Default: the url's host.",
+        format: 'optional-registry-host',
+        default: null,
+        env: 'OUTPOST_UPSTREAM_HOST',
+      },
+      aliases: {
+        doc: 'More registry hosts the default primary answers to, e.g. docker.io for a Harbor, DTR or Outpost that mirrors Docker Hub. A Docker Hub url implies docker.io, index.docker.io and registry-1.docker.io.',
+        format: 'registry-host-list',
+        default: [],
+        env: 'OUTPOST_UPSTREAM_ALIASES',
+      },
+      dockerHub: {
+        doc: "The default primary serves Docker Hub's namespace: nginx means library/nginx. Default: true when its url, host or an alias is a Docker Hub name (docker.io, index.docker.io, registry-1.docker.io).",
+        format: 'optional-boolean',
+        default: null,
+        env: 'OUTPOST_UPSTREAM_DOCKER_HUB',
+      },
       username: {
         doc: 'User name Outpost authenticates with upstream; unset means anonymous.',
         format: 'optional-string',
@@ -169,7 +187,7 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
     registries: {
       doc:
         'Extra primaries, picked by containerd ?ns=<host> or a /v2/<host>/... path prefix. Each entry: ' +
-        'host, url (required), username, password, caFile, insecure, connectTimeout, headersTimeout, ' +
+        'host, url (required), aliases, dockerHub, username, password, caFile, insecure, connectTimeout, headersTimeout, ' +
         'bodyIdleTimeout, retries, connections. Timeouts, retries and connections default to the upstream ' +
         'settings; credentials, caFile and insecure are never inherited. Config file only.',
       format: 'registries',

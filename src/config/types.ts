@@ -23,11 +23,21 @@ export interface UpstreamConfig {
   connections: number;
 }
 
-/** An extra primary, picked by containerd's `?ns=<host>` or a `/v2/<host>/...` path prefix. */
-export interface RegistryConfig extends UpstreamConfig {
-  /** The registry host clients name, e.g. `ghcr.io`. */
+/** The names clients call a primary by, and the namespace conventions it follows. */
+export interface PrimaryNames {
+  /** The registry host clients name, e.g. `ghcr.io`; also the primary's cache key. */
   host: string;
+  /** Other hosts that mean the same primary (`docker.io` for `registry-1.docker.io`, or for a Docker Hub mirror). */
+  aliases: string[];
+  /** Docker Hub's namespace: `nginx` means `library/nginx`. */
+  dockerHub: boolean;
 }
+
+/** The default primary: everything no `?ns=` or path prefix sends elsewhere. */
+export interface DefaultUpstreamConfig extends UpstreamConfig, PrimaryNames {}
+
+/** An extra primary, picked by containerd's `?ns=<host>` or a `/v2/<host>/...` path prefix. */
+export interface RegistryConfig extends UpstreamConfig, PrimaryNames {}
 
 /** What the HTTP server holds a client to: each bound frees a descriptor a misbehaving client would keep. */
 export interface ClientLimits {
@@ -50,7 +60,7 @@ export interface ServerConfig extends ClientLimits {
 
 export interface Config {
   server: ServerConfig;
-  upstream: UpstreamConfig;
+  upstream: DefaultUpstreamConfig;
   registries: RegistryConfig[];
   cache: {
     dir: string;

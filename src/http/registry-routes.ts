@@ -18,6 +18,7 @@ import { accepts, acceptsSingleManifest, isIndexMediaType, mediaTypes, parseAcce
 import { filterByArtifactType, referrersIndex } from '../registry/referrers.ts';
 import { matchV2Route, type V2Route } from '../registry/route.ts';
 import { apiVersionHeader, sendBlobSource, sendError, sendJson } from './send.ts';
+import type { UnknownNamespaces } from './unknown-namespaces.ts';
 
 export interface RegistryRoutesDeps {
   resolver: RepositoryResolver;
@@ -33,6 +34,8 @@ export interface RegistryRoutesDeps {
   audit: Logger;
   /** Blob bytes sent, by where they came from. */
   onBlobBytes?: (source: 'cache' | 'fill', bytes: number) => void;
+  /** Told of each `?ns=` no primary answers to (it warns once per name). */
+  unknownNamespaces?: UnknownNamespaces;
 }
 
 /** What the access log records about a registry request. */
@@ -43,6 +46,12 @@ export interface RequestNotes {
   cache?: string;
   /** The verified (basic) or claimed (upstream) user; never a credential. */
   user?: string;
+  /** containerd's `?ns=` (the registry the client asked for), as sent. */
+  ns?: string;
+  /** The cache key of the primary the request went to; absent when none was chosen (e.g. an unknown `ns`). */
+  upstream?: string;
+  /** The OCI error code of an error answer. */
+  code?: string;
 }
 
 const maxPageSize = 10_000;
@@ -74,6 +83,8 @@ export class RegistryRoutes {
     const route = matchV2Route(path);
     if (!route) return false;
     notes.route = route.kind;
+    const ns = query.get('ns') || undefined;
+    if (ns !== undefined) notes.ns = ns.slice(0, 200);
     const method = req.method ?? 'GET';
     if (route.kind === 'upload' || (method !== 'GET' && method !== 'HEAD')) {
       throw new RegistryError('UNSUPPORTED', 'this registry is a read-only mirror: push and delete are not supported', {
@@ -92,8 +103,7 @@ export class RegistryRoutes {
     notes.user = client.user;
     if (route.kind === 'base') {
       // containerd names the registry in ?ns= even here; an unknown one is checked against the default primary.
-      const ns = query.get('ns');
-      const upstream = ns ? this.deps.resolver.keyOf(ns) : undefined;
+      const upstream = ns !== undefined ? this.deps.resolver.keyOf(ns) : undefined;
       this.enforce(req, route, client, undefined, await access.login(client, upstream, signal));
       sendJson(req, res, 200, {});
       return true;
@@ -103,23 +113,24 @@ export class RegistryRoutes {
       return true;
     }
     notes.repository = route.name;
-    const resolved = this.deps.resolver.resolve(route.name, query.get('ns') ?? undefined);
+    if (route.kind === 'manifest') notes.reference = route.reference.kind === 'tag' ? route.reference.tag : route.reference.digest;
+    else if (route.kind === 'blob' || route.kind === 'referrers') notes.reference = route.digest;
+    if (ns !== undefined && this.deps.resolver.keyOf(ns) === undefined) this.deps.unknownNamespaces?.seen(ns);
+    const resolved = this.deps.resolver.resolve(route.name, ns);
+    notes.upstream = resolved.upstreamKey;
     this.enforce(req, route, client, resolved, await access.authorize(client, resolved, signal));
     const target = access.scope(client, resolved);
     switch (route.kind) {
       case 'manifest':
-        notes.reference = route.reference.kind === 'tag' ? route.reference.tag : route.reference.digest;
         await this.manifest(req, res, route, target, signal, notes);
         return true;
       case 'blob':
-        notes.reference = route.digest;
         await this.blob(req, res, route, target, signal, notes);
         return true;
       case 'tags':
         await this.tags(req, res, route.name, target, path, query, notes);
         return true;
       case 'referrers':
-        notes.reference = route.digest;
         await this.referrersOf(req, res, target, route.digest, query, notes);
         return true;
     }

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { ClientLimits } from '../config/types.ts';
 import type { WorkerMetrics } from '../observability/metrics.ts';
 import { requestContext, type RequestContext } from '../observability/request-context.ts';
-import { RegistryError } from '../registry/errors.ts';
+import { isRegistryError, RegistryError } from '../registry/errors.ts';
 import type { AdminRoutes } from './admin-routes.ts';
 import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
@@ -83,7 +83,10 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
           repository: notes.repository,
           reference: notes.reference,
           user: notes.user,
+          ns: notes.ns,
+          upstream: notes.upstream,
           status: res.statusCode,
+          code: notes.code,
           bytes: socket.bytesWritten - socketBytesAtStart,
           complete: res.writableFinished,
           durationMs: Math.round(seconds * 100_000) / 100,
@@ -123,6 +126,7 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
       if (!(err instanceof RegistryError) && !isClientGone(err)) {
         logger.error({ err, route: notes.route, repository: notes.repository }, 'request failed');
       }
+      if (!res.headersSent) notes.code = isRegistryError(err) ? err.code : 'UNKNOWN';
       respondWithError(deps, req, res, err);
     });
   });

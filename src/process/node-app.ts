@@ -27,7 +27,7 @@ import { PeerManifests } from '../cache/peer-manifests.ts';
 import { PeerClient } from '../coordination/peer-client.ts';
 import { PeerRoutes } from '../http/peer-routes.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
-import type { Config, UpstreamConfig } from '../config/types.ts';
+import type { Config, PrimaryNames, UpstreamConfig } from '../config/types.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
@@ -43,6 +43,7 @@ import { createAccessControl } from './access.ts';
 import { standaloneClusterStatus } from './standalone-status.ts';
 import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
+import { UnknownNamespaces } from '../http/unknown-namespaces.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
 import { ConnectionStats, type ConnectionCounters } from '../observability/connection-stats.ts';
 import { cacheDirWritable, primaryReachable, recentWriteFailures, runHealthChecks, workersUp } from '../observability/health.ts';
@@ -51,7 +52,6 @@ import { UpstreamStatusBoard, type UpstreamStatus } from '../observability/upstr
 import { metricsObserver, workerMetrics, type WorkerMetrics } from '../observability/metrics.ts';
 import { createLogger } from '../observability/logger.ts';
 import type { Digest } from '../registry/digest.ts';
-import { isDockerHubHost } from '../registry/reference.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
 import { DiskMetadataStore } from '../storage/disk-metadata-store.ts';
 import { cacheLayout } from '../storage/layout.ts';
@@ -116,22 +116,21 @@ function hostOf(url: string): string {
 
 /** One primary: the cache's entry for it, and the primary as clients of `auth.mode: upstream` reach it. */
 function upstreamEntry(
-  host: string,
-  config: UpstreamConfig,
+  config: UpstreamConfig & PrimaryNames,
   logger: Logger,
   clock: Clock,
   metrics: WorkerMetrics,
   status: UpstreamStatus,
 ): { entry: UpstreamEntry; forClients: PrimaryForClients } {
+  const { host, aliases, dockerHub } = config;
   const clients = createRegistryClients(config, {
     clock,
     logger: logger.child({ module: 'upstream', upstream: host }),
     onRateLimit: (remaining) => metrics.rateLimitRemaining.set({ upstream: host }, remaining),
   });
   const instrumented = (upstream: Upstream): Upstream => instrumentUpstream(upstream, { metrics, status });
-  const dockerHub = isDockerHubHost(host);
   return {
-    entry: { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream: instrumented(clients.upstream), dockerHub },
+    entry: { host, aliases, upstream: instrumented(clients.upstream), dockerHub },
     forClients: {
       asClient: (credentials) => instrumented(clients.asClient(credentials)),
       checkPull: (credentials, repo, signal) => clients.checkPull(credentials, repo, signal),
@@ -169,8 +168,8 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   if (config.upstream.insecure) logger.warn({ upstream: hostOf(config.upstream.url) }, 'TLS verification of the primary is disabled');
   const upstreamStatus = deps.cluster?.upstreams ?? new UpstreamStatusBoard({ logger: logger.child({ module: 'upstream' }), clock });
   const primaries = [
-    upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus),
-    ...config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus)),
+    upstreamEntry(config.upstream, logger, clock, metrics, upstreamStatus),
+    ...config.registries.map((registry) => upstreamEntry(registry, logger, clock, metrics, upstreamStatus)),
   ];
   const [fallback, ...extra] = primaries.map(({ entry }) => entry) as [UpstreamEntry, ...UpstreamEntry[]];
   const resolver = new RepositoryResolver(fallback, extra);
@@ -261,6 +260,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     catalog,
     relayed,
     onBlobBytes: (source, bytes) => metrics.servedBytes.inc({ source }, bytes),
+    unknownNamespaces: new UnknownNamespaces(logger.child({ module: 'routing' })),
   });
   const draining = deps.draining ?? (() => false);
   const connectionStats = new ConnectionStats();

@@ -118,7 +118,7 @@ export async function runPrimary(config: Config): Promise<void> {
     },
   });
   if (loaded.unverifiedBefore !== undefined && config.cache.scrubRate > 0) scrub.start('unverified');
-  const upstreamKeys = [new URL(config.upstream.url).host, ...config.registries.map((r) => r.host)];
+  const upstreamKeys = [config.upstream.host, ...config.registries.map((r) => r.host)];
   const metadata = new DiskMetadataStore(layout);
   const admin = new CacheAdminService({
     evictions: owner,

@@ -33,4 +33,30 @@ describe('RepositoryResolver', () => {
   it('refuses an ns it has no primary for instead of serving another registry’s image', () => {
     expect(() => resolver.resolve('org/app', 'quay.io')).toThrowError(expect.objectContaining({ code: 'NAME_UNKNOWN' }));
   });
+
+  describe('with a default primary that mirrors Docker Hub', () => {
+    const mirror = entry('127.0.0.1:5000', true, ['docker.io']);
+    const mirrored = new RepositoryResolver(mirror, [ghcr]);
+
+    it('gives containerd (ns=docker.io), dockerd (no ns) and a docker.io/ prefix the same repository and cache key', () => {
+      const expected = { upstreamKey: '127.0.0.1:5000', name: 'library/alpine' };
+      expect(mirrored.resolve('library/alpine', 'docker.io')).toMatchObject(expected);
+      expect(mirrored.resolve('alpine', 'docker.io')).toMatchObject(expected);
+      expect(mirrored.resolve('alpine', undefined)).toMatchObject(expected);
+      expect(mirrored.resolve('docker.io/alpine', undefined)).toMatchObject(expected);
+      expect(mirrored.resolve('alpine', '127.0.0.1:5000')).toMatchObject(expected);
+      expect(mirrored.resolve('alpine', 'docker.io').upstream).toBe(mirror.upstream);
+    });
+
+    it('answers to its names whatever their case', () => {
+      expect(mirrored.keyOf('Docker.IO')).toBe('127.0.0.1:5000');
+      expect(mirrored.keyOf('index.docker.io')).toBeUndefined();
+    });
+  });
+
+  it('leaves single-component names alone on a primary that is not Docker Hub', () => {
+    const plain = new RepositoryResolver(entry('registry.corp'), []);
+    expect(plain.resolve('alpine', undefined)).toMatchObject({ upstreamKey: 'registry.corp', name: 'alpine' });
+    expect(plain.resolve('alpine', 'registry.corp').name).toBe('alpine');
+  });
 });

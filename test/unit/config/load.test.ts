@@ -281,6 +281,8 @@ describe('the config file', () => {
     const [ghcr, corp] = load({ file }).registries;
     expect(ghcr).toEqual({
       host: 'ghcr.io',
+      aliases: [],
+      dockerHub: false,
       url: 'https://ghcr.io',
       username: undefined,
       password: undefined,
