@@ -11,13 +11,21 @@ export interface Podman {
   dispose(): Promise<void>;
 }
 
-export async function createPodman(): Promise<Podman> {
+export interface PodmanOptions {
+  /** registries.conf mirrors: pulls of `prefix` go to `mirror` first (plain HTTP), as CRI-O and podman are set up for a mirror. */
+  mirrors?: Array<{ prefix: string; location: string; mirror: string }>;
+}
+
+export async function createPodman(options: PodmanOptions = {}): Promise<Podman> {
   const binary = requireBinary('podman');
   const dir = await makeTempDir('podman');
   const policy = path.join(dir, 'policy.json');
   const registries = path.join(dir, 'registries.conf');
   await writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-  await writeFile(registries, 'unqualified-search-registries = []\n');
+  const mirrors = (options.mirrors ?? []).map(
+    ({ prefix, location, mirror }) => `[[registry]]\nprefix = "${prefix}"\nlocation = "${location}"\n\n[[registry.mirror]]\nlocation = "${mirror}"\ninsecure = true\n`,
+  );
+  await writeFile(registries, ['unqualified-search-registries = []\n', ...mirrors].join('\n'));
   await writeFile(path.join(dir, 'auth.json'), '{}');
   const base = ['--storage-driver', 'vfs', '--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'runroot'), '--tmpdir', path.join(dir, 'tmp')];
   const env = { CONTAINERS_REGISTRIES_CONF: registries, REGISTRY_AUTH_FILE: path.join(dir, 'auth.json'), HOME: dir, XDG_RUNTIME_DIR: dir };
