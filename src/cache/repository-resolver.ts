@@ -1,8 +1,11 @@
 /**
  * Which primary a request goes to, and the repository name it knows:
- * containerd's `?ns=<host>` picks a configured registry, so does a first
- * path component naming one (`/v2/ghcr.io/org/app/...`); everything else
- * goes to the default primary. On Docker Hub `nginx` means `library/nginx`.
+ * containerd's `?ns=<host>` picks the primary that answers to that host or
+ * alias, so does a first path component naming one (`/v2/ghcr.io/org/app/...`);
+ * everything else goes to the default primary. The target's cache key is the
+ * primary's host whatever name the client used, so every client of one
+ * primary shares one cache. On a primary that is Docker Hub or mirrors it
+ * (`dockerHub`), `nginx` means `library/nginx`.
  */
 import { RegistryError } from '../registry/errors.ts';
 import { normalizeDockerHubName } from '../registry/reference.ts';
@@ -12,9 +15,10 @@ import type { RepositoryTarget } from './repository-target.ts';
 export interface UpstreamEntry {
   /** The host clients call this registry by (`ghcr.io`, `docker.io`, `127.0.0.1:5000`). */
   host: string;
-  /** Other names of the same registry (`docker.io` for `registry-1.docker.io`). */
+  /** Other names of the same registry (`docker.io` for `registry-1.docker.io`, or for a declared Docker Hub mirror). */
   aliases: string[];
   upstream: Upstream;
+  /** Docker Hub's conventions: a one-component name is under `library/`. */
   dockerHub: boolean;
 }
 
