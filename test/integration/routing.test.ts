@@ -5,6 +5,8 @@
  * mirror, `?ns=docker.io`), a dockerd-style client (no `ns`, `library/`
  * spelled out), skopeo with a short name and podman's registries.conf mirror
  * all reach it and share one tag answer: the primary sees one manifest GET.
+ * A second primary under `registries` is reached by `?ns=` and by a host
+ * prefix, and its same-named repository never mixes with the default's.
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -21,6 +23,9 @@ import { waitFor } from '../support/wait.ts';
 
 const cleanup = createCleanupStack();
 let hub: DistributionRegistry;
+/** A second primary, configured under `registries` as registry.test, holding a different image under the same name. */
+let other: DistributionRegistry;
+let otherImage: Image;
 let outpost: OutpostNode;
 let containerd: Containerd;
 let image: Image;
@@ -30,17 +35,25 @@ beforeAll(async () => {
   cleanup.add(() => hub.dispose());
   image = makeImage({ mediaTypes: 'docker', layers: [makeLayer({ sizeBytes: 200_000, files: 2, seed: 'routing-1' }), makeLayer({ sizeBytes: 10_000, seed: 'routing-2' })] });
   await pushImage(hub.url, 'library/alpine', '3.20', image);
+  other = await startDistribution();
+  cleanup.add(() => other.dispose());
+  otherImage = makeImage({ mediaTypes: 'oci', layers: [makeLayer({ sizeBytes: 30_000, seed: 'routing-other' })] });
+  await pushImage(other.url, 'library/alpine', '3.20', otherImage);
 
   const dir = await makeTempDir('routing-config');
   cleanup.add(() => removeTempDir(dir));
   const configFile = path.join(dir, 'outpost.yaml');
-  await writeFile(configFile, ['upstream:', `  url: "${hub.url}"`, '  aliases: [docker.io]', '  dockerHub: true', ''].join('\n'));
+  await writeFile(
+    configFile,
+    ['upstream:', `  url: "${hub.url}"`, '  aliases: [docker.io]', '  dockerHub: true', 'registries:', '  - host: registry.test', `    url: "${other.url}"`, ''].join('\n'),
+  );
   // A tag answer trusted for the whole test: every client after the first is served it without the primary.
   outpost = await startOutpost({ upstreamUrl: hub.url, env: { OUTPOST_CONFIG: configFile, OUTPOST_TAG_TTL: '10m' } });
   cleanup.add(() => outpost.dispose());
   containerd = await startContainerd();
   cleanup.add(() => containerd.stop());
   await containerd.mirror('docker.io', outpost.url);
+  await containerd.mirror('registry.test', outpost.url);
 }, 120_000);
 afterAll(() => cleanup.run());
 
@@ -100,5 +113,22 @@ describe('a default primary declared as a Docker Hub mirror', () => {
     expect(warnings.length).toBeGreaterThanOrEqual(1);
     expect(warnings.length).toBeLessThanOrEqual(2);
     expect(String(warnings[0]!.config)).toContain('registries: [{host: quay.io');
+  });
+
+  it('sends ?ns= and a host prefix naming another primary there, never mixing same-named repositories', async () => {
+    await containerd.pull('registry.test/library/alpine:3.20');
+    expect(await containerd.imageDigest('registry.test/library/alpine:3.20')).toBe(otherImage.digest);
+    await waitFor(() => served((line) => line.ns === 'registry.test').length > 0, { what: 'access-log lines with ns=registry.test', timeoutMs: 5_000 });
+    expect(served((line) => line.ns === 'registry.test').every((line) => line.upstream === 'registry.test')).toBe(true);
+
+    const pulled = await makeTempDir('routing-prefix');
+    cleanup.add(() => removeTempDir(pulled));
+    await skopeoCopy(`docker://${outpost.host}/registry.test/library/alpine:3.20`, `dir:${pulled}`);
+    expect(await dirManifestDigest(pulled)).toBe(otherImage.digest);
+
+    // The default primary's image of the same name is untouched.
+    const res = await fetch(`${outpost.url}/v2/alpine/manifests/3.20`, { headers: { accept: MEDIA_TYPES.docker.manifest } });
+    await res.arrayBuffer();
+    expect(res.headers.get('docker-content-digest')).toBe(image.digest);
   });
 });
