@@ -16,6 +16,7 @@ import { startDistribution, type DistributionRegistry } from '../support/distrib
 import { makeImage, makeLayer, pushImage, type Image } from '../support/images.ts';
 import { childPids, startOutpost, type OutpostNode } from '../support/outpost.ts';
 import { pullOciDigests, SkopeoError } from '../support/skopeo.ts';
+import { runProcess } from '../support/process.ts';
 import { makeTempDir, removeTempDir } from '../support/temp.ts';
 import { issueServerCert, makeTestCa, type TestCa, type TestServerCert } from '../support/tls.ts';
 import { waitFor } from '../support/wait.ts';
@@ -177,4 +178,33 @@ describe('certificate reload on SIGHUP', () => {
     const digests = await pullOciDigests(`${outpost.host}/team/tls:v1`, { srcCertDir: certDir });
     expect(digests).toEqual([image.digest]);
   }, 60_000);
+
+  it('leaves a plain-HTTP node serving (Node would exit on SIGHUP by default)', async () => {
+    const plain = await startOutpost({ upstreamUrl: registry.url, workers: 1 });
+    cleanup.add(() => plain.dispose());
+    const primary = plain.pid!;
+    for (const pid of childPids(primary)) process.kill(pid, 'SIGHUP');
+    process.kill(primary, 'SIGHUP');
+    await waitFor(() => plain.logs().some((line) => String(line.msg).startsWith('SIGHUP: nothing to reload')), {
+      what: 'the primary to log that there is nothing to reload',
+    });
+    expect((await fetch(`${plain.url}/v2/`)).status).toBe(200);
+    expect(plain.pid).toBe(primary);
+    expect(plain.logs().filter((line) => line.msg === 'worker died; restarting')).toEqual([]);
+  });
+});
+
+describe('a certificate that does not fit at start', () => {
+  it('stops the start with exit 2 and one line naming the key and the file, not a stack', async () => {
+    const result = await runProcess(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+      cwd: path.resolve(import.meta.dirname, '../..'),
+      env: { OUTPOST_TLS_CERT: first.cert, OUTPOST_TLS_KEY: second.key, OUTPOST_CACHE_DIR: path.join(dir, 'unused-cache'), OUTPOST_PORT: '5999' },
+      timeoutMs: 30_000,
+      name: 'outpost with a mismatched pair',
+    });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`server.tlsKey: is not the key of the certificate in server.tlsCert (${first.cert})`);
+    expect(result.stderr).toContain(second.key);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
 });
