@@ -36,6 +36,7 @@ import { WorkerSupervisor } from './worker-supervisor.ts';
 import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
 import { ClusterNode } from './cluster-node.ts';
 import { reloadTlsOnSighup } from './tls-reload.ts';
+import { readTlsPair } from '../config/tls-pair.ts';
 
 /** How the primary ends: 0 after a requested stop, 1 when forced or on a failure, 3 when the node cannot listen (2, an invalid configuration, comes from main). */
 export const exitCodes = { stopped: 0, failed: 1, cannotListen: 3 } as const;
@@ -60,10 +61,12 @@ export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.log.level, { node: config.node.id, role: 'primary' });
   // First thing: Node's default for SIGHUP is to exit, and `systemctl reload` must never stop the node.
   let tlsWorkers: () => Worker[] = () => [];
+  let tlsServed: (notAfter: Date) => void = () => undefined;
   const tls = reloadTlsOnSighup({
     files: config.server,
     logger: logger.child({ module: 'tls' }),
     workers: () => tlsWorkers().filter((w) => w.isConnected()).map((w) => ({ id: w.id, send: (message) => w.send(message) })),
+    onReloaded: (pair) => tlsServed(pair.notAfter),
   });
   // Before touching the cache dir: a second node started by mistake on a taken port must not sweep the first one's fills.
   const listenProblem = await probeListen(config.server.host, config.server.port);
@@ -75,6 +78,9 @@ export async function runPrimary(config: Config): Promise<void> {
   }
   const layout = cacheLayout(config.cache.dir);
   const metrics = primaryMetrics();
+  tlsServed = (notAfter) => metrics.tlsCertificateExpiry.set(notAfter.getTime() / 1000);
+  const startPair = config.server.tlsCert && config.server.tlsKey ? readTlsPair(config.server.tlsCert, config.server.tlsKey) : undefined;
+  if (startPair?.ok) tlsServed(startPair.pair.notAfter);
   // Called only once serving starts (owner is set by then).
   const dropCorrupt = (digest: Digest): void => {
     metrics.corruptFiles.inc({ check: 'digest' });

@@ -105,6 +105,8 @@ export function reloadTlsOnSighup(options: {
   logger: Logger;
   workers: () => Array<{ id: number; send: (message: TlsReloadRequest) => void }>;
   timeoutMs?: number;
+  /** Every worker serves a new certificate. */
+  onReloaded?: (pair: TlsPair) => void;
 }): { handle: (workerId: number, message: unknown) => void } {
   const { files, logger } = options;
   let nextReqId = 1;
@@ -129,8 +131,10 @@ export function reloadTlsOnSighup(options: {
       if (!pending.delete(reqId)) return;
       clearTimeout(timer);
       const outcome = { ...describe(read.pair), workers: workers.length, failed: state.failed, unanswered: [...state.waiting] };
-      if (state.failed.length === 0 && state.waiting.size === 0) logger.info(outcome, 'TLS certificate reloaded by every worker');
-      else logger.warn(outcome, 'TLS certificate reload incomplete: some workers keep the previous certificate');
+      if (state.failed.length === 0 && state.waiting.size === 0) {
+        logger.info(outcome, 'TLS certificate reloaded by every worker');
+        options.onReloaded?.(read.pair);
+      } else logger.warn(outcome, 'TLS certificate reload incomplete: some workers keep the previous certificate');
     };
     state.done = finish;
     pending.set(reqId, state);

@@ -36,6 +36,8 @@ let outpost: OutpostNode;
 let image: Image;
 
 const serialOf = (cert: TestServerCert): string => new X509Certificate(readFileSync(cert.cert)).serialNumber;
+const expiryMetric = (cert: TestServerCert): string =>
+  `outpost_tls_certificate_expiry_seconds ${new Date(new X509Certificate(readFileSync(cert.cert)).validTo).getTime() / 1000}\n`;
 
 /** Replaces the live files the way a certificate tool does: write aside, then rename over. */
 function install(cert: string, key: string): void {
@@ -142,6 +144,7 @@ describe('certificate reload on SIGHUP', () => {
     expect(socket.getPeerCertificate().serialNumber).toBe(serialOf(first));
     const starts = workerStarts();
     const primaryPid = outpost.pid;
+    expect((await get(agent, '/metrics')).body).toContain(expiryMetric(first));
 
     install(second.cert, second.key);
     hangUp();
@@ -158,6 +161,7 @@ describe('certificate reload on SIGHUP', () => {
     expect(after.socket.getPeerCertificate().serialNumber).toBe(serialOf(first));
     // Every worker takes new connections; several give each a chance to answer.
     for (let i = 0; i < 6; i++) expect(await peerSerial()).toBe(serialOf(second));
+    expect((await get(agent, '/metrics')).body).toContain(expiryMetric(second));
     expect(outpost.pid).toBe(primaryPid);
     expect(workerStarts()).toBe(starts);
     expect(outpost.logs().filter((line) => line.msg === 'worker died; restarting')).toEqual([]);
