@@ -53,9 +53,10 @@ export function readTlsPair(certFile: string, keyFile: string): TlsPairResult {
   let privateKey;
   try {
     privateKey = createPrivateKey(key);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    return fail('server.tlsKey', code === 'ERR_MISSING_PASSPHRASE' ? 'is an encrypted key (a passphrase is not supported)' : 'is not a PEM private key');
+  } catch {
+    // Node's error for an encrypted key varies with the OpenSSL version (ERR_MISSING_PASSPHRASE, "interrupted or cancelled").
+    const encrypted = /^-----BEGIN (ENCRYPTED PRIVATE KEY|[A-Z ]*PRIVATE KEY-----\r?\nProc-Type: 4,ENCRYPTED)/m.test(key.toString('latin1'));
+    return fail('server.tlsKey', encrypted ? 'is an encrypted key (a passphrase is not supported)' : 'is not a PEM private key');
   }
   if (!x509.checkPrivateKey(privateKey)) {
     return fail('server.tlsKey', `is not the key of the certificate in server.tlsCert (${certFile})`);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -467,6 +468,15 @@ describe('validation', () => {
     expect(error.key).toBe('server.tlsKey');
     expect(error.message).toContain('server.tlsKey: is not the key of the certificate in server.tlsCert');
     expect(error.message).toContain(two.key);
+  });
+
+  it('rejects an encrypted TLS key (no passphrase setting)', () => {
+    const { cert, key } = issueServerCert(makeTestCa(dir), 'server');
+    const encrypted = path.join(dir, 'encrypted.key');
+    execFileSync('openssl', ['pkey', '-in', key, '-out', encrypted, '-aes256', '-passout', 'pass:secret'], { stdio: 'ignore' });
+    const error = configError(() => load({ env: { OUTPOST_TLS_CERT: cert, OUTPOST_TLS_KEY: encrypted } }));
+    expect(error.key).toBe('server.tlsKey');
+    expect(error.message).toContain('server.tlsKey: is an encrypted key (a passphrase is not supported)');
   });
 
   it('rejects TLS files that are not PEM', async () => {
