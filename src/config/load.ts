@@ -30,6 +30,7 @@ import {
   listSettings,
 } from './schema.ts';
 import type { Config, DefaultUpstreamConfig, PrimaryNames, RegistryConfig, UpstreamConfig } from './types.ts';
+import { readTlsPair } from './tls-pair.ts';
 
 /** One thing wrong with the configuration. */
 export interface ConfigProblem {
@@ -409,6 +410,12 @@ function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
     if (file === undefined) continue;
     const unreadable = unreadableReason(file);
     if (unreadable !== undefined) badValue(key, unreadable, 'a readable file', file, settingKey);
+  }
+  if (tlsCert !== undefined && tlsKey !== undefined && unreadableReason(tlsCert) === undefined && unreadableReason(tlsKey) === undefined) {
+    const read = readTlsPair(tlsCert, tlsKey);
+    if (!read.ok) {
+      badValue(read.problem.key, read.problem.reason, 'a PEM certificate chain (tlsCert) and its unencrypted PEM private key (tlsKey)', read.problem.file);
+    }
   }
   return problems;
 }

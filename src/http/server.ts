@@ -4,11 +4,11 @@
  * request. The handler is separate from listen() so tests drive it in-process.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { readTlsPair } from '../config/tls-pair.ts';
 import type { ClientLimits } from '../config/types.ts';
 import type { WorkerMetrics } from '../observability/metrics.ts';
 import { requestContext, type RequestContext } from '../observability/request-context.ts';
@@ -183,7 +183,7 @@ export function createServer(handler: RequestHandler, options: ServerOptions): S
     options.tlsCert && options.tlsKey
       ? createHttpsServer(
           // A TLS handshake gets the headers' time too (Node's default is 120 s).
-          { ...httpOptions, handshakeTimeout: options.headersTimeoutMs, cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey) },
+          { ...httpOptions, handshakeTimeout: options.headersTimeoutMs, ...tlsPairOrThrow(options.tlsCert, options.tlsKey) },
           handler,
         )
       : createHttpServer(httpOptions, handler);
@@ -220,4 +220,11 @@ export function createServer(handler: RequestHandler, options: ServerOptions): S
     dropped = 0;
   });
   return server;
+}
+
+/** The configured pair (checked at config load; checked again here, as the files may have changed since). */
+function tlsPairOrThrow(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  const read = readTlsPair(certFile, keyFile);
+  if (!read.ok) throw new Error(`${read.problem.key} (${read.problem.file}) ${read.problem.reason}`);
+  return { cert: read.pair.cert, key: read.pair.key };
 }

@@ -259,6 +259,11 @@ export function primaryMetrics(registry: Registry = new Registry()) {
       help: '1 while Redis answers this node; absent when no Redis is configured.',
       registers: [registry],
     }),
+    tlsCertificateExpiry: new Gauge({
+      name: 'outpost_tls_certificate_expiry_seconds',
+      help: 'Unix time at which the HTTPS certificate the workers serve expires (its notAfter), updated when a SIGHUP reload succeeds on every worker; absent when the node serves HTTP.',
+      registers: [registry],
+    }),
   };
 }
 

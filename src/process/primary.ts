@@ -2,7 +2,8 @@
  * The cluster primary: sweeps leftovers of an earlier run, forks the workers
  * and restarts any that dies (with backoff, logging the cause), brokers
  * host-wide fill coordination, and on SIGTERM tells every worker to drain and
- * waits for them (bounded). After an unclean shutdown it scrubs the cache in
+ * waits for them (bounded); on SIGHUP it has them reload the HTTPS
+ * certificate (tls-reload.ts). After an unclean shutdown it scrubs the cache in
  * the background (see layout.ts).
  *
  * It never exits while it should serve: not when every worker dies at once,
@@ -10,7 +11,7 @@
  * serve at all (a worker cannot listen: port taken, no permission), with one
  * line on stderr saying why, instead of restarting workers forever.
  */
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { createServer as createNetServer } from 'node:net';
 import type { Config } from '../config/types.ts';
 import { FillBroker } from '../coordination/fill-broker.ts';
@@ -34,6 +35,8 @@ import { describeCannotListen, isCannotListen } from './supervision.ts';
 import { WorkerSupervisor } from './worker-supervisor.ts';
 import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
 import { ClusterNode } from './cluster-node.ts';
+import { reloadTlsOnSighup } from './tls-reload.ts';
+import { readTlsPair } from '../config/tls-pair.ts';
 
 /** How the primary ends: 0 after a requested stop, 1 when forced or on a failure, 3 when the node cannot listen (2, an invalid configuration, comes from main). */
 export const exitCodes = { stopped: 0, failed: 1, cannotListen: 3 } as const;
@@ -56,6 +59,15 @@ async function probeListen(host: string, port: number): Promise<string | undefin
 
 export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.log.level, { node: config.node.id, role: 'primary' });
+  // First thing: Node's default for SIGHUP is to exit, and `systemctl reload` must never stop the node.
+  let tlsWorkers: () => Worker[] = () => [];
+  let tlsServed: (notAfter: Date) => void = () => undefined;
+  const tls = reloadTlsOnSighup({
+    files: config.server,
+    logger: logger.child({ module: 'tls' }),
+    workers: () => tlsWorkers().filter((w) => w.isConnected()).map((w) => ({ id: w.id, send: (message) => w.send(message) })),
+    onReloaded: (pair) => tlsServed(pair.notAfter),
+  });
   // Before touching the cache dir: a second node started by mistake on a taken port must not sweep the first one's fills.
   const listenProblem = await probeListen(config.server.host, config.server.port);
   if (listenProblem) {
@@ -66,6 +78,9 @@ export async function runPrimary(config: Config): Promise<void> {
   }
   const layout = cacheLayout(config.cache.dir);
   const metrics = primaryMetrics();
+  tlsServed = (notAfter) => metrics.tlsCertificateExpiry.set(notAfter.getTime() / 1000);
+  const startPair = config.server.tlsCert && config.server.tlsKey ? readTlsPair(config.server.tlsCert, config.server.tlsKey) : undefined;
+  if (startPair?.ok) tlsServed(startPair.pair.notAfter);
   // Called only once serving starts (owner is set by then).
   const dropCorrupt = (digest: Digest): void => {
     metrics.corruptFiles.inc({ check: 'digest' });
@@ -196,6 +211,7 @@ export async function runPrimary(config: Config): Promise<void> {
           broker.handle(peer, message);
           clusterNode.handleWorkerMessage(peer, message);
           ops.handle(worker, message);
+          tls.handle(worker.id, message);
           metrics.fillsCoordinated.set(broker.inflight);
         } catch (err) {
           logger.error({ err, workerId: worker.id }, 'could not handle a message from a worker');
@@ -225,6 +241,8 @@ export async function runPrimary(config: Config): Promise<void> {
       });
     },
   });
+
+  tlsWorkers = () => supervisor.live();
 
   // An empty event loop while serving would end the process with code 0, which a supervisor
   // (systemd Restart=on-failure) does not restart. Never expected; a failure if it happens.

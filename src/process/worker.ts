@@ -10,6 +10,7 @@ import { WorkerOps } from './cluster-ops.ts';
 import { createOutpostApp } from './node-app.ts';
 import { PinRefresher } from './pin-refresher.ts';
 import { onShutdownSignal } from './shutdown.ts';
+import { handleTlsReloads, ignoreSighup } from './tls-reload.ts';
 import { describeCannotListen, isCannotListen, reportToPrimary } from './supervision.ts';
 
 /**
@@ -32,6 +33,7 @@ function guardProcess(logger: Logger): void {
 }
 
 export async function runWorker(config: Config): Promise<void> {
+  ignoreSighup();
   const logger = createLogger(config.log.level, { node: config.node.id, role: 'worker' });
   guardProcess(logger);
   try {
@@ -95,6 +97,13 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
     await reportToPrimary({ t: 'worker.cannotListen', code, message });
     process.exit(1);
   }
+  handleTlsReloads({
+    server: app.server,
+    files: config.server,
+    logger: logger.child({ module: 'tls' }),
+    onMessage: (listener) => process.on('message', listener),
+    send: (message) => process.send?.(message),
+  });
   // Anything the server reports after listening (accept failures...) is logged, never fatal.
   app.server.on('error', (err) => logger.error({ err }, 'server error'));
   logger.info({ port: config.server.port }, 'worker listening');

@@ -8,7 +8,7 @@ import { waitFor } from './wait.ts';
 export interface Containerd {
   socket: string;
   /** Writes `<hostsDir>/<registryHost>/hosts.toml` sending pulls for that registry to `mirrorUrl`. */
-  mirror(registryHost: string, mirrorUrl: string): Promise<void>;
+  mirror(registryHost: string, mirrorUrl: string, options?: { ca?: string }): Promise<void>;
   /** `ctr images pull --hosts-dir ... --snapshotter native` (unpacks the layers); throws with ctr's output on failure. */
   pull(ref: string, options?: { platform?: string }): Promise<RunResult>;
   /** The target digest of an image as containerd recorded it. */
@@ -54,12 +54,13 @@ export async function startContainerd(): Promise<Containerd> {
   };
   return {
     socket,
-    async mirror(registryHost, mirrorUrl) {
+    async mirror(registryHost, mirrorUrl, options = {}) {
       const hostDir = path.join(hostsDir, registryHost);
       await mkdir(hostDir, { recursive: true });
       await writeFile(
         path.join(hostDir, 'hosts.toml'),
-        `server = "http://${registryHost}"\n\n[host."${mirrorUrl}"]\n  capabilities = ["pull", "resolve"]\n`,
+        `server = "http://${registryHost}"\n\n[host."${mirrorUrl}"]\n  capabilities = ["pull", "resolve"]\n` +
+          (options.ca === undefined ? '' : `  ca = ${JSON.stringify(options.ca)}\n`),
       );
     },
     pull(ref, options = {}) {

@@ -1,6 +1,7 @@
 /** Starts a real Outpost node (`node --import tsx src/main.ts serve`, node:cluster workers) on a free loopback port. */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.ts';
 import { startProcess, type ProcessHandle } from './process.ts';
@@ -38,7 +39,7 @@ function procState(pid: number): string | undefined {
 }
 
 /** Direct children of `pid`, from /proc. */
-function childPids(pid: number): number[] {
+export function childPids(pid: number): number[] {
   const children: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -60,6 +61,8 @@ export interface StartOutpostOptions {
   cacheDir?: string;
   /** Fixed port (e.g. to put it in OUTPOST_ADVERTISE_URL); default a free one. */
   port?: number;
+  /** Serve HTTPS with this certificate and key (OUTPOST_TLS_CERT / OUTPOST_TLS_KEY), checked against `ca` (PEM file). */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export async function startOutpost(options: StartOutpostOptions): Promise<OutpostNode> {
@@ -81,9 +84,11 @@ export async function startOutpost(options: StartOutpostOptions): Promise<Outpos
     OUTPOST_UPSTREAM_CONNECT_TIMEOUT: '2s',
     OUTPOST_UPSTREAM_HEADERS_TIMEOUT: '5s',
     OUTPOST_UPSTREAM_BODY_TIMEOUT: '5s',
+    ...(options.tls === undefined ? {} : { OUTPOST_TLS_CERT: options.tls.cert, OUTPOST_TLS_KEY: options.tls.key }),
     ...options.env,
   };
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`;
+  const dispatcher = options.tls === undefined ? undefined : new Agent({ connect: { ca: readFileSync(options.tls.ca) } });
   const node: OutpostNode = {
     url,
     host: `127.0.0.1:${port}`,
@@ -118,7 +123,7 @@ export async function startOutpost(options: StartOutpostOptions): Promise<Outpos
             const exit = started.exitInfo();
             throw new Error(`outpost exited (code ${exit?.code ?? '?'}, signal ${exit?.signal ?? 'none'}): ${started.output().slice(-2000)}`);
           }
-          const res = await fetch(`${url}/health`).catch(() => undefined);
+          const res = await undiciFetch(`${url}/health`, dispatcher === undefined ? {} : { dispatcher }).catch(() => undefined);
           if (res?.status !== 200) return false;
           const body = (await res.json()) as { checks?: { workers?: { status?: string } } };
           return body.checks?.workers?.status === 'ok'; // every worker listening
@@ -150,6 +155,7 @@ export async function startOutpost(options: StartOutpostOptions): Promise<Outpos
     },
     async dispose() {
       await node.stop();
+      await dispatcher?.close();
       if (ownDir) await removeTempDir(cacheDir);
     },
   };

@@ -47,6 +47,8 @@ export interface SkopeoCopyOptions extends SkopeoRunOptions {
   /** Passed as `--override-arch` / `--override-os` (picks one image from an index when `all` is false). */
   overrideArch?: string;
   overrideOs?: string;
+  /** `--src-cert-dir`: verify the source's TLS certificate with the CAs (`*.crt`) in this directory instead of not verifying it. */
+  srcCertDir?: string;
 }
 
 export interface SkopeoInspectOptions extends SkopeoRunOptions {
@@ -115,7 +117,7 @@ function credsArg(c: Credentials): string {
 /** `skopeo copy` with TLS verification off; throws {@link SkopeoError} (with skopeo's stderr) on failure. */
 export async function skopeoCopy(src: string, dest: string, options: SkopeoCopyOptions = {}): Promise<RunResult> {
   const args = [
-    '--src-tls-verify=false',
+    ...(options.srcCertDir === undefined ? ['--src-tls-verify=false'] : ['--src-cert-dir', options.srcCertDir]),
     '--dest-tls-verify=false',
     '--retry-times', '0',
     ...(options.all === true ? ['--all'] : []),

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,6 +6,7 @@ import { afterEach, beforeEach, describe, it, expect } from 'vitest';
 import { ConfigError, type LoadConfigOptions, loadConfig } from '../../../src/config/load.ts';
 import { redactedConfig } from '../../../src/config/redact.ts';
 import { configSchema, listSettings } from '../../../src/config/schema.ts';
+import { issueServerCert, makeTestCa } from '../../support/tls.ts';
 
 const machine = { hostname: 'outpost-test-host', cpus: 3 };
 
@@ -451,14 +453,43 @@ describe('validation', () => {
     expect(configError(() => load({ file: toml })).message).toMatch(/unsupported extension/);
   });
 
-  it('requires TLS certificate and key together', async () => {
-    const cert = await writeFile('cert.pem', 'cert');
-    const key = await writeFile('key.pem', 'key');
+  it('requires TLS certificate and key together', () => {
+    const { cert, key } = issueServerCert(makeTestCa(dir), 'server');
     expect(configError(() => load({ env: { OUTPOST_TLS_CERT: cert } })).key).toBe('server.tlsKey');
     expect(configError(() => load({ env: { OUTPOST_TLS_KEY: key } })).key).toBe('server.tlsCert');
     const config = load({ env: { OUTPOST_TLS_CERT: cert, OUTPOST_TLS_KEY: key } });
     expect(config.server.tlsCert).toBe(cert);
     expect(config.node.advertiseUrl).toBe('https://outpost-test-host:5000');
+  });
+
+  it('rejects a TLS key that is not the certificate\'s, naming the key and its file', () => {
+    const ca = makeTestCa(dir);
+    const one = issueServerCert(ca, 'one');
+    const two = issueServerCert(ca, 'two');
+    const error = configError(() => load({ env: { OUTPOST_TLS_CERT: one.cert, OUTPOST_TLS_KEY: two.key } }));
+    expect(error.key).toBe('server.tlsKey');
+    expect(error.message).toContain('server.tlsKey: is not the key of the certificate in server.tlsCert');
+    expect(error.message).toContain(two.key);
+  });
+
+  it('rejects an encrypted TLS key (no passphrase setting)', () => {
+    const { cert, key } = issueServerCert(makeTestCa(dir), 'server');
+    const encrypted = path.join(dir, 'encrypted.key');
+    execFileSync('openssl', ['pkey', '-in', key, '-out', encrypted, '-aes256', '-passout', 'pass:secret'], { stdio: 'ignore' });
+    const error = configError(() => load({ env: { OUTPOST_TLS_CERT: cert, OUTPOST_TLS_KEY: encrypted } }));
+    expect(error.key).toBe('server.tlsKey');
+    expect(error.message).toContain('server.tlsKey: is an encrypted key (a passphrase is not supported)');
+  });
+
+  it('rejects TLS files that are not PEM', async () => {
+    const { cert, key } = issueServerCert(makeTestCa(dir), 'server');
+    const garbage = await writeFile('garbage.pem', 'not a certificate');
+    const badCert = configError(() => load({ env: { OUTPOST_TLS_CERT: garbage, OUTPOST_TLS_KEY: key } }));
+    expect(badCert.key).toBe('server.tlsCert');
+    expect(badCert.message).toMatch(/server\.tlsCert: is not a PEM certificate/);
+    const badKey = configError(() => load({ env: { OUTPOST_TLS_CERT: cert, OUTPOST_TLS_KEY: garbage } }));
+    expect(badKey.key).toBe('server.tlsKey');
+    expect(badKey.message).toMatch(/server\.tlsKey: is not a PEM private key/);
   });
 
   it('rejects a TLS or CA file that cannot be read', () => {

@@ -358,6 +358,8 @@ describe('systemd unit (deploy/systemd/outpost.service)', () => {
     expect(settings.get('Environment')).toContain('OUTPOST_CACHE_DIR=/var/lib/outpost');
     expect(one('EnvironmentFile')).toBe('/etc/outpost/outpost.env');
     expect(one('ExecStart')).toBe('node --import tsx /opt/outpost/src/main.ts serve');
+    // `systemctl reload` reloads the HTTPS certificate (SIGHUP to the primary only).
+    expect(one('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
     expect(one('KillSignal')).toBe('SIGTERM');
     expect(one('KillMode')).toBe('mixed');
     expect(one('Restart')).toBe('on-failure');
