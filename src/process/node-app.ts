@@ -27,7 +27,8 @@ import { PeerManifests } from '../cache/peer-manifests.ts';
 import { PeerClient } from '../coordination/peer-client.ts';
 import { PeerRoutes } from '../http/peer-routes.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
-import type { Config, UpstreamConfig } from '../config/types.ts';
+import type { Config, UpstreamConfig, UpstreamProtectionConfig } from '../config/types.ts';
+import { upstreamProtection, type UpstreamProtection } from './upstream-protection.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
@@ -45,7 +46,7 @@ import { OpsRoutes } from '../http/ops-routes.ts';
 import { RegistryRoutes } from '../http/registry-routes.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
 import { ConnectionStats, type ConnectionCounters } from '../observability/connection-stats.ts';
-import { cacheDirWritable, primaryReachable, recentWriteFailures, runHealthChecks, workersUp } from '../observability/health.ts';
+import { cacheDirWritable, circuitBreakers, primaryReachable, recentWriteFailures, runHealthChecks, workersUp } from '../observability/health.ts';
 import { instrumentUpstream } from '../observability/instrumented-upstream.ts';
 import { UpstreamStatusBoard, type UpstreamStatus } from '../observability/upstream-status.ts';
 import { metricsObserver, workerMetrics, type WorkerMetrics } from '../observability/metrics.ts';
@@ -122,21 +123,29 @@ function upstreamEntry(
   clock: Clock,
   metrics: WorkerMetrics,
   status: UpstreamStatus,
-): { entry: UpstreamEntry; forClients: PrimaryForClients } {
+  protectionConfig: UpstreamProtectionConfig,
+): { entry: UpstreamEntry; forClients: PrimaryForClients; protection: UpstreamProtection } {
   const clients = createRegistryClients(config, {
     clock,
     logger: logger.child({ module: 'upstream', upstream: host }),
-    onRateLimit: (remaining) => metrics.rateLimitRemaining.set({ upstream: host }, remaining),
+    onRateLimit: (remaining, limit) => {
+      if (remaining !== undefined) metrics.rateLimitRemaining.set({ upstream: host }, remaining);
+      if (limit !== undefined) metrics.rateLimitLimit.set({ upstream: host }, limit);
+    },
   });
-  const instrumented = (upstream: Upstream): Upstream => instrumentUpstream(upstream, { metrics, status });
+  const protection = upstreamProtection(host, protectionConfig, { clock, metrics, logger: logger.child({ module: 'upstream', upstream: host }) });
+  // Outermost: a call the breaker, the 429 gate, the cap or the 404 memory refuses never counts as an upstream request.
+  const instrumented = (upstream: Upstream, rememberNotFound = false): Upstream =>
+    protection.protect(instrumentUpstream(upstream, { metrics, status }), rememberNotFound);
   const dockerHub = isDockerHubHost(host);
   return {
-    entry: { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream: instrumented(clients.upstream), dockerHub },
+    entry: { host, aliases: dockerHub ? ['docker.io', 'index.docker.io', 'registry-1.docker.io'] : [], upstream: instrumented(clients.upstream, true), dockerHub },
     forClients: {
       asClient: (credentials) => instrumented(clients.asClient(credentials)),
       checkPull: (credentials, repo, signal) => clients.checkPull(credentials, repo, signal),
       checkLogin: (credentials, signal) => clients.checkLogin(credentials, signal),
     },
+    protection,
   };
 }
 
@@ -169,8 +178,8 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   if (config.upstream.insecure) logger.warn({ upstream: hostOf(config.upstream.url) }, 'TLS verification of the primary is disabled');
   const upstreamStatus = deps.cluster?.upstreams ?? new UpstreamStatusBoard({ logger: logger.child({ module: 'upstream' }), clock });
   const primaries = [
-    upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus),
-    ...config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus)),
+    upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus, config.upstreamProtection),
+    ...config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus, config.upstreamProtection)),
   ];
   const [fallback, ...extra] = primaries.map(({ entry }) => entry) as [UpstreamEntry, ...UpstreamEntry[]];
   const resolver = new RepositoryResolver(fallback, extra);
@@ -277,6 +286,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     workers: workersUp(cluster.workers),
     cache_writes: recentWriteFailures(() => deps.cluster?.writeFailures?.last() ?? lastWriteFailure, clock, 60_000),
     primary: primaryReachable(() => upstreamStatus.outages()),
+    circuit_breakers: circuitBreakers(() => primaries.map(({ entry, protection }) => ({ host: entry.host, state: protection.breaker.state }))),
   };
   const ops = new OpsRoutes({
     health: () => runHealthChecks(checks, draining),
