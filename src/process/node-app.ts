@@ -29,6 +29,7 @@ import { PeerRoutes } from '../http/peer-routes.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
 import type { Config, UpstreamConfig, UpstreamProtectionConfig } from '../config/types.ts';
 import { upstreamProtection, type UpstreamProtection } from './upstream-protection.ts';
+import type { BreakerChannel } from '../upstream/circuit-breaker.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
@@ -83,6 +84,8 @@ export interface OutpostAppDeps {
     writeFailures?: { report(code: string): void; last(): { code: string; at: number } | undefined };
     /** Host-wide state of the primaries (any worker's outages); this process's own board by default. */
     upstreams?: UpstreamStatus;
+    /** Circuit breaker and 429 decisions shared with the node's other workers; none in a single process. */
+    breakers?: BreakerChannel;
     /** `cluster_status` as the cluster primary answers it. */
     status?: () => Promise<unknown>;
     /** The node's etcd/Redis/leader state (the `/health` "cluster" check when etcd or Redis is configured). */
@@ -124,6 +127,7 @@ function upstreamEntry(
   metrics: WorkerMetrics,
   status: UpstreamStatus,
   protectionConfig: UpstreamProtectionConfig,
+  breakers: BreakerChannel | undefined,
 ): { entry: UpstreamEntry; forClients: PrimaryForClients; protection: UpstreamProtection } {
   const clients = createRegistryClients(config, {
     clock,
@@ -133,7 +137,7 @@ function upstreamEntry(
       if (limit !== undefined) metrics.rateLimitLimit.set({ upstream: host }, limit);
     },
   });
-  const protection = upstreamProtection(host, protectionConfig, { clock, metrics, logger: logger.child({ module: 'upstream', upstream: host }) });
+  const protection = upstreamProtection(host, protectionConfig, { clock, metrics, logger: logger.child({ module: 'upstream', upstream: host }), channel: breakers });
   // Outermost: a call the breaker, the 429 gate, the cap or the 404 memory refuses never counts as an upstream request.
   const instrumented = (upstream: Upstream, rememberNotFound = false): Upstream =>
     protection.protect(instrumentUpstream(upstream, { metrics, status }), rememberNotFound);
@@ -178,8 +182,8 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   if (config.upstream.insecure) logger.warn({ upstream: hostOf(config.upstream.url) }, 'TLS verification of the primary is disabled');
   const upstreamStatus = deps.cluster?.upstreams ?? new UpstreamStatusBoard({ logger: logger.child({ module: 'upstream' }), clock });
   const primaries = [
-    upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus, config.upstreamProtection),
-    ...config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus, config.upstreamProtection)),
+    upstreamEntry(hostOf(config.upstream.url), config.upstream, logger, clock, metrics, upstreamStatus, config.upstreamProtection, deps.cluster?.breakers),
+    ...config.registries.map((registry) => upstreamEntry(registry.host, registry, logger, clock, metrics, upstreamStatus, config.upstreamProtection, deps.cluster?.breakers)),
   ];
   const [fallback, ...extra] = primaries.map(({ entry }) => entry) as [UpstreamEntry, ...UpstreamEntry[]];
   const resolver = new RepositoryResolver(fallback, extra);

@@ -11,13 +11,29 @@
  * Gate: a 429 keeps every call away from the primary until its Retry-After
  * (or, without one, the cool-down) has passed.
  *
- * State is per process (per worker): each worker counts its own failures.
+ * Each process counts its own failures; what it decides (opened until T,
+ * closed again, rate limited until T) goes to `share`, and what another
+ * process of the node decided comes in through `adopt` — so in a cluster one
+ * worker's open breaker or 429 keeps every worker away from the primary.
  * Refusals are UpstreamErrors like any other outage, so stale-if-error
  * serves cached tags meanwhile.
  */
 import { UpstreamError, type Clock, type UpstreamErrorCode } from '../cache/ports.ts';
 
 export type CircuitState = 'closed' | 'half-open' | 'open';
+
+/** How the processes of a node tell each other their breakers' decisions (IPC through the cluster primary). */
+export interface BreakerChannel {
+  publish(event: BreakerEvent): void;
+  /** `listener` gets the other processes' events (never this one's own). */
+  subscribe(listener: (event: BreakerEvent) => void): void;
+}
+
+/** A decision one process shares with the others of the node. `until`: ms since the epoch. */
+export type BreakerEvent =
+  | { host: string; kind: 'open'; until: number; code: 'UPSTREAM_TIMEOUT' | 'UPSTREAM_UNREACHABLE'; reason: string }
+  | { host: string; kind: 'closed' }
+  | { host: string; kind: 'rate-limited'; until: number };
 
 export interface CircuitBreakerOptions {
   host: string;
@@ -26,7 +42,10 @@ export interface CircuitBreakerOptions {
   failureThreshold: number;
   /** Time open before the first half-open probe; doubles on each failed probe. */
   cooldownMs: number;
-  onStateChange?(state: CircuitState): void;
+  /** `remote`: the change was adopted from another process, not decided here. */
+  onStateChange?(state: CircuitState, remote: boolean): void;
+  /** Where this process's decisions go (the other workers). */
+  share?(event: BreakerEvent): void;
 }
 
 /** Outages that count towards opening: the primary could not be talked to or failed on its side. */
@@ -97,13 +116,17 @@ export class CircuitBreaker {
     if (err instanceof UpstreamError && err.code === 'UPSTREAM_RATE_LIMITED') {
       const waitMs = err.retryAfter !== undefined ? err.retryAfter * 1000 : this.options.cooldownMs;
       this.rateLimitedUntil = Math.max(this.rateLimitedUntil, this.options.clock.now() + waitMs);
+      this.options.share?.({ host: this.options.host, kind: 'rate-limited', until: this.rateLimitedUntil });
     }
     const outcome = err === undefined ? 'success' : outcomeOf(err);
     if (outcome === 'neutral') return;
     if (outcome === 'success') {
       this.failures = 0;
       this.cooldownMs = this.options.cooldownMs;
-      if (this.current !== 'closed') this.transition('closed');
+      if (this.current !== 'closed') {
+        this.transition('closed');
+        this.options.share?.({ host: this.options.host, kind: 'closed' });
+      }
       return;
     }
     const failure = err as UpstreamError;
@@ -117,14 +140,33 @@ export class CircuitBreaker {
     }
   }
 
+  /** What another process of the node decided. */
+  adopt(event: BreakerEvent): void {
+    if (event.kind === 'rate-limited') {
+      this.rateLimitedUntil = Math.max(this.rateLimitedUntil, event.until);
+    } else if (event.kind === 'open') {
+      if (event.until <= this.options.clock.now()) return;
+      this.lastFailure = { code: event.code, reason: event.reason };
+      this.failures = Math.max(this.failures, this.options.failureThreshold);
+      this.openUntil = Math.max(this.openUntil, event.until);
+      if (this.current !== 'open') this.transition('open', true);
+    } else if (this.current !== 'closed') {
+      this.failures = 0;
+      this.cooldownMs = this.options.cooldownMs;
+      this.transition('closed', true);
+    }
+  }
+
   private open(): void {
     this.openUntil = this.options.clock.now() + this.cooldownMs;
     this.transition('open');
+    const code = this.lastFailure?.code === 'UPSTREAM_TIMEOUT' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNREACHABLE';
+    this.options.share?.({ host: this.options.host, kind: 'open', until: this.openUntil, code, reason: this.lastFailure?.reason ?? 'unknown' });
   }
 
-  private transition(state: CircuitState): void {
+  private transition(state: CircuitState, remote = false): void {
     this.current = state;
-    this.options.onStateChange?.(state);
+    this.options.onStateChange?.(state, remote);
   }
 
   /** 504 when the primary was timing out, 502 otherwise; the detail names the breaker. */
@@ -135,4 +177,18 @@ export class CircuitBreaker {
     const reason = `circuit breaker open for ${this.options.host} after ${this.failures} consecutive failures (last: ${last?.reason ?? 'unknown'}); ${next}`;
     return new UpstreamError(code, `${this.options.host}: ${reason}`, { reason });
   }
+}
+
+/** A BreakerEvent from another process, checked field by field; undefined when it is not one. */
+export function parseBreakerEvent(value: unknown): BreakerEvent | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  if (typeof v.host !== 'string') return undefined;
+  if (v.kind === 'closed') return { host: v.host, kind: 'closed' };
+  if (typeof v.until !== 'number' || !Number.isFinite(v.until)) return undefined;
+  if (v.kind === 'rate-limited') return { host: v.host, kind: 'rate-limited', until: v.until };
+  if (v.kind === 'open' && (v.code === 'UPSTREAM_TIMEOUT' || v.code === 'UPSTREAM_UNREACHABLE') && typeof v.reason === 'string') {
+    return { host: v.host, kind: 'open', until: v.until, code: v.code, reason: v.reason };
+  }
+  return undefined;
 }

@@ -194,3 +194,34 @@ describe('the cap on concurrent upstream requests', () => {
     await holding;
   }, 60_000);
 });
+
+describe('decisions shared by the workers of a node', () => {
+  it('keeps every worker away from a primary that answered one of them 429', async () => {
+    const node = await startOutpost({ upstreamUrl: proxy.url, workers: 2 });
+    cleanup.add(() => node.dispose());
+    await waitFor(async () => (await health(node)).body.checks.workers?.detail === '2 of 2 workers running', { what: 'both workers to be up' });
+    proxy.setFault({ mode: 'status', status: 429, headers: { 'retry-after': '60' } }, { when: { kind: 'manifest' } });
+    proxy.clearRequests();
+    // Fresh connections: the cluster spreads them over both workers.
+    const first = await request(`${node.url}/v2/team/shared-429/manifests/v1`, { reset: true });
+    expect(first.statusCode).toBe(429);
+    await first.body.dump();
+    // Fresh connections until both workers have answered (the cluster hands connections out; under load one worker may take several in a row).
+    const pids = new Set<unknown>();
+    let sent = 0;
+    await waitFor(
+      async () => {
+        const res = await request(`${node.url}/v2/team/shared-429-${sent}/manifests/v1`, { reset: true });
+        sent += 1;
+        expect(res.statusCode).toBe(429);
+        expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+        await res.body.dump();
+        for (const line of node.logs()) if (line.msg === 'request' && String(line.repository).startsWith('team/shared-429')) pids.add(line.pid);
+        return pids.size === 2;
+      },
+      { what: 'both workers to answer a request', timeoutMs: 20_000, intervalMs: 10 },
+    );
+    // Neither asked the primary again.
+    expect(proxy.countRequests()).toBe(1);
+  }, 60_000);
+});

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { UpstreamError } from '../../../src/cache/ports.ts';
 import { toRegistryError } from '../../../src/cache/upstream-failure.ts';
-import { CircuitBreaker, type CircuitState } from '../../../src/upstream/circuit-breaker.ts';
+import { CircuitBreaker, parseBreakerEvent, type BreakerEvent, type CircuitState } from '../../../src/upstream/circuit-breaker.ts';
 import { ConcurrencyCap, NotFoundCache, protectUpstream } from '../../../src/upstream/protected-upstream.ts';
 import { FakeUpstream } from '../../support/fake-upstream.ts';
 import { FakeClock, rejection } from './helpers.ts';
@@ -227,5 +227,65 @@ describe('concurrency cap', () => {
     const answer = await second;
     expect(answer.body).toBeInstanceOf(Readable);
     answer.body.destroy();
+  });
+});
+
+describe('breaker decisions shared between workers', () => {
+  /** Two workers' breakers for one primary, joined as the cluster primary joins them (each gets the other's events). */
+  function twoWorkers() {
+    const clock = new FakeClock();
+    const fakes = [new FakeUpstream(), new FakeUpstream()] as const;
+    const breakers: CircuitBreaker[] = [];
+    const events: BreakerEvent[] = [];
+    const relay = (from: number) => (event: BreakerEvent) => {
+      events.push(parseBreakerEvent(JSON.parse(JSON.stringify(event)))!); // as it crosses IPC
+      breakers[1 - from]!.adopt(events.at(-1)!);
+    };
+    for (const i of [0, 1]) {
+      breakers.push(new CircuitBreaker({ host: 'fake.example', clock, failureThreshold: 2, cooldownMs: 5_000, share: relay(i) }));
+    }
+    const cap = (): ConcurrencyCap => new ConcurrencyCap('fake.example', { maxConcurrent: 0, maxQueued: 0, queueTimeoutMs: 1 });
+    const upstreams = [0, 1].map((i) => protectUpstream(fakes[i]!, { breaker: breakers[i]!, cap: cap() }));
+    return { clock, fakes, breakers, upstreams, events };
+  }
+
+  it('keeps the other worker away from the primary once one worker’s breaker opens, and lets it back when it closes', async () => {
+    const { clock, fakes, breakers, upstreams, events } = twoWorkers();
+    fakes[0].failWith = refused();
+    await rejection(upstreams[0]!.headManifest('a/b', 'latest', never));
+    await rejection(upstreams[0]!.headManifest('a/b', 'latest', never));
+    expect(breakers[1]!.state).toBe('open');
+    const refusedElsewhere = await rejection(upstreams[1]!.headManifest('a/b', 'latest', never));
+    expect(refusedElsewhere.message).toContain('circuit breaker open');
+    expect(refusedElsewhere.message).toContain('connection refused (ECONNREFUSED)');
+    expect(fakes[1].calls).toEqual([]);
+    clock.advance(5_000);
+    fakes[0].failWith = undefined;
+    fakes[0].manifests.set('a/b:latest', MANIFEST);
+    await upstreams[0]!.headManifest('a/b', 'latest', never); // worker 0's probe
+    expect(breakers[1]!.state).toBe('closed');
+    expect(events.map((e) => e.kind)).toEqual(['open', 'closed']);
+  });
+
+  it('keeps every worker away from the primary until a 429’s Retry-After has passed', async () => {
+    const { clock, fakes, upstreams } = twoWorkers();
+    fakes[0].failWith = new UpstreamError('UPSTREAM_RATE_LIMITED', '429', { status: 429, retryAfter: 20 });
+    await rejection(upstreams[0]!.headManifest('a/b', 'latest', never));
+    clock.advance(19_000);
+    const err = await rejection(upstreams[1]!.listTags('a/b', never));
+    expect(err).toMatchObject({ code: 'UPSTREAM_RATE_LIMITED', retryAfter: 1 });
+    expect(fakes[1].calls).toEqual([]);
+    clock.advance(1_000);
+    await upstreams[1]!.listTags('a/b', never);
+    expect(fakes[1].calls).toEqual(['GET tags']);
+  });
+
+  it('accepts only well-formed events from another process', () => {
+    expect(parseBreakerEvent({ host: 'h', kind: 'closed' })).toEqual({ host: 'h', kind: 'closed' });
+    expect(parseBreakerEvent({ host: 'h', kind: 'rate-limited', until: 5 })).toEqual({ host: 'h', kind: 'rate-limited', until: 5 });
+    expect(parseBreakerEvent({ host: 'h', kind: 'open', until: 5, code: 'UPSTREAM_DENIED', reason: 'x' })).toBeUndefined();
+    expect(parseBreakerEvent({ host: 'h', kind: 'rate-limited', until: 'soon' })).toBeUndefined();
+    expect(parseBreakerEvent({ kind: 'closed' })).toBeUndefined();
+    expect(parseBreakerEvent(null)).toBeUndefined();
   });
 });
