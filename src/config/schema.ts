@@ -177,7 +177,7 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
     },
     upstreamProtection: {
       failureThreshold: {
-        doc: 'Consecutive outages (refused, timeout, 5xx; never a 404/401/403) after which a primary\'s circuit breaker opens and requests to it fail at once. Per worker, per primary.',
+        doc: 'Consecutive outages (refused, timeout, 5xx; never a 404/401/403) one worker sees before a primary\'s circuit breaker opens and requests to it fail at once, on every worker of the node.',
         format: 'positive-int',
         default: 5,
         env: 'OUTPOST_UPSTREAM_FAILURE_THRESHOLD',

@@ -61,7 +61,7 @@ export function primaryReachable(outages: () => { host: string; code: string; ca
   };
 }
 
-/** Degraded while a primary's circuit breaker (in this worker) is open or half-open: requests to it fail at once. */
+/** Degraded while a primary's circuit breaker is open or half-open (workers share their breakers' decisions): requests to it fail at once. */
 export function circuitBreakers(states: () => { host: string; state: string }[]): HealthCheck {
   return () => {
     const notClosed = states().filter((b) => b.state !== 'closed');

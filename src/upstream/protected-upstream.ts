@@ -12,7 +12,8 @@
  *   never remembered: a digest is asked for right after a manifest named it,
  *   and a push in progress makes it exist moments later.
  *
- * Everything is per process (per worker), in memory, bounded.
+ * The cap and the 404 memory are per process (per worker), in memory,
+ * bounded; the breaker shares its decisions (see circuit-breaker.ts).
  */
 import { LRUCache } from 'lru-cache';
 import { UpstreamError, type Clock, type Upstream } from '../cache/ports.ts';

@@ -4,8 +4,8 @@
  * recovery, a 429-answering primary with a warm cache, the 404 memory, and
  * the cap on concurrent upstream requests.
  *
- * One worker per node: breaker, gate, cap and 404 memory are per worker,
- * so with one worker the counts below are exact.
+ * One worker per node where counts matter (failures, the cap and the 404
+ * memory are counted per worker); a 2-worker node shows a decision shared.
  */
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
