@@ -30,7 +30,8 @@ export type UpstreamErrorCode =
   | 'UPSTREAM_BAD_RESPONSE' // unexpected status or malformed answer
   | 'UPSTREAM_TIMEOUT' // connect, headers or body-idle timeout, or the caller's deadline
   | 'UPSTREAM_UNREACHABLE' // connection refused/reset, DNS, TLS failure
-  | 'UPSTREAM_ABORTED'; // the caller's signal aborted
+  | 'UPSTREAM_ABORTED' // the caller's signal aborted
+  | 'UPSTREAM_BUSY'; // this node's cap on concurrent requests to the primary is full (queue included)
 
 export class UpstreamError extends Error {
   readonly code: UpstreamErrorCode;
@@ -70,6 +71,7 @@ export function isUpstreamOutage(err: unknown): boolean {
       err.code === 'UPSTREAM_UNREACHABLE' ||
       err.code === 'UPSTREAM_SERVER_ERROR' ||
       err.code === 'UPSTREAM_RATE_LIMITED' ||
+      err.code === 'UPSTREAM_BUSY' ||
       err.code === 'UPSTREAM_BAD_RESPONSE')
   );
 }

@@ -22,6 +22,8 @@ export function toRegistryError(err: unknown, notFound: ErrorCode): RegistryErro
         cause: err,
         headers: err.retryAfter !== undefined ? { 'retry-after': String(err.retryAfter) } : {},
       });
+    case 'UPSTREAM_BUSY':
+      return new RegistryError('UNAVAILABLE', 'too many requests to the primary registry are waiting on this node', { cause: err, detail });
     case 'UPSTREAM_TIMEOUT':
     case 'UPSTREAM_ABORTED':
       return new RegistryError('UPSTREAM_TIMEOUT', undefined, { cause: err, detail });

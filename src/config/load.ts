@@ -224,6 +224,14 @@ function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Con
     server,
     upstream: defaultUpstream,
     registries,
+    upstreamProtection: {
+      failureThreshold: read('upstreamProtection.failureThreshold', 'positive-int'),
+      cooldownMs: read('upstreamProtection.cooldown', 'positive-duration'),
+      maxConcurrent: read('upstreamProtection.maxConcurrent', 'non-negative-int'),
+      maxQueued: read('upstreamProtection.maxQueued', 'non-negative-int'),
+      queueTimeoutMs: read('upstreamProtection.queueTimeout', 'positive-duration'),
+      notFoundTtlMs: read('upstreamProtection.notFoundTtl', 'duration'),
+    },
     cache: {
       dir: read('cache.dir', 'non-empty-string'),
       maxBytes: read('cache.maxBytes', 'bytes'),

@@ -193,6 +193,44 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
       format: 'registries',
       default: [],
     },
+    upstreamProtection: {
+      failureThreshold: {
+        doc: 'Consecutive outages (refused, timeout, 5xx; never a 404/401/403) one worker sees before a primary\'s circuit breaker opens and requests to it fail at once, on every worker of the node.',
+        format: 'positive-int',
+        default: 5,
+        env: 'OUTPOST_UPSTREAM_FAILURE_THRESHOLD',
+      },
+      cooldown: {
+        doc: 'Time an open circuit breaker (or a 429 without Retry-After) keeps requests away from a primary before one probe is let through; doubles after each failed probe, up to 16 times this.',
+        format: 'positive-duration',
+        default: '10s',
+        env: 'OUTPOST_UPSTREAM_COOLDOWN',
+      },
+      maxConcurrent: {
+        doc: 'Requests one worker has in flight to one primary at once (a blob until its body ends); 0 = no cap.',
+        format: 'non-negative-int',
+        default: 0,
+        env: 'OUTPOST_UPSTREAM_MAX_CONCURRENT',
+      },
+      maxQueued: {
+        doc: 'With maxConcurrent: requests that may wait for a slot; more get 503 at once.',
+        format: 'non-negative-int',
+        default: 1000,
+        env: 'OUTPOST_UPSTREAM_MAX_QUEUED',
+      },
+      queueTimeout: {
+        doc: 'With maxConcurrent: longest a request waits for a slot before it gets 504.',
+        format: 'positive-duration',
+        default: '30s',
+        env: 'OUTPOST_UPSTREAM_QUEUE_TIMEOUT',
+      },
+      notFoundTtl: {
+        doc: 'How long a 404 from a primary for a tag or a repository (tag list) is remembered, per worker, before it is asked again; 0 = never remembered. 404s by digest are never remembered.',
+        format: 'duration',
+        default: '30s',
+        env: 'OUTPOST_UPSTREAM_NOT_FOUND_TTL',
+      },
+    },
     cache: {
       dir: {
         doc: 'Directory where blobs, manifests and the eviction index live.',

@@ -58,10 +58,27 @@ export interface ServerConfig extends ClientLimits {
   tlsKey: string | undefined;
 }
 
+/** What protects each primary from this node (applied to every primary, state per worker). */
+export interface UpstreamProtectionConfig {
+  /** Consecutive outages that open the circuit breaker. */
+  failureThreshold: number;
+  /** Open time before the first half-open probe (and the wait after a 429 without Retry-After). */
+  cooldownMs: number;
+  /** Requests in flight per primary per worker; 0 = no cap. */
+  maxConcurrent: number;
+  /** Requests waiting for a slot; more are refused (503). */
+  maxQueued: number;
+  /** Longest wait for a slot (then 504). */
+  queueTimeoutMs: number;
+  /** How long a 404 for a tag or tag list is remembered; 0 = not at all. */
+  notFoundTtlMs: number;
+}
+
 export interface Config {
   server: ServerConfig;
   upstream: DefaultUpstreamConfig;
   registries: RegistryConfig[];
+  upstreamProtection: UpstreamProtectionConfig;
   cache: {
     dir: string;
     maxBytes: number;

@@ -61,6 +61,15 @@ export function primaryReachable(outages: () => { host: string; code: string; ca
   };
 }
 
+/** Degraded while a primary's circuit breaker is open or half-open (workers share their breakers' decisions): requests to it fail at once. */
+export function circuitBreakers(states: () => { host: string; state: string }[]): HealthCheck {
+  return () => {
+    const notClosed = states().filter((b) => b.state !== 'closed');
+    if (notClosed.length === 0) return { status: 'ok' };
+    return { status: 'degraded', detail: `circuit breaker ${notClosed.map((b) => `${b.host}: ${b.state}`).join(', ')}; serving from cache` };
+  };
+}
+
 export async function runHealthChecks(checks: Record<string, HealthCheck>, draining: () => boolean): Promise<HealthReport> {
   const entries = await Promise.all(Object.entries(checks).map(async ([name, check]) => [name, await check()] as const));
   const result: HealthReport['checks'] = Object.fromEntries(entries);

@@ -33,7 +33,8 @@ export type ProcessMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
  * `nodejs_eventloop_lag_min_seconds`, max for `..._max_seconds`, first for
  * `nodejs_version_info`. Outpost's own metrics sum, except those that name
  * another aggregator below (`outpost_draining`: max,
- * `outpost_upstream_ratelimit_remaining`: min).
+ * `outpost_upstream_ratelimit_remaining`: min, `outpost_upstream_ratelimit_limit`
+ * and `outpost_upstream_circuit_state`: max).
  */
 const nodeAggregators: Readonly<Record<string, Aggregator>> = {
   process_start_time_seconds: 'min',
@@ -154,6 +155,26 @@ export function workerMetrics(registry: Registry = new Registry()) {
       help: 'Last `ratelimit-remaining` seen from a primary (Docker Hub), by primary host.',
       labelNames: ['upstream'] as const,
       aggregator: 'min',
+      registers: [registry],
+    }),
+    rateLimitLimit: new Gauge({
+      name: 'outpost_upstream_ratelimit_limit',
+      help: 'Last `ratelimit-limit` seen from a primary (Docker Hub: pulls per window), by primary host.',
+      labelNames: ['upstream'] as const,
+      aggregator: 'max',
+      registers: [registry],
+    }),
+    circuitState: new Gauge({
+      name: 'outpost_upstream_circuit_state',
+      help: 'Circuit breaker of a primary: 0 closed, 1 half-open, 2 open; the worst worker of the node. By configured primary host.',
+      labelNames: ['upstream'] as const,
+      aggregator: 'max',
+      registers: [registry],
+    }),
+    circuitOpens: new Counter({
+      name: 'outpost_upstream_circuit_opens_total',
+      help: 'Times a primary\'s circuit breaker opened (after consecutive outages or a failed probe), by configured primary host.',
+      labelNames: ['upstream'] as const,
       registers: [registry],
     }),
     cacheWriteFailures: new Counter({

@@ -14,6 +14,8 @@
  *   primary → workers   {t:'cache.writeFailed', value: {code, at}}
  *   worker  → primary   {t:'upstream.failed', host, code, cause} | {t:'upstream.recovered', host}
  *   primary → workers   {t:'upstream.state', outages}                       whenever it changes, and to new workers
+ *   worker  → primary   {t:'upstream.breaker', event}                       a circuit breaker opened/closed or a 429 gate was set
+ *   primary → workers   {t:'upstream.breaker', event}                       relayed to every other worker
  *   worker  → primary   {t:'ops.admin', id, request} | {t:'index.batch', batch}
  *   primary → worker    {t:'pins.refresh', references}
  *   primary → workers   {t:'cache.forget', reqId, scope}  each answers {t:'cache.forgotten', reqId} once purged content is out of its memory
@@ -32,6 +34,7 @@ import type { PurgeScope } from '../cache/ports.ts';
 import { errorDescriptors, RegistryError, type ErrorCode } from '../registry/errors.ts';
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { parseCoordinationState, type CoordinationState } from '../cluster/coordination-state.ts';
+import { parseBreakerEvent, type BreakerChannel, type BreakerEvent } from '../upstream/circuit-breaker.ts';
 
 /** Worker → primary. */
 export type OpsWorkerMessage =
@@ -44,6 +47,7 @@ export type OpsWorkerMessage =
   | { t: 'cache.writeFailed'; value: string }
   | { t: 'upstream.failed'; host: string; code: string; cause: string }
   | { t: 'upstream.recovered'; host: string }
+  | { t: 'upstream.breaker'; event: BreakerEvent }
   | { t: 'index.batch'; batch: IndexBatch }
   | { t: 'cache.corrupt'; value: Digest }
   | { t: 'cache.forgotten'; reqId: number };
@@ -56,6 +60,7 @@ export type OpsPrimaryMessage =
   | { t: 'cluster.workers'; up: number; configured: number }
   | { t: 'cache.writeFailed'; value: { code: string; at: number } }
   | { t: 'upstream.state'; outages: UpstreamOutage[] }
+  | { t: 'upstream.breaker'; event: BreakerEvent }
   | { t: 'pins.refresh'; references: string[] }
   | { t: 'cache.forget'; reqId: number; scope: PurgeScope }
   | { t: 'cluster.coordination'; value: CoordinationState };
@@ -88,6 +93,10 @@ function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
       return isString(m.host) && isString(m.code) && isString(m.cause) ? { t: m.t, host: m.host, code: m.code, cause: m.cause } : undefined;
     case 'upstream.recovered':
       return isString(m.host) ? { t: m.t, host: m.host } : undefined;
+    case 'upstream.breaker': {
+      const event = parseBreakerEvent(m.event);
+      return event ? { t: m.t, event } : undefined;
+    }
     case 'index.batch':
       return { t: m.t, batch: parseIndexBatch(m.batch) };
     case 'cache.corrupt': {
@@ -191,6 +200,9 @@ export class PrimaryOps {
         return;
       case 'upstream.recovered':
         if (this.upstreams.succeeded(msg.host)) this.broadcastUpstreams();
+        return;
+      case 'upstream.breaker':
+        for (const other of this.workers()) if (other.id !== worker.id) send(other, { t: 'upstream.breaker', event: msg.event });
         return;
       case 'ops.admin': {
         const id = msg.id;
@@ -371,7 +383,8 @@ export interface WorkerOpsSources {
  * Worker side. Also the worker's {@link UpstreamStatus}: outages and
  * recoveries go to the primary, and the primary's host-wide state comes back.
  */
-export class WorkerOps implements UpstreamStatus {
+export class WorkerOps implements UpstreamStatus, BreakerChannel {
+  private readonly breakerListeners: Array<(event: BreakerEvent) => void> = [];
   private nextId = 1;
   private readonly waiting = new Map<number, (reply: { value?: unknown; error?: unknown }) => void>();
   private workerState = { up: 1, configured: 1 };
@@ -395,6 +408,9 @@ export class WorkerOps implements UpstreamStatus {
         resolve?.(message as { value?: unknown; error?: unknown });
       } else if (message?.t === 'cache.writeFailed' && typeof message.value === 'object' && message.value !== null) {
         this.writeFailure = message.value as { code: string; at: number };
+      } else if (message?.t === 'upstream.breaker') {
+        const event = parseBreakerEvent(message.event);
+        if (event) for (const listener of this.breakerListeners) listener(event);
       } else if (message?.t === 'upstream.state' && Array.isArray(message.outages)) {
         this.upstreamOutages = new Map((message.outages as UpstreamOutage[]).map((o) => [o.host, o]));
       } else if (message?.t === 'cache.forget' && isNumber(message.reqId)) {
@@ -462,6 +478,15 @@ export class WorkerOps implements UpstreamStatus {
 
   outages(): UpstreamOutage[] {
     return [...this.upstreamOutages.values()];
+  }
+
+  /** Sends this worker's breaker decision to the other workers (through the primary). */
+  publish(event: BreakerEvent): void {
+    this.send({ t: 'upstream.breaker', event });
+  }
+
+  subscribe(listener: (event: BreakerEvent) => void): void {
+    this.breakerListeners.push(listener);
   }
 
   clusterStatus(): Promise<unknown> {

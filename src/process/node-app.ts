@@ -27,7 +27,9 @@ import { PeerManifests } from '../cache/peer-manifests.ts';
 import { PeerClient } from '../coordination/peer-client.ts';
 import { PeerRoutes } from '../http/peer-routes.ts';
 import { RepositoryResolver, type UpstreamEntry } from '../cache/repository-resolver.ts';
-import type { Config, PrimaryNames, UpstreamConfig } from '../config/types.ts';
+import type { Config, PrimaryNames, UpstreamConfig, UpstreamProtectionConfig } from '../config/types.ts';
+import { upstreamProtection, type UpstreamProtection } from './upstream-protection.ts';
+import type { BreakerChannel } from '../upstream/circuit-breaker.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { PinResolver } from '../cache/pin-resolver.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
@@ -46,7 +48,7 @@ import { RegistryRoutes } from '../http/registry-routes.ts';
 import { UnknownNamespaces } from '../http/unknown-namespaces.ts';
 import { createRequestHandler, createServer, type RequestHandler } from '../http/server.ts';
 import { ConnectionStats, type ConnectionCounters } from '../observability/connection-stats.ts';
-import { cacheDirWritable, primaryReachable, recentWriteFailures, runHealthChecks, workersUp } from '../observability/health.ts';
+import { cacheDirWritable, circuitBreakers, primaryReachable, recentWriteFailures, runHealthChecks, workersUp } from '../observability/health.ts';
 import { instrumentUpstream } from '../observability/instrumented-upstream.ts';
 import { UpstreamStatusBoard, type UpstreamStatus } from '../observability/upstream-status.ts';
 import { metricsObserver, workerMetrics, type WorkerMetrics } from '../observability/metrics.ts';
@@ -82,6 +84,8 @@ export interface OutpostAppDeps {
     writeFailures?: { report(code: string): void; last(): { code: string; at: number } | undefined };
     /** Host-wide state of the primaries (any worker's outages); this process's own board by default. */
     upstreams?: UpstreamStatus;
+    /** Circuit breaker and 429 decisions shared with the node's other workers; none in a single process. */
+    breakers?: BreakerChannel;
     /** `cluster_status` as the cluster primary answers it. */
     status?: () => Promise<unknown>;
     /** The node's etcd/Redis/leader state (the `/health` "cluster" check when etcd or Redis is configured). */
@@ -121,21 +125,30 @@ function upstreamEntry(
   clock: Clock,
   metrics: WorkerMetrics,
   status: UpstreamStatus,
-): { entry: UpstreamEntry; forClients: PrimaryForClients } {
+  protectionConfig: UpstreamProtectionConfig,
+  breakers: BreakerChannel | undefined,
+): { entry: UpstreamEntry; forClients: PrimaryForClients; protection: UpstreamProtection } {
   const { host, aliases, dockerHub } = config;
   const clients = createRegistryClients(config, {
     clock,
     logger: logger.child({ module: 'upstream', upstream: host }),
-    onRateLimit: (remaining) => metrics.rateLimitRemaining.set({ upstream: host }, remaining),
+    onRateLimit: (remaining, limit) => {
+      if (remaining !== undefined) metrics.rateLimitRemaining.set({ upstream: host }, remaining);
+      if (limit !== undefined) metrics.rateLimitLimit.set({ upstream: host }, limit);
+    },
   });
-  const instrumented = (upstream: Upstream): Upstream => instrumentUpstream(upstream, { metrics, status });
+  const protection = upstreamProtection(host, protectionConfig, { clock, metrics, logger: logger.child({ module: 'upstream', upstream: host }), channel: breakers });
+  // Outermost: a call the breaker, the 429 gate, the cap or the 404 memory refuses never counts as an upstream request.
+  const instrumented = (upstream: Upstream, rememberNotFound = false): Upstream =>
+    protection.protect(instrumentUpstream(upstream, { metrics, status }), rememberNotFound);
   return {
-    entry: { host, aliases, upstream: instrumented(clients.upstream), dockerHub },
+    entry: { host, aliases, upstream: instrumented(clients.upstream, true), dockerHub },
     forClients: {
       asClient: (credentials) => instrumented(clients.asClient(credentials)),
       checkPull: (credentials, repo, signal) => clients.checkPull(credentials, repo, signal),
       checkLogin: (credentials, signal) => clients.checkLogin(credentials, signal),
     },
+    protection,
   };
 }
 
@@ -168,8 +181,8 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   if (config.upstream.insecure) logger.warn({ upstream: hostOf(config.upstream.url) }, 'TLS verification of the primary is disabled');
   const upstreamStatus = deps.cluster?.upstreams ?? new UpstreamStatusBoard({ logger: logger.child({ module: 'upstream' }), clock });
   const primaries = [
-    upstreamEntry(config.upstream, logger, clock, metrics, upstreamStatus),
-    ...config.registries.map((registry) => upstreamEntry(registry, logger, clock, metrics, upstreamStatus)),
+    upstreamEntry(config.upstream, logger, clock, metrics, upstreamStatus, config.upstreamProtection, deps.cluster?.breakers),
+    ...config.registries.map((registry) => upstreamEntry(registry, logger, clock, metrics, upstreamStatus, config.upstreamProtection, deps.cluster?.breakers)),
   ];
   const [fallback, ...extra] = primaries.map(({ entry }) => entry) as [UpstreamEntry, ...UpstreamEntry[]];
   const resolver = new RepositoryResolver(fallback, extra);
@@ -277,6 +290,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     workers: workersUp(cluster.workers),
     cache_writes: recentWriteFailures(() => deps.cluster?.writeFailures?.last() ?? lastWriteFailure, clock, 60_000),
     primary: primaryReachable(() => upstreamStatus.outages()),
+    circuit_breakers: circuitBreakers(() => primaries.map(({ entry, protection }) => ({ host: entry.host, state: protection.breaker.state }))),
   };
   const ops = new OpsRoutes({
     health: () => runHealthChecks(checks, draining),

@@ -76,6 +76,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
       workers: () => ops.workers(),
       writeFailures: { report: (code) => ops.reportWriteFailure(code), last: () => ops.lastWriteFailure() },
       upstreams: ops,
+      breakers: ops,
       status: () => ops.clusterStatus(),
       coordination: () => ops.coordination(),
     },

@@ -49,8 +49,8 @@ export interface UpstreamLogger {
 export interface RegistryClientDeps {
   clock?: Clock;
   logger?: UpstreamLogger;
-  /** Called with Docker Hub's `ratelimit-remaining` whenever a response carries it. */
-  onRateLimit?(remaining: number): void;
+  /** Called with Docker Hub's `ratelimit-remaining` (and `ratelimit-limit`) whenever a response carries them. */
+  onRateLimit?(remaining: number | undefined, limit: number | undefined): void;
   /** Backoff tuning (and, for tests, `random` and `sleep`); the count comes from config. */
   retry?: Omit<RetryOptions, 'retries' | 'onRetry'>;
   /** Largest tag-list page or referrers index buffered. Default 4 MiB. */
@@ -110,9 +110,10 @@ export function createRegistryClients(config: UpstreamConfig, deps: RegistryClie
     foreign,
     onResponse: (_url, headers) => {
       const remaining = parseRateLimit(headers['ratelimit-remaining']);
-      if (remaining === undefined || deps.onRateLimit === undefined) return;
+      const limit = parseRateLimit(headers['ratelimit-limit']);
+      if ((remaining === undefined && limit === undefined) || deps.onRateLimit === undefined) return;
       try {
-        deps.onRateLimit(remaining);
+        deps.onRateLimit(remaining, limit);
       } catch (err) {
         // A metrics callback must never fail (or leak) a request.
         logger.warn({ upstream: host, err }, 'onRateLimit callback threw');
@@ -475,7 +476,7 @@ function parseTags(json: unknown, what: string): string[] {
   return tags;
 }
 
-/** Docker Hub sends `ratelimit-remaining: 76;w=21600`. */
+/** Docker Hub sends `ratelimit-remaining: 76;w=21600` and `ratelimit-limit: 100;w=21600`. */
 function parseRateLimit(value: string | string[] | undefined): number | undefined {
   const match = /^\s*(\d+)/.exec(single(value) ?? '');
   return match?.[1] === undefined ? undefined : Number(match[1]);

@@ -98,7 +98,8 @@ describe('/health primary check, host-wide', () => {
   beforeAll(async () => {
     proxy = await startFaultProxy({ target: registry.url });
     cleanup.add(() => proxy.stop());
-    node = await startOutpost({ upstreamUrl: proxy.url, workers: 2 });
+    // Every failure below must reach the dead primary (it is what the check reports): the circuit breaker stays out of the way.
+    node = await startOutpost({ upstreamUrl: proxy.url, workers: 2, env: { OUTPOST_UPSTREAM_FAILURE_THRESHOLD: '1000' } });
     cleanup.add(() => node.dispose());
   }, 60_000);
 

@@ -58,9 +58,19 @@ beforeAll(async () => {
   image = makeImage({ mediaTypes: 'oci', layers: [makeLayer({ sizeBytes: 400_000, seed: 'resilience' })] });
   await pushImage(registry.url, 'team/app', 'v1', image);
   // TTL 0: every tag request revalidates, so each outage below is met head-on.
+  // The circuit breaker and the 429 gate stay out of the way (a threshold and a cool-down no test reaches):
+  // every request here must meet the fault itself; upstream-protection.test.ts covers them.
   outpost = await startOutpost({
     upstreamUrl: proxy.url,
-    env: { OUTPOST_TAG_TTL: '0s', OUTPOST_TAG_REVALIDATE_TIMEOUT: '1s', OUTPOST_UPSTREAM_HEADERS_TIMEOUT: '2s', OUTPOST_UPSTREAM_BODY_TIMEOUT: '2s' },
+    env: {
+      OUTPOST_TAG_TTL: '0s',
+      OUTPOST_TAG_REVALIDATE_TIMEOUT: '1s',
+      OUTPOST_UPSTREAM_HEADERS_TIMEOUT: '2s',
+      OUTPOST_UPSTREAM_BODY_TIMEOUT: '2s',
+      OUTPOST_UPSTREAM_FAILURE_THRESHOLD: '1000',
+      OUTPOST_UPSTREAM_COOLDOWN: '1ms',
+      OUTPOST_UPSTREAM_NOT_FOUND_TTL: '0s',
+    },
   });
   cleanup.add(() => outpost.dispose());
   expect(await pullImage()).toEqual([image.digest]); // warm-up

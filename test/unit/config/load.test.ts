@@ -82,6 +82,31 @@ describe('defaults', () => {
     expect(config.tags.revalidateTimeoutMs).toBe(5000);
   });
 
+  it('protects the primary by default: breaker after 5 outages, 10 s cool-down, 404s remembered 30 s, no concurrency cap', () => {
+    expect(load().upstreamProtection).toEqual({
+      failureThreshold: 5,
+      cooldownMs: 10_000,
+      maxConcurrent: 0,
+      maxQueued: 1000,
+      queueTimeoutMs: 30_000,
+      notFoundTtlMs: 30_000,
+    });
+  });
+
+  it('reads the upstream protection settings from the environment', () => {
+    const config = load({
+      env: {
+        OUTPOST_UPSTREAM_FAILURE_THRESHOLD: '3',
+        OUTPOST_UPSTREAM_COOLDOWN: '2s',
+        OUTPOST_UPSTREAM_MAX_CONCURRENT: '8',
+        OUTPOST_UPSTREAM_MAX_QUEUED: '0',
+        OUTPOST_UPSTREAM_QUEUE_TIMEOUT: '500ms',
+        OUTPOST_UPSTREAM_NOT_FOUND_TTL: '0s',
+      },
+    });
+    expect(config.upstreamProtection).toEqual({ failureThreshold: 3, cooldownMs: 2000, maxConcurrent: 8, maxQueued: 0, queueTimeoutMs: 500, notFoundTtlMs: 0 });
+  });
+
   it('defaults workers to the CPU count and the node id to the host name', () => {
     const config = load();
     expect(config.workers).toBe(3);

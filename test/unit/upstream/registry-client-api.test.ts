@@ -205,14 +205,15 @@ describe('registry client API', () => {
     }
   });
 
-  it('reports Docker Hub ratelimit-remaining', async () => {
-    const seen: number[] = [];
+  it('reports Docker Hub ratelimit-remaining and ratelimit-limit', async () => {
+    const seen: Array<[number | undefined, number | undefined]> = [];
     const registry = await server((_req, res) => {
+      res.setHeader('ratelimit-limit', '100;w=21600');
       res.setHeader('ratelimit-remaining', '76;w=21600');
       sendManifest(res);
     });
-    await client(testConfig(registry.url), { onRateLimit: (n) => seen.push(n) }).headManifest('a/b', 'latest', never);
-    expect(seen).toEqual([76]);
+    await client(testConfig(registry.url), { onRateLimit: (n, limit) => seen.push([n, limit]) }).headManifest('a/b', 'latest', never);
+    expect(seen).toEqual([[76, 100]]);
   });
 
   it('keeps a path prefix of the configured URL', async () => {
