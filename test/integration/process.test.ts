@@ -112,7 +112,8 @@ describe('process model', () => {
     const pid = outpost.pid;
     await outpost.stop();
     expect(pid).toBe(outpost.pid);
-    expect((await outpost.exited()).code).toBe(0);
+    const warnings = outpost.logs().filter((l) => Number(l.level) >= 40).slice(-10);
+    expect((await outpost.exited()).code, `warnings and errors: ${JSON.stringify(warnings)}`).toBe(0);
   });
 
   it('exits 3 at once with one clear line when its port is taken', async () => {

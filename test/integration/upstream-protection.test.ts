@@ -221,7 +221,15 @@ describe('decisions shared by the workers of a node', () => {
       },
       { what: 'both workers to answer a request', timeoutMs: 20_000, intervalMs: 10 },
     );
-    // Neither asked the primary again.
-    expect(proxy.countRequests()).toBe(1);
+    // The other worker may have asked once in the few milliseconds before the decision reached it over IPC; once
+    // both have answered, the decision is shared: more requests, on either worker, never reach the primary.
+    const shared = proxy.countRequests();
+    expect(shared).toBeLessThanOrEqual(2);
+    for (let i = 0; i < 10; i++) {
+      const res = await request(`${node.url}/v2/team/shared-429-after-${i}/manifests/v1`, { reset: true });
+      expect(res.statusCode).toBe(429);
+      await res.body.dump();
+    }
+    expect(proxy.countRequests()).toBe(shared);
   }, 60_000);
 });
