@@ -73,6 +73,11 @@ export class WorkerSupervisor {
     }
     const info: WorkerInfo = { slot, forkedAt: performance.now(), listening: false };
     this.info.set(worker.id, info);
+    // A message sent as the worker dies (its channel closing under us) is an 'error' on the Worker: without a
+    // listener it is an uncaught exception that takes the primary, and so the whole node, down with it.
+    worker.on('error', (err: Error) => {
+      this.options.logger.warn({ workerId: worker.id, pid: worker.process.pid, err: err.message }, 'could not reach a worker over IPC (it is exiting)');
+    });
     worker.on('message', (message: unknown) => {
       if (!isWorkerReport(message)) return;
       info.cause = message.message;
