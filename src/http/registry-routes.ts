@@ -10,7 +10,7 @@ import type { RelayedAnswers } from '../cache/relayed-answers.ts';
 import type { Logger } from '../cache/ports.ts';
 import type { RepositoryResolver } from '../cache/repository-resolver.ts';
 import type { RepositoryTarget } from '../cache/repository-target.ts';
-import { ifNoneMatchMatches, ifRangeAllowsRange } from '../registry/conditional-requests.ts';
+import { ifNoneMatchMatches } from '../registry/conditional-requests.ts';
 import type { Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { defaultPlatformChild, parseManifest } from '../registry/manifest-references.ts';

@@ -19,6 +19,7 @@
  * itself ({@link referrerOf}), so the answer says what the manifests say.
  */
 import { digestAlgorithm, digestHex, tryParseDigest, type Digest } from './digest.ts';
+import { parseDescriptor } from './manifest-references.ts';
 import { isMediaType, isReferrerMediaType, mediaTypes } from './media-types.ts';
 
 export interface ReferrerDescriptor {
@@ -75,18 +76,20 @@ function descriptor(
   return out;
 }
 
-/** One entry of a referrers index, validated field by field; undefined when any field is wrong. */
+/** One entry of a referrers index, validated field by field; undefined when any field is wrong. Only the known fields are read. */
 export function parseReferrerDescriptor(value: unknown): ReferrerDescriptor | undefined {
   if (!isRecord(value)) return undefined;
-  const { mediaType, digest, size } = value;
-  if (typeof mediaType !== 'string' || !isReferrerMediaType(mediaType)) return undefined;
-  const parsed = typeof digest === 'string' ? tryParseDigest(digest) : undefined;
-  if (!parsed) return undefined;
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) return undefined;
-  const artifactType = artifactTypeOf(value.artifactType);
-  const annotations = annotationsOf(value.annotations);
-  if (artifactType === null || annotations === null) return undefined;
-  return descriptor(mediaType, parsed, size, artifactType, annotations);
+  const { mediaType, digest, size, artifactType, annotations } = value;
+  let parsed;
+  try {
+    // The manifest walker's descriptor parser: digest, size, media type, artifactType and annotations.
+    parsed = parseDescriptor({ mediaType, digest, size, artifactType, annotations }, 'manifests[]');
+  } catch {
+    return undefined;
+  }
+  if (typeof mediaType !== 'string' || !isReferrerMediaType(parsed.mediaType)) return undefined;
+  if (artifactTypeOf(parsed.artifactType) === null) return undefined;
+  return descriptor(parsed.mediaType, parsed.digest, parsed.size, parsed.artifactType, parsed.annotations);
 }
 
 /**

@@ -10,6 +10,7 @@
  * verifies itself as it is read, and drops it when it does not match.
  */
 import { type Hash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { BlobCheckResult, BlobFiles, BlobIngest, BlobStore, BlobVerifier, Clock, OpenBlob, PartialFile } from '../cache/ports.ts';
@@ -17,7 +18,7 @@ import { createDigester, digestAlgorithm, digestOfHash, type Digest } from '../r
 import { readUnverifiedBefore } from './crash-state.ts';
 import { fsyncFileSync, makeDirDurable, type FileSync } from './file-sync.ts';
 import { writerTag, type CacheLayout } from './layout.ts';
-import { ContentCheck, isCorruptBlob, VerifyingOpenBlob, type CheckOutcome, type CompleteOptions } from './verifying-blob.ts';
+import { ContentCheck, isCorruptBlob, readWhole, VerifyingOpenBlob, type CheckOutcome, type CompleteOptions } from './verifying-blob.ts';
 
 /** Error thrown by commit() when the content does not match its digest or announced size. */
 export class IngestVerificationError extends Error {
@@ -70,13 +71,8 @@ class DiskOpenBlob implements OpenBlob {
   }
 
   async readAll(): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(this.size);
-    let offset = 0;
-    while (offset < this.size) {
-      const { bytesRead } = await this.handle.read(buffer, offset, this.size - offset, offset);
-      if (bytesRead === 0) throw new Error('blob shorter than its size');
-      offset += bytesRead;
-    }
+    const { buffer, bytes } = await readWhole(this.handle, this.size);
+    if (bytes < this.size) throw new Error('blob shorter than its size');
     return buffer;
   }
 
@@ -259,14 +255,19 @@ export class DiskBlobStore implements BlobStore, BlobFiles, BlobVerifier {
     return this.cutoff !== undefined && info.mtimeMs < this.cutoff;
   }
 
-  async stat(digest: Digest): Promise<{ size: number } | undefined> {
-    let info;
+  /** The blob file's stat, undefined when there is none. */
+  private async statFile(digest: Digest): Promise<Stats | undefined> {
     try {
-      info = await stat(this.layout.blobPath(digest));
+      return await stat(this.layout.blobPath(digest));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  async stat(digest: Digest): Promise<{ size: number } | undefined> {
+    const info = await this.statFile(digest);
+    if (!info) return undefined;
     if (this.unverified(info) && info.size <= verifyAtOpenBytes) {
       // Cheap enough to settle now: a corrupt small blob is a miss, not a wrong size.
       const blob = await this.open(digest);
@@ -279,14 +280,8 @@ export class DiskBlobStore implements BlobStore, BlobFiles, BlobVerifier {
 
   /** The file as it is (a stat: nothing read, nothing verified). */
   async inspect(digest: Digest): Promise<{ bytes: number; size: number } | undefined> {
-    let info;
-    try {
-      info = await stat(this.layout.blobPath(digest));
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-    return { bytes: diskBytes(info), size: info.size };
+    const info = await this.statFile(digest);
+    return info && { bytes: diskBytes(info), size: info.size };
   }
 
   async open(digest: Digest): Promise<OpenBlob | undefined> {

@@ -21,6 +21,18 @@ export class CorruptBlobError extends Error {
   }
 }
 
+/** Reads up to `size` bytes from the start of a file into a new buffer; returns it and how many bytes the file really had. */
+export async function readWhole(handle: FileHandle, size: number): Promise<{ buffer: Buffer; bytes: number }> {
+  const buffer = Buffer.allocUnsafe(size);
+  let bytes = 0;
+  while (bytes < size) {
+    const { bytesRead } = await handle.read(buffer, bytes, size - bytes, bytes);
+    if (bytesRead === 0) break;
+    bytes += bytesRead;
+  }
+  return { buffer, bytes };
+}
+
 export function isCorruptBlob(err: unknown): err is CorruptBlobError {
   return err instanceof CorruptBlobError;
 }
@@ -136,13 +148,7 @@ export class VerifyingOpenBlob implements OpenBlob {
   }
 
   async readAll(): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(this.size);
-    let offset = 0;
-    while (offset < this.size) {
-      const { bytesRead } = await this.handle.read(buffer, offset, this.size - offset, offset);
-      if (bytesRead === 0) break;
-      offset += bytesRead;
-    }
+    const { buffer, bytes: offset } = await readWhole(this.handle, this.size);
     if (!this.check.verified) {
       if (this.check.hashed === 0) {
         this.check.feed(buffer.subarray(0, offset), 0);
