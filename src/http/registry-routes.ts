@@ -138,10 +138,13 @@ export class RegistryRoutes {
 
   /**
    * Throws the verdict's error when it denies. The audit log gets a line for
-   * every pull (manifests and blobs, allowed or not) and every refusal.
+   * every refusal, and with access control on (`basic`, `upstream`) for every
+   * pull (manifests and blobs). With `auth.mode: none` everyone may pull: the
+   * access log already records each request, so the hot path writes no second line.
    */
   private enforce(req: IncomingMessage, route: V2Route, client: Client, target: RepositoryTarget | undefined, verdict: Verdict): void {
-    if (verdict.decision === 'deny' || route.kind === 'manifest' || route.kind === 'blob') this.audit(req, route, client, target, verdict);
+    const pull = route.kind === 'manifest' || route.kind === 'blob';
+    if (verdict.decision === 'deny' || (pull && this.deps.access.mode !== 'none')) this.audit(req, route, client, target, verdict);
     if (verdict.decision === 'deny') throw verdictError(verdict);
   }
 
