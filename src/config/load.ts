@@ -240,6 +240,9 @@ function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Con
       retentionMs: read('cache.retention', 'duration'),
       scrubRate: read('cache.scrubRate', 'bytes'),
       pins: read('cache.pins', 'string-list'),
+      // Parsed by the config rewrite (issue 10 item 5); nothing sets them yet.
+      retentionSchedule: undefined,
+      retentionRules: [],
     },
     manifests: { maxBytes: read('manifests.maxBytes', 'bytes') },
     tags: {
@@ -262,6 +265,7 @@ function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Con
     shutdownTimeoutMs: read('shutdownTimeout', 'positive-duration'),
     log: { level: read('log.level', 'log-level') },
     auth,
+    prefetch: [],
   };
 }
 

@@ -92,6 +92,19 @@ export interface Config {
     scrubRate: number;
     /** Image references whose manifests and blobs are never evicted. */
     pins: string[];
+    /**
+     * 5-field cron (UTC) on which the leader (or a standalone node) runs the
+     * retention sweep on every replica; undefined = each node sweeps on its
+     * own, every retention/10 (bounded to 1 s..1 h), as before.
+     */
+    retentionSchedule: string | undefined;
+    /**
+     * Per-repository retention, on top of `retention`: a blob unused for
+     * longer than the rule's `unusedForMs` is swept when every repository
+     * that references it is matched by some rule (the longest matching
+     * period applies); blobs no rule covers follow `retention`. Pins win.
+     */
+    retentionRules: Array<{ repositories: string[]; unusedForMs: number }>;
   };
   manifests: {
     /** Manifests larger than this are refused (MANIFEST_INVALID). */
@@ -127,4 +140,35 @@ export interface Config {
   log: { level: string };
   /** Access control (config file only): see auth/config.ts. */
   auth: AuthConfig;
+  /** Prefetch jobs (config file only), in the order written. */
+  prefetch: PrefetchJobConfig[];
+}
+
+/**
+ * One prefetch job (`prefetch:` list in the config file): which images to
+ * warm, from which primary, when. See ../shared/PRODUCT.md "Cache behaviour".
+ */
+export interface PrefetchJobConfig {
+  /** Unique among the jobs; [a-z0-9][a-z0-9._-]* (it appears in URLs, metrics and etcd keys). */
+  name: string;
+  /** 5-field cron expression (minute hour day-of-month month day-of-week). */
+  schedule: string;
+  /** IANA time zone the schedule is read in; default `UTC`. */
+  timezone: string;
+  /** The host of a configured primary (its `host` or an alias, as written); default: the default primary's host. Stored normalised to the primary's `host`. */
+  upstream: string;
+  /** `repository[:tag]` patterns as written (registry/image-pattern.ts); at least one includes. */
+  images: string[];
+  /** Only tags whose image config `created` is within this many days; undefined = any age. */
+  updatedWithinDays: number | undefined;
+  /** Only these platforms of an index (`os/arch[/variant]`); empty = every platform. */
+  platforms: string[];
+  /** `all`: every replica ends with the images warm (peer fill); `one`: one copy per cluster. Default `all`. */
+  replicas: 'all' | 'one';
+  /** Run once as soon as the node (standalone) or cluster leader starts. Default false. */
+  runOnStart: boolean;
+  /** Images warmed at once by one run, over the whole cluster. Default 2. */
+  concurrency: number;
+  /** Cap on upstream requests per second the run makes (listing, manifests, blobs started). Default 10. */
+  requestsPerSecond: number;
 }
