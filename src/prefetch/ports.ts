@@ -83,3 +83,43 @@ export interface ReplicaWarmClient {
 export interface JobImageSource {
   expand(job: PrefetchJobConfig, signal: AbortSignal): Promise<ImageRef[]>;
 }
+
+/** Counts of one run, summed over its images. */
+export interface RunCounts {
+  /** Images the run selected. */
+  images: number;
+  /** Images warmed (all their blobs on the target replicas). */
+  warmed: number;
+  /** Images left out (e.g. older than `updatedWithinDays`, or no selected platform). */
+  skipped: number;
+  failed: number;
+  blobs: number;
+  /** Bytes of the warmed images' blobs. */
+  bytes: number;
+}
+
+/**
+ * A job as the admin API (`GET /api/v0/prefetch/jobs` → `{"jobs": [...]}`)
+ * and the status page show it: the same from any replica.
+ */
+export interface PrefetchJobStatus {
+  name: string;
+  schedule: string;
+  timezone: string;
+  upstream: string;
+  /** ISO 8601; undefined when nothing schedules it (e.g. a replica that is not the leader does not know). */
+  nextRunAt: string | undefined;
+  lastRun:
+    | {
+        runId: string;
+        /** ISO 8601. */
+        startedAt: string;
+        finishedAt: string | undefined;
+        /** `partial`: finished with some images failed; `failed`: the run itself failed (e.g. the catalog could not be read). */
+        result: 'running' | 'succeeded' | 'partial' | 'failed';
+        counts: RunCounts;
+        /** First errors (bounded), one line each, no credentials. */
+        errors: string[];
+      }
+    | undefined;
+}
