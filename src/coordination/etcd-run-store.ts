@@ -78,6 +78,12 @@ export class EtcdRunStore implements RunStore {
     return { header, images, outcomes };
   }
 
+  async header(job: string): Promise<RunHeader | undefined> {
+    const kv = (await this.options.client.get(this.runKey(job, 'header')).exec()).kvs[0];
+    const header = kv === undefined ? undefined : parseRunHeader(kv.value.toString('utf8'));
+    return header?.job === job ? header : undefined;
+  }
+
   async begin(header: RunHeader): Promise<BeginResult> {
     const c = this.options.client;
     const headerKey = this.runKey(header.job, 'header');

@@ -63,6 +63,8 @@ export interface RunRequest {
 export interface RunStore {
   /** The job's current or last run; undefined when it never ran. */
   read(job: string): Promise<StoredRun | undefined>;
+  /** Only the header of the job's current or last run (cheap: no image list, no outcomes). */
+  header(job: string): Promise<RunHeader | undefined>;
   /** Starts a run unless one is in progress (`busy`) or the last one had the same dueKey (`duplicate`). Fenced. */
   begin(header: RunHeader): Promise<BeginResult>;
   /** Fenced; false when not leading or the run is no longer the job's current one. */
@@ -91,6 +93,11 @@ export class MemoryRunStore implements RunStore {
     const run = this.runs.get(job);
     if (run === undefined) return undefined;
     return { header: { ...run.header }, images: run.images?.map((i) => ({ ...i })), outcomes: new Map([...run.outcomes].map(([k, v]) => [k, { ...v }])) };
+  }
+
+  async header(job: string): Promise<RunHeader | undefined> {
+    const header = this.runs.get(job)?.header;
+    return header === undefined ? undefined : { ...header };
   }
 
   async begin(header: RunHeader): Promise<BeginResult> {

@@ -41,8 +41,8 @@ export interface SchedulerOptions {
   clock: Clock;
   timers: Timers;
   isLeader: () => boolean;
-  /** Runs `job` for the instant `dueAt`; resolves when the run ends. A rejection is logged. */
-  run: (job: string, dueAt: number, reason: RunReason) => Promise<void>;
+  /** Runs `job` for the instant `dueAt` (`runId`: chosen by whoever asked for a manual run); resolves when the run ends. A rejection is logged. */
+  run: (job: string, dueAt: number, reason: RunReason, runId: string | undefined) => Promise<void>;
   logger: Logger;
 }
 
@@ -80,10 +80,10 @@ export class Scheduler {
    * Starts a run of `job` for `dueAt` unless one of it is in progress here.
    * Returns false (nothing started) when one is, or the job is unknown.
    */
-  fire(job: string, dueAt: number, reason: RunReason): boolean {
+  fire(job: string, dueAt: number, reason: RunReason, runId?: string): boolean {
     if (this.stopped || !this.options.jobs.some((j) => j.name === job) || this.running.has(job)) return false;
     const run = this.options
-      .run(job, dueAt, reason)
+      .run(job, dueAt, reason, runId)
       .catch((err: unknown) => this.options.logger.error({ job, err: String(err) }, 'prefetch run failed'))
       .finally(() => this.running.delete(job));
     this.running.set(job, run);
