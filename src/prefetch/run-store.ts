@@ -82,12 +82,24 @@ export interface RunStore {
 /** A run may select at most this many images; more is an error of the run (the first ones are warmed). */
 export const maxImagesPerRun = 10_000;
 
+/** What a memory store holds; two stores over the same records play two nodes in tests. */
+export interface MemoryRunRecords {
+  runs: Map<string, StoredRun>;
+  requests: Map<string, RunRequest>;
+}
+
 /** The memory adapter: standalone nodes and unit tests. `leading` plays the fence. */
 export class MemoryRunStore implements RunStore {
-  private readonly runs = new Map<string, StoredRun>();
-  private readonly requests = new Map<string, RunRequest>();
+  private readonly runs: Map<string, StoredRun>;
+  private readonly requests: Map<string, RunRequest>;
 
-  constructor(private readonly leading: () => boolean = () => true) {}
+  constructor(
+    private readonly leading: () => boolean = () => true,
+    readonly records: MemoryRunRecords = { runs: new Map(), requests: new Map() },
+  ) {
+    this.runs = records.runs;
+    this.requests = records.requests;
+  }
 
   async read(job: string): Promise<StoredRun | undefined> {
     const run = this.runs.get(job);
