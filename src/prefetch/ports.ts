@@ -53,6 +53,8 @@ export interface WarmResult {
   cachedBlobs: number;
   /** Why it failed (one line, no credentials); undefined when ok. */
   error: string | undefined;
+  /** Set (with `ok`) when nothing was to be warmed: an index none of whose platforms is selected. */
+  skipped?: string;
 }
 
 export interface WarmOptions {
