@@ -18,6 +18,7 @@ import { authConvictFormats, authValueFormats, parseAuthConfig, unknownRuleUpstr
 import { HtpasswdError, parseHtpasswd } from '../auth/htpasswd.ts';
 import { dockerHubAliases, isDockerHubHost } from '../registry/reference.ts';
 import { type FormatName, FormatError, type ValueFormat, convictFormats, describeValue, isFormatName, valueFormats } from './formats.ts';
+import { type PrefetchJobEntry, prefetchValueFormats } from './prefetch.ts';
 import { REDACTED, redactUrlCredentials, redactValue } from './redact.ts';
 import {
   type MachineFacts,
@@ -121,6 +122,14 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   // convict keeps its formats in a process-wide registry; registering is idempotent.
   convict.addFormats(convictFormats);
   convict.addFormats(authConvictFormats);
+  convict.addFormats(
+    Object.fromEntries(
+      Object.entries(prefetchValueFormats).map(([name, format]: [string, ValueFormat<unknown>]) => [
+        name,
+        { name, validate: (value: unknown) => void format.parse(value), coerce: (value: unknown) => (typeof value === 'string' ? format.coerce(value) : value) },
+      ]),
+    ),
+  );
   const store = convict(schema as convict.Schema<Record<string, unknown>>, { env, args: [] });
   if (fromFile !== undefined) store.load(fromFile.values);
   for (const [key, { value }] of flags.values) store.set(key, value);
@@ -159,7 +168,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     if (settingsByKey.get(key)?.format !== format) throw new Error(`internal: ${key} is not a ${format} setting`);
     return (valueFormats[format].parse as (value: unknown) => Parsed<typeof format>)(store.get(key));
   };
-  const config = buildConfig(read, machine, auth);
+  const config = buildConfig(read, (key) => store.get(key), machine, auth);
 
   const inconsistencies = checkConsistency(config, (key) => ({ value: store.get(key), source: sourceOf(key) }));
   if (inconsistencies.length > 0) throw new ConfigError(inconsistencies);
@@ -173,7 +182,7 @@ type Parsed<F extends FormatName> = ReturnType<(typeof valueFormats)[F]['parse']
 /** The parsed value of a validated setting; `format` must be the setting's own. */
 type Reader = <F extends FormatName>(key: string, format: F) => Parsed<F>;
 
-function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Config {
+function buildConfig(read: Reader, raw: (key: string) => unknown, machine: MachineFacts, auth: AuthConfig): Config {
   const upstream: UpstreamConfig = {
     url: read('upstream.url', 'url'),
     username: read('upstream.username', 'optional-string'),
@@ -240,9 +249,8 @@ function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Con
       retentionMs: read('cache.retention', 'duration'),
       scrubRate: read('cache.scrubRate', 'bytes'),
       pins: read('cache.pins', 'string-list'),
-      // Parsed by the config rewrite (issue 10 item 5); nothing sets them yet.
-      retentionSchedule: undefined,
-      retentionRules: [],
+      retentionSchedule: prefetchValueFormats['optional-cron'].parse(raw('cache.retentionSchedule')),
+      retentionRules: prefetchValueFormats['retention-rules'].parse(raw('cache.retentionRules')),
     },
     manifests: { maxBytes: read('manifests.maxBytes', 'bytes') },
     tags: {
@@ -265,8 +273,16 @@ function buildConfig(read: Reader, machine: MachineFacts, auth: AuthConfig): Con
     shutdownTimeoutMs: read('shutdownTimeout', 'positive-duration'),
     log: { level: read('log.level', 'log-level') },
     auth,
-    prefetch: [],
+    prefetch: resolvePrefetchUpstreams(prefetchValueFormats['prefetch-jobs'].parse(raw('prefetch')), defaultUpstream, registries),
   };
+}
+
+/** Jobs with their upstream normalised to the host of the primary it names (an unknown one is kept, and reported). */
+function resolvePrefetchUpstreams(jobs: PrefetchJobEntry[], defaultPrimary: PrimaryNames, registries: readonly PrimaryNames[]) {
+  return jobs.map((job) => {
+    const primary = job.upstream === undefined ? defaultPrimary : [defaultPrimary, ...registries].find((p) => p.host === job.upstream || p.aliases.includes(job.upstream!));
+    return { ...job, upstream: primary?.host ?? job.upstream! };
+  });
 }
 
 /**
@@ -299,7 +315,8 @@ function shownValue(key: string, setting: Setting | undefined, value: unknown): 
 /** The format a setting's values are checked with; `Object` (auth.groups) only has to be a mapping here. */
 function formatOf(name: SettingFormat): ValueFormat<unknown> {
   if (name === 'Object') return objectFormat;
-  return isFormatName(name) ? valueFormats[name] : authValueFormats[name];
+  if (Object.hasOwn(prefetchValueFormats, name)) return prefetchValueFormats[name as keyof typeof prefetchValueFormats];
+  return isFormatName(name) ? valueFormats[name] : authValueFormats[name as keyof typeof authValueFormats];
 }
 
 const objectFormat: ValueFormat<Record<string, unknown>> = {
@@ -390,6 +407,17 @@ function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
   }
 
   problems.push(...duplicateNames(config, origin));
+  const primaries = [config.upstream, ...config.registries];
+  config.prefetch.forEach((job, index) => {
+    if (primaries.some((primary) => primary.host === job.upstream)) return;
+    problems.push({
+      key: `prefetch[${index}].upstream`,
+      reason: `names no configured primary (job "${job.name}")`,
+      allowed: `the host or an alias of a configured primary: ${primaries.flatMap((p) => [p.host, ...p.aliases]).join(', ')}; leave it out for the default primary`,
+      source: origin('prefetch').source,
+      value: job.upstream,
+    });
+  });
   const knownHosts = [config.upstream, ...config.registries].flatMap((primary) => [primary.host, ...primary.aliases]);
   for (const error of unknownRuleUpstreams(config.auth, knownHosts)) {
     problems.push({ key: `auth.${error.path}`, reason: error.reason, allowed: error.allowed, source: origin('auth.rules').source, value: error.value });

@@ -10,16 +10,17 @@
 import os from 'node:os';
 import { authSchemaSection, authValueFormats } from '../auth/config.ts';
 import { type FormatName, isFormatName } from './formats.ts';
+import { prefetchValueFormats } from './prefetch.ts';
 
 /**
  * The format of a setting: an entry of `valueFormats`, of the auth block's
  * `authValueFormats`, or convict's built-in `Object` (kept whole; only
  * `auth.groups`, which the cross-key parse of the auth block checks).
  */
-export type SettingFormat = FormatName | keyof typeof authValueFormats | 'Object';
+export type SettingFormat = FormatName | keyof typeof authValueFormats | keyof typeof prefetchValueFormats | 'Object';
 
 export function isSettingFormat(name: unknown): name is SettingFormat {
-  return isFormatName(name) || name === 'Object' || (typeof name === 'string' && Object.hasOwn(authValueFormats, name));
+  return isFormatName(name) || name === 'Object' || (typeof name === 'string' && (Object.hasOwn(authValueFormats, name) || Object.hasOwn(prefetchValueFormats, name)));
 }
 
 /** One setting. */
@@ -276,6 +277,17 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
         default: [],
         env: 'OUTPOST_CACHE_PINS',
       },
+      retentionSchedule: {
+        doc: '5-field cron (UTC) on which the leader (or a standalone node) runs the retention sweep on every replica, e.g. "30 4 * * *"; unset: each node sweeps on its own, every retention/10 (1s to 1h).',
+        format: 'optional-cron',
+        default: null,
+        env: 'OUTPOST_CACHE_RETENTION_SCHEDULE',
+      },
+      retentionRules: {
+        doc: 'Per-repository retention on top of retention: [{repositories: [patterns], unusedFor: 168h}]. A blob unused for longer than unusedFor is swept when every repository referencing it matches some rule (the longest period applies); pins win. Config file only.',
+        format: 'retention-rules',
+        default: [],
+      },
     },
     manifests: {
       maxBytes: {
@@ -379,6 +391,11 @@ export function configSchema(machine: MachineFacts = currentMachine()): SchemaSe
       format: 'positive-duration',
       default: '30s',
       env: 'OUTPOST_SHUTDOWN_TIMEOUT',
+    },
+    prefetch: {
+      doc: 'Prefetch jobs: [{name, schedule (5-field cron), timezone (UTC), upstream (default primary), images (patterns), updatedWithinDays, platforms, replicas (all|one), runOnStart (false), concurrency (2), requestsPerSecond (10)}]. Config file only.',
+      format: 'prefetch-jobs',
+      default: [],
     },
     // Config file only (see auth/config.ts): checked as a whole after loading, by parseAuthConfig.
     auth: authSchemaSection(),
