@@ -96,6 +96,10 @@ export class RunExecutor {
     const { result } = first;
     bucket.charge(Math.max(0, result.blobs - result.cachedBlobs));
     if (!result.ok) return failed(image, result.error ?? 'the warm failed', [], result);
+    if (result.skipped !== undefined) {
+      // Nothing to warm (no selected platform): nothing for the other replicas either.
+      return { index: image.index, image: formatImageRef(image.ref), ok: true, skipped: true, blobs: 0, bytes: 0, replicas: [], error: result.skipped.slice(0, 300) };
+    }
     const warmOn = [first.replica.id];
     const errors: string[] = [];
     if (this.options.replicasMode === 'all') {

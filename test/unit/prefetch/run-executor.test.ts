@@ -166,3 +166,14 @@ describe('RunExecutor', () => {
     expect(outcomes.map((o) => o.index)).toEqual([0]);
   });
 });
+
+describe('RunExecutor, images with nothing to warm', () => {
+  it('records an image the warmer skipped (no selected platform) as skipped, asking no other replica', async () => {
+    const time = new FakeTime();
+    const client = new FakeWarmClient(time, (_r, ref) => ({ ...okResult(ref, 0, 0), skipped: 'no platform of the index is selected' }));
+    const { outcomes, run } = setup({ time, client, mode: 'all' });
+    await run(pending(1));
+    expect(client.calls).toHaveLength(1);
+    expect(outcomes[0]).toMatchObject({ ok: true, skipped: true, replicas: [], error: 'no platform of the index is selected' });
+  });
+});
