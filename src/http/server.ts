@@ -17,6 +17,7 @@ import type { AdminRoutes } from './admin-routes.ts';
 import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
 import { peerBlobsPath, type PeerRoutes } from './peer-routes.ts';
+import { isPrefetchJobsPath, type PrefetchJobRoutes } from './prefetch-job-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
 import { checkIntervalFor, SendWatchdog } from './send-watchdog.ts';
@@ -29,6 +30,8 @@ export interface HandlerDeps {
   cluster?: ClusterRoutes;
   /** `/api/v0/peer/blobs/<digest>`: other replicas of the set. */
   peer?: PeerRoutes;
+  /** `/api/v0/prefetch/jobs[/<name>/run]`. */
+  prefetchJobs?: PrefetchJobRoutes;
   logger: Logger;
   metrics: WorkerMetrics;
   /** While draining, responses close their connection so keep-alive clients reconnect through the load balancer. */
@@ -113,6 +116,10 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
     if (path.startsWith(peerBlobsPath) && deps.peer) {
       notes.route = 'peer';
       return deps.peer.handle(req, res, path);
+    }
+    if (deps.prefetchJobs && isPrefetchJobsPath(path)) {
+      notes.route = 'admin';
+      return deps.prefetchJobs.handle(req, res, path);
     }
     if (path.startsWith('/api/v0/cache/')) {
       notes.route = 'admin';

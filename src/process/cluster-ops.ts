@@ -22,6 +22,7 @@
  *   worker  → primary   {t:'cache.corrupt', value: digest}   a read found a cached blob corrupt and deleted it
  *   worker  → primary   {t:'ops.clusterStatus', id}             (answered with ops.reply)
  *   primary → workers   {t:'cluster.coordination', value}       (etcd/Redis/leader state, on change and to new workers)
+ *   worker  → primary   {t:'ops.prefetch', id, request}         the admin API's prefetch jobs (list, run now), answered with ops.reply
  */
 import cluster, { type Worker } from 'node:cluster';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
@@ -35,6 +36,7 @@ import { errorDescriptors, RegistryError, type ErrorCode } from '../registry/err
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { parseCoordinationState, type CoordinationState } from '../cluster/coordination-state.ts';
 import { parseBreakerEvent, type BreakerChannel, type BreakerEvent } from '../upstream/circuit-breaker.ts';
+import { parsePrefetchJobsRequest, type PrefetchJobsRequest } from '../prefetch/jobs-request.ts';
 
 /** Worker → primary. */
 export type OpsWorkerMessage =
@@ -42,6 +44,7 @@ export type OpsWorkerMessage =
   | { t: 'ops.connections'; id: number }
   | { t: 'ops.clusterStatus'; id: number }
   | { t: 'ops.admin'; id: number; request: unknown }
+  | { t: 'ops.prefetch'; id: number; request: unknown }
   | { t: 'ops.metrics.res'; reqId: number; metrics: ProcessMetrics }
   | { t: 'ops.connections.res'; reqId: number; counters: ConnectionCounters }
   | { t: 'cache.writeFailed'; value: string }
@@ -80,6 +83,7 @@ function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
     case 'ops.clusterStatus':
       return isNumber(m.id) ? { t: m.t, id: m.id } : undefined;
     case 'ops.admin':
+    case 'ops.prefetch':
       return isNumber(m.id) ? { t: m.t, id: m.id, request: m.request } : undefined;
     case 'ops.metrics.res':
       return isNumber(m.reqId) && Array.isArray(m.metrics) ? { t: m.t, reqId: m.reqId, metrics: m.metrics as ProcessMetrics } : undefined;
@@ -118,6 +122,8 @@ export interface PrimaryHandlers {
   corrupt?(digest: Digest): void;
   /** `/api/v0/meta/cluster_status` (the replica set as this node sees it). */
   clusterStatus?(): Promise<unknown>;
+  /** The prefetch jobs (admin API): list, run now. */
+  prefetch?(request: PrefetchJobsRequest): Promise<unknown>;
 }
 
 export interface PrimaryOpsOptions {
@@ -209,6 +215,21 @@ export class PrimaryOps {
         // Parsed here, where it is run: digests and names through the registry parsers.
         Promise.resolve()
           .then(() => this.handlers.admin(parseAdminRequest(msg.request)))
+          .then(
+            (value) => send(worker, { t: 'ops.reply', id, value }),
+            (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
+          );
+        return;
+      }
+      case 'ops.prefetch': {
+        const id = msg.id;
+        const prefetch = this.handlers.prefetch;
+        Promise.resolve()
+          .then(() => {
+            const request = parsePrefetchJobsRequest(msg.request);
+            if (prefetch === undefined) throw new RegistryError('UNSUPPORTED', 'no prefetch jobs in this process');
+            return prefetch(request);
+          })
           .then(
             (value) => send(worker, { t: 'ops.reply', id, value }),
             (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
@@ -500,6 +521,11 @@ export class WorkerOps implements UpstreamStatus, BreakerChannel {
 
   admin(request: AdminRequest): Promise<unknown> {
     return this.ask({ t: 'ops.admin', id: this.nextId++, request }, 60_000);
+  }
+
+  /** The node's prefetch jobs, as the cluster primary runs them (reads etcd: bounded by the etcd call timeouts). */
+  prefetch(request: PrefetchJobsRequest): Promise<unknown> {
+    return this.ask({ t: 'ops.prefetch', id: this.nextId++, request }, 15_000);
   }
 
   /** Tells the primary (index owner, corrupt-files metric) that a read deleted a corrupt blob. */

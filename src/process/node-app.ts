@@ -40,6 +40,8 @@ import { AdminRoutes } from '../http/admin-routes.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
+import { PrefetchJobRoutes } from '../http/prefetch-job-routes.ts';
+import type { PrefetchJobsRequest } from '../prefetch/jobs-request.ts';
 import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
 import { createAccessControl } from './access.ts';
 import { standaloneClusterStatus } from './standalone-status.ts';
@@ -90,6 +92,8 @@ export interface OutpostAppDeps {
     status?: () => Promise<unknown>;
     /** The node's etcd/Redis/leader state (the `/health` "cluster" check when etcd or Redis is configured). */
     coordination?: () => CoordinationState;
+    /** The prefetch jobs, as the cluster primary runs them (admin API). */
+    prefetch?: (request: PrefetchJobsRequest) => Promise<unknown>;
   };
 }
 
@@ -314,7 +318,21 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     blobs,
     mediaType: async (digest) => (await metadata.getManifestMeta(digest))?.mediaType,
   });
-  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, peer, metrics, draining, logger: logger.child({ module: 'http' }) });
+  const prefetchJobs = new PrefetchJobRoutes(
+    new AdminToken(config.admin.token),
+    deps.cluster?.prefetch ?? (() => Promise.reject(new RegistryError('UNSUPPORTED', 'prefetch jobs run in the cluster primary; this process has none'))),
+  );
+  const handler = createRequestHandler({
+    registry,
+    ops,
+    admin,
+    cluster: clusterRoutes,
+    peer,
+    prefetchJobs,
+    metrics,
+    draining,
+    logger: logger.child({ module: 'http' }),
+  });
   const server = createServer(handler, { ...config.server, logger: logger.child({ module: 'http' }) });
   connectionStats.attach(server);
 

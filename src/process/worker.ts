@@ -79,6 +79,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
       breakers: ops,
       status: () => ops.clusterStatus(),
       coordination: () => ops.coordination(),
+      prefetch: (request) => ops.prefetch(request),
     },
   });
   snapshot = () => app.connectionStats.snapshot();
