@@ -16,7 +16,7 @@ import { isRegistryError, RegistryError } from '../registry/errors.ts';
 import type { AdminRoutes } from './admin-routes.ts';
 import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
-import { peerBlobsPath, type PeerRoutes } from './peer-routes.ts';
+import { peerBlobsPath, peerWarmPath, type PeerRoutes } from './peer-routes.ts';
 import { isPrefetchJobsPath, type PrefetchJobRoutes } from './prefetch-job-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
@@ -28,7 +28,7 @@ export interface HandlerDeps {
   admin: AdminRoutes;
   /** `/api/v0/meta/cluster_status`. */
   cluster?: ClusterRoutes;
-  /** `/api/v0/peer/blobs/<digest>`: other replicas of the set. */
+  /** `/api/v0/peer/blobs/<digest>` and `/api/v0/peer/warm`: other replicas of the set (and the node's own prefetch). */
   peer?: PeerRoutes;
   /** `/api/v0/prefetch/jobs[/<name>/run]`. */
   prefetchJobs?: PrefetchJobRoutes;
@@ -113,7 +113,7 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
       notes.route = 'admin';
       return deps.cluster.handle(req, res);
     }
-    if (path.startsWith(peerBlobsPath) && deps.peer) {
+    if ((path.startsWith(peerBlobsPath) || path === peerWarmPath) && deps.peer) {
       notes.route = 'peer';
       return deps.peer.handle(req, res, path);
     }

@@ -127,7 +127,8 @@ describe('image warmer', () => {
   });
 
   afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
+    // Fills are detached from the warm that started them: one may still be publishing its file.
+    await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   });
 
   it('warms the selected platform of an index, then finds every blob cached', async () => {
