@@ -47,6 +47,11 @@ export interface PrefetchJobsOptions {
   isLeader: () => boolean;
   /** When the replica set started (its oldest live member); standalone: this process. */
   clusterStartedAt: () => Promise<number>;
+  /**
+   * Awaited before a `runOnStart` run begins: lets replicas started together
+   * join and serve first, so the run warms them all (bounded by the caller).
+   */
+  startGate?: (signal: AbortSignal) => Promise<void>;
   clock: Clock;
   timers: Timers;
   sleep?: Sleep;
@@ -222,6 +227,10 @@ export class PrefetchJobs {
     const controller = new AbortController();
     this.active.set(name, controller);
     try {
+      if (reason === 'start') {
+        await this.options.startGate?.(controller.signal);
+        if (controller.signal.aborted) return;
+      }
       const current = await store.header(name);
       let header: RunHeader;
       let resumed: StoredRun | undefined;
