@@ -125,3 +125,21 @@ export interface PrefetchJobStatus {
       }
     | undefined;
 }
+
+/**
+ * What expanding a job needs of a primary (upstream/registry-catalog.ts):
+ * its repositories and a repository's tags, paged and bounded, and when an
+ * image was built. Every call rejects with the primary's answer as an
+ * UpstreamError (cache/ports.ts), e.g. UPSTREAM_UNAUTHORIZED for a
+ * `_catalog` the primary does not open to us.
+ */
+export interface RegistryCatalog {
+  listRepositories(upstream: string, signal: AbortSignal): AsyncIterable<string>;
+  listTags(upstream: string, repository: string, signal: AbortSignal): AsyncIterable<string>;
+  /**
+   * The image config's `created` (for an index: of its first child on one
+   * of `platforms`, any platform when empty); undefined when the config has
+   * none or it is not a date.
+   */
+  imageCreated(ref: ImageRef, platforms: readonly string[], signal: AbortSignal): Promise<Date | undefined>;
+}
