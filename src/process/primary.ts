@@ -38,6 +38,8 @@ import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
 import { ClusterNode } from './cluster-node.ts';
 import { reloadTlsOnSighup } from './tls-reload.ts';
 import { readTlsPair } from '../config/tls-pair.ts';
+import type { PrefetchJobs } from '../prefetch/prefetch-jobs.ts';
+import { RegistryError } from '../registry/errors.ts';
 
 /** How the primary ends: 0 after a requested stop, 1 when forced or on a failure, 3 when the node cannot listen (2, an invalid configuration, comes from main). */
 export const exitCodes = { stopped: 0, failed: 1, cannotListen: 3 } as const;
@@ -146,6 +148,8 @@ export async function runPrimary(config: Config): Promise<void> {
     scrub,
   });
   await admin.loadPins();
+  // Prefetch jobs (set once the node is in its replica set): every node keeps their schedule; only the leader runs them.
+  let prefetch: PrefetchJobs | undefined;
   const ops = new PrimaryOps(
     metrics,
     config.workers,
@@ -163,7 +167,19 @@ export async function runPrimary(config: Config): Promise<void> {
         clusterNode.cached(batch.added.map(([digest]) => digest));
       },
       corrupt: dropCorrupt,
-      clusterStatus: () => clusterNode.status(),
+      clusterStatus: async () => {
+        const status = await clusterNode.status();
+        // A job whose last run failed or left images cold (read from the run store: the same from any replica).
+        const issues = await prefetch?.issues().catch((err: unknown) => {
+          logger.debug({ err: String(err) }, 'could not read the prefetch runs for cluster_status');
+          return [];
+        });
+        return issues === undefined || issues.length === 0 ? status : { ...status, current_issues: [...status.current_issues, ...issues] };
+      },
+      prefetch: async (request) => {
+        if (prefetch === undefined) throw new RegistryError('JOB_UNKNOWN', 'no prefetch job is configured');
+        return request.op === 'list' ? prefetch.list() : prefetch.requestRun(request.job);
+      },
     },
     { logger: logger.child({ module: 'upstream' }) },
   );
@@ -182,7 +198,10 @@ export async function runPrimary(config: Config): Promise<void> {
         workerMetrics: () => ops.nodeMetricsText(),
         cachedDigests: () => [...owner.index.entries()].map((entry) => entry.digest),
       },
-      onChange: (state) => ops.coordination(state),
+      onChange: (state) => {
+        ops.coordination(state);
+        prefetch?.leadershipChanged(state.etcd?.leading ?? true);
+      },
     });
   } catch (err) {
     if (!(err instanceof DuplicateNodeIdError)) throw err;
@@ -204,6 +223,37 @@ export async function runPrimary(config: Config): Promise<void> {
 
   // Standalone, the workers' warm endpoint takes this node-local secret (the peer secret otherwise).
   const localWarmSecret = newWarmSecret();
+  if (config.prefetch.length > 0) {
+    // Loaded only with jobs: the registry client and undici stay out of a primary that has none.
+    const [{ createPrefetchJobs }, { createRegistryClients }, { UpstreamRegistryCatalog }, { CatalogJobImages }, { HttpReplicaWarmClient }] = await Promise.all([
+      import('./prefetch-node.ts'),
+      import('../upstream/registry-client.ts'),
+      import('../upstream/registry-catalog.ts'),
+      import('../prefetch/job-images.ts'),
+      import('../coordination/replica-warm-client.ts'),
+    ]);
+    const primariesByHost = new Map(
+      [config.upstream, ...config.registries].map((primary) => [
+        primary.host,
+        createRegistryClients(primary, { clock: systemClock, logger: logger.child({ module: 'prefetch', upstream: primary.host }) }),
+      ]),
+    );
+    prefetch = await createPrefetchJobs({
+      config,
+      logger,
+      clock: systemClock,
+      metrics,
+      replicaSet: clusterNode.replicaSetHandle,
+      startedAt: clusterNode.started,
+      source: new CatalogJobImages({
+        catalog: new UpstreamRegistryCatalog(primariesByHost, { maxManifestBytes: config.manifests.maxBytes }),
+        clock: systemClock,
+        logger: logger.child({ module: 'prefetch' }),
+      }),
+      client: new HttpReplicaWarmClient({ nodeId: config.node.id, secret: config.cluster.peerSecret ?? localWarmSecret, clock: systemClock }),
+    });
+  }
+  let prefetchStarted = false;
   const supervisor = new WorkerSupervisor({
     workers: config.workers,
     env: { [warmSecretEnv]: localWarmSecret },
@@ -223,6 +273,11 @@ export async function runPrimary(config: Config): Promise<void> {
       });
       worker.on('listening', () => {
         ops.workerOnline();
+        if (!prefetchStarted) {
+          // Runs warm through the workers: nothing starts before one listens.
+          prefetchStarted = true;
+          prefetch?.start();
+        }
         if (!pinsRequested) refreshPins();
       });
     },
@@ -279,6 +334,7 @@ export async function runPrimary(config: Config): Promise<void> {
     stopping = true;
     const workers = supervisor.stop();
     logger.info({ workers: workers.length }, 'shutting down');
+    void prefetch?.stop(); // runs in progress stop here; their records stay in progress for the next leader
     void clusterNode.beginShutdown(); // leadership moves on now; membership (as draining) until the workers are gone
     // A signal, not an IPC message: a worker still starting up has no handler yet and simply ends.
     for (const worker of workers) worker.process.kill('SIGTERM');
