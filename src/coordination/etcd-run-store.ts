@@ -132,8 +132,14 @@ export class EtcdRunStore implements RunStore {
     });
   }
 
-  async requestRun(request: RunRequest): Promise<void> {
-    await this.options.client.put(`${this.root}requests/${request.job}`).value(JSON.stringify(request)).exec();
+  async requestRun(request: RunRequest): Promise<RunRequest> {
+    const c = this.options.client;
+    const key = `${this.root}requests/${request.job}`;
+    // Create only: a second request while one is pending gets the first one's run id.
+    const result = await c.if(key, 'Version', '==', 0).then(c.put(key).value(JSON.stringify(request))).else(c.get(key)).commit();
+    if (result.succeeded) return request;
+    const kv = result.responses[0]?.response_range?.kvs[0];
+    return (kv === undefined ? undefined : parseRunRequest(kv.value.toString('utf8'))) ?? request;
   }
 
   async pendingRequests(): Promise<RunRequest[]> {

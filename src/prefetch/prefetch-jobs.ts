@@ -137,11 +137,12 @@ export class PrefetchJobs {
         detail: { runId: current?.runId },
       });
     }
-    const runId = this.options.newRunId?.() ?? newRunId(this.options.clock.now());
+    let runId = this.options.newRunId?.() ?? newRunId(this.options.clock.now());
     if (this.options.isLeader()) {
       if (!this.scheduler.fire(name, this.options.clock.now(), 'manual', runId)) throw new RegistryError('RUN_IN_PROGRESS', `a run of prefetch job ${name} is in progress`);
     } else {
-      await this.options.store.requestRun({ job: name, runId, at: this.options.clock.now() });
+      // A run asked for already and not started yet: that one (same run id).
+      runId = (await this.options.store.requestRun({ job: name, runId, at: this.options.clock.now() })).runId;
     }
     this.options.logger.info({ job: name, runId }, 'prefetch run requested');
     return { runId };

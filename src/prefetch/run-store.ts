@@ -71,8 +71,12 @@ export interface RunStore {
   setImages(job: string, runId: string, images: readonly ImageRef[]): Promise<boolean>;
   recordOutcome(job: string, runId: string, outcome: ImageOutcome): Promise<boolean>;
   finish(job: string, runId: string, result: { state: Exclude<RunState, 'running'>; finishedAt: number; error: string | undefined }): Promise<boolean>;
-  /** Any replica: asks the leader to run `job` now under `runId`. */
-  requestRun(request: RunRequest): Promise<void>;
+  /**
+   * Any replica: asks the leader to run `job` now under `runId`, unless a
+   * request for the job is pending already. Resolves with the pending request
+   * (this one, or the one that was there first).
+   */
+  requestRun(request: RunRequest): Promise<RunRequest>;
   /** The leader's side: requests not taken yet. */
   pendingRequests(): Promise<RunRequest[]>;
   /** Removes a request once the leader acted on it. */
@@ -142,8 +146,11 @@ export class MemoryRunStore implements RunStore {
     return true;
   }
 
-  async requestRun(request: RunRequest): Promise<void> {
+  async requestRun(request: RunRequest): Promise<RunRequest> {
+    const pending = this.requests.get(request.job);
+    if (pending !== undefined) return { ...pending };
     this.requests.set(request.job, { ...request });
+    return { ...request };
   }
 
   async pendingRequests(): Promise<RunRequest[]> {

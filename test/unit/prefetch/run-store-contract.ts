@@ -105,7 +105,9 @@ export function runStoreContract(fixture: RunStoreFixture): void {
 
   it('keeps one pending request per job, written by any replica and taken by the leader', async () => {
     const { leader, follower } = await fixture.stores();
-    await follower.requestRun({ job: 'nightly', runId: 'r1', at: 1 });
+    expect(await follower.requestRun({ job: 'nightly', runId: 'r1', at: 1 })).toEqual({ job: 'nightly', runId: 'r1', at: 1 });
+    // A second request while one is pending gets the pending one.
+    expect(await leader.requestRun({ job: 'nightly', runId: 'r9', at: 9 })).toEqual({ job: 'nightly', runId: 'r1', at: 1 });
     await follower.requestRun({ job: 'other', runId: 'r2', at: 2 });
     expect((await leader.pendingRequests()).sort((a, b) => a.at - b.at)).toEqual([
       { job: 'nightly', runId: 'r1', at: 1 },
