@@ -78,6 +78,7 @@ beforeAll(async () => {
       prefetch: [
         { name: 'bars', schedule: never, images: ['bars/app:v*', 'bars/small-*:*', '-*:v1-docker', '-bars/small-7:*'], runOnStart: true, concurrency: 2, requestsPerSecond: 50 },
         { name: 'bulk', schedule: never, images: ['bulk/*:v1'], concurrency: 1, requestsPerSecond: 50 },
+        { name: 'missing', schedule: never, images: ['nothere/app:v1'], requestsPerSecond: 50 },
       ],
     }),
   );
@@ -194,13 +195,32 @@ describe('prefetch jobs on a replica set', () => {
 
   it('lists the jobs with their next run and answers 404 for an unknown job', async () => {
     const list = await jobs(node('n2'));
-    expect(list.map((j) => j.name)).toEqual(['bars', 'bulk']);
+    expect(list.map((j) => j.name)).toEqual(['bars', 'bulk', 'missing']);
     expect(list[1]?.nextRunAt).toBe('2027-01-01T00:00:00.000Z');
     const res = await fetch(`${node('n2').url}/api/v0/prefetch/jobs/nope/run`, { method: 'POST', headers: auth });
     expect(res.status).toBe(404);
     expect(((await res.json()) as { errors: Array<{ code: string }> }).errors[0]?.code).toBe('JOB_UNKNOWN');
     expect((await fetch(`${node('n2').url}/api/v0/prefetch/jobs`)).status).toBe(401);
   });
+
+  it('reports a job whose last run failed in cluster_status current_issues, on every replica', async () => {
+    const res = await fetch(`${node('n1').url}/api/v0/prefetch/jobs/missing/run`, { method: 'POST', headers: auth });
+    expect(res.status).toBe(202);
+    await waitFor(async () => ['failed', 'partial'].includes((await job(node('n2'), 'missing')).lastRun?.result ?? ''), {
+      what: 'the run of job missing to fail',
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+    const last = (await job(node('n2'), 'missing')).lastRun!;
+    expect(last.counts).toMatchObject({ images: 1, warmed: 0, failed: 1 });
+    expect(last.errors[0]).toMatch(/nothere\/app:v1/);
+    for (const id of ids) {
+      const status = (await (await fetch(`${node(id).url}/api/v0/meta/cluster_status`, { headers: auth })).json()) as { current_issues: Array<{ critical: boolean; description: string }> };
+      expect(status.current_issues.filter((i) => i.description.startsWith('prefetch job missing'))).toEqual([
+        { critical: false, description: expect.stringContaining(`last run ${last.runId} failed`) as string },
+      ]);
+    }
+  }, 60_000);
 
   it('completes a run on the new leader after kill -9 of the leader, without fetching again what was done', async () => {
     const leaderId = (await leader(node('n1')))!;
