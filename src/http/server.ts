@@ -16,7 +16,7 @@ import { isRegistryError, RegistryError } from '../registry/errors.ts';
 import type { AdminRoutes } from './admin-routes.ts';
 import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
-import { peerBlobsPath, peerWarmPath, type PeerRoutes } from './peer-routes.ts';
+import { peerBlobsPath, peerRetentionPath, peerWarmPath, type PeerRoutes } from './peer-routes.ts';
 import { isPrefetchJobsPath, type PrefetchJobRoutes } from './prefetch-job-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
@@ -113,7 +113,7 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
       notes.route = 'admin';
       return deps.cluster.handle(req, res);
     }
-    if ((path.startsWith(peerBlobsPath) || path === peerWarmPath) && deps.peer) {
+    if ((path.startsWith(peerBlobsPath) || path === peerWarmPath || path === peerRetentionPath) && deps.peer) {
       notes.route = 'peer';
       return deps.peer.handle(req, res, path);
     }

@@ -23,6 +23,7 @@
  *   worker  → primary   {t:'ops.clusterStatus', id}             (answered with ops.reply)
  *   primary → workers   {t:'cluster.coordination', value}       (etcd/Redis/leader state, on change and to new workers)
  *   worker  → primary   {t:'ops.prefetch', id, request}         the admin API's prefetch jobs (list, run now), answered with ops.reply
+ *   worker  → primary   {t:'ops.retention', id}                 the leader asked this node for a retention sweep (ops.reply {evicted, bytes})
  */
 import cluster, { type Worker } from 'node:cluster';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
@@ -43,6 +44,7 @@ export type OpsWorkerMessage =
   | { t: 'ops.metrics'; id: number }
   | { t: 'ops.connections'; id: number }
   | { t: 'ops.clusterStatus'; id: number }
+  | { t: 'ops.retention'; id: number }
   | { t: 'ops.admin'; id: number; request: unknown }
   | { t: 'ops.prefetch'; id: number; request: unknown }
   | { t: 'ops.metrics.res'; reqId: number; metrics: ProcessMetrics }
@@ -81,6 +83,7 @@ function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
     case 'ops.metrics':
     case 'ops.connections':
     case 'ops.clusterStatus':
+    case 'ops.retention':
       return isNumber(m.id) ? { t: m.t, id: m.id } : undefined;
     case 'ops.admin':
     case 'ops.prefetch':
@@ -124,6 +127,8 @@ export interface PrimaryHandlers {
   clusterStatus?(): Promise<unknown>;
   /** The prefetch jobs (admin API): list, run now. */
   prefetch?(request: PrefetchJobsRequest): Promise<unknown>;
+  /** A retention sweep of this node now (asked by the leader over the peer API). */
+  retentionSweep?(): Promise<{ evicted: number; bytes: number }>;
 }
 
 export interface PrimaryOpsOptions {
@@ -215,6 +220,20 @@ export class PrimaryOps {
         // Parsed here, where it is run: digests and names through the registry parsers.
         Promise.resolve()
           .then(() => this.handlers.admin(parseAdminRequest(msg.request)))
+          .then(
+            (value) => send(worker, { t: 'ops.reply', id, value }),
+            (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
+          );
+        return;
+      }
+      case 'ops.retention': {
+        const id = msg.id;
+        const sweep = this.handlers.retentionSweep;
+        Promise.resolve()
+          .then(() => {
+            if (sweep === undefined) throw new RegistryError('UNSUPPORTED', 'no retention sweep in this process');
+            return sweep();
+          })
           .then(
             (value) => send(worker, { t: 'ops.reply', id, value }),
             (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
@@ -521,6 +540,11 @@ export class WorkerOps implements UpstreamStatus, BreakerChannel {
 
   admin(request: AdminRequest): Promise<unknown> {
     return this.ask({ t: 'ops.admin', id: this.nextId++, request }, 60_000);
+  }
+
+  /** A retention sweep of this node, run by the cluster primary (bounded like the leader's call: 10 min). */
+  retentionSweep(): Promise<{ evicted: number; bytes: number }> {
+    return this.ask({ t: 'ops.retention', id: this.nextId++ }, 10 * 60_000) as Promise<{ evicted: number; bytes: number }>;
   }
 
   /** The node's prefetch jobs, as the cluster primary runs them (reads etcd: bounded by the etcd call timeouts). */

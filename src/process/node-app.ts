@@ -99,6 +99,8 @@ export interface OutpostAppDeps {
     coordination?: () => CoordinationState;
     /** The prefetch jobs, as the cluster primary runs them (admin API). */
     prefetch?: (request: PrefetchJobsRequest) => Promise<unknown>;
+    /** A retention sweep of this node, run by the cluster primary (the leader's scheduled sweeps). */
+    retentionSweep?: () => Promise<{ evicted: number; bytes: number }>;
   };
 }
 
@@ -335,6 +337,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     blobs,
     mediaType: async (digest) => (await metadata.getManifestMeta(digest))?.mediaType,
     warm: { warmer, secret: warmSecret, upstreamOf: (host) => resolver.keyOf(host) },
+    ...(deps.cluster?.retentionSweep === undefined ? {} : { retention: { sweep: deps.cluster.retentionSweep } }),
   });
   const prefetchJobs = new PrefetchJobRoutes(
     new AdminToken(config.admin.token),

@@ -41,25 +41,11 @@ export function loopbackUrl(config: Config): string {
   return `${scheme}://${address}:${config.server.port}`;
 }
 
-export async function createPrefetchJobs(deps: PrefetchNodeDeps): Promise<PrefetchJobs> {
-  const { config, replicaSet, clock, logger } = deps;
-  const log = logger.child({ module: 'prefetch' });
-  let store: RunStore;
-  if (replicaSet !== undefined) {
-    const [{ createEtcdClient }, { EtcdRunStore }] = await Promise.all([import('../coordination/etcd-client.ts'), import('../coordination/etcd-run-store.ts')]);
-    store = new EtcdRunStore({
-      client: createEtcdClient({ endpoints: config.etcd.endpoints, callTimeoutMs: Math.min(Math.max(config.etcd.leaseTtlMs / 2, 500), 3_000) }),
-      clusterName: config.cluster.name,
-      ifLeader: (operations, ...conditions) => replicaSet.ifLeader(operations, ...conditions),
-    });
-  } else {
-    store = new MemoryRunStore(() => true);
-  }
+/** The members etcd lists with a verified record and serving (workers up, not draining): this node on loopback, the others at their advertise URLs. */
+export function servingReplicas(config: Config, replicaSet: EtcdReplicaSet): () => Promise<{ live: ReplicaTarget[]; all: number; started: number[] }> {
   const self: ReplicaTarget = { id: config.node.id, url: loopbackUrl(config) };
-
-  /** Members etcd lists with a verified record, serving (workers up, not draining). */
-  const serving = async (): Promise<{ live: ReplicaTarget[]; all: number; started: number[] }> => {
-    const view = await replicaSet!.view(viewTimeoutMs);
+  return async () => {
+    const view = await replicaSet.view(viewTimeoutMs);
     const live: ReplicaTarget[] = [];
     const started: number[] = [];
     let all = 0;
@@ -75,13 +61,31 @@ export async function createPrefetchJobs(deps: PrefetchNodeDeps): Promise<Prefet
     }
     return { live: live.sort((a, b) => a.id.localeCompare(b.id)), all, started };
   };
+}
+
+export async function createPrefetchJobs(deps: PrefetchNodeDeps): Promise<PrefetchJobs> {
+  const { config, replicaSet, clock, logger } = deps;
+  const log = logger.child({ module: 'prefetch' });
+  let store: RunStore;
+  if (replicaSet !== undefined) {
+    const [{ createEtcdClient }, { EtcdRunStore }] = await Promise.all([import('../coordination/etcd-client.ts'), import('../coordination/etcd-run-store.ts')]);
+    store = new EtcdRunStore({
+      client: createEtcdClient({ endpoints: config.etcd.endpoints, callTimeoutMs: Math.min(Math.max(config.etcd.leaseTtlMs / 2, 500), 3_000) }),
+      clusterName: config.cluster.name,
+      ifLeader: (operations, ...conditions) => replicaSet.ifLeader(operations, ...conditions),
+    });
+  } else {
+    store = new MemoryRunStore(() => true);
+  }
+  const self: ReplicaTarget = { id: config.node.id, url: loopbackUrl(config) };
+  const serving = replicaSet === undefined ? async () => ({ live: [self], all: 1, started: [] as number[] }) : servingReplicas(config, replicaSet);
 
   return new PrefetchJobs({
     jobs: config.prefetch,
     store,
     source: deps.source,
     client: deps.client,
-    replicas: async () => (replicaSet === undefined ? [self] : (await serving()).live),
+    replicas: async () => (await serving()).live,
     isLeader: () => (replicaSet === undefined ? true : replicaSet.state().leader),
     clusterStartedAt: async () => {
       if (replicaSet === undefined) return deps.startedAt;

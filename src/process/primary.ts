@@ -40,6 +40,10 @@ import { reloadTlsOnSighup } from './tls-reload.ts';
 import { readTlsPair } from '../config/tls-pair.ts';
 import type { PrefetchJobs } from '../prefetch/prefetch-jobs.ts';
 import { RegistryError } from '../registry/errors.ts';
+import { RetentionPolicy } from '../cache/retention-policy.ts';
+import { CronSchedule } from '../prefetch/cron-schedule.ts';
+import { RetentionSweeps } from '../prefetch/retention-sweeps.ts';
+import { realTimers } from '../prefetch/scheduler.ts';
 
 /** How the primary ends: 0 after a requested stop, 1 when forced or on a failure, 3 when the node cannot listen (2, an invalid configuration, comes from main). */
 export const exitCodes = { stopped: 0, failed: 1, cannotListen: 3 } as const;
@@ -116,6 +120,8 @@ export async function runPrimary(config: Config): Promise<void> {
     highWatermark: config.cache.highWatermark,
     lowWatermark: config.cache.lowWatermark,
     retentionMs: config.cache.retentionMs,
+    // With a schedule (the leader's) or per-repository rules, sweeps are run from here (below), not on the index's own timer.
+    periodicRetention: config.cache.retentionSchedule === undefined && config.cache.retentionRules.length === 0,
     onRemoved: (digests) => contentRemoved(digests),
   });
   // Before any worker starts: they read which blobs are unverified from index/unverified-before.
@@ -138,9 +144,30 @@ export async function runPrimary(config: Config): Promise<void> {
   if (loaded.unverifiedBefore !== undefined && config.cache.scrubRate > 0) scrub.start('unverified');
   const upstreamKeys = [config.upstream.host, ...config.registries.map((r) => r.host)];
   const metadata = new DiskMetadataStore(layout);
+  const purgePlanner = new PurgePlanner({ blobs: store, metadata, upstreamKeys });
+  // Retention: cache.retention, refined per repository by cache.retentionRules; pins win. One sweep at a time.
+  const retentionPolicy = new RetentionPolicy(config.cache.retentionMs, config.cache.retentionRules);
+  let sweeping: Promise<{ evicted: number; bytes: number }> | undefined;
+  const sweepRetention = (): Promise<{ evicted: number; bytes: number }> =>
+    (sweeping ??= owner
+      .sweepRetentionOf(async (entries, pinned) =>
+        retentionPolicy.plan(entries, {
+          now: systemClock.now(),
+          pinned,
+          referencedBy: retentionPolicy.hasRules ? await purgePlanner.referencingRepositories() : new Map(),
+        }),
+      )
+      .finally(() => {
+        sweeping = undefined;
+      }));
+  if (config.cache.retentionSchedule === undefined && retentionPolicy.hasRules) {
+    // No schedule: each node sweeps on its own, as with cache.retention alone (every tenth of the shortest period, 1 s..1 h).
+    const every = Math.min(Math.max(retentionPolicy.shortestMs / 10, 1_000), 3_600_000);
+    setInterval(() => void sweepRetention().catch((err: unknown) => logger.warn({ err: String(err) }, 'retention sweep failed')), every).unref();
+  }
   const admin = new CacheAdminService({
     evictions: owner,
-    planner: new PurgePlanner({ blobs: store, metadata, upstreamKeys }),
+    planner: purgePlanner,
     metadata,
     pins: new DiskPinStore(layout),
     upstreamKeys,
@@ -176,6 +203,7 @@ export async function runPrimary(config: Config): Promise<void> {
         });
         return issues === undefined || issues.length === 0 ? status : { ...status, current_issues: [...status.current_issues, ...issues] };
       },
+      retentionSweep: () => sweepRetention(),
       prefetch: async (request) => {
         if (prefetch === undefined) throw new RegistryError('JOB_UNKNOWN', 'no prefetch job is configured');
         return request.op === 'list' ? prefetch.list() : prefetch.requestRun(request.job);
@@ -254,6 +282,30 @@ export async function runPrimary(config: Config): Promise<void> {
     });
   }
   let prefetchStarted = false;
+  // Scheduled retention: the leader (standalone: this node) has every live replica sweep.
+  let retentionSweeps: RetentionSweeps | undefined;
+  if (config.cache.retentionSchedule !== undefined) {
+    const replicaSet = clusterNode.replicaSetHandle;
+    const peerSecret = config.cluster.peerSecret;
+    const [{ servingReplicas }, { ReplicaRetentionClient }] = await Promise.all([import('./prefetch-node.ts'), import('../coordination/replica-retention-client.ts')]);
+    const remote = peerSecret === undefined ? undefined : new ReplicaRetentionClient({ nodeId: config.node.id, secret: peerSecret, clock: systemClock });
+    const serving = replicaSet === undefined ? undefined : servingReplicas(config, replicaSet);
+    retentionSweeps = new RetentionSweeps({
+      schedule: new CronSchedule(config.cache.retentionSchedule, 'UTC'),
+      clock: systemClock,
+      timers: realTimers,
+      isLeader: () => replicaSet?.state().leader ?? true,
+      logger: logger.child({ module: 'retention' }),
+      replicas: async () => (serving === undefined ? [] : (await serving()).live),
+      selfId: config.node.id,
+      local: sweepRetention,
+      remote: (replica, signal) => {
+        if (remote === undefined) return Promise.reject(new Error('no peer secret to ask other replicas with'));
+        return remote.sweep(replica, signal);
+      },
+    });
+    retentionSweeps.start();
+  }
   const supervisor = new WorkerSupervisor({
     workers: config.workers,
     env: { [warmSecretEnv]: localWarmSecret },
@@ -335,6 +387,7 @@ export async function runPrimary(config: Config): Promise<void> {
     const workers = supervisor.stop();
     logger.info({ workers: workers.length }, 'shutting down');
     void prefetch?.stop(); // runs in progress stop here; their records stay in progress for the next leader
+    void retentionSweeps?.stop();
     void clusterNode.beginShutdown(); // leadership moves on now; membership (as draining) until the workers are gone
     // A signal, not an IPC message: a worker still starting up has no handler yet and simply ends.
     for (const worker of workers) worker.process.kill('SIGTERM');

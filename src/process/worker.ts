@@ -82,6 +82,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
       status: () => ops.clusterStatus(),
       coordination: () => ops.coordination(),
       prefetch: (request) => ops.prefetch(request),
+      retentionSweep: () => ops.retentionSweep(),
     },
   });
   snapshot = () => app.connectionStats.snapshot();
