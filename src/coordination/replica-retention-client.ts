@@ -31,13 +31,18 @@ export class ReplicaRetentionClient {
     const { nodeId, secret, clock } = this.options;
     const url = new URL(peerRetentionPath, replica.url);
     const timeoutMs = this.options.timeoutMs ?? 10 * 60_000;
-    const res = await request(url, {
-      method: 'POST',
-      headers: { [peerAuthHeader]: signPeerRequest(secret, 'POST', peerRetentionPath, nodeId, clock.now()) },
-      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
-      headersTimeout: timeoutMs,
-      bodyTimeout: 30_000,
-    });
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(url, {
+        method: 'POST',
+        headers: { [peerAuthHeader]: signPeerRequest(secret, 'POST', peerRetentionPath, nodeId, clock.now()) },
+        signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+        headersTimeout: timeoutMs,
+        bodyTimeout: 30_000,
+      });
+    } catch (err) {
+      throw new Error(`replica ${replica.id} could not be asked: ${String((err as Error)?.message ?? err)}`, { cause: err });
+    }
     let text = '';
     try {
       for await (const chunk of res.body) {
