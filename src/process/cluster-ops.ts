@@ -176,8 +176,9 @@ export class PrimaryOps {
   }
 
   /** Asks one worker to (re)resolve pinned references; it answers with admin 'pin' calls. */
-  refreshPins(references: string[]): boolean {
-    const worker = this.workers()[0];
+  refreshPins(references: string[], to?: Worker): boolean {
+    // `to`: a worker known to listen (its handler is set); the first one connected may still be starting and drop it.
+    const worker = to?.isConnected() ? to : this.workers()[0];
     if (!worker || references.length === 0) return false;
     send(worker, { t: 'pins.refresh', references });
     return true;

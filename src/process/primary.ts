@@ -243,10 +243,10 @@ export async function runPrimary(config: Config): Promise<void> {
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
   // Pins resolve in a worker (it has the upstream and the manifest service); tags that move move their pins.
   let pinsRequested = false;
-  const refreshPins = (): void => {
-    pinsRequested = ops.refreshPins(admin.pinnedReferences()) || pinsRequested;
+  const refreshPins = (to?: Worker): void => {
+    pinsRequested = ops.refreshPins(admin.pinnedReferences(), to) || pinsRequested;
   };
-  setInterval(refreshPins, Math.max(config.tags.ttlMs, 1_000)).unref();
+  setInterval(() => refreshPins(), Math.max(config.tags.ttlMs, 1_000)).unref();
   let stopping = false;
 
   // Standalone, the workers' warm endpoint takes this node-local secret (the peer secret otherwise).
@@ -330,7 +330,7 @@ export async function runPrimary(config: Config): Promise<void> {
           prefetchStarted = true;
           prefetch?.start();
         }
-        if (!pinsRequested) refreshPins();
+        if (!pinsRequested) refreshPins(worker);
       });
     },
     onExit: (worker) => {
