@@ -40,6 +40,7 @@ import { RepositoryLinks } from '../cache/repository-links.ts';
 import { ReferrersService } from '../cache/referrers-service.ts';
 import type { AdminRequest } from '../cache/admin-request.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
+import { PrefetchRoutes } from '../http/prefetch-routes.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
@@ -332,7 +333,8 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     mediaType: async (digest) => (await metadata.getManifestMeta(digest))?.mediaType,
     warm: { warmer, secret: warmSecret, upstreamOf: (host) => resolver.keyOf(host) },
   });
-  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, peer, metrics, draining, logger: logger.child({ module: 'http' }) });
+  const prefetch = new PrefetchRoutes({ token: new AdminToken(config.admin.token), warmer, routing: resolver });
+  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, peer, prefetch, metrics, draining, logger: logger.child({ module: 'http' }) });
   const server = createServer(handler, { ...config.server, logger: logger.child({ module: 'http' }) });
   connectionStats.attach(server);
 
