@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRegistryClients } from '../../../src/upstream/registry-client.ts';
-import { UpstreamRegistryCatalog } from '../../../src/upstream/registry-catalog.ts';
+import { registryCatalogFor, UpstreamRegistryCatalog } from '../../../src/upstream/registry-catalog.ts';
 import { json, startServer, testConfig, type TestServer } from './helpers.ts';
 
 const never = new AbortController().signal;
@@ -42,6 +42,14 @@ describe('registry catalog', () => {
     expect(await all(catalog.listRepositories('primary.test', never))).toEqual(['a/one', 'a/two', 'b/three']);
     expect(await all(catalog.listTags('primary.test', 'a/one', never))).toEqual(['1', '2', '3']);
     expect(registry.requests.map((r) => r.url)).toEqual(['/v2/_catalog?n=2', '/v2/_catalog?n=2&last=a%2Ftwo', '/v2/a/one/tags/list?n=2', '/v2/a/one/tags/list?n=2&last=2']);
+  });
+
+  it('builds a catalog over configured primaries, by host', async () => {
+    const registry = await server((_req, res) => json(res, 200, { repositories: ['only/one'] }));
+    const { catalog, close } = registryCatalogFor([{ ...testConfig(registry.url), host: 'mirror.test', aliases: [], dockerHub: false }]);
+    cleanup.push(close);
+    expect(await all(catalog.listRepositories('mirror.test', never))).toEqual(['only/one']);
+    await expect(all(catalog.listRepositories('other.test', never))).rejects.toThrow(/no primary other.test/);
   });
 
   it('asks the token server for the catalog scope', async () => {
