@@ -61,6 +61,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'prefetch') {
     process.exitCode = await runPrefetchCommand(rest, process.env, {
       tty: process.stdout.isTTY === true,
+      ...(process.stdout.isTTY === true ? { columns: process.stdout.columns } : {}),
       out: (text) => process.stdout.write(text),
       err: (text) => process.stderr.write(text),
     });

@@ -13,6 +13,8 @@ import type { WarmProgress, WarmResult } from '../prefetch/ports.ts';
 export interface DisplayOutput {
   /** True on a terminal: lines are redrawn in place. */
   tty: boolean;
+  /** The terminal's width: longer lines are cut, as a wrapped line would break the redraw. */
+  columns?: number;
   out(text: string): void;
   err(text: string): void;
 }
@@ -81,7 +83,8 @@ export class PrefetchDisplay {
 
   private redraw(): void {
     let text = this.drawn > 0 ? up(this.drawn) : '';
-    for (const line of this.rows.values()) text += `${clearLine}${line}\n`;
+    const width = this.io.columns !== undefined && this.io.columns > 10 ? this.io.columns - 1 : Infinity;
+    for (const line of this.rows.values()) text += `${clearLine}${line.length > width ? `${line.slice(0, width - 1)}…` : line}\n`;
     this.drawn = this.rows.size;
     this.io.out(text);
   }

@@ -68,6 +68,13 @@ describe('prefetch display', () => {
     expect(captured.err).toBe(`outpost prefetch: ${b}: manifest: MANIFEST_UNKNOWN: manifest unknown\n`);
   });
 
+  it('cuts lines to the terminal width, so a redraw never wraps', async () => {
+    const { captured, io: out } = io(true);
+    const display = new PrefetchDisplay({ ...out, columns: 30 });
+    await followPrefetchStream(Readable.from([ndjson([progress(a, 1, 1)])]), display);
+    expect(screen(captured.out)).toEqual([`${a.slice(0, 28)}…`]);
+  });
+
   it('writes a line per image when it ends, and no control sequences, elsewhere', async () => {
     const { captured, io: out } = io(false);
     const display = new PrefetchDisplay(out);
