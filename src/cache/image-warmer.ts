@@ -16,6 +16,12 @@
  * (its platform is only in its config). An index none of whose children
  * matches `platforms` warms nothing and is reported `ok` with `skipped`.
  *
+ * `onProgress` is called once at the start (all zeros), once the blobs are
+ * known, and on every chunk read (256 KiB): callers that send it anywhere
+ * throttle it (http/ndjson-response.ts). An already cached blob counts as
+ * done at once and is not read: `BlobService.open` says `hit` without a
+ * request upstream, where `stat` would HEAD every blob that is missing.
+ *
  * A blob this replica would only stream through (larger than the cache
  * budget, or the disk not writable) fails the image without being fetched.
  * Whatever fails — the reference, a manifest, one blob — ends the warm of
