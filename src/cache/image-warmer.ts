@@ -16,6 +16,14 @@
  * (its platform is only in its config). An index none of whose children
  * matches `platforms` warms nothing and is reported `ok` with `skipped`.
  *
+ * `onProgress` is called once at the start (all zeros), once the blobs are
+ * known, and on every chunk read (256 KiB): callers that send it anywhere
+ * throttle it (http/ndjson-response.ts). An already cached blob counts as
+ * done at once and is not read: `BlobService.open` says `hit` without a
+ * request upstream, where `stat` would HEAD every blob that is missing.
+ *
+ * A blob this replica would only stream through (larger than the cache
+ * budget, or the disk not writable) fails the image without being fetched.
  * Whatever fails — the reference, a manifest, one blob — ends the warm of
  * that image with a one-line reason in the result; `warm` never throws.
  */
@@ -98,20 +106,7 @@ export class CacheImageWarmer implements ImageWarmer {
     } catch (err) {
       throw new WarmFailure(`bad reference: ${reasonOf(err)}`);
     }
-    const top = await this.step('manifest', () => this.deps.manifests.get(target, reference, signal));
-    result.digest = top.digest;
-    signal.throwIfAborted();
-    const blobs = await this.blobsOf(target, top, options, result);
-    if (blobs === undefined) return;
-    const progress: WarmProgress = {
-      image: result.image,
-      blobsDone: 0,
-      blobsTotal: blobs.length,
-      bytesDone: 0,
-      bytesTotal: blobs.reduce((sum, blob) => sum + blob.size, 0),
-    };
-    result.blobs = progress.blobsTotal;
-    result.bytes = progress.bytesTotal;
+    const progress: WarmProgress = { image: result.image, blobsDone: 0, blobsTotal: 0, bytesDone: 0, bytesTotal: 0 };
     const report = (): void => {
       try {
         options.onProgress?.({ ...progress });
@@ -119,6 +114,17 @@ export class CacheImageWarmer implements ImageWarmer {
         // A progress listener never fails a warm.
       }
     };
+    // At once, so a caller sees the warm started (and its stream is not silent) while manifests resolve.
+    report();
+    const top = await this.step('manifest', () => this.deps.manifests.get(target, reference, signal));
+    result.digest = top.digest;
+    signal.throwIfAborted();
+    const blobs = await this.blobsOf(target, top, options, result);
+    if (blobs === undefined) return;
+    progress.blobsTotal = blobs.length;
+    progress.bytesTotal = blobs.reduce((sum, blob) => sum + blob.size, 0);
+    result.blobs = progress.blobsTotal;
+    result.bytes = progress.bytesTotal;
     report();
     // The first failure stops the other blobs of this image.
     const stop = new AbortController();
@@ -194,6 +200,8 @@ export class CacheImageWarmer implements ImageWarmer {
     const source = await this.deps.blobs.open(target, blob.digest, signal);
     try {
       if (source.result === 'hit') return true;
+      // Streamed through uncached: reading it would fetch it for nothing.
+      if (source.result === 'passthrough') throw new WarmFailure('cannot be cached on this replica (larger than the cache budget, or the disk is not writable); not fetched');
       source.willReadWhole?.();
       for (let position = 0; ; ) {
         signal.throwIfAborted();

@@ -110,7 +110,13 @@ export class HttpReplicaWarmClient implements ReplicaWarmClient {
           throw new ReplicaWarmError('WARM_BAD_RESPONSE', `replica ${replica.id}: ${(err as Error).message}`, { cause: err });
         }
         if ('result' in line) result = line.result;
-        else options.onProgress?.(line.progress);
+        else {
+          try {
+            options.onProgress?.(line.progress);
+          } catch {
+            // A progress listener never fails a warm.
+          }
+        }
       }
       if (result === undefined) throw new ReplicaWarmError('WARM_BAD_RESPONSE', `replica ${replica.id} ended the stream without a result`);
       return result;

@@ -42,6 +42,7 @@ export interface ProgressThrottleOptions {
 export class ProgressThrottle<T> {
   private latest: T | undefined;
   private dirty = false;
+  private stopped = false;
   private lastSent = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private readonly heartbeat: NodeJS.Timeout;
@@ -59,6 +60,7 @@ export class ProgressThrottle<T> {
   }
 
   update(value: T): void {
+    if (this.stopped) return;
     this.latest = value;
     this.dirty = true;
     const wait = this.lastSent + this.options.intervalMs - this.now();
@@ -68,6 +70,7 @@ export class ProgressThrottle<T> {
 
   /** Stops every timer; nothing is sent after it. */
   stop(): void {
+    this.stopped = true;
     clearInterval(this.heartbeat);
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;

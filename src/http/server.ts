@@ -18,6 +18,7 @@ import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
 import { peerBlobsPath, peerRetentionPath, peerWarmPath, type PeerRoutes } from './peer-routes.ts';
 import { isPrefetchJobsPath, type PrefetchJobRoutes } from './prefetch-job-routes.ts';
+import { prefetchPath, type PrefetchRoutes } from './prefetch-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
 import { checkIntervalFor, SendWatchdog } from './send-watchdog.ts';
@@ -32,6 +33,8 @@ export interface HandlerDeps {
   peer?: PeerRoutes;
   /** `/api/v0/prefetch/jobs[/<name>/run]`. */
   prefetchJobs?: PrefetchJobRoutes;
+  /** `POST /api/v0/prefetch`: the ad-hoc warm (admin token). */
+  prefetch?: PrefetchRoutes;
   logger: Logger;
   metrics: WorkerMetrics;
   /** While draining, responses close their connection so keep-alive clients reconnect through the load balancer. */
@@ -120,6 +123,10 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
     if (deps.prefetchJobs && isPrefetchJobsPath(path)) {
       notes.route = 'admin';
       return deps.prefetchJobs.handle(req, res, path);
+    }
+    if (path === prefetchPath && deps.prefetch) {
+      notes.route = 'admin';
+      return deps.prefetch.handle(req, res);
     }
     if (path.startsWith('/api/v0/cache/')) {
       notes.route = 'admin';

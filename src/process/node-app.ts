@@ -40,6 +40,7 @@ import { RepositoryLinks } from '../cache/repository-links.ts';
 import { ReferrersService } from '../cache/referrers-service.ts';
 import type { AdminRequest } from '../cache/admin-request.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
+import { PrefetchRoutes } from '../http/prefetch-routes.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
@@ -339,6 +340,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     warm: { warmer, secret: warmSecret, upstreamOf: (host) => resolver.keyOf(host) },
     ...(deps.cluster?.retentionSweep === undefined ? {} : { retention: { sweep: deps.cluster.retentionSweep } }),
   });
+  const prefetch = new PrefetchRoutes({ token: new AdminToken(config.admin.token), warmer, routing: resolver });
   const prefetchJobs = new PrefetchJobRoutes(
     new AdminToken(config.admin.token),
     deps.cluster?.prefetch ?? (() => Promise.reject(new RegistryError('UNSUPPORTED', 'prefetch jobs run in the cluster primary; this process has none'))),
@@ -350,6 +352,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     cluster: clusterRoutes,
     peer,
     prefetchJobs,
+    prefetch,
     metrics,
     draining,
     logger: logger.child({ module: 'http' }),

@@ -12,7 +12,8 @@ import type { ImageRef, RegistryCatalog } from '../prefetch/ports.ts';
 import { digestOf } from '../registry/digest.ts';
 import { isIndexMediaType } from '../registry/media-types.ts';
 import { parseManifest } from '../registry/manifest-references.ts';
-import type { RegistryListing } from './registry-client.ts';
+import type { PrimaryNames, UpstreamConfig } from '../config/types.ts';
+import { createRegistryClients, type RegistryClientDeps, type RegistryListing } from './registry-client.ts';
 
 export interface CatalogPrimary {
   upstream: Upstream;
@@ -50,11 +51,11 @@ export class UpstreamRegistryCatalog implements RegistryCatalog {
   }
 
   listRepositories(upstream: string, signal: AbortSignal): AsyncIterable<string> {
-    return this.pages(this.primary(upstream), 'repositories', '', signal);
+    return this.pages(upstream, 'repositories', '', signal);
   }
 
   listTags(upstream: string, repository: string, signal: AbortSignal): AsyncIterable<string> {
-    return this.pages(this.primary(upstream), 'tags', repository, signal);
+    return this.pages(upstream, 'tags', repository, signal);
   }
 
   async imageCreated(ref: ImageRef, platforms: readonly string[], signal: AbortSignal): Promise<Date | undefined> {
@@ -97,7 +98,8 @@ export class UpstreamRegistryCatalog implements RegistryCatalog {
     return primary;
   }
 
-  private async *pages(primary: CatalogPrimary, kind: 'repositories' | 'tags', repository: string, signal: AbortSignal): AsyncGenerator<string> {
+  private async *pages(upstream: string, kind: 'repositories' | 'tags', repository: string, signal: AbortSignal): AsyncGenerator<string> {
+    const primary = this.primary(upstream);
     let next: URL | undefined;
     let items = 0;
     for (let page = 0; ; page++) {
@@ -124,4 +126,25 @@ function createdOf(config: Buffer): Date | undefined {
   if (typeof created !== 'string' || created.length > 64) return undefined;
   const date = new Date(created);
   return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+/**
+ * A catalog over the configured primaries (`config.upstream` and
+ * `config.registries`), each with its own registry client and Outpost's
+ * credentials: for a process that has no registry clients of its own (the
+ * cluster primary running prefetch jobs). `close` closes their connections.
+ */
+export function registryCatalogFor(
+  primaries: readonly (UpstreamConfig & PrimaryNames)[],
+  deps: RegistryClientDeps = {},
+  limits: RegistryCatalogLimits = {},
+): { catalog: UpstreamRegistryCatalog; close(): Promise<void> } {
+  const clients = new Map(primaries.map((primary) => [primary.host, createRegistryClients(primary, deps)] as const));
+  const catalog = new UpstreamRegistryCatalog(new Map([...clients].map(([host, c]) => [host, { upstream: c.upstream, listing: c.listing }] as const)), limits);
+  return {
+    catalog,
+    close: async () => {
+      await Promise.all([...clients.values()].map((c) => c.upstream.close()));
+    },
+  };
 }

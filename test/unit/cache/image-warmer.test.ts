@@ -54,6 +54,7 @@ describe('image warmer', () => {
   let arm64: Image;
   let results: WarmResult[];
   let opening: number;
+  let cacheable: (size: number | undefined) => boolean;
   let mostOpen: number;
   const warm = (reference: string, platforms: string[] = [], onProgress?: (p: WarmProgress) => void) =>
     warmer.warm({ upstream: host, repository: 'team/app', reference }, { platforms, signal: new AbortController().signal, ...(onProgress ? { onProgress } : {}) });
@@ -96,11 +97,12 @@ describe('image warmer', () => {
       index: noopIndexReporter,
       logger: silent,
       stallTimeoutMs: 5_000,
-      cacheable: () => true,
+      cacheable: (size) => cacheable(size),
     });
     const manifests = new ManifestService({ links, blobs: store, metadata, clock: { now: () => 1_000 }, observer: noopObserver, logger: silent, tagTtlMs: 60_000, revalidateTimeoutMs: 1_000, maxManifestBytes: 1024 * 1024 });
     const resolver = new RepositoryResolver({ host, aliases: [], upstream: primary, dockerHub: false }, []);
     results = [];
+    cacheable = () => true;
     opening = 0;
     mostOpen = 0;
     warmer = new CacheImageWarmer({
@@ -170,7 +172,8 @@ describe('image warmer', () => {
   it('reports progress up to every blob and byte', async () => {
     const seen: WarmProgress[] = [];
     await warm('single', [], (p) => seen.push(p));
-    expect(seen[0]).toMatchObject({ blobsDone: 0, blobsTotal: 3, bytesDone: 0, bytesTotal: sizeOf(amd64) });
+    expect(seen[0]).toMatchObject({ blobsDone: 0, blobsTotal: 0, bytesDone: 0, bytesTotal: 0 });
+    expect(seen[1]).toMatchObject({ blobsDone: 0, blobsTotal: 3, bytesDone: 0, bytesTotal: sizeOf(amd64) });
     expect(seen.at(-1)).toMatchObject({ blobsDone: 3, blobsTotal: 3, bytesDone: sizeOf(amd64), bytesTotal: sizeOf(amd64) });
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.bytesDone).toBeGreaterThanOrEqual(seen[i - 1]!.bytesDone);
   });
@@ -183,6 +186,15 @@ describe('image warmer', () => {
     expect(result.error).toContain(`blob ${missing}`);
     expect(result.error).not.toContain('\n');
     expect(results.at(-1)).toBe(result);
+  });
+
+  it('fails, without fetching it, a blob this replica would only stream through', async () => {
+    const big = amd64.blobs[1]!;
+    cacheable = (size) => size !== big.length;
+    const result = await warm('single');
+    expect(result.ok).toBe(false);
+    expect(result.error).toContain(`blob ${digestOf(big)}: cannot be cached`);
+    expect(opening).toBe(0);
   });
 
   it('fails an unknown tag and an unknown primary with a reason', async () => {
