@@ -253,19 +253,14 @@ export async function runPrimary(config: Config): Promise<void> {
   const localWarmSecret = newWarmSecret();
   if (config.prefetch.length > 0) {
     // Loaded only with jobs: the registry client and undici stay out of a primary that has none.
-    const [{ createPrefetchJobs }, { createRegistryClients }, { UpstreamRegistryCatalog }, { CatalogJobImages }, { HttpReplicaWarmClient }] = await Promise.all([
+    const [{ createPrefetchJobs }, { registryCatalogFor }, { CatalogJobImages }, { HttpReplicaWarmClient }] = await Promise.all([
       import('./prefetch-node.ts'),
-      import('../upstream/registry-client.ts'),
       import('../upstream/registry-catalog.ts'),
       import('../prefetch/job-images.ts'),
       import('../coordination/replica-warm-client.ts'),
     ]);
-    const primariesByHost = new Map(
-      [config.upstream, ...config.registries].map((primary) => [
-        primary.host,
-        createRegistryClients(primary, { clock: systemClock, logger: logger.child({ module: 'prefetch', upstream: primary.host }) }),
-      ]),
-    );
+    // The primary has no registry clients of its own: these list the primaries for the jobs (catalog, tags, image dates).
+    const listing = registryCatalogFor([config.upstream, ...config.registries], { clock: systemClock, logger: logger.child({ module: 'prefetch' }) }, { maxManifestBytes: config.manifests.maxBytes });
     prefetch = await createPrefetchJobs({
       config,
       logger,
@@ -274,7 +269,7 @@ export async function runPrimary(config: Config): Promise<void> {
       replicaSet: clusterNode.replicaSetHandle,
       startedAt: clusterNode.started,
       source: new CatalogJobImages({
-        catalog: new UpstreamRegistryCatalog(primariesByHost, { maxManifestBytes: config.manifests.maxBytes }),
+        catalog: listing.catalog,
         clock: systemClock,
         logger: logger.child({ module: 'prefetch' }),
       }),
