@@ -65,6 +65,9 @@ export interface PrefetchJobsOptions {
   newRunId?: () => string;
 }
 
+/** How long cluster_status reuses the issues read from the run store. */
+const issuesTtlMs = 5_000;
+
 /** Errors listed per run in the status (first ones). */
 const maxErrorsShown = 10;
 
@@ -77,6 +80,7 @@ export class PrefetchJobs {
   private polling = false;
   private stopped = false;
   private readonly pollMs: number;
+  private lastIssues: { at: number; value: ClusterIssueLike[] } | undefined;
 
   constructor(private readonly options: PrefetchJobsOptions) {
     this.byName = new Map(options.jobs.map((job) => [job.name, job]));
@@ -148,8 +152,20 @@ export class PrefetchJobs {
     return { runId };
   }
 
-  /** cluster_status `current_issues`: jobs whose last run failed or left images cold. */
+  /**
+   * cluster_status `current_issues`: jobs whose last run failed or left
+   * images cold. Read from the run store at most every {@link issuesTtlMs}
+   * (status pages poll cluster_status; a run record may hold 10,000 outcomes).
+   */
   async issues(): Promise<ClusterIssueLike[]> {
+    const now = this.options.clock.now();
+    if (this.lastIssues !== undefined && now - this.lastIssues.at < issuesTtlMs) return this.lastIssues.value;
+    const value = await this.readIssues();
+    this.lastIssues = { at: now, value };
+    return value;
+  }
+
+  private async readIssues(): Promise<ClusterIssueLike[]> {
     const issues: ClusterIssueLike[] = [];
     for (const status of await this.list()) {
       const last = status.lastRun;

@@ -221,10 +221,13 @@ describe('prefetch jobs on a replica set', () => {
     expect(last.counts).toMatchObject({ images: 1, warmed: 0, failed: 1 });
     expect(last.errors[0]).toMatch(/nothere\/app:v1/);
     for (const id of ids) {
-      const status = (await (await fetch(`${node(id).url}/api/v0/meta/cluster_status`, { headers: auth })).json()) as { current_issues: Array<{ critical: boolean; description: string }> };
-      expect(status.current_issues.filter((i) => i.description.startsWith('prefetch job missing'))).toEqual([
-        { critical: false, description: expect.stringContaining(`last run ${last.runId} failed`) as string },
-      ]);
+      const issues = async () => {
+        const status = (await (await fetch(`${node(id).url}/api/v0/meta/cluster_status`, { headers: auth })).json()) as { current_issues: Array<{ critical: boolean; description: string }> };
+        return status.current_issues.filter((i) => i.description.startsWith('prefetch job missing'));
+      };
+      // cluster_status reads the run records at most every 5 s.
+      await waitFor(async () => (await issues()).length > 0, { what: `${id}'s cluster_status to name job missing`, timeoutMs: 10_000, intervalMs: 250 });
+      expect(await issues()).toEqual([{ critical: false, description: expect.stringContaining(`last run ${last.runId} failed`) as string }]);
     }
   }, 60_000);
 
