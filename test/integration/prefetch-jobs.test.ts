@@ -190,6 +190,8 @@ describe('prefetch jobs on a replica set', () => {
       .split('\n')
       .filter((line) => line.startsWith('outpost_prefetch_runs_total{') && line.includes('job="bars"'));
     expect(runs.map((line) => Number(line.split(' ').at(-1))).reduce((x, y) => x + y, 0)).toBe(1); // once per cluster
+    const finished = ids.flatMap((id) => node(id).logs()).find((l) => l.msg === 'prefetch run finished' && l.job === 'bars');
+    console.info(`runOnStart run of bars: ${JSON.stringify(finished?.seconds)} s, ${warmedBlobs.length} blobs each fetched once, warm on ${ids.length} replicas`);
   }, 120_000);
 
   it('serves pulls of a warmed image through either replica without a blob GET upstream', async () => {
@@ -298,5 +300,6 @@ describe('prefetch jobs on a replica set', () => {
     const refetched = (await Promise.all(bulk.map(async (ref) => ((await primaryBlobGets(layersOf(ref))).some((gets) => gets > 1) ? [ref] : [])))).flat();
     expect(refetched.length, `images fetched again: ${refetched.join(', ')}`).toBeLessThanOrEqual(1); // concurrency 1: at most the image in flight at the crash
     expect(node(followerId).logs().some((l) => l.msg === 'resuming a prefetch run another leader left in progress')).toBe(true);
+    console.info(`kill -9 mid-run: ${doneBefore.length} of ${bulk.length} images done before the crash, fetched again: ${refetched.length === 0 ? 'none' : refetched.join(', ')}`);
   }, 180_000);
 });
