@@ -78,6 +78,7 @@ export class PrefetchJobs {
   private readonly active = new Map<string, AbortController>();
   private pollTimer: unknown;
   private polling = false;
+  private started = false;
   private stopped = false;
   private readonly pollMs: number;
   private lastIssues: { at: number; value: ClusterIssueLike[] } | undefined;
@@ -97,14 +98,16 @@ export class PrefetchJobs {
   }
 
   start(): void {
-    if (this.options.jobs.length === 0) return;
+    if (this.options.jobs.length === 0 || this.started) return;
+    this.started = true;
     this.scheduler.start();
     this.schedulePoll(0);
   }
 
   /** Gaining leadership fires `runOnStart` jobs (first time) and looks for runs to resume now; losing it aborts local runs. */
   leadershipChanged(leading: boolean): void {
-    if (this.options.jobs.length === 0 || this.stopped) return;
+    // Before start() nothing runs (the workers runs go through may not listen yet); start() looks at leadership itself.
+    if (this.options.jobs.length === 0 || this.stopped || !this.started) return;
     if (!leading) {
       for (const [job, controller] of this.active) {
         this.options.logger.warn({ job }, 'no longer the leader: prefetch run stopped here; the next leader resumes it');

@@ -72,6 +72,18 @@ describe('PrefetchJobs', () => {
     await n.jobs.stop();
   });
 
+  it('runs nothing before start(), even when told it leads (the workers a run warms through may not listen yet)', async () => {
+    const time = new FakeTime();
+    const n = node({ time, records: records(), leading: () => true });
+    n.jobs.leadershipChanged(true);
+    await time.advance(5_000);
+    expect(n.client.calls).toHaveLength(0);
+    n.jobs.start();
+    await time.advance(1_000);
+    expect(n.client.calls).toHaveLength(3);
+    await n.jobs.stop();
+  });
+
   it('runs on the cron instant, only on the leader', async () => {
     const time = new FakeTime(Date.parse('2026-11-30T02:59:00Z'));
     const shared = records();
