@@ -74,13 +74,19 @@ describe('PrefetchJobs', () => {
 
   it('runs nothing before start(), even when told it leads (the workers a run warms through may not listen yet)', async () => {
     const time = new FakeTime();
-    const n = node({ time, records: records(), leading: () => true });
+    const shared = records();
+    // A run a previous leader left in progress: the first thing a leader resumes.
+    const left = new MemoryRunStore(() => true, shared);
+    await left.begin({ job: 'nightly', runId: 'left', dueKey: 'manual:left', reason: 'manual', startedAt: time.now() - 1, finishedAt: undefined, state: 'running', error: undefined });
+    await left.setImages('nightly', 'left', smalls(2));
+    const n = node({ time, records: shared, leading: () => true, jobs: [job()] });
     n.jobs.leadershipChanged(true);
     await time.advance(5_000);
     expect(n.client.calls).toHaveLength(0);
     n.jobs.start();
     await time.advance(1_000);
-    expect(n.client.calls).toHaveLength(3);
+    expect(n.client.calls).toHaveLength(2);
+    expect((await n.jobs.list())[0]?.lastRun).toMatchObject({ runId: 'left', result: 'succeeded' });
     await n.jobs.stop();
   });
 
