@@ -237,10 +237,13 @@ const urls = stringList('a comma-separated string or a list of http:// or https:
 export const parseStringList = strings.parse;
 export const parseUrlList = urls.parse;
 
-const registryHost = matching(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/i, 'not a registry host', 'a registry host name with optional port, e.g. ghcr.io or registry.example.com:5000');
-export const parseRegistryHost = (value: unknown): string => registryHost.parse(value).toLowerCase();
+const HOST = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/i;
+const hostFormat = (allowed: string) => format(allowed, (value) => matching(HOST, 'not a registry host', allowed).parse(value).toLowerCase());
+const registryHost = hostFormat('a registry host name with optional port, e.g. ghcr.io or registry.example.com:5000');
+export const parseRegistryHost = registryHost.parse;
 export const parseOptionalRegistryHost = optional(parseRegistryHost);
-const registryHosts = stringList('a comma-separated string or a list of registry hosts, e.g. docker.io', { allowed: registryHost.allowed, parse: parseRegistryHost }, true);
+const REGISTRY_HOSTS_ALLOWED = 'a comma-separated string or a list of registry hosts, e.g. docker.io';
+const registryHosts = stringList(REGISTRY_HOSTS_ALLOWED, hostFormat(REGISTRY_HOSTS_ALLOWED), true);
 export const parseRegistryHosts = registryHosts.parse;
 const optionalBoolean = format(`${boolean.allowed}, or unset`, (value) => optional(parseBoolean)(value));
 
@@ -267,7 +270,7 @@ export function parseRegistries(value: unknown) {
   const seen = new Set<string>();
   return parseList(value ?? [], REGISTRIES_ALLOWED, 1000, (raw) => {
     const { connectTimeout, headersTimeout, bodyIdleTimeout, ...entry } = parseObject(raw, REGISTRY_FIELDS, REGISTRIES_ALLOWED, ['host', 'url']);
-    if (seen.has(entry.host)) throw new FormatError('duplicate registry host', 'each host at most once', entry.host, 'host');
+    if (seen.has(entry.host)) throw new FormatError('duplicate registry host', 'each host at most once', (raw as { host: string }).host, 'host');
     seen.add(entry.host);
     return { ...entry, connectTimeoutMs: connectTimeout, headersTimeoutMs: headersTimeout, bodyIdleTimeoutMs: bodyIdleTimeout };
   });

@@ -18,7 +18,8 @@ import { parse as parseYaml } from 'yaml';
 import { parseAuthConfig } from '../auth/config.ts';
 import { dockerHubAliases, isDockerHubHost } from '../registry/reference.ts';
 import { checkConsistency, type ConfigProblem, type Origin } from './checks.ts';
-import { describeValue, FormatError, toConvict } from './formats.ts';
+import { describeValue, FormatError, type RegistryEntry, toConvict } from './formats.ts';
+import type { PrefetchJobEntry } from './prefetch.ts';
 import { redactUrlCredentials, redactValue, REDACTED } from './redact.ts';
 import { configSchema, currentMachine, isSetting, listSettings, type MachineFacts, MS_FORMATS, type SchemaSection, type Setting, settingFormats } from './schema.ts';
 import type { Config, PrimaryNames } from './types.ts';
@@ -109,7 +110,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
 
   const config = buildConfig(schema, parsed, machine, auth);
-  const origin: Origin = (key) => ({ value: store.get(key), source: sourceOf(key) });
+  // The value as the user wrote it; numbers as numbers (`got 0.99`, not `got "0.99"`), durations with their units.
+  const written = (raw: unknown) => (typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw);
+  const isDuration = (key: string) => MS_FORMATS.has(settings.get(key)?.format ?? 'Object');
+  const origin: Origin = (key) => ({ value: isDuration(key) ? written(store.get(key)) : (parsed.get(key) ?? store.get(key)), source: sourceOf(key) });
   const inconsistencies = checkConsistency(config, origin);
   if (inconsistencies.length > 0) throw new ConfigError(inconsistencies);
   return config;
@@ -130,10 +134,11 @@ function nest(section: SchemaSection, parsed: ReadonlyMap<string, unknown>, pref
 }
 
 function buildConfig(schema: SchemaSection, parsed: ReadonlyMap<string, unknown>, machine: MachineFacts, auth: Config['auth']): Config {
-  const settings = nest(schema, parsed) as unknown as Config & { upstream: { host: string | undefined; dockerHub: boolean | undefined } };
+  const settings = nest(schema, parsed) as unknown as Config & { upstream: { host?: string; dockerHub?: boolean } };
   const { host, aliases, dockerHub, ...upstream } = settings.upstream;
   const defaultPrimary = { ...upstream, ...primaryNames(upstream.url, host, aliases, dockerHub) };
-  const registries = (parsed.get('registries') as import('./formats.ts').RegistryEntry[]).map((entry) => ({
+  // Timeouts, retries and connections are inherited; credentials, CA and TLS verification belong to one primary.
+  const registries = (parsed.get('registries') as RegistryEntry[]).map((entry) => ({
     ...primaryNames(entry.url, entry.host, entry.aliases, entry.dockerHub),
     url: entry.url,
     // Credentials, CA and TLS verification belong to one primary: never inherited.
@@ -149,12 +154,13 @@ function buildConfig(schema: SchemaSection, parsed: ReadonlyMap<string, unknown>
   }));
   const primaries = [defaultPrimary, ...registries];
   // A job's upstream normalised to the host of the primary it names; an unknown one is kept, and reported by the checks.
-  const prefetch = (parsed.get('prefetch') as Array<Omit<Config['prefetch'][number], 'upstream'> & { upstream?: string }>).map((job) => ({
+  const prefetch = (parsed.get('prefetch') as PrefetchJobEntry[]).map(({ upstream, ...job }) => ({
     ...job,
-    upstream: (job.upstream === undefined ? defaultPrimary : primaries.find((p) => p.host === job.upstream || p.aliases.includes(job.upstream!)))?.host ?? job.upstream!,
+    upstream: (upstream === undefined ? defaultPrimary : primaries.find((p) => p.host === upstream || p.aliases.includes(upstream)))?.host ?? upstream ?? '',
   }));
   const node = { ...settings.node, advertiseUrl: settings.node.advertiseUrl ?? defaultAdvertiseUrl(settings.server, machine.hostname) };
-  return { ...settings, upstream: defaultPrimary, registries, node, auth, prefetch };
+  const { auth: _auth, prefetch: _prefetch, ...rest } = settings;
+  return { ...rest, upstream: defaultPrimary, registries, node, auth, prefetch };
 }
 
 /**

@@ -126,9 +126,9 @@ export function configSchema(machine: MachineFacts = currentMachine()) {
     },
     drainSeconds: { doc: 'After SIGTERM: how long /health fails while the node still serves, before it closes. A number of seconds or a duration.', format: 'seconds', default: 5, env: 'OUTPOST_DRAIN_SECONDS' },
     shutdownTimeout: { doc: 'After the drain period: how long in-flight transfers may take to finish before their connections are cut.', format: 'positive-duration', default: '30s', env: 'OUTPOST_SHUTDOWN_TIMEOUT' },
-    prefetch: { doc: 'Prefetch jobs: [{name, schedule (5-field cron), timezone (UTC), upstream (default primary), images (patterns), updatedWithinDays, platforms, replicas (all|one), runOnStart (false), concurrency (2), requestsPerSecond (10)}]. Config file only.', format: 'prefetch-jobs', default: [] },
     // Config file only (see auth/config.ts): checked as a whole after loading, by parseAuthConfig.
     auth: authSchemaSection(),
+    prefetch: { doc: 'Prefetch jobs: [{name, schedule (5-field cron), timezone (UTC), upstream (default primary), images (patterns), updatedWithinDays, platforms, replicas (all|one), runOnStart (false), concurrency (2), requestsPerSecond (10)}]. Config file only.', format: 'prefetch-jobs', default: [] },
     log: {
       level: { doc: 'Log level: fatal, error, warn, info, debug, trace or silent.', format: 'log-level', default: 'info', env: 'OUTPOST_LOG_LEVEL', arg: 'log-level' },
     },
