@@ -35,14 +35,15 @@ export type ClientLimits = Pick<ServerConfig, 'headersTimeoutMs' | 'bodyTimeoutM
 /** What protects each primary from this node (applied to every primary, state per worker). */
 export type UpstreamProtectionConfig = FromSchema['upstreamProtection'];
 
-export type Config = Omit<FromSchema, 'upstream' | 'registries' | 'auth' | 'prefetch'> & {
+/** Every setting, in typed sections. */
+export interface Config extends Omit<FromSchema, 'upstream' | 'registries' | 'auth' | 'prefetch'> {
   upstream: DefaultUpstreamConfig;
   registries: RegistryConfig[];
   /** Access control (config file only): see auth/config.ts. */
   auth: AuthConfig;
   /** Prefetch jobs (config file only), in the order written. */
   prefetch: PrefetchJobConfig[];
-};
+}
 
 /**
  * One prefetch job (`prefetch:` list in the config file): which images to
