@@ -21,7 +21,7 @@ import { checkConsistency, type ConfigProblem, type Origin } from './checks.ts';
 import { describeValue, FormatError, type RegistryEntry, toConvict } from './formats.ts';
 import type { PrefetchJobEntry } from './prefetch.ts';
 import { redactUrlCredentials, redactValue, REDACTED } from './redact.ts';
-import { configSchema, currentMachine, isSetting, listSettings, type MachineFacts, MS_FORMATS, type SchemaSection, type Setting, settingFormats } from './schema.ts';
+import { configSchema, currentMachine, isSetting, listSettings, type MachineFacts, MS_FORMATS, type SchemaSection, type SettingFormat, type Setting, settingFormats } from './schema.ts';
 import type { Config, PrimaryNames } from './types.ts';
 
 export type { ConfigProblem } from './checks.ts';
@@ -83,11 +83,17 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if (fromFile !== undefined) store.load(fromFile.values);
   for (const [key, { value }] of flags) if (key !== 'config') store.set(key, value);
 
+  // The value as written; a duration of digits only is a number of seconds (`got 30`, as from the file, not `got "30"`).
+  const written = (key: string): unknown => {
+    const value = store.get(key);
+    if (typeof value !== 'string' || !DURATION_FORMATS.has(settings.get(key)?.format ?? 'Object')) return value;
+    return /^\d+$/.test(value.trim()) ? Number(value) : value.trim();
+  };
   const problems: ConfigProblem[] = [];
   const parsed = new Map<string, unknown>();
   for (const [key, setting] of settings) {
     try {
-      parsed.set(key, settingFormats[setting.format].parse(store.get(key)));
+      parsed.set(key, settingFormats[setting.format].parse(written(key)));
     } catch (error) {
       if (!(error instanceof FormatError)) throw error;
       problems.push(formatProblem(key, setting, error, sourceOf(key)));
@@ -110,14 +116,17 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
 
   const config = buildConfig(schema, parsed, machine, auth);
-  // The value as the user wrote it; numbers as numbers (`got 0.99`, not `got "0.99"`), durations with their units.
-  const written = (raw: unknown) => (typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw);
-  const isDuration = (key: string) => MS_FORMATS.has(settings.get(key)?.format ?? 'Object');
-  const origin: Origin = (key) => ({ value: isDuration(key) ? written(store.get(key)) : (parsed.get(key) ?? store.get(key)), source: sourceOf(key) });
+  // Durations as written (with their units), other values as read (`got 0.99`, not `got "0.99"`).
+  const origin: Origin = (key) => {
+    const format = settings.get(key)?.format ?? 'Object';
+    return { value: DURATION_FORMATS.has(format) ? written(key) : (parsed.get(key) ?? store.get(key)), source: sourceOf(key) };
+  };
   const inconsistencies = checkConsistency(config, origin);
   if (inconsistencies.length > 0) throw new ConfigError(inconsistencies);
   return config;
 }
+
+const DURATION_FORMATS: ReadonlySet<SettingFormat> = new Set([...MS_FORMATS, 'seconds']);
 
 // ---------------------------------------------------------------------------
 // From parsed settings to the Config modules receive
@@ -213,13 +222,15 @@ function parseFlags(argv: readonly string[], settings: ReadonlyMap<string, Setti
   const flags = new Map<string, { flag: string; value: string }>();
   const problems: ConfigProblem[] = [];
   let skip = -1; // the value of an unknown option, not a stray argument
+  let reported = -1; // `-p5001` is one unknown option, not a group of five
   for (const token of end === -1 ? tokens : tokens.slice(0, end)) {
     if (token.kind === 'positional') {
       if (positionals === 'reject' && token.index !== skip) {
         problems.push({ key: undefined, reason: `unexpected argument "${token.value}"`, allowed: 'options only, e.g. --config FILE', source: undefined });
       }
     } else if (token.kind === 'option' && !keyByFlag.has(token.name)) {
-      problems.push(unknownFlag(token.rawName, keyByFlag, settings));
+      if (reported !== token.index) problems.push(unknownFlag(argv[token.index]!.split('=')[0]!, keyByFlag, settings));
+      reported = token.index;
       if (token.value === undefined) skip = token.index + 1;
     } else if (token.kind === 'option') {
       const key = keyByFlag.get(token.name) ?? token.name;
