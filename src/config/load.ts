@@ -163,10 +163,10 @@ function buildConfig(schema: SchemaSection, parsed: ReadonlyMap<string, unknown>
   }));
   const primaries = [defaultPrimary, ...registries];
   // A job's upstream normalised to the host of the primary it names; an unknown one is kept, and reported by the checks.
-  const prefetch = (parsed.get('prefetch') as PrefetchJobEntry[]).map(({ upstream, ...job }) => ({
-    ...job,
-    upstream: (upstream === undefined ? defaultPrimary : primaries.find((p) => p.host === upstream || p.aliases.includes(upstream)))?.host ?? upstream ?? '',
-  }));
+  const prefetch = (parsed.get('prefetch') as PrefetchJobEntry[]).map((job) => {
+    const primary = job.upstream === undefined ? defaultPrimary : primaries.find((p) => p.host === job.upstream || p.aliases.includes(job.upstream ?? ''));
+    return { ...job, upstream: primary?.host ?? job.upstream ?? '' };
+  });
   const node = { ...settings.node, advertiseUrl: settings.node.advertiseUrl ?? defaultAdvertiseUrl(settings.server, machine.hostname) };
   const { auth: _auth, prefetch: _prefetch, ...rest } = settings;
   return { ...rest, upstream: defaultPrimary, registries, node, auth, prefetch };
