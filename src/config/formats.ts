@@ -247,35 +247,6 @@ const registryHosts = stringList(REGISTRY_HOSTS_ALLOWED, hostFormat(REGISTRY_HOS
 export const parseRegistryHosts = registryHosts.parse;
 const optionalBoolean = format(`${boolean.allowed}, or unset`, (value) => optional(parseBoolean)(value));
 
-/** How an entry of `registries` is read; unset optional fields are filled from `upstream` by the loader. */
-const REGISTRY_FIELDS = {
-  host: parseRegistryHost,
-  aliases: parseRegistryHosts,
-  dockerHub: optionalBoolean.parse,
-  url: parseHttpUrl,
-  username: parseOptionalString,
-  password: parseOptionalString,
-  caFile: parseOptionalString,
-  insecure: optionalBoolean.parse,
-  connectTimeout: optional(parsePositiveDuration),
-  headersTimeout: optional(parsePositiveDuration),
-  bodyIdleTimeout: optional(parsePositiveDuration),
-  retries: optional(integer(0, 'a whole number of at least 0').parse),
-  connections: optional(integer(1, 'a whole number of at least 1').parse),
-};
-const REGISTRIES_ALLOWED = `a list of objects with keys ${Object.keys(REGISTRY_FIELDS).join(', ')} (host and url required)`;
-
-/** The `registries` list, strictly: unknown keys, missing host/url and duplicate hosts are errors. */
-export function parseRegistries(value: unknown) {
-  const seen = new Set<string>();
-  return parseList(value ?? [], REGISTRIES_ALLOWED, 1000, (raw) => {
-    const { connectTimeout, headersTimeout, bodyIdleTimeout, ...entry } = parseObject(raw, REGISTRY_FIELDS, REGISTRIES_ALLOWED, ['host', 'url']);
-    if (seen.has(entry.host)) throw new FormatError('duplicate registry host', 'each host at most once', (raw as { host: string }).host, 'host');
-    seen.add(entry.host);
-    return { ...entry, connectTimeoutMs: connectTimeout, headersTimeoutMs: headersTimeout, bodyIdleTimeoutMs: bodyIdleTimeout };
-  });
-}
-
 /** Every format of the schema's own settings, by name (schema.ts adds the auth and prefetch ones). */
 export const valueFormats = {
   bytes,
@@ -301,10 +272,7 @@ export const valueFormats = {
   'registry-host-list': registryHosts,
   'optional-boolean': optionalBoolean,
   'url-list': urls,
-  registries: format(REGISTRIES_ALLOWED, parseRegistries),
 } as const satisfies Record<string, ValueFormat<unknown>>;
-
-export type RegistryEntry = ReturnType<typeof parseRegistries>[number];
 
 /** Formats as convict validators (`convict.addFormats(toConvict(...))`), without coercion. */
 export function toConvict(formats: Readonly<Record<string, ValueFormat<unknown>>>): Record<string, convict.Format> {

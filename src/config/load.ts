@@ -18,10 +18,10 @@ import { parse as parseYaml } from 'yaml';
 import { parseAuthConfig } from '../auth/config.ts';
 import { dockerHubAliases, isDockerHubHost } from '../registry/reference.ts';
 import { checkConsistency, type ConfigProblem, type Origin } from './checks.ts';
-import { describeValue, FormatError, type RegistryEntry, toConvict } from './formats.ts';
+import { describeValue, FormatError, toConvict } from './formats.ts';
 import type { PrefetchJobEntry } from './prefetch.ts';
 import { redactUrlCredentials, redactValue, REDACTED } from './redact.ts';
-import { configSchema, currentMachine, isSetting, listSettings, type MachineFacts, MS_FORMATS, type SchemaSection, type SettingFormat, type Setting, settingFormats } from './schema.ts';
+import { configSchema, currentMachine, type parseRegistries, isSetting, listSettings, type MachineFacts, MS_FORMATS, type SchemaSection, type SettingFormat, type Setting, settingFormats } from './schema.ts';
 import type { Config, PrimaryNames } from './types.ts';
 
 export type { ConfigProblem } from './checks.ts';
@@ -147,8 +147,8 @@ function buildConfig(schema: SchemaSection, parsed: ReadonlyMap<string, unknown>
   const { host, aliases, dockerHub, ...upstream } = settings.upstream;
   const defaultPrimary = { ...upstream, ...primaryNames(upstream.url, host, aliases, dockerHub) };
   // Timeouts, retries and connections are inherited; credentials, CA and TLS verification belong to one primary.
-  const registries = (parsed.get('registries') as RegistryEntry[]).map((entry) => ({
-    ...primaryNames(entry.url, entry.host, entry.aliases, entry.dockerHub),
+  const registries = (parsed.get('registries') as ReturnType<typeof parseRegistries>).map((entry) => ({
+    ...primaryNames(entry.url, entry.host, entry.aliases ?? [], entry.dockerHub),
     url: entry.url,
     // Credentials, CA and TLS verification belong to one primary: never inherited.
     username: entry.username,

@@ -8,8 +8,54 @@
  */
 import os from 'node:os';
 import { authSchemaSection, authValueFormats } from '../auth/config.ts';
-import { fail, type ValueFormat, valueFormats } from './formats.ts';
+import { fail, FormatError, parseList, parseObject, parseRegistryHost, type ValueFormat, valueFormats } from './formats.ts';
 import { CRON_ALLOWED, parseOptionalCron, parsePrefetchJobs, parseRetentionRules, PREFETCH_ALLOWED, RETENTION_RULES_ALLOWED } from './prefetch.ts';
+
+/** How Outpost talks to the default primary; a `registries` entry has the same keys (see {@link parseRegistries}). */
+const UPSTREAM = {
+  url: { doc: 'Base URL of the default primary registry.', format: 'url', default: 'https://registry-1.docker.io', env: 'OUTPOST_UPSTREAM_URL', arg: 'upstream-url' },
+  host: { doc: "The registry host clients name the default primary by (containerd ?ns=<host>, a /v2/<host>/... prefix), and its cache key. Default: the url's host.", format: 'optional-registry-host', default: null, env: 'OUTPOST_UPSTREAM_HOST' },
+  aliases: { doc: 'More registry hosts the default primary answers to, e.g. docker.io for a Harbor, DTR or Outpost that mirrors Docker Hub. A Docker Hub url implies docker.io, index.docker.io and registry-1.docker.io.', format: 'registry-host-list', default: [], env: 'OUTPOST_UPSTREAM_ALIASES' },
+  dockerHub: { doc: "The default primary serves Docker Hub's namespace: nginx means library/nginx. Default: true when its url, host or an alias is a Docker Hub name (docker.io, index.docker.io, registry-1.docker.io).", format: 'optional-boolean', default: null, env: 'OUTPOST_UPSTREAM_DOCKER_HUB' },
+  username: { doc: 'User name Outpost authenticates with upstream; unset means anonymous.', format: 'optional-string', default: null, env: 'OUTPOST_UPSTREAM_USERNAME' },
+  password: { doc: 'Password or access token for upstream.username.', format: 'optional-string', default: null, env: 'OUTPOST_UPSTREAM_PASSWORD', sensitive: true },
+  caFile: { doc: 'PEM bundle of CAs to trust for the primary (self-signed or private CA); replaces the system CAs.', format: 'optional-string', default: null, env: 'OUTPOST_UPSTREAM_CA_FILE' },
+  insecure: { doc: 'Skip TLS certificate verification upstream (logged as a warning). For tests only.', format: 'strict-boolean', default: false, env: 'OUTPOST_UPSTREAM_INSECURE' },
+  connectTimeout: { doc: 'Time allowed to open a connection to the primary.', format: 'positive-duration', default: '5s', env: 'OUTPOST_UPSTREAM_CONNECT_TIMEOUT' },
+  headersTimeout: { doc: 'Time allowed for response headers on one upstream attempt.', format: 'positive-duration', default: '15s', env: 'OUTPOST_UPSTREAM_HEADERS_TIMEOUT' },
+  bodyIdleTimeout: { doc: 'Longest gap between two body chunks from upstream before the transfer is aborted.', format: 'positive-duration', default: '30s', env: 'OUTPOST_UPSTREAM_BODY_TIMEOUT' },
+  retries: { doc: 'Extra attempts for idempotent upstream requests that failed before any body byte.', format: 'non-negative-int', default: 2, env: 'OUTPOST_UPSTREAM_RETRIES' },
+  connections: { doc: 'Keep-alive connections per upstream origin.', format: 'positive-int', default: 16, env: 'OUTPOST_UPSTREAM_CONNECTIONS' },
+} as const;
+
+const NAME_KEYS = ['host', 'aliases', 'dockerHub'];
+const REGISTRY_KEYS = [...NAME_KEYS, ...Object.keys(UPSTREAM).filter((key) => !NAME_KEYS.includes(key))];
+const REGISTRIES_ALLOWED = `a list of objects with keys ${REGISTRY_KEYS.join(', ')} (host and url required)`;
+type RegistryEntry = { host: string; url: string } & Partial<Settings<Omit<typeof UPSTREAM, 'host' | 'url'>>>;
+
+/**
+ * The `registries` list, strictly: each entry has the keys of `upstream`, read
+ * by the same formats (host and url required, the others unset unless
+ * written: the loader fills timeouts, retries and connections from
+ * `upstream`); unknown keys and duplicate hosts are errors.
+ */
+export function parseRegistries(value: unknown): RegistryEntry[] {
+  const fields = Object.fromEntries(
+    REGISTRY_KEYS.map((key) => {
+      const { format } = UPSTREAM[key as keyof typeof UPSTREAM];
+      const parse = key === 'host' ? parseRegistryHost : settingFormats[format].parse;
+      return [key, key === 'host' || key === 'url' ? parse : (field: unknown) => (field === undefined || field === null ? undefined : parse(field))];
+    }),
+  );
+  const seen = new Set<string>();
+  return parseList(value ?? [], REGISTRIES_ALLOWED, 1000, (raw) => {
+    const entry = parseObject(raw, fields, REGISTRIES_ALLOWED, ['host', 'url']);
+    if (seen.has(entry.host as string)) throw new FormatError('duplicate registry host', 'each host at most once', (raw as { host: unknown }).host, 'host');
+    seen.add(entry.host as string);
+    const renamed = Object.entries(entry).map(([key, field]) => [MS_FORMATS.has(UPSTREAM[key as keyof typeof UPSTREAM].format) ? `${key}Ms` : key, field]);
+    return Object.fromEntries(renamed) as RegistryEntry;
+  });
+}
 
 /** Every format a setting may have, by name (convict's `Object`: auth.groups, kept whole and checked by parseAuthConfig). */
 export const settingFormats = {
@@ -18,6 +64,7 @@ export const settingFormats = {
   'prefetch-jobs': { allowed: PREFETCH_ALLOWED, parse: parsePrefetchJobs },
   'retention-rules': { allowed: RETENTION_RULES_ALLOWED, parse: parseRetentionRules },
   'optional-cron': { allowed: `${CRON_ALLOWED} (read in UTC), or unset`, parse: parseOptionalCron },
+  registries: { allowed: REGISTRIES_ALLOWED, parse: (value: unknown) => parseRegistries(value) },
   Object: { allowed: 'a mapping', parse: (value: unknown) => (isMapping(value) ? value : fail('not a mapping', 'a mapping', value)) },
 } as const satisfies Record<string, ValueFormat<unknown>>;
 
@@ -63,21 +110,7 @@ export function configSchema(machine: MachineFacts = currentMachine()) {
       sendTimeout: { doc: 'A response with bytes waiting for a client that has taken none for this long is cut (its connection closed). Slow clients that keep reading are never cut.', format: 'positive-duration', default: '60s', env: 'OUTPOST_SEND_TIMEOUT' },
       maxConnectionsPerWorker: { doc: 'Client connections one worker process holds at once; further connections are closed as they arrive until some end. Per worker, like file descriptor limits (ulimit -n).', format: 'positive-int', default: 4096, env: 'OUTPOST_MAX_CONNECTIONS_PER_WORKER' },
     },
-    upstream: {
-      url: { doc: 'Base URL of the default primary registry.', format: 'url', default: 'https://registry-1.docker.io', env: 'OUTPOST_UPSTREAM_URL', arg: 'upstream-url' },
-      host: { doc: "The registry host clients name the default primary by (containerd ?ns=<host>, a /v2/<host>/... prefix), and its cache key. Default: the url's host.", format: 'optional-registry-host', default: null, env: 'OUTPOST_UPSTREAM_HOST' },
-      aliases: { doc: 'More registry hosts the default primary answers to, e.g. docker.io for a Harbor, DTR or Outpost that mirrors Docker Hub. A Docker Hub url implies docker.io, index.docker.io and registry-1.docker.io.', format: 'registry-host-list', default: [], env: 'OUTPOST_UPSTREAM_ALIASES' },
-      dockerHub: { doc: "The default primary serves Docker Hub's namespace: nginx means library/nginx. Default: true when its url, host or an alias is a Docker Hub name (docker.io, index.docker.io, registry-1.docker.io).", format: 'optional-boolean', default: null, env: 'OUTPOST_UPSTREAM_DOCKER_HUB' },
-      username: { doc: 'User name Outpost authenticates with upstream; unset means anonymous.', format: 'optional-string', default: null, env: 'OUTPOST_UPSTREAM_USERNAME' },
-      password: { doc: 'Password or access token for upstream.username.', format: 'optional-string', default: null, env: 'OUTPOST_UPSTREAM_PASSWORD', sensitive: true },
-      caFile: { doc: 'PEM bundle of CAs to trust for the primary (self-signed or private CA); replaces the system CAs.', format: 'optional-string', default: null, env: 'OUTPOST_UPSTREAM_CA_FILE' },
-      insecure: { doc: 'Skip TLS certificate verification upstream (logged as a warning). For tests only.', format: 'strict-boolean', default: false, env: 'OUTPOST_UPSTREAM_INSECURE' },
-      connectTimeout: { doc: 'Time allowed to open a connection to the primary.', format: 'positive-duration', default: '5s', env: 'OUTPOST_UPSTREAM_CONNECT_TIMEOUT' },
-      headersTimeout: { doc: 'Time allowed for response headers on one upstream attempt.', format: 'positive-duration', default: '15s', env: 'OUTPOST_UPSTREAM_HEADERS_TIMEOUT' },
-      bodyIdleTimeout: { doc: 'Longest gap between two body chunks from upstream before the transfer is aborted.', format: 'positive-duration', default: '30s', env: 'OUTPOST_UPSTREAM_BODY_TIMEOUT' },
-      retries: { doc: 'Extra attempts for idempotent upstream requests that failed before any body byte.', format: 'non-negative-int', default: 2, env: 'OUTPOST_UPSTREAM_RETRIES' },
-      connections: { doc: 'Keep-alive connections per upstream origin.', format: 'positive-int', default: 16, env: 'OUTPOST_UPSTREAM_CONNECTIONS' },
-    },
+    upstream: UPSTREAM,
     registries: { doc: 'Extra primaries, picked by containerd ?ns=<host> or a /v2/<host>/... path prefix. Each entry: host, url (required), aliases, dockerHub, username, password, caFile, insecure, connectTimeout, headersTimeout, bodyIdleTimeout, retries, connections. Timeouts, retries and connections default to the upstream settings; credentials, caFile and insecure are never inherited. Config file only.', format: 'registries', default: [] },
     upstreamProtection: {
       failureThreshold: { doc: 'Consecutive outages (refused, timeout, 5xx; never a 404/401/403) one worker sees before a primary\'s circuit breaker opens and requests to it fail at once, on every worker of the node.', format: 'positive-int', default: 5, env: 'OUTPOST_UPSTREAM_FAILURE_THRESHOLD' },

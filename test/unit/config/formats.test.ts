@@ -11,12 +11,11 @@ import {
   parseOptionalString,
   parsePort,
   parseRedisUrl,
-  parseRegistries,
   parseStringList,
   parseUrlList,
 } from '../../../src/config/formats.ts';
 import { ConfigError, loadConfig } from '../../../src/config/load.ts';
-import { configSchema, listSettings } from '../../../src/config/schema.ts';
+import { configSchema, listSettings, parseRegistries } from '../../../src/config/schema.ts';
 
 function failure(run: () => unknown): FormatError {
   try {
