@@ -28,12 +28,14 @@ export function parseCron(value: unknown, timezone = 'UTC'): string {
 export const parseOptionalCron = (value: unknown): string | undefined => (value === null || value === undefined || value === '' ? undefined : parseCron(value));
 
 function parseTimezone(value: unknown): string {
+  const zone = typeof value === 'string' ? value.trim() : '';
   try {
-    if (typeof value === 'string' && value.trim() !== '') return new Intl.DateTimeFormat('en', { timeZone: value.trim() }) && value.trim();
+    Intl.DateTimeFormat('en', { timeZone: zone }); // a RangeError for a zone this runtime does not know
+    if (zone !== '') return zone;
   } catch {
-    // RangeError: not a zone this runtime knows.
+    // not a time zone
   }
-  throw new FormatError('not a time zone', 'an IANA time zone, e.g. UTC, Europe/Berlin, America/New_York', value);
+  return fail('not a time zone', 'an IANA time zone, e.g. UTC, Europe/Berlin, America/New_York', value);
 }
 
 /** `value` when set, else `fallback`. */
