@@ -7,6 +7,7 @@
  */
 import cluster from 'node:cluster';
 import { runCacheCommand } from './cli/cache-command.ts';
+import { runPrefetchCommand } from './cli/prefetch-command.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { redactedConfig } from './config/redact.ts';
 import type { Config } from './config/types.ts';
@@ -19,6 +20,7 @@ commands:
   serve [--config FILE]          run a node (cluster primary + OUTPOST_WORKERS workers)
   config check [--config FILE]   validate and print the effective configuration, secrets redacted
   cache stats|ls|purge|pin|unpin|verify  talk to a running node's admin API (outpost cache --help)
+  prefetch IMAGE... [--platform os/arch]  warm images in a running node's cache (outpost prefetch --help)
 
 options (serve, config check):
   --config FILE   JSON or YAML config file (also OUTPOST_CONFIG)
@@ -51,6 +53,15 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'cache') {
     process.exitCode = await runCacheCommand(rest, process.env, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
+    return;
+  }
+  if (command === 'prefetch') {
+    process.exitCode = await runPrefetchCommand(rest, process.env, {
+      tty: process.stdout.isTTY === true,
+      ...(process.stdout.isTTY === true ? { columns: process.stdout.columns } : {}),
       out: (text) => process.stdout.write(text),
       err: (text) => process.stderr.write(text),
     });

@@ -10,7 +10,16 @@
  *     replica neither holds nor fills the blob; 401 UNAUTHORIZED without a
  *     valid signature.
  *
- * The HMAC covers the method, the path, the time and the caller's node id,
+ *   POST /api/v0/peer/warm?upstream=<host>&repository=<name>&reference=<tag|digest>[&platform=os/arch]...
+ *     X-Outpost-Peer: as above, over the whole request target (path and query); no body
+ *   → 200 application/x-ndjson: `{"progress":{...}}` lines (at most ~4/s, and one
+ *     at least every {@link warmHeartbeatMs}), then one `{"result":{...}}`
+ *     (prefetch/ports.ts WarmProgress, WarmResult); 400 bad parameters;
+ *     404 NAME_UNKNOWN for a primary this replica does not know. Without a
+ *     peer secret (standalone) it takes the node-local secret the cluster
+ *     primary hands its workers, so the node's own scheduler can call them.
+ *
+ * The HMAC covers the method, the path (for a warm: with the query), the time and the caller's node id,
  * with the label `outpost-peer-request` so a signature made for anything
  * else (a membership record) never verifies here. A signature is accepted
  * for {@link peerSignatureWindowMs} either side of this replica's clock:
@@ -21,6 +30,16 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 export const peerBlobsPath = '/api/v0/peer/blobs/';
 export const peerAuthHeader = 'x-outpost-peer';
 export const peerSignatureWindowMs = 60_000;
+export const peerWarmPath = '/api/v0/peer/warm';
+/** Longest a warm's stream stays silent: a progress line is repeated at least this often. */
+export const warmHeartbeatMs = 10_000;
+
+/** The request target (path and query) of a warm of `ref` on `platforms`; what the signature covers. */
+export function peerWarmTarget(ref: { upstream: string; repository: string; reference: string }, platforms: readonly string[]): string {
+  const query = new URLSearchParams({ upstream: ref.upstream, repository: ref.repository, reference: ref.reference });
+  for (const platform of platforms) query.append('platform', platform);
+  return `${peerWarmPath}?${query.toString()}`;
+}
 
 function mac(secret: string, method: string, path: string, at: number, nodeId: string): Buffer {
   return createHmac('sha256', secret).update(`outpost-peer-request\n${method}\n${path}\n${at}\n${nodeId}`).digest();

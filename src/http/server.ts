@@ -16,7 +16,8 @@ import { isRegistryError, RegistryError } from '../registry/errors.ts';
 import type { AdminRoutes } from './admin-routes.ts';
 import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
-import { peerBlobsPath, type PeerRoutes } from './peer-routes.ts';
+import { peerBlobsPath, peerWarmPath, type PeerRoutes } from './peer-routes.ts';
+import { prefetchPath, type PrefetchRoutes } from './prefetch-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
 import { checkIntervalFor, SendWatchdog } from './send-watchdog.ts';
@@ -27,8 +28,10 @@ export interface HandlerDeps {
   admin: AdminRoutes;
   /** `/api/v0/meta/cluster_status`. */
   cluster?: ClusterRoutes;
-  /** `/api/v0/peer/blobs/<digest>`: other replicas of the set. */
+  /** `/api/v0/peer/blobs/<digest>` and `/api/v0/peer/warm`: other replicas of the set (and the node's own prefetch). */
   peer?: PeerRoutes;
+  /** `POST /api/v0/prefetch`: the ad-hoc warm (admin token). */
+  prefetch?: PrefetchRoutes;
   logger: Logger;
   metrics: WorkerMetrics;
   /** While draining, responses close their connection so keep-alive clients reconnect through the load balancer. */
@@ -110,9 +113,13 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
       notes.route = 'admin';
       return deps.cluster.handle(req, res);
     }
-    if (path.startsWith(peerBlobsPath) && deps.peer) {
+    if ((path.startsWith(peerBlobsPath) || path === peerWarmPath) && deps.peer) {
       notes.route = 'peer';
       return deps.peer.handle(req, res, path);
+    }
+    if (path === prefetchPath && deps.prefetch) {
+      notes.route = 'admin';
+      return deps.prefetch.handle(req, res);
     }
     if (path.startsWith('/api/v0/cache/')) {
       notes.route = 'admin';

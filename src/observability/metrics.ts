@@ -98,6 +98,18 @@ export function workerMetrics(registry: Registry = new Registry()) {
       help: 'Blob bytes fetched from the primary by fills.',
       registers: [registry],
     }),
+    prefetchImages: new Counter({
+      name: 'outpost_prefetch_warmed_images_total',
+      help: 'Images this node warmed (prefetch: an ad-hoc warm or a job run), by result: warmed, skipped (no selected platform) or failed.',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    prefetchBlobs: new Counter({
+      name: 'outpost_prefetch_warmed_blobs_total',
+      help: 'Blobs of the images this node warmed, by state: cached (on disk before the warm) or fetched (by the warm).',
+      labelNames: ['state'] as const,
+      registers: [registry],
+    }),
     staleServed: new Counter({
       name: 'outpost_stale_served_total',
       help: 'Answers served from cache because the primary was unavailable (stale-if-error), by kind and reason.',
@@ -307,6 +319,14 @@ export function indexMetricsObserver(m: PrimaryMetrics): IndexObserver {
 }
 
 /** The core's observations as metrics. */
+/** Counts one warm's result (cache/image-warmer.ts `onResult`). */
+export function countWarm(m: WorkerMetrics, result: { ok: boolean; skipped?: string; blobs: number; cachedBlobs: number }): void {
+  m.prefetchImages.inc({ result: !result.ok ? 'failed' : result.skipped !== undefined ? 'skipped' : 'warmed' });
+  if (!result.ok) return;
+  m.prefetchBlobs.inc({ state: 'cached' }, result.cachedBlobs);
+  m.prefetchBlobs.inc({ state: 'fetched' }, result.blobs - result.cachedBlobs);
+}
+
 export function metricsObserver(m: WorkerMetrics): CacheObserver {
   return {
     cacheResult: (kind: CacheKind, result: CacheResult) => m.cacheRequests.inc({ kind, result }),

@@ -53,6 +53,8 @@ export interface WarmResult {
   cachedBlobs: number;
   /** Why it failed (one line, no credentials); undefined when ok. */
   error: string | undefined;
+  /** Set (with `ok`) when nothing was to be warmed: an index none of whose platforms is selected. */
+  skipped?: string;
 }
 
 export interface WarmOptions {
@@ -122,4 +124,22 @@ export interface PrefetchJobStatus {
         errors: string[];
       }
     | undefined;
+}
+
+/**
+ * What expanding a job needs of a primary (upstream/registry-catalog.ts):
+ * its repositories and a repository's tags, paged and bounded, and when an
+ * image was built. Every call rejects with the primary's answer as an
+ * UpstreamError (cache/ports.ts), e.g. UPSTREAM_UNAUTHORIZED for a
+ * `_catalog` the primary does not open to us.
+ */
+export interface RegistryCatalog {
+  listRepositories(upstream: string, signal: AbortSignal): AsyncIterable<string>;
+  listTags(upstream: string, repository: string, signal: AbortSignal): AsyncIterable<string>;
+  /**
+   * The image config's `created` (for an index: of its first child on one
+   * of `platforms`, any platform when empty); undefined when the config has
+   * none or it is not a date.
+   */
+  imageCreated(ref: ImageRef, platforms: readonly string[], signal: AbortSignal): Promise<Date | undefined>;
 }

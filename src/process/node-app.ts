@@ -32,11 +32,15 @@ import { upstreamProtection, type UpstreamProtection } from './upstream-protecti
 import type { BreakerChannel } from '../upstream/circuit-breaker.ts';
 import { MemoryFillCoordinator } from '../coordination/memory-fill-coordinator.ts';
 import { PinResolver } from '../cache/pin-resolver.ts';
+import { CacheImageWarmer } from '../cache/image-warmer.ts';
+import type { ImageWarmer } from '../prefetch/ports.ts';
+import { newWarmSecret } from './warm-secret.ts';
 import { RelayedAnswers } from '../cache/relayed-answers.ts';
 import { RepositoryLinks } from '../cache/repository-links.ts';
 import { ReferrersService } from '../cache/referrers-service.ts';
 import type { AdminRequest } from '../cache/admin-request.ts';
 import { AdminRoutes } from '../http/admin-routes.ts';
+import { PrefetchRoutes } from '../http/prefetch-routes.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
@@ -51,7 +55,7 @@ import { ConnectionStats, type ConnectionCounters } from '../observability/conne
 import { cacheDirWritable, circuitBreakers, primaryReachable, recentWriteFailures, runHealthChecks, workersUp } from '../observability/health.ts';
 import { instrumentUpstream } from '../observability/instrumented-upstream.ts';
 import { UpstreamStatusBoard, type UpstreamStatus } from '../observability/upstream-status.ts';
-import { metricsObserver, workerMetrics, type WorkerMetrics } from '../observability/metrics.ts';
+import { countWarm, metricsObserver, workerMetrics, type WorkerMetrics } from '../observability/metrics.ts';
 import { createLogger } from '../observability/logger.ts';
 import type { Digest } from '../registry/digest.ts';
 import { DiskBlobStore } from '../storage/disk-blob-store.ts';
@@ -73,6 +77,8 @@ export interface OutpostAppDeps {
   metrics?: WorkerMetrics;
   /** True once shutdown started: /health fails while the node keeps serving. */
   draining?: () => boolean;
+  /** Signs warms (`POST /api/v0/peer/warm`) when no peer secret is configured: the cluster primary's node-local secret; a random one by default. */
+  localWarmSecret?: string;
   /** The replica set's shared state (Redis, through the cluster primary): peer fill and shared tags. */
   shared?: { directory: PeerDirectory; tags: SharedTags };
   /** Cluster-wide views (through the cluster primary); a single process answers for itself by default. */
@@ -99,6 +105,10 @@ export interface OutpostApp {
   forget(scope: PurgeScope): void;
   /** Resolves a pinned image reference to its digests, caching what it needs. */
   resolvePin(reference: string): Promise<Digest[]>;
+  /** Warms images on this process's services (prefetch). */
+  warmer: ImageWarmer;
+  /** The secret `POST /api/v0/peer/warm` verifies: the peer secret, else the node-local one. */
+  warmSecret: string;
   metrics: WorkerMetrics;
   connectionStats: ConnectionStats;
   server: Server;
@@ -308,13 +318,23 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     deps.cluster?.status ??
     standaloneClusterStatus({ config, clock, health: () => runHealthChecks(checks, draining), draining, metrics: () => metrics.registry.metrics() });
   const clusterRoutes = new ClusterRoutes(new AdminToken(config.admin.token), clusterStatus);
+  const warmer = new CacheImageWarmer({
+    targets: resolver,
+    manifests,
+    blobs,
+    logger: logger.child({ module: 'prefetch' }),
+    onResult: (result) => countWarm(metrics, result),
+  });
+  const warmSecret = peerSecret ?? deps.localWarmSecret ?? newWarmSecret();
   const peer = new PeerRoutes({
     secret: peerSecret,
     clock,
     blobs,
     mediaType: async (digest) => (await metadata.getManifestMeta(digest))?.mediaType,
+    warm: { warmer, secret: warmSecret, upstreamOf: (host) => resolver.keyOf(host) },
   });
-  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, peer, metrics, draining, logger: logger.child({ module: 'http' }) });
+  const prefetch = new PrefetchRoutes({ token: new AdminToken(config.admin.token), warmer, routing: resolver });
+  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, peer, prefetch, metrics, draining, logger: logger.child({ module: 'http' }) });
   const server = createServer(handler, { ...config.server, logger: logger.child({ module: 'http' }) });
   connectionStats.attach(server);
 
@@ -328,6 +348,8 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
       referrers.forget(scope);
     },
     resolvePin,
+    warmer,
+    warmSecret,
     metrics,
     connectionStats,
     server,

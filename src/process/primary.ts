@@ -33,6 +33,7 @@ import { DiskIngestLeftovers } from '../storage/ingest-leftovers.ts';
 import { cacheLayout } from '../storage/layout.ts';
 import { describeCannotListen, isCannotListen } from './supervision.ts';
 import { WorkerSupervisor } from './worker-supervisor.ts';
+import { newWarmSecret, warmSecretEnv } from './warm-secret.ts';
 import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
 import { ClusterNode } from './cluster-node.ts';
 import { reloadTlsOnSighup } from './tls-reload.ts';
@@ -201,8 +202,11 @@ export async function runPrimary(config: Config): Promise<void> {
   setInterval(refreshPins, Math.max(config.tags.ttlMs, 1_000)).unref();
   let stopping = false;
 
+  // Standalone, the workers' warm endpoint takes this node-local secret (the peer secret otherwise).
+  const localWarmSecret = newWarmSecret();
   const supervisor = new WorkerSupervisor({
     workers: config.workers,
+    env: { [warmSecretEnv]: localWarmSecret },
     logger,
     onFork: (worker) => {
       const peer = { id: worker.id, send: (message: object) => worker.isConnected() && worker.send(message) };

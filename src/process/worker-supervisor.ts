@@ -17,6 +17,8 @@ import { isWorkerReport } from './supervision.ts';
 export interface WorkerSupervisorOptions {
   workers: number;
   logger: Logger;
+  /** Added to each worker's environment (the node-local warm secret). */
+  env?: Record<string, string>;
   backoff?: RestartBackoffOptions;
   /** Wires a new worker (IPC handlers, 'listening'); called right after each fork. */
   onFork(worker: Worker): void;
@@ -64,7 +66,7 @@ export class WorkerSupervisor {
   private fork(slot: number): void {
     let worker: Worker;
     try {
-      worker = cluster.fork();
+      worker = cluster.fork(this.options.env);
     } catch (err) {
       const { delayMs } = this.backoffOf(slot).onExit(0);
       this.options.logger.error({ err, slot, restartInMs: delayMs }, 'could not start a worker; retrying');

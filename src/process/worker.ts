@@ -11,6 +11,7 @@ import { createOutpostApp } from './node-app.ts';
 import { PinRefresher } from './pin-refresher.ts';
 import { onShutdownSignal } from './shutdown.ts';
 import { handleTlsReloads, ignoreSighup } from './tls-reload.ts';
+import { warmSecretFrom } from './warm-secret.ts';
 import { describeCannotListen, isCannotListen, reportToPrimary } from './supervision.ts';
 
 /**
@@ -69,6 +70,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
     logger,
     metrics,
     draining: () => draining,
+    localWarmSecret: warmSecretFrom(process.env),
     ...(shared === undefined ? {} : { shared: { directory: shared, tags: shared } }),
     cluster: {
       metrics: () => ops.metrics(),

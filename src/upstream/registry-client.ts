@@ -182,9 +182,10 @@ export function createRegistryClients(config: UpstreamConfig, deps: RegistryClie
       signal: AbortSignal,
       use: (res: Response) => Promise<T>,
       extraHeaders: Record<string, string> = {},
+      scopeOverride?: string,
     ): Promise<T> {
       const headers = { accept, 'user-agent': USER_AGENT, ...extraHeaders };
-      const scope = `repository:${repo}:pull`;
+      const scope = scopeOverride ?? `repository:${repo}:pull`;
       const attempt = async (): Promise<T> => {
         try {
           const res = await authorizedSend(method, url, headers, scope, what, signal);
@@ -303,6 +304,39 @@ export function createRegistryClients(config: UpstreamConfig, deps: RegistryClie
       return link.url;
     }
 
+    /**
+     * One page of the primary's repository list (`GET /v2/_catalog?n=...`,
+     * scope `registry:catalog:*`) or of a repository's tags, and where the
+     * next one is (same origin only, as for tag lists). `next` undefined asks
+     * for the first page.
+     */
+    async function listPage(
+      kind: 'repositories' | 'tags',
+      repo: string,
+      next: URL | undefined,
+      pageSize: number,
+      signal: AbortSignal,
+    ): Promise<{ items: string[]; next: URL | undefined }> {
+      const what = kind === 'repositories' ? 'GET _catalog' : `GET tags ${repo}`;
+      const asked = next ?? apiUrl(kind === 'repositories' ? `_catalog?n=${pageSize}` : `${repo}/tags/list?n=${pageSize}`);
+      return exchange(
+        'GET',
+        asked,
+        'application/json',
+        repo,
+        what,
+        signal,
+        async (res) => {
+          const body = await readLimited(res.body, res.headers['content-length'], maxListBytes, what);
+          const json = parseJson(body, what);
+          const items = kind === 'repositories' ? parseRepositories(json, what) : parseTags(json, what);
+          return { items, next: nextPage(nextLink(res.headers['link'], asked), what) };
+        },
+        {},
+        kind === 'repositories' ? 'registry:catalog:*' : undefined,
+      );
+    }
+
     async function getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse> {
       const url = apiUrl(`${repo}/referrers/${digest}`);
       if (artifactType !== undefined) url.searchParams.set('artifactType', artifactType);
@@ -344,7 +378,7 @@ export function createRegistryClients(config: UpstreamConfig, deps: RegistryClie
       }
     }
 
-    return { headManifest, getManifest, headBlob, getBlob, listTags, getReferrers, checkPull, checkLogin };
+    return { headManifest, getManifest, headBlob, getBlob, listTags, getReferrers, checkPull, checkLogin, listPage };
   }
 
   const own = clientFor(credentials);
@@ -379,7 +413,14 @@ export function createRegistryClients(config: UpstreamConfig, deps: RegistryClie
     asClient: (client) => upstreamOf(asClient(client), async () => undefined),
     checkPull: (client, repo, signal) => asClient(client).checkPull(repo, signal),
     checkLogin: (client, signal) => asClient(client).checkLogin(signal),
+    listing: { page: own.listPage },
   };
+}
+
+/** Paged listings of a primary, with Outpost's own credentials (prefetch: upstream/registry-catalog.ts). */
+export interface RegistryListing {
+  /** `kind` repositories: `_catalog` (repo ignored); tags: `repo`'s tags. Rejects with an UpstreamError. */
+  page(kind: 'repositories' | 'tags', repo: string, next: URL | undefined, pageSize: number, signal: AbortSignal): Promise<{ items: string[]; next: URL | undefined }>;
 }
 
 /** The answer of {@link RegistryClients.checkPull} and `checkLogin`. */
@@ -395,6 +436,7 @@ function answerOf(err: unknown): PrimaryAnswer {
 }
 
 type ClientApi = Omit<Upstream, 'host' | 'close'> & {
+  listPage: RegistryListing['page'];
   checkPull(repo: string, signal: AbortSignal): Promise<PrimaryAnswer>;
   checkLogin(signal: AbortSignal): Promise<PrimaryAnswer>;
 };
@@ -413,6 +455,8 @@ export interface RegistryClients {
   checkPull(client: Credentials | undefined, repo: string, signal: AbortSignal): Promise<PrimaryAnswer>;
   /** Whether the primary accepts these credentials at all (`GET /v2/`). */
   checkLogin(client: Credentials | undefined, signal: AbortSignal): Promise<PrimaryAnswer>;
+  /** Paged repository and tag lists, as Outpost itself. */
+  readonly listing: RegistryListing;
 }
 
 export function createRegistryClient(config: UpstreamConfig, deps: RegistryClientDeps = {}): Upstream {
@@ -465,6 +509,15 @@ function embeddedMediaType(body: Buffer): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function parseRepositories(json: unknown, what: string): string[] {
+  const repositories = typeof json === 'object' && json !== null ? (json as Record<string, unknown>)['repositories'] : undefined;
+  if (repositories === undefined || repositories === null) return [];
+  if (!Array.isArray(repositories) || !repositories.every((r): r is string => typeof r === 'string')) {
+    throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: malformed repository list`);
+  }
+  return repositories;
 }
 
 function parseTags(json: unknown, what: string): string[] {
