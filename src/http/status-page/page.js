@@ -1,0 +1,78 @@
+/**
+ * The status page's refresh: every few seconds it reads the status document
+ * and the prefetch jobs and re-renders the sections in place (no reload),
+ * with the same renderer the server used for the first paint.
+ */
+import { renderJobs, renderSections } from './render.js';
+
+const refreshMs = 3_000;
+const dataPath = '/api/v0/meta/status_page';
+const jobsPath = '/api/v0/prefetch/jobs';
+
+/** @param {string} id @param {string} html */
+function replace(id, html) {
+  const el = document.getElementById(id);
+  if (el !== null && el.dataset.html !== html) {
+    el.innerHTML = html;
+    el.dataset.html = html;
+  }
+}
+
+/** @param {string} text @param {boolean} failing */
+function showState(text, failing) {
+  const el = document.getElementById('refresh-state');
+  if (el === null) return;
+  el.textContent = text;
+  el.classList.toggle('failing', failing);
+}
+
+async function readJobs() {
+  try {
+    const res = await fetch(jobsPath, { credentials: 'same-origin', headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5_000) });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      return `HTTP ${res.status}`;
+    }
+    const body = await res.json();
+    return body !== null && typeof body === 'object' && Array.isArray(body.jobs) ? body : 'unexpected answer';
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+async function refresh() {
+  const [data, jobs] = await Promise.all([
+    fetch(dataPath, { credentials: 'same-origin', headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5_000) }).then(async (res) => {
+      if (res.status === 401) {
+        await res.body?.cancel();
+        throw new Error('not signed in any more: reload the page');
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new Error(`HTTP ${res.status}`);
+      }
+      return res.json();
+    }),
+    readJobs(),
+  ]).catch((err) => {
+    showState(`Refresh failed (${err instanceof Error ? err.message : String(err)}); retrying`, true);
+    return [undefined, undefined];
+  });
+  if (data === undefined) return;
+  for (const [id, html] of Object.entries(renderSections(data))) replace(id, html);
+  replace('sec-jobs', renderJobs(jobs));
+  const generated = document.getElementById('generated-at');
+  if (generated !== null) generated.textContent = data.generated_at;
+  showState(`Live: refreshes every ${refreshMs / 1000} s`, false);
+}
+
+async function loop() {
+  await refresh();
+  setTimeout(loop, refreshMs);
+}
+
+void loop();
