@@ -8,6 +8,9 @@ import { renderJobs, renderSections } from './render.js';
 const refreshMs = 3_000;
 const dataPath = '/api/v0/meta/status_page';
 const jobsPath = '/api/v0/prefetch/jobs';
+/** A node without prefetch answers 404: asked again only this often (each 404 is a console line in the browser). */
+const jobsAbsentRecheckMs = 60_000;
+let jobsAbsentUntil = 0;
 
 /** @param {string} id @param {string} html */
 function replace(id, html) {
@@ -27,10 +30,12 @@ function showState(text, failing) {
 }
 
 async function readJobs() {
+  if (Date.now() < jobsAbsentUntil) return null;
   try {
     const res = await fetch(jobsPath, { credentials: 'same-origin', headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5_000) });
     if (res.status === 404) {
       await res.body?.cancel();
+      jobsAbsentUntil = Date.now() + jobsAbsentRecheckMs;
       return null;
     }
     if (!res.ok) {

@@ -154,11 +154,15 @@ export function renderChart(data) {
     const cacheH = (m.from_cache_bytes / maxBytes) * plot;
     const upH = (m.upstream_bytes / maxBytes) * plot;
     const title = `${formatTime(new Date(m.start).toISOString())} UTC: hit ratio ${formatPercent(m.hit_ratio)}, ${formatBytes(m.from_cache_bytes)} from cache, ${formatBytes(m.upstream_bytes)} upstream`;
-    bars.push(
-      `<g><title>${escapeHtml(title)}</title>` +
-        `<rect class="c-cache" x="${(x + 1).toFixed(1)}" y="${(top + plot - cacheH).toFixed(1)}" width="${Math.max(1, step - 2).toFixed(1)}" height="${cacheH.toFixed(1)}"/>` +
-        `<rect class="c-upstream" x="${(x + 1).toFixed(1)}" y="${(top + plot - cacheH - upH).toFixed(1)}" width="${Math.max(1, step - 2).toFixed(1)}" height="${upH.toFixed(1)}"/></g>`,
-    );
+    if (cacheH + upH > 0) {
+      const w = Math.max(1, step - 2).toFixed(1);
+      bars.push(
+        `<g><title>${escapeHtml(title)}</title>` +
+          (cacheH > 0 ? `<rect class="c-cache" x="${(x + 1).toFixed(1)}" y="${(top + plot - cacheH).toFixed(1)}" width="${w}" height="${cacheH.toFixed(1)}"/>` : '') +
+          (upH > 0 ? `<rect class="c-upstream" x="${(x + 1).toFixed(1)}" y="${(top + plot - cacheH - upH).toFixed(1)}" width="${w}" height="${upH.toFixed(1)}"/>` : '') +
+          '</g>',
+      );
+    }
     if (m.hit_ratio !== null) points.push(`${(x + step / 2).toFixed(1)},${(top + plot - m.hit_ratio * plot).toFixed(1)}`);
   });
   const line = points.length > 1 ? `<polyline class="c-ratio" points="${points.join(' ')}"/>` : points.length === 1 ? `<circle class="c-ratio-dot" cx="${points[0].split(',')[0]}" cy="${points[0].split(',')[1]}" r="3"/>` : '';
@@ -167,7 +171,7 @@ export function renderChart(data) {
 ${bars.join('')}
 ${line}
 <text class="c-label" x="2" y="${height - 4}">−60 min</text><text class="c-label" x="${width - 2}" y="${height - 4}" text-anchor="end">now</text>
-<text class="c-label" x="${width - 2}" y="${top + 8}" text-anchor="end">${escapeHtml(formatBytes(maxBytes))}/min</text>
+${bars.length > 0 ? `<text class="c-label" x="${width - 2}" y="${top + 8}" text-anchor="end">${escapeHtml(formatBytes(maxBytes))}/min</text>` : `<text class="c-label" x="${width / 2}" y="${top + plot / 2}" text-anchor="middle">no blob traffic in the last hour</text>`}
 </svg>
 <p class="legend"><span class="key k-cache"></span>from cache <span class="key k-upstream"></span>fetched upstream <span class="key k-ratio"></span>hit ratio (0–100%)</p>`;
 }
