@@ -67,7 +67,7 @@ function formatDateTime(iso) {
 function bar(used, max, label) {
   const ratio = max > 0 ? Math.min(1, used / max) : 0;
   // A <meter> needs no style attribute (the CSP forbids inline styles) and reads out as a gauge.
-  return `<meter class="bar" min="0" max="1" low="0.75" high="0.9" optimum="0" value="${ratio.toFixed(4)}" title="${escapeHtml(label)}">${escapeHtml(label)}</meter>`;
+  return `<meter class="bar" min="0" max="1" low="0.75" high="0.9" optimum="0" value="${ratio.toFixed(4)}" title="${escapeHtml(label)}" aria-label="${escapeHtml(label)}"></meter>`;
 }
 
 /** @param {string} health */
