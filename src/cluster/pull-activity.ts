@@ -56,6 +56,22 @@ export interface PullEvent {
   bytes: number;
 }
 
+/** The replica set's pulls, merged (Redis): what every replica added. */
+export interface SharedPulls {
+  /** Newest first; each names the replica that answered it. */
+  recent: Array<RecentPull & { node: string }>;
+  byPulls: RepositoryPulls[];
+  byBytes: RepositoryPulls[];
+}
+
+/** Where the cluster primaries of a replica set share their pull activity (coordination/redis-pull-activity.ts). */
+export interface SharedPullActivity {
+  /** Whether the store answers right now. */
+  up(): boolean;
+  add(batch: PullBatch): Promise<void>;
+  read(recentLimit: number, topLimit: number): Promise<SharedPulls>;
+}
+
 export const recentPullsKept = 100;
 export const reposKept = 1_000;
 /** Longest repository name, reference, client address or user name kept (longer ones are cut). */

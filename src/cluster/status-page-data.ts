@@ -9,7 +9,7 @@
  */
 import type { ClusterStatus } from './cluster-status.ts';
 import type { HitHistory, MinuteFigures } from './hit-history.ts';
-import type { PullActivity, PullResult, RepositoryPulls } from './pull-activity.ts';
+import type { PullResult, RecentPull, RepositoryPulls } from './pull-activity.ts';
 import { hitRatio, pullStatsFromMetrics } from './pull-stats.ts';
 import { isoSeconds } from './cluster-status.ts';
 
@@ -34,6 +34,16 @@ export interface RecentPullView {
   client: string;
   result: PullResult;
   user?: string;
+  /** The replica that answered it (when the pulls are the whole set's). */
+  node?: string;
+}
+
+/** The pulls the page shows: the replica set's (merged in Redis) or, without Redis, this node's own. */
+export interface PullsView {
+  scope: 'cluster' | 'node';
+  recent: Array<RecentPull & { node?: string }>;
+  byPulls: RepositoryPulls[];
+  byBytes: RepositoryPulls[];
 }
 
 export interface StatusPageData {
@@ -46,6 +56,8 @@ export interface StatusPageData {
   top_by_pulls: RepositoryPulls[];
   top_by_bytes: RepositoryPulls[];
   recent_pulls: RecentPullView[];
+  /** `cluster`: recent pulls and top repositories of every replica (Redis); `node`: this node's only. */
+  pulls_scope: 'cluster' | 'node';
   /** Whether pulls carry a user (access control is on). */
   show_users: boolean;
 }
@@ -59,7 +71,7 @@ export interface StatusPageInputs {
   /** The configured disk budget, when the metrics do not say (a process on its own). */
   maxBytes: number;
   history: HitHistory;
-  activity: PullActivity;
+  pulls: PullsView;
   showUsers: boolean;
 }
 
@@ -102,16 +114,17 @@ export function cacheFigures(metricsText: string, maxBytes: number): CacheFigure
 }
 
 export function buildStatusPageData(inputs: StatusPageInputs): StatusPageData {
-  const { now, activity } = inputs;
+  const { now, pulls } = inputs;
   return {
     generated_at: isoSeconds(now),
     node_id: inputs.nodeId,
     cluster: inputs.status,
     cache: cacheFigures(inputs.metricsText, inputs.maxBytes),
     history: inputs.history.minutes(now),
-    top_by_pulls: activity.top('pulls'),
-    top_by_bytes: activity.top('bytes'),
-    recent_pulls: activity.recent(30).map((p) => ({ ...p, at: isoSeconds(p.at) })),
+    top_by_pulls: pulls.byPulls,
+    top_by_bytes: pulls.byBytes,
+    recent_pulls: pulls.recent.map((p) => ({ ...p, at: isoSeconds(p.at) })),
+    pulls_scope: pulls.scope,
     show_users: inputs.showUsers,
   };
 }

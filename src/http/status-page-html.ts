@@ -51,7 +51,7 @@ ${options.signedIn ? `<form method="post" action="${logoutPath}"><button type="s
 ${section('sec-replicas', 'Replicas')}
 ${section('sec-cache', 'Cache')}
 ${section('sec-chart', 'Last hour (this node, per minute)')}
-${section('sec-repos', 'Top repositories (this node)')}
+${section('sec-repos', 'Top repositories')}
 ${section('sec-pulls', 'Recent pulls')}
 <section aria-labelledby="sec-jobs-h"><h2 id="sec-jobs-h">Prefetch jobs</h2><div id="sec-jobs"><p class="muted">Loading… (GET /api/v0/prefetch/jobs)</p></div></section>
 </main>

@@ -178,6 +178,7 @@ export async function runPrimary(config: Config): Promise<void> {
     logger: logger.child({ module: 'status-page' }),
     status: () => clusterNode.status(),
     metrics: (): Promise<string> => ops.nodeMetricsText(),
+    shared: () => clusterNode?.pullActivity,
   });
   try {
     clusterNode = await ClusterNode.start({

@@ -7,13 +7,21 @@
  * The cluster primary holds one and samples on a timer; a process serving on
  * its own (tests running the app in-process) holds one too and samples when
  * the page asks.
+ *
+ * With Redis (`shared`) the recent pulls and top repositories are the whole
+ * replica set's: each batch is added there too, and read back merged. While
+ * Redis does not answer, the page shows this node's own and says so.
  */
 import type { Clock, Logger } from '../cache/ports.ts';
 import type { ClusterStatus } from '../cluster/cluster-status.ts';
 import { HitHistory, sampleEveryMs } from '../cluster/hit-history.ts';
-import { PullActivity, type PullBatch } from '../cluster/pull-activity.ts';
+import { PullActivity, type PullBatch, type SharedPullActivity } from '../cluster/pull-activity.ts';
 import { pullStatsFromMetrics } from '../cluster/pull-stats.ts';
-import { buildStatusPageData, type StatusPageData } from '../cluster/status-page-data.ts';
+import { buildStatusPageData, type PullsView, type StatusPageData } from '../cluster/status-page-data.ts';
+
+/** Recent pulls and repositories per list on the page. */
+const recentShown = 30;
+const topShown = 10;
 
 export interface StatusPageSourceOptions {
   nodeId: string;
@@ -26,6 +34,8 @@ export interface StatusPageSourceOptions {
   status: () => Promise<ClusterStatus>;
   /** The node's metrics (Prometheus text of every process). */
   metrics: () => Promise<string>;
+  /** The replica set's shared pull activity (Redis), when configured. */
+  shared?: () => SharedPullActivity | undefined;
 }
 
 export class StatusPageSource {
@@ -50,10 +60,13 @@ export class StatusPageSource {
   /** A worker's pull batch (already parsed). */
   pulls(batch: PullBatch): void {
     this.activity.add(batch);
+    const shared = this.options.shared?.();
+    if (shared === undefined || !shared.up()) return;
+    shared.add(batch).catch((err: unknown) => this.options.logger.debug({ err: String(err) }, 'could not add pulls to the replica set\'s activity in Redis'));
   }
 
   async data(): Promise<StatusPageData> {
-    const [status, metricsText] = await Promise.all([this.options.status(), this.options.metrics()]);
+    const [status, metricsText, pulls] = await Promise.all([this.options.status(), this.options.metrics(), this.pullsView()]);
     const now = this.options.clock.now();
     if (this.timer === undefined) this.history.sample(now, pullStatsFromMetrics(metricsText));
     return buildStatusPageData({
@@ -63,9 +76,22 @@ export class StatusPageSource {
       metricsText,
       maxBytes: this.options.maxBytes,
       history: this.history,
-      activity: this.activity,
+      pulls,
       showUsers: this.options.showUsers,
     });
+  }
+
+  /** The replica set's pulls from Redis; this node's own when Redis is not configured or does not answer. */
+  private async pullsView(): Promise<PullsView> {
+    const shared = this.options.shared?.();
+    if (shared !== undefined && shared.up()) {
+      try {
+        return { scope: 'cluster', ...(await shared.read(recentShown, topShown)) };
+      } catch (err) {
+        this.options.logger.debug({ err: String(err) }, 'could not read the replica set\'s pulls from Redis; showing this node\'s');
+      }
+    }
+    return { scope: 'node', recent: this.activity.recent(recentShown), byPulls: this.activity.top('pulls', topShown), byBytes: this.activity.top('bytes', topShown) };
   }
 
   private async sample(): Promise<void> {

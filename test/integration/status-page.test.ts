@@ -160,7 +160,10 @@ describe('status page', () => {
     expect(ours.length).toBeGreaterThanOrEqual(2);
     expect(ours.map((r) => r[3])).toContain('miss');
     expect(ours.map((r) => r[3])).toContain('hit');
-    for (const r of ours) expect(r[2]).toMatch(/127\.0\.0\.1/);
+    for (const r of ours) {
+      expect(r[2]).toMatch(/127\.0\.0\.1/);
+      expect(r[4]).toBe('n1'); // the replica that answered
+    }
     // The cache holds the image now, and the top repositories name it.
     await expect.poll(() => page.locator('#cache-used').textContent(), { timeout: 20_000, interval: 200 }).not.toBe('0 B');
     expect(await page.locator('#cache-used').textContent()).not.toBe(before.used);
@@ -172,6 +175,18 @@ describe('status page', () => {
     await page.locator('#sec-chart rect.c-upstream').first().waitFor({ timeout: 25_000 });
     expect(await pageErrors(signedIn)).toEqual([]);
     await screenshot(signedIn, 'after-pulls.png');
+  });
+
+  it('in Chromium, shows the other replica\'s pulls too, merged through Redis and naming the replica', async () => {
+    const { page } = signedIn;
+    expect(await page.locator('#sec-pulls .scope').textContent()).toContain('on every replica');
+    await cluster.push('status/other', 'v2', [100_000]);
+    await cluster.pull(cluster.nodes[1]!, 'status/other', 'v2');
+    const row = page.locator('#recent-pulls tr.pull', { hasText: 'status/other:v2' });
+    await expect.poll(() => row.count(), { timeout: 20_000, interval: 200 }).toBe(1);
+    expect((await row.locator('td').allTextContents())[4]).toBe('n2');
+    await expect.poll(() => page.locator('#top-bytes td.repo').allTextContents(), { timeout: 20_000, interval: 200 }).toContain('status/other');
+    expect(await pageErrors(signedIn)).toEqual([]);
   });
 
   it('fits a 375 px wide phone screen without sideways scrolling', async () => {

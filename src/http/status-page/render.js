@@ -189,7 +189,7 @@ function repoTable(rows, by, id) {
 
 /** @param {import('./render.d.ts').StatusPageData} data */
 export function renderRepositories(data) {
-  return `<div class="two"><div><h3>By pulls</h3>${repoTable(data.top_by_pulls ?? [], 'pulls', 'top-pulls')}</div><div><h3>By bytes</h3>${repoTable(data.top_by_bytes ?? [], 'bytes', 'top-bytes')}</div></div>`;
+  return `${scopeNote(data, 'Counted')}<div class="two"><div><h3>By pulls</h3>${repoTable(data.top_by_pulls ?? [], 'pulls', 'top-pulls')}</div><div><h3>By bytes</h3>${repoTable(data.top_by_bytes ?? [], 'bytes', 'top-bytes')}</div></div>`;
 }
 
 /** @param {string} repository @param {string} reference */
@@ -200,15 +200,23 @@ function imageName(repository, reference) {
 /** @param {import('./render.d.ts').StatusPageData} data */
 export function renderPulls(data) {
   const pulls = data.recent_pulls ?? [];
-  const scope = `<p class="muted">Pulls answered by this node (${escapeHtml(data.node_id)}), newest first; each replica keeps its own.</p>`;
+  const scope = scopeNote(data, 'Manifest pulls, newest first,');
   if (pulls.length === 0) return `${scope}<p class="muted" id="recent-pulls">No pulls yet.</p>`;
   const users = data.show_users;
-  return `${scope}<table id="recent-pulls"><thead><tr><th>Time (UTC)</th><th>Image</th><th>Client</th><th>Result</th>${users ? '<th>User</th>' : ''}</tr></thead><tbody>${pulls
+  const nodes = data.pulls_scope === 'cluster';
+  return `${scope}<table id="recent-pulls"><thead><tr><th>Time (UTC)</th><th>Image</th><th>Client</th><th>Result</th>${users ? '<th>User</th>' : ''}${nodes ? '<th>Replica</th>' : ''}</tr></thead><tbody>${pulls
     .map(
       (p) =>
-        `<tr class="pull"><td>${escapeHtml(formatTime(p.at))}</td><td class="repo">${escapeHtml(imageName(p.repository, p.reference))}</td><td>${escapeHtml(p.client)}</td><td><span class="result r-${escapeHtml(p.result)}">${escapeHtml(p.result)}</span></td>${users ? `<td>${escapeHtml(p.user ?? '–')}</td>` : ''}</tr>`,
+        `<tr class="pull"><td>${escapeHtml(formatTime(p.at))}</td><td class="repo">${escapeHtml(imageName(p.repository, p.reference))}</td><td>${escapeHtml(p.client)}</td><td><span class="result r-${escapeHtml(p.result)}">${escapeHtml(p.result)}</span></td>${users ? `<td>${escapeHtml(p.user ?? '–')}</td>` : ''}${nodes ? `<td>${escapeHtml(p.node ?? '–')}</td>` : ''}</tr>`,
     )
     .join('')}</tbody></table>`;
+}
+
+/** Whose pulls these are. @param {import('./render.d.ts').StatusPageData} data @param {string} what */
+function scopeNote(data, what) {
+  return data.pulls_scope === 'cluster'
+    ? `<p class="muted scope">${escapeHtml(what)} on every replica (shared through Redis).</p>`
+    : `<p class="muted scope">${escapeHtml(what)} on this node (${escapeHtml(data.node_id)}) only: ${'without Redis each replica keeps its own'}.</p>`;
 }
 
 /**

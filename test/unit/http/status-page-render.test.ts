@@ -41,6 +41,7 @@ function data(overrides: Partial<StatusPageData> = {}): StatusPageData {
       { at: '2026-11-30T02:59:59Z', repository: 'library/nginx', reference: '1.27', client: '10.1.2.3', result: 'hit', user: 'alice' },
       { at: '2026-11-30T02:59:58Z', repository: 'library/nginx', reference: `sha256:${'a'.repeat(64)}`, client: '10.1.2.4', result: 'miss' },
     ],
+    pulls_scope: 'node',
     show_users: true,
     ...overrides,
   };
@@ -107,6 +108,17 @@ describe('status page renderer', () => {
     expect(html).toContain('<th>User</th>');
     expect(renderSections(data({ show_users: false }))['sec-pulls']).not.toContain('<th>User</th>');
     expect(renderSections(data({ recent_pulls: [] }))['sec-pulls']).toContain('No pulls yet.');
+  });
+
+  it('says whose pulls these are: this node only, or every replica with the replica that answered each', () => {
+    expect(renderSections(data())['sec-pulls']).toContain('on this node (n1) only: without Redis each replica keeps its own');
+    expect(renderSections(data())['sec-pulls']).not.toContain('<th>Replica</th>');
+    const shared = data({ pulls_scope: 'cluster', recent_pulls: [{ at: '2026-11-30T02:59:59Z', repository: 'a/b', reference: 'v1', client: 'c', result: 'stale', node: 'n2' }] });
+    const html = renderSections(shared)['sec-pulls'];
+    expect(html).toContain('on every replica (shared through Redis)');
+    expect(html).toContain('<th>Replica</th>');
+    expect(html).toContain('<span class="result r-stale">stale</span></td><td>–</td><td>n2</td></tr>');
+    expect(renderSections(shared)['sec-repos']).toContain('Counted on every replica');
   });
 
   it('shows current issues in red, critical ones marked', () => {

@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildClusterStatus } from '../../../src/cluster/cluster-status.ts';
 import { HitHistory } from '../../../src/cluster/hit-history.ts';
-import { PullActivity } from '../../../src/cluster/pull-activity.ts';
 import { buildStatusPageData, type StatusPageData } from '../../../src/cluster/status-page-data.ts';
 import { AdminToken } from '../../../src/http/admin-token.ts';
 import { sendError } from '../../../src/http/send.ts';
@@ -16,8 +15,6 @@ afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => reso
 
 function sampleData(): StatusPageData {
   const now = Date.parse('2026-11-30T03:00:00Z');
-  const activity = new PullActivity();
-  activity.add({ recent: [{ at: now, repository: 'team/app', reference: 'v1', client: '10.0.0.9', result: 'hit' }], repositories: [['team/app', 1, 100]] });
   return buildStatusPageData({
     now,
     nodeId: 'n1',
@@ -40,7 +37,12 @@ function sampleData(): StatusPageData {
     metricsText: 'outpost_cache_size_bytes 2048\noutpost_cache_max_bytes 4096\n',
     maxBytes: 1,
     history: new HitHistory(),
-    activity,
+    pulls: {
+      scope: 'node',
+      recent: [{ at: now, repository: 'team/app', reference: 'v1', client: '10.0.0.9', result: 'hit' }],
+      byPulls: [{ repository: 'team/app', pulls: 1, bytes: 100 }],
+      byBytes: [{ repository: 'team/app', pulls: 1, bytes: 100 }],
+    },
     showUsers: false,
   });
 }
