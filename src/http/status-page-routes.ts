@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { stringifySetCookie } from 'cookie';
+import type { Logger } from '../cache/ports.ts';
 import type { StatusPageData } from '../cluster/status-page-data.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { adminCookieName, type AdminToken } from './admin-token.ts';
@@ -73,6 +74,8 @@ export interface StatusPageRoutesDeps {
   token: AdminToken;
   nodeId: string;
   data: () => Promise<StatusPageData>;
+  /** Sign-ins (refused ones as warnings, with the client's address; never what was typed). */
+  logger: Logger;
 }
 
 export class StatusPageRoutes {
@@ -99,6 +102,7 @@ export class StatusPageRoutes {
       data = await this.deps.data();
     } catch (err) {
       problem = `Could not gather this node's status: ${err instanceof Error ? err.message : String(err)}`;
+      this.deps.logger.warn({ err: String(err) }, 'status page: could not gather the status');
     }
     this.html(req, res, 200, renderStatusPage(data, this.deps.nodeId, { signedIn: token.configured, ...(problem === undefined ? {} : { problem }) }));
   }
@@ -122,9 +126,12 @@ export class StatusPageRoutes {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     const body = await readSmallBody(req, maxLoginBody);
     const given = type === 'application/x-www-form-urlencoded' && body !== undefined ? new URLSearchParams(body).get('token') : null;
+    const client = req.socket.remoteAddress ?? '';
     if (given === null || !token.matches(given)) {
+      this.deps.logger.warn({ client, reason: body === undefined ? 'body too large' : given === null ? 'no token in the form' : 'wrong token' }, 'status page sign-in refused');
       return this.html(req, res, 401, renderLoginPage(nodeId, body === undefined ? 'That request was too large.' : 'That is not the admin token.'));
     }
+    this.deps.logger.info({ client }, 'status page sign-in');
     res.setHeader(
       'set-cookie',
       stringifySetCookie(adminCookieName, token.sessionValue()!, {

@@ -337,7 +337,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     statusData = () => source.data();
     pullRecorder = new PullRecorder((batch) => source.pulls(batch), clock, 0);
   }
-  const statusPage = new StatusPageRoutes({ token: adminToken, nodeId: config.node.id, data: statusData });
+  const statusPage = new StatusPageRoutes({ token: adminToken, nodeId: config.node.id, data: statusData, logger: logger.child({ module: 'status-page' }) });
   const peer = new PeerRoutes({
     secret: peerSecret,
     clock,

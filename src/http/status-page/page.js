@@ -11,6 +11,8 @@ const jobsPath = '/api/v0/prefetch/jobs';
 /** A node without prefetch answers 404: asked again only this often (each 404 is a console line in the browser). */
 const jobsAbsentRecheckMs = 60_000;
 let jobsAbsentUntil = 0;
+/** What the last look at the jobs found (shown again while backing off). */
+let lastJobs = null;
 
 /** @param {string} id @param {string} html */
 function replace(id, html) {
@@ -30,13 +32,24 @@ function showState(text, failing) {
 }
 
 async function readJobs() {
-  if (Date.now() < jobsAbsentUntil) return null;
+  if (Date.now() < jobsAbsentUntil) return lastJobs;
+  lastJobs = await askJobs();
+  return lastJobs;
+}
+
+async function askJobs() {
   try {
     const res = await fetch(jobsPath, { credentials: 'same-origin', headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5_000) });
     if (res.status === 404) {
       await res.body?.cancel();
       jobsAbsentUntil = Date.now() + jobsAbsentRecheckMs;
       return null;
+    }
+    if (res.status === 405) {
+      // The admin API is off (no OUTPOST_ADMIN_TOKEN): the jobs cannot be read here.
+      await res.body?.cancel();
+      jobsAbsentUntil = Date.now() + jobsAbsentRecheckMs;
+      return 'the admin API is off on this node (set OUTPOST_ADMIN_TOKEN)';
     }
     if (!res.ok) {
       await res.body?.cancel();

@@ -11,6 +11,7 @@ import { isStatusPagePath, StatusPageRoutes } from '../../../src/http/status-pag
 
 const token = 'status-token-0123456789';
 let server: Server | undefined;
+const warnings: Array<Record<string, unknown>> = [];
 afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
 
 function sampleData(): StatusPageData {
@@ -52,6 +53,7 @@ async function serve(adminToken: string | undefined, data: () => Promise<StatusP
   const routes = new StatusPageRoutes({
     token: new AdminToken(adminToken),
     nodeId: 'n1',
+    logger: { debug() {}, info() {}, warn: (obj: object, msg: string) => warnings.push({ ...obj, msg }), error() {} },
     data: () => {
       gathered += 1;
       return data();
@@ -114,8 +116,10 @@ describe('status page routes with an admin token', () => {
 
   it('refuses a wrong token with the form again, 401, and no cookie', async () => {
     const { url } = await serve(token);
+    warnings.length = 0;
     const res = await login(url, 'token=wrong');
     expect(res.status).toBe(401);
+    expect(warnings).toEqual([{ client: '127.0.0.1', reason: 'wrong token', msg: 'status page sign-in refused' }]);
     expect(res.headers.get('set-cookie')).toBeNull();
     expect(await res.text()).toContain('That is not the admin token.');
     const json = await login(url, JSON.stringify({ token }), 'application/json');
