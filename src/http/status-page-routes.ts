@@ -20,7 +20,7 @@ import { stringifySetCookie } from 'cookie';
 import type { Logger } from '../cache/ports.ts';
 import type { StatusPageData } from '../cluster/status-page-data.ts';
 import { RegistryError } from '../registry/errors.ts';
-import { adminCookieName, type AdminToken } from './admin-token.ts';
+import { adminCookieName, sessionSeconds, type AdminToken } from './admin-token.ts';
 import { assetsPath, loginPath, logoutPath, renderLoginPage, renderStatusPage } from './status-page-html.ts';
 import { sendJson } from './send.ts';
 
@@ -45,8 +45,6 @@ const securityHeaders = {
   'cache-control': 'no-store',
 } as const;
 
-/** A signed-in browser stays signed in this long. */
-const sessionSeconds = 12 * 3600;
 /** A sign-in form body is a few dozen bytes; anything longer is refused. */
 const maxLoginBody = 4_096;
 

@@ -315,7 +315,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const clusterStatus =
     deps.cluster?.status ??
     standaloneClusterStatus({ config, clock, health: () => runHealthChecks(checks, draining), draining, metrics: () => metrics.registry.metrics() });
-  const adminToken = new AdminToken(config.admin.token);
+  const adminToken = new AdminToken(config.admin.token, clock);
   const clusterRoutes = new ClusterRoutes(adminToken, clusterStatus);
   // The status page: in a worker the cluster primary holds the node's pull activity; on its own, this process does.
   let statusData: () => Promise<StatusPageData>;

@@ -135,7 +135,7 @@ describe('status page routes with an admin token', () => {
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toBe('/status');
     const setCookie = res.headers.get('set-cookie') ?? '';
-    expect(setCookie).toMatch(/^outpost_admin=[A-Za-z0-9_-]{43}; Max-Age=43200; Path=\/; HttpOnly; SameSite=Strict$/);
+    expect(setCookie).toMatch(/^outpost_admin=\d{10}\.[A-Za-z0-9_-]{43}; Max-Age=43200; Path=\/; HttpOnly; SameSite=Strict$/);
     expect(setCookie).not.toContain(token);
     const cookie = cookieOf(res);
     const page = await fetch(`${url}/status`, { headers: { cookie } });
@@ -198,6 +198,25 @@ describe('status page routes without an admin token', () => {
 });
 
 describe('admin token session cookie', () => {
+  it('expires on the server after twelve hours, whatever the browser keeps, and cannot be extended by editing it', () => {
+    let now = Date.parse('2026-11-30T03:00:00Z');
+    const admin = new AdminToken(token, { now: () => now });
+    const value = admin.sessionValue()!;
+    const req = (cookie: string) => ({ method: 'GET', headers: { cookie: `outpost_admin=${cookie}` } }) as never;
+    expect(admin.allows(req(value))).toBe(true);
+    const [expiry, mac] = value.split('.') as [string, string];
+    expect(Number(expiry)).toBe(now / 1000 + 12 * 3600);
+    expect(admin.allows(req(`${Number(expiry) + 3600}.${mac}`))).toBe(false);
+    expect(admin.allows(req(`${expiry}.${mac.slice(0, -1)}A`))).toBe(mac.endsWith('A'));
+    expect(admin.allows(req(mac))).toBe(false);
+    now += 12 * 3600 * 1000 - 1;
+    expect(admin.allows(req(value))).toBe(true);
+    now += 1;
+    expect(admin.allows(req(value))).toBe(false);
+    // Another token never validates this one's sessions.
+    expect(new AdminToken('other', { now: () => now - 1000 }).allows(req(value))).toBe(false);
+  });
+
   it('opens GET and HEAD only: anything that changes state needs the bearer header', () => {
     const admin = new AdminToken(token);
     const cookie = `outpost_admin=${admin.sessionValue()}`;
