@@ -19,6 +19,8 @@ import { PullActivity, type PullBatch, type SharedPullActivity } from '../cluste
 import { pullStatsFromMetrics } from '../cluster/pull-stats.ts';
 import { buildStatusPageData, type PullsView, type StatusPageData } from '../cluster/status-page-data.ts';
 
+/** Every open page asks every 3 s: one gathering (an IPC round to every worker, etcd, Redis) serves all asking within this. */
+const reuseMs = 1_000;
 /** Recent pulls and repositories per list on the page. */
 const recentShown = 30;
 const topShown = 10;
@@ -42,6 +44,7 @@ export class StatusPageSource {
   private readonly activity = new PullActivity();
   private readonly history = new HitHistory();
   private timer: NodeJS.Timeout | undefined;
+  private last: { at: number; data: Promise<StatusPageData> } | undefined;
 
   constructor(private readonly options: StatusPageSourceOptions) {}
 
@@ -65,7 +68,20 @@ export class StatusPageSource {
     shared.add(batch).catch((err: unknown) => this.options.logger.debug({ err: String(err) }, 'could not add pulls to the replica set\'s activity in Redis'));
   }
 
-  async data(): Promise<StatusPageData> {
+  /** The document; gathered at most once per {@link reuseMs} however many pages ask (a failed gathering is not reused). */
+  data(): Promise<StatusPageData> {
+    const now = this.options.clock.now();
+    if (this.last !== undefined && now - this.last.at < reuseMs) return this.last.data;
+    const data = this.gather();
+    const entry = { at: now, data };
+    this.last = entry;
+    data.catch(() => {
+      if (this.last === entry) this.last = undefined;
+    });
+    return data;
+  }
+
+  private async gather(): Promise<StatusPageData> {
     const [status, metricsText, pulls] = await Promise.all([this.options.status(), this.options.metrics(), this.pullsView()]);
     const now = this.options.clock.now();
     if (this.timer === undefined) this.history.sample(now, pullStatsFromMetrics(metricsText));

@@ -14,12 +14,15 @@ let jobsAbsentUntil = 0;
 /** What the last look at the jobs found (shown again while backing off). */
 let lastJobs = null;
 
+/** What each section shows now: an unchanged section is left alone (no flicker, selection kept). */
+const shown = new Map();
+
 /** @param {string} id @param {string} html */
 function replace(id, html) {
   const el = document.getElementById(id);
-  if (el !== null && el.dataset.html !== html) {
+  if (el !== null && shown.get(id) !== html) {
     el.innerHTML = html;
-    el.dataset.html = html;
+    shown.set(id, html);
   }
 }
 
