@@ -10,10 +10,13 @@
  * from clients (repository names, tags, user names): it is bounded and
  * checked again here ({@link parsePullBatch}) and escaped where it is shown.
  */
-import type { Clock } from '../cache/ports.ts';
+import type { CacheResult, Clock } from '../cache/ports.ts';
 
-/** How a pull was answered, as the access log's `cache` field says. */
-export type PullResult = 'hit' | 'miss' | 'coalesced' | 'stale' | 'other';
+/**
+ * How a pull was answered, as the access log's `cache` field says (`revalidated`:
+ * a tag past its TTL that the primary confirmed unchanged); `other` for anything else.
+ */
+export type PullResult = CacheResult | 'other';
 
 /** One manifest pull. */
 export interface RecentPull {
@@ -77,7 +80,7 @@ export const reposKept = 1_000;
 /** Longest repository name, reference, client address or user name kept (longer ones are cut). */
 const maxField = 256;
 
-const results = new Set<PullResult>(['hit', 'miss', 'coalesced', 'stale']);
+const results = new Set<PullResult>(['hit', 'miss', 'coalesced', 'revalidated', 'stale', 'passthrough']);
 
 function resultOf(cache: string | undefined): PullResult {
   return cache !== undefined && results.has(cache as PullResult) ? (cache as PullResult) : 'other';

@@ -22,7 +22,7 @@ import { buildStatusPageData, type PullsView, type StatusPageData } from '../clu
 /** Every open page asks every 3 s: one gathering (an IPC round to every worker, etcd, Redis) serves all asking within this. */
 const reuseMs = 1_000;
 /** Recent pulls and repositories per list on the page. */
-const recentShown = 30;
+const recentShown = 20;
 const topShown = 10;
 
 export interface StatusPageSourceOptions {

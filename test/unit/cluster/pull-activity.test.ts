@@ -70,6 +70,7 @@ describe('parsePullBatch (what arrives over IPC)', () => {
         { at: 'soon', repository: 'a', reference: 'v1', client: 'c', result: 'hit' },
         null,
         { at: 2, repository: 'b', reference: 'v2', client: 'c', result: '<script>', user: 7 },
+        { at: 3, repository: 'b', reference: 'v3', client: 'c', result: 'revalidated' },
       ],
       repositories: [['a', 1, 10], ['b', -1, 0], [3, 1, 1], 'x', ['c', 0, Infinity]],
     });
@@ -77,6 +78,7 @@ describe('parsePullBatch (what arrives over IPC)', () => {
       recent: [
         { at: 1, repository: 'a', reference: 'v1', client: 'c', result: 'stale' },
         { at: 2, repository: 'b', reference: 'v2', client: 'c', result: 'other' },
+        { at: 3, repository: 'b', reference: 'v3', client: 'c', result: 'revalidated' },
       ],
       repositories: [['a', 1, 10]],
     });
