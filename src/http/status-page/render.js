@@ -165,15 +165,21 @@ export function renderChart(data) {
     }
     if (m.hit_ratio !== null) points.push(`${(x + step / 2).toFixed(1)},${(top + plot - m.hit_ratio * plot).toFixed(1)}`);
   });
-  const line = points.length > 1 ? `<polyline class="c-ratio" points="${points.join(' ')}"/>` : points.length === 1 ? `<circle class="c-ratio-dot" cx="${points[0].split(',')[0]}" cy="${points[0].split(',')[1]}" r="3"/>` : '';
-  return `<svg class="chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="Hit ratio and bytes per minute over the last hour">
+  // One point is drawn as a short dash (the chart stretches: a circle would not stay round).
+  const line =
+    points.length > 1
+      ? `<polyline class="c-ratio" points="${points.join(' ')}"/>`
+      : points.length === 1
+        ? `<polyline class="c-ratio" points="${points[0].replace(/^([\d.]+)/, (x) => String(Number(x) - step / 2))} ${points[0].replace(/^([\d.]+)/, (x) => String(Number(x) + step / 2))}"/>`
+        : '';
+  // Stretched to the section's width (labels are HTML below it, so no text is distorted).
+  return `<svg class="chart" viewBox="0 0 ${width} ${height - 20}" preserveAspectRatio="none" role="img" aria-label="Hit ratio and bytes per minute over the last hour">
 <line class="c-axis" x1="0" y1="${top + plot}" x2="${width}" y2="${top + plot}"/>
 ${bars.join('')}
 ${line}
-<text class="c-label" x="2" y="${height - 4}">−60 min</text><text class="c-label" x="${width - 2}" y="${height - 4}" text-anchor="end">now</text>
-${bars.length > 0 ? `<text class="c-label" x="${width - 2}" y="${top + 8}" text-anchor="end">${escapeHtml(formatBytes(maxBytes))}/min</text>` : `<text class="c-label" x="${width / 2}" y="${top + plot / 2}" text-anchor="middle">no blob traffic in the last hour</text>`}
 </svg>
-<p class="legend"><span class="key k-cache"></span>from cache <span class="key k-upstream"></span>fetched upstream <span class="key k-ratio"></span>hit ratio (0–100%)</p>`;
+<div class="chart-axis"><span>−60 min</span><span>${bars.length > 0 ? `peak ${escapeHtml(formatBytes(maxBytes))}/min` : 'no blob traffic in the last hour'}</span><span>now</span></div>
+<p class="legend"><span class="key k-cache"></span>from cache <span class="key k-upstream"></span>fetched upstream <span class="key k-ratio"></span>hit ratio (0–100%, full height = 100%)</p>`;
 }
 
 /** @param {import('./render.d.ts').RepositoryPulls[]} rows @param {'pulls' | 'bytes'} by @param {string} id */

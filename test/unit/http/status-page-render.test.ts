@@ -94,7 +94,8 @@ describe('status page renderer', () => {
     const svg = renderSections(data())['sec-chart'];
     expect(svg.match(/<rect class="c-cache"/g)).toHaveLength(1);
     expect(svg.match(/<rect class="c-upstream"/g)).toHaveLength(1);
-    expect(svg).toContain('<circle class="c-ratio-dot"');
+    expect(svg).toMatch(/<polyline class="c-ratio" points="[\d.]+,[\d.]+ [\d.]+,[\d.]+"\/>/); // one minute with lookups: a dash
+    expect(svg).toContain('peak 3.0 KiB/min');
     expect(svg).toContain('03:00:00 UTC: hit ratio 50.0%, 2.0 KiB from cache, 1.0 KiB upstream');
     const quiet = renderSections(data({ history: [] }))['sec-chart'];
     expect(quiet).toContain('no blob traffic in the last hour');
