@@ -12,6 +12,7 @@ import { createCleanupStack } from '../support/cleanup.ts';
 import { startDistribution, type DistributionRegistry } from '../support/distribution.ts';
 import { makeImage, makeLayer, MEDIA_TYPES, pushImage, type Image } from '../support/images.ts';
 import { makeTempDir, removeTempDir } from '../support/temp.ts';
+import { waitFor } from '../support/wait.ts';
 
 const cleanup = createCleanupStack();
 let registry: DistributionRegistry;
@@ -51,7 +52,16 @@ describe('status page of an in-process app', () => {
     expect(await page.text()).toContain('data-replica="solo"');
     await pull();
     await pull();
-    const data = (await (await fetch(`${url}/api/v0/meta/status_page`)).json()) as StatusPageData;
+    // A pull is recorded when its response closes, and the document is reused for a second: poll, bounded.
+    let data: StatusPageData | undefined;
+    await waitFor(
+      async () => {
+        data = (await (await fetch(`${url}/api/v0/meta/status_page`, { signal: AbortSignal.timeout(5_000) })).json()) as StatusPageData;
+        return data.recent_pulls.length >= 2 && data.cache.blob_lookups >= 2 * image.blobs.length;
+      },
+      { what: 'the status document to show both pulls', timeoutMs: 10_000, intervalMs: 100 },
+    );
+    if (data === undefined) throw new Error('unreachable');
     expect(data.pulls_scope).toBe('node');
     expect(data.recent_pulls.map((p) => [p.repository, p.reference, p.result, p.client])).toEqual([
       ['solo/app', 'v1', 'hit', '127.0.0.1'],
