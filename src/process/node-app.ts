@@ -44,6 +44,11 @@ import { PrefetchRoutes } from '../http/prefetch-routes.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
+import { StatusPageRoutes } from '../http/status-page-routes.ts';
+import { PullRecorder, type PullBatch } from '../cluster/pull-activity.ts';
+import type { StatusPageData } from '../cluster/status-page-data.ts';
+import type { ClusterStatus } from '../cluster/cluster-status.ts';
+import { StatusPageSource } from './status-page-source.ts';
 import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
 import { createAccessControl } from './access.ts';
 import { standaloneClusterStatus } from './standalone-status.ts';
@@ -96,6 +101,9 @@ export interface OutpostAppDeps {
     status?: () => Promise<unknown>;
     /** The node's etcd/Redis/leader state (the `/health` "cluster" check when etcd or Redis is configured). */
     coordination?: () => CoordinationState;
+    /** The status page's document, as the cluster primary gathers it; with `pulls`, where this process's pulls go. */
+    statusPage?: () => Promise<StatusPageData>;
+    pulls?: (batch: PullBatch) => void;
   };
 }
 
@@ -317,7 +325,29 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const clusterStatus =
     deps.cluster?.status ??
     standaloneClusterStatus({ config, clock, health: () => runHealthChecks(checks, draining), draining, metrics: () => metrics.registry.metrics() });
-  const clusterRoutes = new ClusterRoutes(new AdminToken(config.admin.token), clusterStatus);
+  const adminToken = new AdminToken(config.admin.token, clock);
+  const clusterRoutes = new ClusterRoutes(adminToken, clusterStatus);
+  // The status page: in a worker the cluster primary holds the node's pull activity; on its own, this process does.
+  let statusData: () => Promise<StatusPageData>;
+  let pullRecorder: PullRecorder;
+  if (deps.cluster?.statusPage !== undefined && deps.cluster.pulls !== undefined) {
+    statusData = deps.cluster.statusPage;
+    pullRecorder = new PullRecorder(deps.cluster.pulls, clock);
+    pullRecorder.start();
+  } else {
+    const source = new StatusPageSource({
+      nodeId: config.node.id,
+      maxBytes: config.cache.maxBytes,
+      showUsers: config.auth.mode !== 'none',
+      clock,
+      logger,
+      status: async () => (await clusterStatus()) as ClusterStatus,
+      metrics: () => metrics.registry.metrics(),
+    });
+    statusData = () => source.data();
+    pullRecorder = new PullRecorder((batch) => source.pulls(batch), clock, 0);
+  }
+  const statusPage = new StatusPageRoutes({ token: adminToken, nodeId: config.node.id, data: statusData, logger: logger.child({ module: 'status-page' }) });
   const warmer = new CacheImageWarmer({
     targets: resolver,
     manifests,
@@ -333,8 +363,20 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     mediaType: async (digest) => (await metadata.getManifestMeta(digest))?.mediaType,
     warm: { warmer, secret: warmSecret, upstreamOf: (host) => resolver.keyOf(host) },
   });
-  const prefetch = new PrefetchRoutes({ token: new AdminToken(config.admin.token), warmer, routing: resolver });
-  const handler = createRequestHandler({ registry, ops, admin, cluster: clusterRoutes, peer, prefetch, metrics, draining, logger: logger.child({ module: 'http' }) });
+  const prefetch = new PrefetchRoutes({ token: adminToken, warmer, routing: resolver });
+  const handler = createRequestHandler({
+    registry,
+    ops,
+    admin,
+    cluster: clusterRoutes,
+    peer,
+    prefetch,
+    statusPage,
+    onPull: (event) => pullRecorder.record(event),
+    metrics,
+    draining,
+    logger: logger.child({ module: 'http' }),
+  });
   const server = createServer(handler, { ...config.server, logger: logger.child({ module: 'http' }) });
   connectionStats.attach(server);
 
@@ -376,6 +418,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
         server.closeIdleConnections();
       });
       access.close();
+      pullRecorder.stop();
       // Upstream and peer pools close gracefully, but never hold the shutdown past a short bound.
       await Promise.race([
         Promise.all([...resolver.entries.map((entry) => entry.upstream.close()), peerClient?.close()]),

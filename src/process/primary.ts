@@ -36,6 +36,7 @@ import { WorkerSupervisor } from './worker-supervisor.ts';
 import { newWarmSecret, warmSecretEnv } from './warm-secret.ts';
 import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
 import { ClusterNode } from './cluster-node.ts';
+import { StatusPageSource } from './status-page-source.ts';
 import { reloadTlsOnSighup } from './tls-reload.ts';
 import { readTlsPair } from '../config/tls-pair.ts';
 
@@ -164,10 +165,22 @@ export async function runPrimary(config: Config): Promise<void> {
       },
       corrupt: dropCorrupt,
       clusterStatus: () => clusterNode.status(),
+      statusPage: (): Promise<unknown> => statusPage.data(),
+      pulls: (batch) => statusPage.pulls(batch),
     },
     { logger: logger.child({ module: 'upstream' }) },
   );
   let clusterNode: ClusterNode;
+  const statusPage: StatusPageSource = new StatusPageSource({
+    nodeId: config.node.id,
+    maxBytes: config.cache.maxBytes,
+    showUsers: config.auth.mode !== 'none',
+    clock: systemClock,
+    logger: logger.child({ module: 'status-page' }),
+    status: () => clusterNode.status(),
+    metrics: (): Promise<string> => ops.nodeMetricsText(),
+    shared: () => clusterNode?.pullActivity,
+  });
   try {
     clusterNode = await ClusterNode.start({
       config,
@@ -191,6 +204,7 @@ export async function runPrimary(config: Config): Promise<void> {
     process.exit(1);
   }
   ops.coordination(clusterNode.coordination());
+  statusPage.start();
   contentRemoved = (digests) => clusterNode.removed(digests);
   metrics.cacheWritable.set(1);
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
