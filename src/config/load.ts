@@ -5,47 +5,26 @@
  * or `OUTPOST_CONFIG`; JSON, or YAML by extension), environment variables,
  * command-line flags. Nothing is read implicitly: the caller passes the
  * environment and argv (main.ts passes `process.env` and `process.argv`).
- *
- * Every problem found (unknown key, bad value, inconsistent pair) is collected
- * and reported at once in a {@link ConfigError} naming the key, the value
+ * convict holds the schema's defaults, maps the env vars and validates
+ * strictly; every problem found (unknown key or flag, bad value, inconsistent
+ * pair) is reported at once in a {@link ConfigError} naming the key, the value
  * (secrets redacted), where it came from and what is allowed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
-import { authConvictFormats, authValueFormats, parseAuthConfig, unknownRuleUpstreams, type AuthConfig } from '../auth/config.ts';
-import { HtpasswdError, parseHtpasswd } from '../auth/htpasswd.ts';
+import { parseAuthConfig } from '../auth/config.ts';
 import { dockerHubAliases, isDockerHubHost } from '../registry/reference.ts';
-import { type FormatName, FormatError, type ValueFormat, convictFormats, describeValue, isFormatName, valueFormats } from './formats.ts';
-import { type PrefetchJobEntry, prefetchValueFormats } from './prefetch.ts';
-import { REDACTED, redactUrlCredentials, redactValue } from './redact.ts';
-import {
-  type MachineFacts,
-  type SchemaSection,
-  type Setting,
-  type SettingFormat,
-  configSchema,
-  currentMachine,
-  isSetting,
-  listSettings,
-} from './schema.ts';
-import type { Config, DefaultUpstreamConfig, PrimaryNames, RegistryConfig, UpstreamConfig } from './types.ts';
-import { readTlsPair } from './tls-pair.ts';
+import { checkConsistency, type ConfigProblem, type Origin } from './checks.ts';
+import { describeValue, FormatError, toConvict } from './formats.ts';
+import type { PrefetchJobEntry } from './prefetch.ts';
+import { redactUrlCredentials, redactValue, REDACTED } from './redact.ts';
+import { configSchema, currentMachine, type parseRegistries, isSetting, listSettings, type MachineFacts, MS_FORMATS, type SchemaSection, type SettingFormat, type Setting, settingFormats } from './schema.ts';
+import type { Config, PrimaryNames } from './types.ts';
 
-/** One thing wrong with the configuration. */
-export interface ConfigProblem {
-  /** Dotted key (`cache.maxBytes`, `registries[0].url`); undefined for file-level problems. */
-  readonly key: string | undefined;
-  /** What is wrong. */
-  readonly reason: string;
-  /** What would be accepted, when known. */
-  readonly allowed: string | undefined;
-  /** Where the value came from: `flag --port`, `env OUTPOST_PORT`, `config file <path>`, `default`. */
-  readonly source: string | undefined;
-  /** The offending value with secrets redacted; absent when not shown (e.g. for unknown keys). */
-  readonly value?: unknown;
-}
+export type { ConfigProblem } from './checks.ts';
 
 /**
  * The configuration cannot be used; the message lists every problem. `key`,
@@ -55,38 +34,21 @@ export interface ConfigProblem {
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly code = 'CONFIG_INVALID';
-  readonly problems: readonly ConfigProblem[];
   readonly key: string | undefined;
   readonly value: unknown;
   readonly allowed: string | undefined;
 
-  constructor(problems: readonly ConfigProblem[]) {
-    const lines = problems.map(describeProblem);
-    super(
-      lines.length === 1
-        ? `Invalid configuration: ${lines[0]}`
-        : `Invalid configuration (${lines.length} problems):\n${lines.map((line) => `  - ${line}`).join('\n')}`,
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    const lines = problems.map(({ key, reason, source, allowed, ...rest }) =>
+      [key === undefined ? '' : `${key}: `, reason, Object.hasOwn(rest, 'value') ? `, got ${describeValue(rest.value)}` : '', source ? ` (from ${source})` : '', allowed ? `; allowed: ${allowed}` : ''].join(''),
     );
-    this.problems = problems;
-    const first = problems[0];
-    this.key = first?.key;
-    this.value = first?.value;
-    this.allowed = first?.allowed;
+    super(lines.length === 1 ? `Invalid configuration: ${lines[0]}` : `Invalid configuration (${lines.length} problems):\n${lines.map((line) => `  - ${line}`).join('\n')}`);
+    ({ key: this.key, value: this.value, allowed: this.allowed } = problems[0] ?? { key: undefined, allowed: undefined });
   }
 }
 
-function describeProblem(problem: ConfigProblem): string {
-  const value = Object.hasOwn(problem, 'value') ? `, got ${describeValue(problem.value)}` : '';
-  const source = problem.source === undefined ? '' : ` (from ${problem.source})`;
-  const allowed = problem.allowed === undefined ? '' : `; allowed: ${problem.allowed}`;
-  return `${problem.key === undefined ? '' : `${problem.key}: `}${problem.reason}${value}${source}${allowed}`;
-}
-
 export interface LoadConfigOptions {
-  /**
-   * Command-line arguments (without `node` and the script), e.g. `['serve', '--port', '5001']`.
-   * Every option must be `--config` or a setting's flag; anything else is a ConfigError.
-   */
+  /** Command-line arguments (without `node` and the script); every option must be `--config` or a setting's flag. */
   argv?: readonly string[];
   /** What to do with arguments that are not options: leave them to the caller (default) or reject them. */
   positionals?: 'ignore' | 'reject';
@@ -102,110 +64,91 @@ export interface LoadConfigOptions {
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env: Record<string, string | undefined> = { ...options.env };
   const machine = options.machine ?? currentMachine();
-  const schema = configSchema(machine);
-  const settings = listSettings(schema);
-  const settingsByKey = new Map(settings.map(({ key, setting }) => [key, setting]));
-
+  const schema: SchemaSection = configSchema(machine);
+  const settings = new Map(listSettings(schema).map(({ key, setting }) => [key, setting]));
   const flags = parseFlags(options.argv ?? [], settings, options.positionals ?? 'ignore');
-  const file = options.file ?? flags.configFile ?? (env['OUTPOST_CONFIG'] || undefined);
+  const file = options.file ?? flags.get('config')?.value ?? (env['OUTPOST_CONFIG'] || undefined);
   const fromFile = file === undefined ? undefined : readFileSettings(file, schema);
 
   const sourceOf = (key: string): string => {
-    const flag = flags.values.get(key);
-    if (flag !== undefined) return `flag --${flag.flag}`;
-    const envName = settingsByKey.get(key)?.env;
+    const envName = settings.get(key)?.env;
+    if (flags.has(key)) return `flag --${flags.get(key)?.flag}`;
     if (envName !== undefined && env[envName] !== undefined) return `env ${envName}`;
-    if (fromFile?.present.has(key)) return `config file ${file}`;
-    return 'default';
+    return fromFile?.present.has(key) ? `config file ${file}` : 'default';
   };
-
-  // convict keeps its formats in a process-wide registry; registering is idempotent.
-  convict.addFormats(convictFormats);
-  convict.addFormats(authConvictFormats);
-  convict.addFormats(
-    Object.fromEntries(
-      Object.entries(prefetchValueFormats).map(([name, format]: [string, ValueFormat<unknown>]) => [
-        name,
-        { name, validate: (value: unknown) => void format.parse(value), coerce: (value: unknown) => (typeof value === 'string' ? format.coerce(value) : value) },
-      ]),
-    ),
-  );
+  // convict keeps its formats in a process-wide registry; registering is idempotent. No coercion: env strings are parsed by the formats.
+  const { Object: _builtIn, ...formats } = settingFormats;
+  convict.addFormats(toConvict(formats));
   const store = convict(schema as convict.Schema<Record<string, unknown>>, { env, args: [] });
   if (fromFile !== undefined) store.load(fromFile.values);
-  for (const [key, { value }] of flags.values) store.set(key, value);
+  for (const [key, { value }] of flags) if (key !== 'config') store.set(key, value);
 
+  // The value as written; a duration of digits only is a number of seconds (`got 30`, as from the file, not `got "30"`).
+  const written = (key: string): unknown => {
+    const value = store.get(key);
+    if (typeof value !== 'string' || !DURATION_FORMATS.has(settings.get(key)?.format ?? 'Object')) return value;
+    return /^\d+$/.test(value.trim()) ? Number(value) : value.trim();
+  };
   const problems: ConfigProblem[] = [];
-  for (const { key, setting } of settings) {
+  const parsed = new Map<string, unknown>();
+  for (const [key, setting] of settings) {
     try {
-      formatOf(setting.format).parse(store.get(key));
+      parsed.set(key, settingFormats[setting.format].parse(written(key)));
     } catch (error) {
       if (!(error instanceof FormatError)) throw error;
       problems.push(formatProblem(key, setting, error, sourceOf(key)));
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  // The auth block across its keys (mode-dependent keys, groups, rule groups defined): see auth/config.ts.
-  let auth: AuthConfig;
+  let auth;
   try {
+    // The auth block across its keys (mode-dependent keys, groups, rule groups defined): see auth/config.ts.
     auth = parseAuthConfig(store.get('auth'));
   } catch (error) {
     if (!(error instanceof FormatError)) throw error;
-    const first = /^[A-Za-z]+/.exec(error.path)?.[0];
-    throw new ConfigError([formatProblem('auth', undefined, error, sourceOf(first === undefined ? 'auth' : `auth.${first}`))]);
+    throw new ConfigError([formatProblem('auth', undefined, error, sourceOf(`auth.${/^[A-Za-z]+/.exec(error.path)?.[0]}`))]);
   }
-
   try {
-    // Backstop: everything convict checks has been checked above, with better messages.
+    // Backstop: the file walk and the formats have checked everything convict checks, with better messages.
     store.validate({ allowed: 'strict', output: () => undefined });
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new ConfigError([
-      { key: undefined, reason: redactUrlCredentials(message), allowed: undefined, source: undefined },
-    ]);
+    throw new ConfigError([{ key: undefined, reason: redactUrlCredentials(String((error as Error).message)), allowed: undefined, source: undefined }]);
   }
 
-  const read: Reader = (key, format) => {
-    if (settingsByKey.get(key)?.format !== format) throw new Error(`internal: ${key} is not a ${format} setting`);
-    return (valueFormats[format].parse as (value: unknown) => Parsed<typeof format>)(store.get(key));
+  const config = buildConfig(schema, parsed, machine, auth);
+  // Durations as written (with their units), other values as read (`got 0.99`, not `got "0.99"`).
+  const origin: Origin = (key) => {
+    const format = settings.get(key)?.format ?? 'Object';
+    return { value: DURATION_FORMATS.has(format) ? written(key) : (parsed.get(key) ?? store.get(key)), source: sourceOf(key) };
   };
-  const config = buildConfig(read, (key) => store.get(key), machine, auth);
-
-  const inconsistencies = checkConsistency(config, (key) => ({ value: store.get(key), source: sourceOf(key) }));
+  const inconsistencies = checkConsistency(config, origin);
   if (inconsistencies.length > 0) throw new ConfigError(inconsistencies);
   return config;
 }
 
+const DURATION_FORMATS: ReadonlySet<SettingFormat> = new Set([...MS_FORMATS, 'seconds']);
+
 // ---------------------------------------------------------------------------
-// From validated settings to the Config modules receive
+// From parsed settings to the Config modules receive
 
-type Parsed<F extends FormatName> = ReturnType<(typeof valueFormats)[F]['parse']>;
-/** The parsed value of a validated setting; `format` must be the setting's own. */
-type Reader = <F extends FormatName>(key: string, format: F) => Parsed<F>;
+/** The parsed settings nested as the schema, keys renamed as types.ts derives them (`ttl` → `ttlMs`). */
+function nest(section: SchemaSection, parsed: ReadonlyMap<string, unknown>, prefix = ''): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(section).map(([name, node]) => {
+      const key = prefix === '' ? name : `${prefix}.${name}`;
+      if (!isSetting(node)) return [name, nest(node, parsed, key)];
+      return [MS_FORMATS.has(node.format) ? `${name}Ms` : name, parsed.get(key)];
+    }),
+  );
+}
 
-function buildConfig(read: Reader, raw: (key: string) => unknown, machine: MachineFacts, auth: AuthConfig): Config {
-  const upstream: UpstreamConfig = {
-    url: read('upstream.url', 'url'),
-    username: read('upstream.username', 'optional-string'),
-    password: read('upstream.password', 'optional-string'),
-    caFile: read('upstream.caFile', 'optional-string'),
-    insecure: read('upstream.insecure', 'strict-boolean'),
-    connectTimeoutMs: read('upstream.connectTimeout', 'positive-duration'),
-    headersTimeoutMs: read('upstream.headersTimeout', 'positive-duration'),
-    bodyIdleTimeoutMs: read('upstream.bodyIdleTimeout', 'positive-duration'),
-    retries: read('upstream.retries', 'non-negative-int'),
-    connections: read('upstream.connections', 'positive-int'),
-  };
-  const defaultUpstream: DefaultUpstreamConfig = {
-    ...upstream,
-    ...primaryNames(
-      upstream.url,
-      read('upstream.host', 'optional-registry-host'),
-      read('upstream.aliases', 'registry-host-list'),
-      read('upstream.dockerHub', 'optional-boolean'),
-    ),
-  };
-  const registries: RegistryConfig[] = read('registries', 'registries').map((entry) => ({
-    ...primaryNames(entry.url, entry.host, entry.aliases, entry.dockerHub),
+function buildConfig(schema: SchemaSection, parsed: ReadonlyMap<string, unknown>, machine: MachineFacts, auth: Config['auth']): Config {
+  const settings = nest(schema, parsed) as unknown as Config & { upstream: { host?: string; dockerHub?: boolean } };
+  const { host, aliases, dockerHub, ...upstream } = settings.upstream;
+  const defaultPrimary = { ...upstream, ...primaryNames(upstream.url, host, aliases, dockerHub) };
+  // Timeouts, retries and connections are inherited; credentials, CA and TLS verification belong to one primary.
+  const registries = (parsed.get('registries') as ReturnType<typeof parseRegistries>).map((entry) => ({
+    ...primaryNames(entry.url, entry.host, entry.aliases ?? [], entry.dockerHub),
     url: entry.url,
     // Credentials, CA and TLS verification belong to one primary: never inherited.
     username: entry.username,
@@ -218,71 +161,15 @@ function buildConfig(read: Reader, raw: (key: string) => unknown, machine: Machi
     retries: entry.retries ?? upstream.retries,
     connections: entry.connections ?? upstream.connections,
   }));
-  const server: Config['server'] = {
-    host: read('server.host', 'non-empty-string'),
-    port: read('server.port', 'port-number'),
-    tlsCert: read('server.tlsCert', 'optional-string'),
-    tlsKey: read('server.tlsKey', 'optional-string'),
-    headersTimeoutMs: read('server.headersTimeout', 'positive-duration'),
-    bodyTimeoutMs: read('server.bodyTimeout', 'positive-duration'),
-    sendTimeoutMs: read('server.sendTimeout', 'positive-duration'),
-    maxConnectionsPerWorker: read('server.maxConnectionsPerWorker', 'positive-int'),
-  };
-
-  return {
-    server,
-    upstream: defaultUpstream,
-    registries,
-    upstreamProtection: {
-      failureThreshold: read('upstreamProtection.failureThreshold', 'positive-int'),
-      cooldownMs: read('upstreamProtection.cooldown', 'positive-duration'),
-      maxConcurrent: read('upstreamProtection.maxConcurrent', 'non-negative-int'),
-      maxQueued: read('upstreamProtection.maxQueued', 'non-negative-int'),
-      queueTimeoutMs: read('upstreamProtection.queueTimeout', 'positive-duration'),
-      notFoundTtlMs: read('upstreamProtection.notFoundTtl', 'duration'),
-    },
-    cache: {
-      dir: read('cache.dir', 'non-empty-string'),
-      maxBytes: read('cache.maxBytes', 'bytes'),
-      highWatermark: read('cache.highWatermark', 'fraction'),
-      lowWatermark: read('cache.lowWatermark', 'fraction'),
-      retentionMs: read('cache.retention', 'duration'),
-      scrubRate: read('cache.scrubRate', 'bytes'),
-      pins: read('cache.pins', 'string-list'),
-      retentionSchedule: prefetchValueFormats['optional-cron'].parse(raw('cache.retentionSchedule')),
-      retentionRules: prefetchValueFormats['retention-rules'].parse(raw('cache.retentionRules')),
-    },
-    manifests: { maxBytes: read('manifests.maxBytes', 'bytes') },
-    tags: {
-      ttlMs: read('tags.ttl', 'duration'),
-      revalidateTimeoutMs: read('tags.revalidateTimeout', 'positive-duration'),
-    },
-    workers: read('workers', 'positive-int'),
-    node: {
-      id: read('node.id', 'node-id'),
-      advertiseUrl: read('node.advertiseUrl', 'optional-url') ?? defaultAdvertiseUrl(server, machine.hostname),
-    },
-    cluster: {
-      name: read('cluster.name', 'cluster-name'),
-      peerSecret: read('cluster.peerSecret', 'optional-string'),
-    },
-    etcd: { endpoints: read('etcd.endpoints', 'url-list'), leaseTtlMs: read('etcd.leaseTtl', 'positive-duration') },
-    redis: { url: read('redis.url', 'redis-url') },
-    admin: { token: read('admin.token', 'optional-string') },
-    drainSeconds: read('drainSeconds', 'duration') / 1000,
-    shutdownTimeoutMs: read('shutdownTimeout', 'positive-duration'),
-    log: { level: read('log.level', 'log-level') },
-    auth,
-    prefetch: resolvePrefetchUpstreams(prefetchValueFormats['prefetch-jobs'].parse(raw('prefetch')), defaultUpstream, registries),
-  };
-}
-
-/** Jobs with their upstream normalised to the host of the primary it names (an unknown one is kept, and reported). */
-function resolvePrefetchUpstreams(jobs: PrefetchJobEntry[], defaultPrimary: PrimaryNames, registries: readonly PrimaryNames[]) {
-  return jobs.map((job) => {
-    const primary = job.upstream === undefined ? defaultPrimary : [defaultPrimary, ...registries].find((p) => p.host === job.upstream || p.aliases.includes(job.upstream!));
-    return { ...job, upstream: primary?.host ?? job.upstream! };
+  const primaries = [defaultPrimary, ...registries];
+  // A job's upstream normalised to the host of the primary it names; an unknown one is kept, and reported by the checks.
+  const prefetch = (parsed.get('prefetch') as PrefetchJobEntry[]).map((job) => {
+    const primary = job.upstream === undefined ? defaultPrimary : primaries.find((p) => p.host === job.upstream || p.aliases.includes(job.upstream ?? ''));
+    return { ...job, upstream: primary?.host ?? job.upstream ?? '' };
   });
+  const node = { ...settings.node, advertiseUrl: settings.node.advertiseUrl ?? defaultAdvertiseUrl(settings.server, machine.hostname) };
+  const { auth: _auth, prefetch: _prefetch, ...rest } = settings;
+  return { ...rest, upstream: defaultPrimary, registries, node, auth, prefetch };
 }
 
 /**
@@ -299,355 +186,89 @@ function primaryNames(url: string, host: string | undefined, aliases: readonly s
   return { host: own, aliases: names, dockerHub: dockerHub ?? [own, urlHost, ...names].some(isDockerHubHost) };
 }
 
-// ---------------------------------------------------------------------------
-// Problems
-
-function lastSegment(key: string): string {
-  return key.split(/[.[\]]+/).filter((part) => part !== '').pop() ?? key;
-}
-
-/** The value as it may be shown for `key`: secrets replaced, URL credentials stripped. */
-function shownValue(key: string, setting: Setting | undefined, value: unknown): unknown {
-  if (setting?.sensitive === true) return value === undefined || value === null || value === '' ? value : REDACTED;
-  return redactValue(value, lastSegment(key));
-}
-
-/** The format a setting's values are checked with; `Object` (auth.groups) only has to be a mapping here. */
-function formatOf(name: SettingFormat): ValueFormat<unknown> {
-  if (name === 'Object') return objectFormat;
-  if (Object.hasOwn(prefetchValueFormats, name)) return prefetchValueFormats[name as keyof typeof prefetchValueFormats];
-  return isFormatName(name) ? valueFormats[name] : authValueFormats[name as keyof typeof authValueFormats];
-}
-
-const objectFormat: ValueFormat<Record<string, unknown>> = {
-  allowed: 'a mapping',
-  parse(value) {
-    if (!isPlainObject(value)) throw new FormatError('not a mapping', 'a mapping', value);
-    return value;
-  },
-  coerce: (text) => text,
-};
-
-function formatProblem(key: string, setting: Setting | undefined, error: FormatError, source: string): ConfigProblem {
-  const fullKey = error.path === '' ? key : error.path.startsWith('[') ? `${key}${error.path}` : `${key}.${error.path}`;
-  const problem = { key: fullKey, reason: error.reason, allowed: error.allowed, source };
-  return error.valueHidden ? problem : { ...problem, value: shownValue(fullKey, setting, error.value) };
-}
-
-// ---------------------------------------------------------------------------
-// Cross-field checks, on the parsed configuration
-
-/** Where a setting's value came from, as the user wrote it. */
-type Origin = (key: string) => { value: unknown; source: string };
-
-function checkConsistency(config: Config, origin: Origin): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
-  /** A problem with the value `key` holds; `settingKey` is where it was set (for `registries[0].caFile`: `registries`). */
-  const badValue = (key: string, reason: string, allowed: string, value: unknown, settingKey = key): void => {
-    const { source } = origin(settingKey);
-    problems.push({ key, reason, allowed, source, value: redactValue(value, lastSegment(key)) });
-  };
-
-  const { tlsCert, tlsKey } = config.server;
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-    const [missing, present] =
-      tlsCert === undefined ? ['server.tlsCert', 'server.tlsKey'] : ['server.tlsKey', 'server.tlsCert'];
-    problems.push({
-      key: missing,
-      reason: `must be set because ${present} is set (from ${origin(present).source})`,
-      allowed: 'both server.tlsCert and server.tlsKey (HTTPS), or neither (HTTP)',
-      source: undefined,
-    });
-  }
-  if (config.server.bodyTimeoutMs < config.server.headersTimeoutMs) {
-    badValue(
-      'server.bodyTimeout',
-      `must not be below server.headersTimeout (${String(origin('server.headersTimeout').value)})`,
-      'a duration at least server.headersTimeout: the body timeout covers the headers too',
-      origin('server.bodyTimeout').value,
-    );
-  }
-  if (config.cache.lowWatermark >= config.cache.highWatermark) {
-    badValue(
-      'cache.lowWatermark',
-      `must be below cache.highWatermark (${config.cache.highWatermark})`,
-      'a fraction smaller than cache.highWatermark',
-      origin('cache.lowWatermark').value,
-    );
-  }
-  for (const [key, bytes] of [
-    ['cache.maxBytes', config.cache.maxBytes],
-    ['manifests.maxBytes', config.manifests.maxBytes],
-  ] as const) {
-    if (bytes === 0) badValue(key, 'must be greater than 0', 'a byte size greater than 0, e.g. 10GiB', origin(key).value);
-  }
-
-  const { leaseTtlMs } = config.etcd;
-  if (leaseTtlMs % 1000 !== 0 || leaseTtlMs > maxLeaseTtlMs) {
-    badValue('etcd.leaseTtl', 'must be a whole number of seconds, at most 10m', 'a duration in whole seconds from 1s to 10m, e.g. 5s', origin('etcd.leaseTtl').value);
-  }
-  if (config.etcd.endpoints.length > 0) {
-    const secret = config.cluster.peerSecret;
-    if (secret === undefined) {
-      problems.push({
-        key: 'cluster.peerSecret',
-        reason: `must be set because etcd.endpoints is set (from ${origin('etcd.endpoints').source}): replicas sign their membership records with it`,
-        allowed: `the same secret of at least ${minPeerSecretLength} characters on every replica (OUTPOST_PEER_SECRET), e.g. from openssl rand -hex 32`,
-        source: undefined,
-      });
-    } else if (secret.length < minPeerSecretLength) {
-      problems.push({
-        key: 'cluster.peerSecret',
-        reason: `is too short (${secret.length} characters)`,
-        allowed: `at least ${minPeerSecretLength} characters, e.g. from openssl rand -hex 32`,
-        source: origin('cluster.peerSecret').source,
-        value: REDACTED,
-      });
-    }
-  }
-
-  problems.push(...duplicateNames(config, origin));
-  const primaries = [config.upstream, ...config.registries];
-  config.prefetch.forEach((job, index) => {
-    if (primaries.some((primary) => primary.host === job.upstream)) return;
-    problems.push({
-      key: `prefetch[${index}].upstream`,
-      reason: `names no configured primary (job "${job.name}")`,
-      allowed: `the host or an alias of a configured primary: ${primaries.flatMap((p) => [p.host, ...p.aliases]).join(', ')}; leave it out for the default primary`,
-      source: origin('prefetch').source,
-      value: job.upstream,
-    });
-  });
-  const knownHosts = [config.upstream, ...config.registries].flatMap((primary) => [primary.host, ...primary.aliases]);
-  for (const error of unknownRuleUpstreams(config.auth, knownHosts)) {
-    problems.push({ key: `auth.${error.path}`, reason: error.reason, allowed: error.allowed, source: origin('auth.rules').source, value: error.value });
-  }
-  // parseAuthConfig sees the default too; only the loader knows whether the file set it.
-  if (config.auth.mode === 'none' && origin('auth.cacheDecisions').source !== 'default') {
-    badValue(
-      'auth.cacheDecisions',
-      'set, but auth.mode is none: no decision is made, so none is cached',
-      'auth.mode: upstream (how long the primary\'s answer is reused) or basic (how long a verified password is trusted without bcrypt), or leave cacheDecisions out',
-      origin('auth.cacheDecisions').value,
-    );
-  }
-  const htpasswd = config.auth.htpasswd;
-  if (htpasswd !== undefined && unreadableReason(htpasswd) === undefined) {
-    const reason = htpasswdProblem(htpasswd);
-    if (reason !== undefined) badValue('auth.htpasswd', reason, 'an htpasswd file of bcrypt entries (htpasswd -B), one user:hash a line', htpasswd);
-  }
-
-  const files: Array<[key: string, file: string | undefined, settingKey: string]> = [
-    ['auth.htpasswd', htpasswd, 'auth.htpasswd'],
-    ['server.tlsCert', tlsCert, 'server.tlsCert'],
-    ['server.tlsKey', tlsKey, 'server.tlsKey'],
-    ['upstream.caFile', config.upstream.caFile, 'upstream.caFile'],
-    ...config.registries.map(
-      (registry, index): [string, string | undefined, string] => [`registries[${index}].caFile`, registry.caFile, 'registries'],
-    ),
-  ];
-  for (const [key, file, settingKey] of files) {
-    if (file === undefined) continue;
-    const unreadable = unreadableReason(file);
-    if (unreadable !== undefined) badValue(key, unreadable, 'a readable file', file, settingKey);
-  }
-  if (tlsCert !== undefined && tlsKey !== undefined && unreadableReason(tlsCert) === undefined && unreadableReason(tlsKey) === undefined) {
-    const read = readTlsPair(tlsCert, tlsKey);
-    if (!read.ok) {
-      badValue(read.problem.key, read.problem.reason, 'a PEM certificate chain (tlsCert) and its unencrypted PEM private key (tlsKey)', read.problem.file);
-    }
-  }
-  return problems;
-}
-
-/**
- * Each registry host names one primary: a `registries` entry that repeats the
- * default primary's host or an alias (or another entry's) would be a second
- * cache of the same registry, chosen by whichever name a client used.
- */
-function duplicateNames(config: Config, origin: Origin): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
-  /** Each name → which setting gave it to which primary. */
-  const owners = new Map<string, string>();
-  const explicitAliases = new Set(valueFormats['registry-host-list'].parse(origin('upstream.aliases').value));
-  const hostSet = origin('upstream.host').source !== 'default';
-  for (const name of [config.upstream.host, ...config.upstream.aliases]) {
-    const why =
-      name === config.upstream.host
-        ? hostSet ? 'upstream.host' : 'upstream.url'
-        : explicitAliases.has(name) ? 'upstream.aliases' : 'implied by a Docker Hub upstream.url';
-    owners.set(name, `the default primary (${why})`);
-  }
-  config.registries.forEach((registry, index) => {
-    const names = [registry.host, ...registry.aliases];
-    const taken = names.find((name) => owners.has(name));
-    if (taken === undefined) {
-      for (const name of names) owners.set(name, `registries[${index}]`);
-      return;
-    }
-    problems.push({
-      key: taken === registry.host ? `registries[${index}].host` : `registries[${index}].aliases`,
-      reason: `${taken} is already a name of ${owners.get(taken)}; a second primary for it would be a second cache of the same images`,
-      allowed: 'a host no other primary answers to; to mirror it from this url, make it the default primary (upstream.url with upstream.aliases) or change the other entry',
-      source: origin('registries').source,
-      value: taken,
-    });
-  });
-  return problems;
-}
-
-/** What is wrong with an htpasswd file's content (line numbers, never a hash or a user), or undefined. */
-function htpasswdProblem(file: string): string | undefined {
-  try {
-    const text = fs.readFileSync(file, 'utf8');
-    if (Buffer.byteLength(text) > HTPASSWD_MAX_BYTES) return `larger than ${HTPASSWD_MAX_BYTES} bytes`;
-    parseHtpasswd(text, { maxBytes: HTPASSWD_MAX_BYTES, maxUsers: HTPASSWD_MAX_USERS });
-    return undefined;
-  } catch (error) {
-    if (error instanceof HtpasswdError) return error.message;
-    return `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
-  }
-}
-
-const HTPASSWD_MAX_BYTES = 1024 * 1024;
-const HTPASSWD_MAX_USERS = 10_000;
-
-function unreadableReason(file: string): string | undefined {
-  try {
-    if (!fs.statSync(file).isFile()) return 'is not a file';
-    fs.accessSync(file, fs.constants.R_OK);
-    return undefined;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? 'file does not exist' : `cannot read the file (${code ?? 'error'})`;
-  }
-}
-
-const minPeerSecretLength = 16;
-const maxLeaseTtlMs = 600_000;
-
 const WILDCARD_HOSTS: ReadonlySet<string> = new Set(['0.0.0.0', '::', '[::]', '*']);
 
 /** `http(s)://<host>:<port>`, with the machine's host name when listening on every address. */
 function defaultAdvertiseUrl(server: Config['server'], hostname: string): string {
   const host = WILDCARD_HOSTS.has(server.host) ? hostname : server.host;
-  const shownHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  const scheme = server.tlsCert !== undefined ? 'https' : 'http';
-  return `${scheme}://${shownHost}:${server.port}`;
+  return `${server.tlsCert !== undefined ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${server.port}`;
+}
+
+function formatProblem(key: string, setting: Setting | undefined, error: FormatError, source: string): ConfigProblem {
+  const fullKey = error.path === '' ? key : `${key}${error.path.startsWith('[') ? '' : '.'}${error.path}`;
+  const problem = { key: fullKey, reason: error.reason, allowed: error.allowed, source };
+  if (error.valueHidden) return problem;
+  const hidden = setting?.sensitive === true && !['', null, undefined].includes(error.value as string);
+  return { ...problem, value: hidden ? REDACTED : redactValue(error.value, fullKey.split(/[.[\]]+/).findLast((part) => part !== '')) };
 }
 
 // ---------------------------------------------------------------------------
 // Command-line flags
 
-interface ParsedFlags {
-  configFile: string | undefined;
-  /** Setting key → the flag that set it and its value (last occurrence wins). */
-  values: Map<string, { flag: string; value: string }>;
-}
-
 const normalized = (name: string): string => name.toLowerCase().replace(/[^a-z0-9]/g, '');
 
 /**
- * Why a flag is unknown and what to use instead: the flag it resembles
- * (`--upstream_url` → `--upstream-url`), or the environment variable and
- * config key of a setting that has no flag (`--tag-ttl` → OUTPOST_TAG_TTL).
+ * `--config` and the flags the schema declares (`--port 5001`, `--port=5001`),
+ * by setting key (`config` for the file). Any other option stops the command
+ * with a message naming the flag it resembles or the env var of the setting
+ * it names: a misspelt flag must never be ignored. Positional arguments
+ * (command words) are left to the caller unless rejected; `--` ends options.
  */
-function unknownFlag(token: string, flag: string, keyByFlag: ReadonlyMap<string, string>, settings: ReadonlyArray<{ key: string; setting: Setting }>): ConfigProblem {
-  const flags = ['config', ...keyByFlag.keys()].map((f) => `--${f}`).join(', ');
-  const wanted = normalized(flag);
-  const similar = ['config', ...keyByFlag.keys()].find((f) => normalized(f) === wanted);
-  const setting = settings.find(
-    ({ key, setting }) => normalized(key) === wanted || (setting.env !== undefined && normalized(setting.env.replace(/^OUTPOST_/, '')) === wanted),
-  );
-  let hint = '';
-  if (similar !== undefined) hint = ` (did you mean --${similar}?)`;
-  else if (setting !== undefined) {
-    const how = setting.setting.env === undefined ? `set ${setting.key} in the config file` : `set ${setting.setting.env} or ${setting.key} in the config file`;
-    hint = ` (${setting.key} has no command-line flag: ${how}${setting.setting.sensitive === true ? '; it is a secret, keep it off the command line' : ''})`;
-  }
-  return { key: undefined, reason: `unknown option ${token.split('=')[0]}${hint}`, allowed: `${flags} (every setting can be set with its environment variable or in the config file)`, source: undefined };
-}
-
-/**
- * Picks `--config` and the flags the schema declares (`--port 5001` or
- * `--port=5001`) out of argv. Any other option (`--tag-ttl`, `-p`) stops
- * the command with a message naming it and what to use instead: a
- * misspelt flag must never be ignored. Positional arguments (command words)
- * are left to the caller, or rejected with `positionals: 'reject'`; `--`
- * ends option parsing.
- */
-function parseFlags(
-  argv: readonly string[],
-  settings: ReadonlyArray<{ key: string; setting: Setting }>,
-  positionals: 'ignore' | 'reject',
-): ParsedFlags {
-  const keyByFlag = new Map<string, string>();
-  for (const { key, setting } of settings) if (setting.arg !== undefined) keyByFlag.set(setting.arg, key);
-  const result: ParsedFlags = { configFile: undefined, values: new Map() };
+function parseFlags(argv: readonly string[], settings: ReadonlyMap<string, Setting>, positionals: 'ignore' | 'reject'): Map<string, { flag: string; value: string }> {
+  const keyByFlag = new Map([['config', 'config'], ...[...settings].flatMap(([key, { arg }]) => (arg === undefined ? [] : [[arg, key] as const]))]);
+  const options = Object.fromEntries([...keyByFlag.keys()].map((flag) => [flag, { type: 'string' as const }]));
+  const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
+  const end = tokens.findIndex((token) => token.kind === 'option-terminator');
+  const flags = new Map<string, { flag: string; value: string }>();
   const problems: ConfigProblem[] = [];
-
-  for (let index = 0; index < argv.length; index++) {
-    const token = argv[index] ?? '';
-    if (token === '--') break;
-    if (!token.startsWith('-') || token === '-') {
-      if (positionals === 'reject') {
-        problems.push({ key: undefined, reason: `unexpected argument "${token}"`, allowed: 'options only, e.g. --config FILE', source: undefined });
+  let skip = -1; // the value of an unknown option, not a stray argument
+  let reported = -1; // `-p5001` is one unknown option, not a group of five
+  for (const token of end === -1 ? tokens : tokens.slice(0, end)) {
+    if (token.kind === 'positional') {
+      if (positionals === 'reject' && token.index !== skip) {
+        problems.push({ key: undefined, reason: `unexpected argument "${token.value}"`, allowed: 'options only, e.g. --config FILE', source: undefined });
       }
-      continue;
-    }
-    const equals = token.indexOf('=');
-    const flag = token.startsWith('--') ? token.slice(2, equals === -1 ? undefined : equals) : '';
-    const key = keyByFlag.get(flag);
-    if (flag !== 'config' && key === undefined) {
-      problems.push(unknownFlag(token, flag === '' ? token.replace(/^-+/, '').split('=')[0]! : flag, keyByFlag, settings));
-      // Skip its value too, so it is not reported as a stray argument.
-      if (equals === -1 && argv[index + 1] !== undefined && !argv[index + 1]!.startsWith('-')) index++;
-      continue;
-    }
-    let value: string | undefined;
-    if (equals !== -1) {
-      value = token.slice(equals + 1);
-    } else {
-      const next = argv[index + 1];
-      if (next !== undefined && !next.startsWith('--')) {
-        value = next;
-        index++;
-      }
-    }
-    if (value === undefined) {
-      problems.push({
-        key,
-        reason: `flag --${flag} needs a value`,
-        allowed: `--${flag} VALUE or --${flag}=VALUE`,
-        source: `flag --${flag}`,
-      });
-    } else if (key === undefined) {
-      result.configFile = value;
-    } else {
-      result.values.set(key, { flag, value });
+    } else if (token.kind === 'option' && !keyByFlag.has(token.name)) {
+      if (reported !== token.index) problems.push(unknownFlag(argv[token.index]!.split('=')[0]!, keyByFlag, settings));
+      reported = token.index;
+      if (token.value === undefined) skip = token.index + 1;
+    } else if (token.kind === 'option') {
+      const key = keyByFlag.get(token.name) ?? token.name;
+      if (token.value === undefined || (!token.inlineValue && token.value.startsWith('--'))) {
+        problems.push({ key: key === 'config' ? undefined : key, reason: `flag ${token.rawName} needs a value`, allowed: `${token.rawName} VALUE or ${token.rawName}=VALUE`, source: `flag ${token.rawName}` });
+      } else flags.set(key, { flag: token.name, value: token.value });
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return result;
+  return flags;
+}
+
+function unknownFlag(raw: string, keyByFlag: ReadonlyMap<string, string>, settings: ReadonlyMap<string, Setting>): ConfigProblem {
+  const wanted = normalized(raw);
+  const similar = [...keyByFlag.keys()].find((flag) => normalized(flag) === wanted);
+  const [key, setting] = [...settings].find(([key, { env }]) => normalized(key) === wanted || (env !== undefined && normalized(env.replace(/^OUTPOST_/, '')) === wanted)) ?? [];
+  let hint = '';
+  if (similar !== undefined) hint = ` (did you mean --${similar}?)`;
+  else if (setting !== undefined) {
+    const how = setting.env === undefined ? `set ${key} in the config file` : `set ${setting.env} or ${key} in the config file`;
+    hint = ` (${key} has no command-line flag: ${how}${setting.sensitive === true ? '; it is a secret, keep it off the command line' : ''})`;
+  }
+  const flags = [...keyByFlag.keys()].map((flag) => `--${flag}`).join(', ');
+  return { key: undefined, reason: `unknown option ${raw}${hint}`, allowed: `${flags} (every setting can be set with its environment variable or in the config file)`, source: undefined };
 }
 
 // ---------------------------------------------------------------------------
 // The config file
 
+/** The file's settings (empty sections dropped) and the keys it sets. */
 interface FileSettings {
-  /** The file's settings, with empty sections dropped. */
   values: Record<string, unknown>;
-  /** Keys of the settings the file sets. */
   present: Set<string>;
 }
 
-const FILE_ALLOWED = 'a .json, .yaml or .yml file holding a mapping of settings';
-
 function readFileSettings(file: string, schema: SchemaSection): FileSettings {
   const fail = (reason: string): never => {
-    throw new ConfigError([
-      { key: undefined, reason: `config file ${file}: ${reason}`, allowed: FILE_ALLOWED, source: undefined },
-    ]);
+    throw new ConfigError([{ key: undefined, reason: `config file ${file}: ${reason}`, allowed: 'a .json, .yaml or .yml file holding a mapping of settings', source: undefined }]);
   };
   const extension = path.extname(file).toLowerCase();
   if (!['.json', '.yaml', '.yml'].includes(extension)) fail(`unsupported extension "${extension}"`);
@@ -665,58 +286,36 @@ function readFileSettings(file: string, schema: SchemaSection): FileSettings {
     // Never echo the offending source line: it may hold a secret.
     fail(extension === '.json' ? jsonErrorLocation(error, text) : yamlErrorLocation(error));
   }
-  if (raw === null || raw === undefined) raw = {};
-  if (!isPlainObject(raw)) return fail('must hold a mapping of settings at the top level');
-
+  if (!isPlainObject(raw ?? {})) fail('must hold a mapping of settings at the top level');
   const problems: ConfigProblem[] = [];
   const present = new Set<string>();
-  const values = collectFileSettings(raw, schema, '', `config file ${file}`, present, problems);
+  const values = collect((raw ?? {}) as Record<string, unknown>, schema, '', `config file ${file}`, present, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return { values, present };
 }
 
-/** Copies the file's settings, reporting unknown keys and sections that are not mappings. */
-function collectFileSettings(
-  raw: Record<string, unknown>,
-  section: SchemaSection,
-  prefix: string,
-  source: string,
-  present: Set<string>,
-  problems: ConfigProblem[],
-): Record<string, unknown> {
+/**
+ * Copies the file's settings, reporting unknown keys (their values hidden: a
+ * misspelt key may hold a secret) and sections and settings written as each
+ * other, before convict sees them.
+ */
+function collect(raw: Record<string, unknown>, section: SchemaSection, prefix: string, source: string, present: Set<string>, problems: ConfigProblem[]): Record<string, unknown> {
   const values: Record<string, unknown> = {};
-  const known = Object.keys(section);
   for (const [name, value] of Object.entries(raw)) {
     const key = prefix === '' ? name : `${prefix}.${name}`;
     const node = Object.hasOwn(section, name) ? section[name] : undefined;
     if (node === undefined) {
-      // The value is not shown: a misspelt key may well hold a secret.
-      problems.push({
-        key,
-        reason: 'unknown key',
-        allowed: `${prefix === '' ? 'top-level keys' : `keys under ${prefix}`}: ${known.join(', ')}`,
-        source,
-      });
+      problems.push({ key, reason: 'unknown key', allowed: `${prefix === '' ? 'top-level keys' : `keys under ${prefix}`}: ${Object.keys(section).join(', ')}`, source });
+    } else if (isSetting(node) && isPlainObject(value) && node.format !== 'Object') {
+      problems.push({ key, reason: 'must be a single value, not a mapping', allowed: settingFormats[node.format].allowed, source });
     } else if (isSetting(node)) {
-      if (isPlainObject(value) && node.format !== 'Object') {
-        const allowed = formatOf(node.format).allowed;
-        problems.push({ key, reason: 'must be a single value, not a mapping', allowed, source });
-      } else {
-        values[name] = value;
-        present.add(key);
-      }
-    } else if (value === null) {
-      // An empty section (`server:` with every key commented out) sets nothing.
-    } else if (!isPlainObject(value)) {
-      problems.push({
-        key,
-        reason: 'must be a section (a mapping)',
-        allowed: `a mapping with keys ${Object.keys(node).join(', ')}`,
-        source,
-        value: redactValue(value, name),
-      });
-    } else {
-      values[name] = collectFileSettings(value, node, key, source, present, problems);
+      values[name] = value;
+      present.add(key);
+    } else if (isPlainObject(value)) {
+      values[name] = collect(value, node, key, source, present, problems);
+    } else if (value !== null) {
+      // (null: an empty section, `server:` with every key commented out, sets nothing.)
+      problems.push({ key, reason: 'must be a section (a mapping)', allowed: `a mapping with keys ${Object.keys(node).join(', ')}`, source, value: redactValue(value, name) });
     }
   }
   return values;
@@ -730,16 +329,12 @@ function jsonErrorLocation(error: unknown, text: string): string {
   const position = /at position (\d+)/.exec(error instanceof Error ? error.message : '')?.[1];
   if (position === undefined) return 'invalid JSON';
   const before = text.slice(0, Number(position));
-  const line = before.split('\n').length;
-  const column = Number(position) - before.lastIndexOf('\n');
-  return `invalid JSON at line ${line}, column ${column}`;
+  return `invalid JSON at line ${before.split('\n').length}, column ${Number(position) - before.lastIndexOf('\n')}`;
 }
 
 function yamlErrorLocation(error: unknown): string {
   const linePos = (error as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
   // The first line of a YAML error is the diagnosis; the source excerpt follows it.
-  const firstLine = (error instanceof Error ? error.message : '').split('\n')[0] ?? '';
-  const diagnosis = firstLine.replace(/ at line \d+, column \d+:?$/, '') || 'parse error';
-  const where = linePos === undefined ? '' : ` at line ${linePos.line}, column ${linePos.col}`;
-  return `invalid YAML${where}: ${diagnosis}`;
+  const diagnosis = ((error instanceof Error ? error.message : '').split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '') || 'parse error';
+  return `invalid YAML${linePos === undefined ? '' : ` at line ${linePos.line}, column ${linePos.col}`}: ${diagnosis}`;
 }

@@ -21,6 +21,8 @@ import { isPrefetchJobsPath, type PrefetchJobRoutes } from './prefetch-job-route
 import { prefetchPath, type PrefetchRoutes } from './prefetch-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
+import { isStatusPagePath, type StatusPageRoutes } from './status-page-routes.ts';
+import type { PullEvent } from '../cluster/pull-activity.ts';
 import { checkIntervalFor, SendWatchdog } from './send-watchdog.ts';
 
 export interface HandlerDeps {
@@ -35,6 +37,10 @@ export interface HandlerDeps {
   prefetchJobs?: PrefetchJobRoutes;
   /** `POST /api/v0/prefetch`: the ad-hoc warm (admin token). */
   prefetch?: PrefetchRoutes;
+  /** `/`, `/status` and the status page's data and assets. */
+  statusPage?: StatusPageRoutes;
+  /** Told of every manifest or blob GET answered with content (the status page's pull activity). */
+  onPull?: (event: PullEvent) => void;
   logger: Logger;
   metrics: WorkerMetrics;
   /** While draining, responses close their connection so keep-alive clients reconnect through the load balancer. */
@@ -81,6 +87,18 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
       metrics.httpRequests.inc({ route, method, status: String(res.statusCode) });
       metrics.httpDuration.observe({ route }, seconds);
       if (opsRoute) return; // probes every second from every load balancer: counted, not logged
+      const bytes = socket.bytesWritten - socketBytesAtStart;
+      if (deps.onPull && req.method === 'GET' && res.statusCode < 400 && (route === 'manifest' || route === 'blob') && notes.repository !== undefined) {
+        deps.onPull({
+          kind: route,
+          repository: notes.repository,
+          reference: notes.reference ?? '',
+          client: socket.remoteAddress ?? '',
+          cache: notes.cache,
+          user: notes.user,
+          bytes,
+        });
+      }
       logger.info(
         {
           reqId: headerValue(req.headers['x-request-id']) ?? randomUUID(),
@@ -93,7 +111,7 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
           upstream: notes.upstream,
           status: res.statusCode,
           code: notes.code,
-          bytes: socket.bytesWritten - socketBytesAtStart,
+          bytes,
           complete: res.writableFinished,
           durationMs: Math.round(seconds * 100_000) / 100,
           cache: notes.cache,
@@ -131,6 +149,10 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
     if (path.startsWith('/api/v0/cache/')) {
       notes.route = 'admin';
       return deps.admin.handle(req, res, path, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+    }
+    if (deps.statusPage && isStatusPagePath(path)) {
+      notes.route = 'admin';
+      return deps.statusPage.handle(req, res, path);
     }
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
     res.end('not found\n');

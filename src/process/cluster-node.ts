@@ -28,6 +28,7 @@ import { publishPullStats } from '../coordination/redis-pull-stats.ts';
 import { RedisBlobLocations } from '../coordination/redis-blob-locations.ts';
 import { RedisFillLocks } from '../coordination/redis-fill-lock.ts';
 import { RedisTagCache } from '../coordination/redis-tag-cache.ts';
+import { RedisPullActivity } from '../coordination/redis-pull-activity.ts';
 import { SharedStateBroker, type SharedStatePeer } from '../coordination/shared-state-broker.ts';
 import type { Digest } from '../registry/digest.ts';
 import { cacheDirWritable } from '../observability/health.ts';
@@ -97,6 +98,8 @@ export class ClusterNode {
   /** The location index, when peer fill is on (Redis and a peer secret). */
   private readonly locations: RedisBlobLocations | undefined;
   private addressTimer: NodeJS.Timeout | undefined;
+  /** The replica set's pull activity (the status page), when Redis is configured. */
+  readonly pullActivity: RedisPullActivity | undefined;
 
   private constructor(
     private readonly options: ClusterNodeOptions,
@@ -125,6 +128,7 @@ export class ClusterNode {
       });
       metrics.redisUp.set(0);
       const redis = this.redis;
+      this.pullActivity = new RedisPullActivity(redis, config.node.id);
       const locations = new RedisBlobLocations(redis, config.node.id);
       this.shared = new SharedStateBroker({
         redisUp: () => redis.state().up,

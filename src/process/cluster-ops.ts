@@ -24,6 +24,8 @@
  *   primary → workers   {t:'cluster.coordination', value}       (etcd/Redis/leader state, on change and to new workers)
  *   worker  → primary   {t:'ops.prefetch', id, request}         the admin API's prefetch jobs (list, run now), answered with ops.reply
  *   worker  → primary   {t:'ops.retention', id}                 the leader asked this node for a retention sweep (ops.reply {evicted, bytes})
+ *   worker  → primary   {t:'ops.statusPage', id}                (the status page's document; answered with ops.reply)
+ *   worker  → primary   {t:'pulls.batch', batch}                pulls this worker answered (at most one a second)
  */
 import cluster, { type Worker } from 'node:cluster';
 import { addCounters, emptyCounters, type ConnectionCounters } from '../observability/connection-stats.ts';
@@ -38,6 +40,7 @@ import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { parseCoordinationState, type CoordinationState } from '../cluster/coordination-state.ts';
 import { parseBreakerEvent, type BreakerChannel, type BreakerEvent } from '../upstream/circuit-breaker.ts';
 import { parsePrefetchJobsRequest, type PrefetchJobsRequest } from '../prefetch/jobs-request.ts';
+import { parsePullBatch, type PullBatch } from '../cluster/pull-activity.ts';
 
 /** Worker → primary. */
 export type OpsWorkerMessage =
@@ -45,6 +48,8 @@ export type OpsWorkerMessage =
   | { t: 'ops.connections'; id: number }
   | { t: 'ops.clusterStatus'; id: number }
   | { t: 'ops.retention'; id: number }
+  | { t: 'ops.statusPage'; id: number }
+  | { t: 'pulls.batch'; batch: PullBatch }
   | { t: 'ops.admin'; id: number; request: unknown }
   | { t: 'ops.prefetch'; id: number; request: unknown }
   | { t: 'ops.metrics.res'; reqId: number; metrics: ProcessMetrics }
@@ -84,7 +89,12 @@ function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
     case 'ops.connections':
     case 'ops.clusterStatus':
     case 'ops.retention':
+    case 'ops.statusPage':
       return isNumber(m.id) ? { t: m.t, id: m.id } : undefined;
+    case 'pulls.batch': {
+      const batch = parsePullBatch(m.batch);
+      return batch ? { t: m.t, batch } : undefined;
+    }
     case 'ops.admin':
     case 'ops.prefetch':
       return isNumber(m.id) ? { t: m.t, id: m.id, request: m.request } : undefined;
@@ -129,6 +139,10 @@ export interface PrimaryHandlers {
   prefetch?(request: PrefetchJobsRequest): Promise<unknown>;
   /** A retention sweep of this node now (asked by the leader over the peer API). */
   retentionSweep?(): Promise<{ evicted: number; bytes: number }>;
+  /** The status page's document (`/api/v0/meta/status_page`). */
+  statusPage?(): Promise<unknown>;
+  /** Pulls a worker answered (the status page's recent pulls and top repositories). */
+  pulls?(batch: PullBatch): void;
 }
 
 export interface PrimaryOpsOptions {
@@ -271,6 +285,21 @@ export class PrimaryOps {
           return;
         }
         this.handlers.clusterStatus().then(
+          (value) => send(worker, { t: 'ops.reply', id, value }),
+          (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
+        );
+        return;
+      }
+      case 'pulls.batch':
+        this.handlers.pulls?.(msg.batch);
+        return;
+      case 'ops.statusPage': {
+        const id = msg.id;
+        if (!this.handlers.statusPage) {
+          send(worker, { t: 'ops.reply', id, error: { code: 'UNKNOWN', message: 'no status page in this process' } });
+          return;
+        }
+        this.handlers.statusPage().then(
           (value) => send(worker, { t: 'ops.reply', id, value }),
           (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
         );
@@ -532,6 +561,15 @@ export class WorkerOps implements UpstreamStatus, BreakerChannel {
 
   clusterStatus(): Promise<unknown> {
     return this.ask({ t: 'ops.clusterStatus', id: this.nextId++ });
+  }
+
+  statusPage(): Promise<unknown> {
+    return this.ask({ t: 'ops.statusPage', id: this.nextId++ });
+  }
+
+  /** Hands the primary the pulls this worker answered lately. */
+  sendPulls(batch: PullBatch): void {
+    this.send({ t: 'pulls.batch', batch });
   }
 
   /** The node's etcd/Redis/leader state, as the primary last said. */

@@ -46,6 +46,11 @@ import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
 import { PrefetchJobRoutes } from '../http/prefetch-job-routes.ts';
 import type { PrefetchJobsRequest } from '../prefetch/jobs-request.ts';
+import { StatusPageRoutes } from '../http/status-page-routes.ts';
+import { PullRecorder, type PullBatch } from '../cluster/pull-activity.ts';
+import type { StatusPageData } from '../cluster/status-page-data.ts';
+import type { ClusterStatus } from '../cluster/cluster-status.ts';
+import { StatusPageSource } from './status-page-source.ts';
 import { coordinationCheck, type CoordinationState } from '../cluster/coordination-state.ts';
 import { createAccessControl } from './access.ts';
 import { standaloneClusterStatus } from './standalone-status.ts';
@@ -102,6 +107,9 @@ export interface OutpostAppDeps {
     prefetch?: (request: PrefetchJobsRequest) => Promise<unknown>;
     /** A retention sweep of this node, run by the cluster primary (the leader's scheduled sweeps). */
     retentionSweep?: () => Promise<{ evicted: number; bytes: number }>;
+    /** The status page's document, as the cluster primary gathers it; with `pulls`, where this process's pulls go. */
+    statusPage?: () => Promise<StatusPageData>;
+    pulls?: (batch: PullBatch) => void;
   };
 }
 
@@ -323,7 +331,29 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   const clusterStatus =
     deps.cluster?.status ??
     standaloneClusterStatus({ config, clock, health: () => runHealthChecks(checks, draining), draining, metrics: () => metrics.registry.metrics() });
-  const clusterRoutes = new ClusterRoutes(new AdminToken(config.admin.token), clusterStatus);
+  const adminToken = new AdminToken(config.admin.token, clock);
+  const clusterRoutes = new ClusterRoutes(adminToken, clusterStatus);
+  // The status page: in a worker the cluster primary holds the node's pull activity; on its own, this process does.
+  let statusData: () => Promise<StatusPageData>;
+  let pullRecorder: PullRecorder;
+  if (deps.cluster?.statusPage !== undefined && deps.cluster.pulls !== undefined) {
+    statusData = deps.cluster.statusPage;
+    pullRecorder = new PullRecorder(deps.cluster.pulls, clock);
+    pullRecorder.start();
+  } else {
+    const source = new StatusPageSource({
+      nodeId: config.node.id,
+      maxBytes: config.cache.maxBytes,
+      showUsers: config.auth.mode !== 'none',
+      clock,
+      logger,
+      status: async () => (await clusterStatus()) as ClusterStatus,
+      metrics: () => metrics.registry.metrics(),
+    });
+    statusData = () => source.data();
+    pullRecorder = new PullRecorder((batch) => source.pulls(batch), clock, 0);
+  }
+  const statusPage = new StatusPageRoutes({ token: adminToken, nodeId: config.node.id, data: statusData, logger: logger.child({ module: 'status-page' }) });
   const warmer = new CacheImageWarmer({
     targets: resolver,
     manifests,
@@ -340,9 +370,9 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     warm: { warmer, secret: warmSecret, upstreamOf: (host) => resolver.keyOf(host) },
     ...(deps.cluster?.retentionSweep === undefined ? {} : { retention: { sweep: deps.cluster.retentionSweep } }),
   });
-  const prefetch = new PrefetchRoutes({ token: new AdminToken(config.admin.token), warmer, routing: resolver });
+  const prefetch = new PrefetchRoutes({ token: adminToken, warmer, routing: resolver });
   const prefetchJobs = new PrefetchJobRoutes(
-    new AdminToken(config.admin.token),
+    adminToken,
     deps.cluster?.prefetch ?? (() => Promise.reject(new RegistryError('UNSUPPORTED', 'prefetch jobs run in the cluster primary; this process has none'))),
   );
   const handler = createRequestHandler({
@@ -353,6 +383,8 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     peer,
     prefetchJobs,
     prefetch,
+    statusPage,
+    onPull: (event) => pullRecorder.record(event),
     metrics,
     draining,
     logger: logger.child({ module: 'http' }),
@@ -398,6 +430,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
         server.closeIdleConnections();
       });
       access.close();
+      pullRecorder.stop();
       // Upstream and peer pools close gracefully, but never hold the shutdown past a short bound.
       await Promise.race([
         Promise.all([...resolver.entries.map((entry) => entry.upstream.close()), peerClient?.close()]),

@@ -36,9 +36,11 @@ import { WorkerSupervisor } from './worker-supervisor.ts';
 import { newWarmSecret, warmSecretEnv } from './warm-secret.ts';
 import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
 import { ClusterNode } from './cluster-node.ts';
+import { StatusPageSource } from './status-page-source.ts';
 import { reloadTlsOnSighup } from './tls-reload.ts';
 import { readTlsPair } from '../config/tls-pair.ts';
 import type { PrefetchJobs } from '../prefetch/prefetch-jobs.ts';
+import type { ClusterStatus } from '../cluster/cluster-status.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { RetentionPolicy } from '../cache/retention-policy.ts';
 import { CronSchedule } from '../prefetch/cron-schedule.ts';
@@ -177,6 +179,15 @@ export async function runPrimary(config: Config): Promise<void> {
   await admin.loadPins();
   // Prefetch jobs (set once the node is in its replica set): every node keeps their schedule; only the leader runs them.
   let prefetch: PrefetchJobs | undefined;
+  /** cluster_status, with a current issue for each job whose last run failed or left images cold (from the run store: the same from any replica). */
+  const clusterStatus = async (): Promise<ClusterStatus> => {
+    const status = await clusterNode.status();
+    const issues = await prefetch?.issues().catch((err: unknown) => {
+      logger.debug({ err: String(err) }, 'could not read the prefetch runs for cluster_status');
+      return [];
+    });
+    return issues === undefined || issues.length === 0 ? status : { ...status, current_issues: [...status.current_issues, ...issues] };
+  };
   const ops = new PrimaryOps(
     metrics,
     config.workers,
@@ -194,24 +205,29 @@ export async function runPrimary(config: Config): Promise<void> {
         clusterNode.cached(batch.added.map(([digest]) => digest));
       },
       corrupt: dropCorrupt,
-      clusterStatus: async () => {
-        const status = await clusterNode.status();
-        // A job whose last run failed or left images cold (read from the run store: the same from any replica).
-        const issues = await prefetch?.issues().catch((err: unknown) => {
-          logger.debug({ err: String(err) }, 'could not read the prefetch runs for cluster_status');
-          return [];
-        });
-        return issues === undefined || issues.length === 0 ? status : { ...status, current_issues: [...status.current_issues, ...issues] };
-      },
+      clusterStatus: () => clusterStatus(),
       retentionSweep: () => sweepRetention(),
       prefetch: async (request) => {
+        if (request.op === 'list') return prefetch === undefined ? [] : prefetch.list();
         if (prefetch === undefined) throw new RegistryError('JOB_UNKNOWN', 'no prefetch job is configured');
-        return request.op === 'list' ? prefetch.list() : prefetch.requestRun(request.job);
+        return prefetch.requestRun(request.job);
       },
+      statusPage: (): Promise<unknown> => statusPage.data(),
+      pulls: (batch) => statusPage.pulls(batch),
     },
     { logger: logger.child({ module: 'upstream' }) },
   );
   let clusterNode: ClusterNode;
+  const statusPage: StatusPageSource = new StatusPageSource({
+    nodeId: config.node.id,
+    maxBytes: config.cache.maxBytes,
+    showUsers: config.auth.mode !== 'none',
+    clock: systemClock,
+    logger: logger.child({ module: 'status-page' }),
+    status: () => clusterStatus(),
+    metrics: (): Promise<string> => ops.nodeMetricsText(),
+    shared: () => clusterNode?.pullActivity,
+  });
   try {
     clusterNode = await ClusterNode.start({
       config,
@@ -238,6 +254,7 @@ export async function runPrimary(config: Config): Promise<void> {
     process.exit(1);
   }
   ops.coordination(clusterNode.coordination());
+  statusPage.start();
   contentRemoved = (digests) => clusterNode.removed(digests);
   metrics.cacheWritable.set(1);
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();

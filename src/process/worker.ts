@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../observability/logger.ts';
 import { workerMetrics } from '../observability/metrics.ts';
 import { WorkerOps } from './cluster-ops.ts';
 import { createOutpostApp } from './node-app.ts';
+import type { StatusPageData } from '../cluster/status-page-data.ts';
 import { PinRefresher } from './pin-refresher.ts';
 import { onShutdownSignal } from './shutdown.ts';
 import { handleTlsReloads, ignoreSighup } from './tls-reload.ts';
@@ -83,6 +84,8 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
       coordination: () => ops.coordination(),
       prefetch: (request) => ops.prefetch(request),
       retentionSweep: () => ops.retentionSweep(),
+      statusPage: () => ops.statusPage() as Promise<StatusPageData>,
+      pulls: (batch) => ops.sendPulls(batch),
     },
   });
   snapshot = () => app.connectionStats.snapshot();

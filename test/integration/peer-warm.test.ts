@@ -14,6 +14,7 @@ import { startDistribution, type DistributionRegistry } from '../support/distrib
 import { makeImage, makeLayer, pushImage, type Image } from '../support/images.ts';
 import { readFileSync } from 'node:fs';
 import { childPids, startOutpost, type OutpostNode } from '../support/outpost.ts';
+import { waitFor } from '../support/wait.ts';
 
 const MiB = 1024 * 1024;
 const peerSecret = 'peer-warm-secret-0123456789abcdef';
@@ -56,9 +57,22 @@ describe('peer warm endpoint', () => {
   });
 
   it('on a standalone node, takes the secret its primary handed every worker', async () => {
-    const workers = childPids(standalone.pid!);
-    expect(workers).toHaveLength(2);
-    const secrets = workers.map((pid) => /(?:^|\0)OUTPOST_INTERNAL_WARM_SECRET=([0-9a-f]{64})(?:\0|$)/.exec(readFileSync(`/proc/${pid}/environ`, 'latin1'))?.[1]);
+    const secretOf = (pid: number): string | undefined => {
+      try {
+        return /(?:^|\0)OUTPOST_INTERNAL_WARM_SECRET=([0-9a-f]{64})(?:\0|$)/.exec(readFileSync(`/proc/${pid}/environ`, 'latin1'))?.[1];
+      } catch {
+        return undefined; // gone meanwhile
+      }
+    };
+    // Both workers forked (a busy machine may still be starting the second).
+    let secrets: (string | undefined)[] = [];
+    await waitFor(
+      () => {
+        secrets = childPids(standalone.pid!).map(secretOf).filter((s) => s !== undefined);
+        return secrets.length === 2;
+      },
+      { timeoutMs: 30_000, what: 'two workers with a warm secret in their environment' },
+    );
     expect(secrets[0]).toMatch(/^[0-9a-f]{64}$/);
     expect(secrets[1]).toBe(secrets[0]);
     const client = new HttpReplicaWarmClient({ nodeId: 'self', secret: secrets[0]!, clock: systemClock });

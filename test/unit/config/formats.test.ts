@@ -11,11 +11,11 @@ import {
   parseOptionalString,
   parsePort,
   parseRedisUrl,
-  parseRegistries,
   parseStringList,
   parseUrlList,
-  valueFormats,
 } from '../../../src/config/formats.ts';
+import { ConfigError, loadConfig } from '../../../src/config/load.ts';
+import { configSchema, listSettings, parseRegistries } from '../../../src/config/schema.ts';
 
 function failure(run: () => unknown): FormatError {
   try {
@@ -242,26 +242,47 @@ describe('parseRegistries', () => {
   });
 });
 
-describe('convict registrations', () => {
-  it('gives every format a coerce that turns env strings into parseable values', () => {
-    for (const [name, format] of Object.entries(convictFormats)) {
-      expect(format.coerce, name).toBeTypeOf('function');
-      expect(format.validate, name).toBeTypeOf('function');
-    }
-    expect(convictFormats['bytes']?.coerce?.('10GB')).toBe(10_000_000_000);
-    expect(convictFormats['string-list']?.coerce?.('a, b')).toEqual(['a', 'b']);
+describe('values from the environment (strings)', () => {
+  const machine = { hostname: 'outpost-test-host', cpus: 2 };
+  const withEnv = listSettings(configSchema(machine)).filter(({ setting }) => setting.env !== undefined);
+  const asEnv = (value: unknown): string => (Array.isArray(value) ? value.join(',') : value === null ? '' : String(value));
+
+  it('mean what the same values mean in the file: every default, written as an env string, loads to the defaults', () => {
+    const env = Object.fromEntries(withEnv.map(({ setting }) => [setting.env!, asEnv(setting.default)]));
+    expect(loadConfig({ machine, env })).toEqual(loadConfig({ machine }));
   });
 
-  it('keeps a value it cannot coerce so validation can name the key', () => {
-    for (const [name, format] of Object.entries(convictFormats)) {
-      expect(() => format.coerce?.('{{garbage'), name).not.toThrow();
+  it('are reported with the key that holds them when they cannot be read, never as a crash', () => {
+    for (const { key, setting } of withEnv) {
+      try {
+        loadConfig({ machine, env: { [setting.env!]: '{{garbage' } });
+      } catch (error) {
+        expect(error, key).toBeInstanceOf(ConfigError);
+        expect((error as ConfigError).problems.some((problem) => problem.key === key || problem.key?.startsWith(`${key}[`)), key).toBe(true);
+      }
     }
-    expect(convictFormats['bytes']?.coerce?.('lots')).toBe('lots');
+    expect(configError(() => loadConfig({ machine, env: { OUTPOST_CACHE_MAX_BYTES: 'lots' } })).value).toBe('lots');
   });
 
-  it('coerces a duration string to a value of the same meaning', () => {
+  it('read a duration string with the meaning parseDuration gives it', () => {
     for (const text of ['30', '1m30s', '250ms']) {
-      expect(valueFormats.duration.parse(valueFormats.duration.coerce(text))).toBe(parseDuration(text));
+      expect(loadConfig({ machine, env: { OUTPOST_TAG_TTL: text } }).tags.ttlMs).toBe(parseDuration(text));
     }
+  });
+
+  it('register every format with convict, as a validator', () => {
+    for (const [name, format] of Object.entries(convictFormats)) expect(format.validate, name).toBeTypeOf('function');
+    expect(() => convictFormats['bytes']?.validate?.('10GB', undefined as never)).not.toThrow();
+    expect(() => convictFormats['bytes']?.validate?.('lots', undefined as never)).toThrow(FormatError);
   });
 });
+
+function configError(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}

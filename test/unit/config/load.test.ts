@@ -391,6 +391,11 @@ describe('command-line flags', () => {
     expect(error.message).toContain('allowed: --config, --host, --port');
   });
 
+  it('report a short option with its value run together once, as written', () => {
+    const error = configError(() => load({ argv: ['-p5001'] }));
+    expect(error.problems.map((p) => p.reason)).toEqual(['unknown option -p5001']);
+  });
+
   it('stop at --', () => {
     expect(load({ argv: ['--', '--port', '5001'] }).server.port).toBe(5000);
   });
@@ -536,9 +541,23 @@ describe('validation', () => {
     expect(error.message).toContain('OUTPOST_BODY_TIMEOUT');
   });
 
-  it('requires at least one worker and a non-zero cache budget', () => {
+  it('requires at least one worker and a non-zero cache budget and manifest limit', () => {
     expect(configError(() => load({ env: { OUTPOST_WORKERS: '0' } })).key).toBe('workers');
     expect(configError(() => load({ env: { OUTPOST_CACHE_MAX_BYTES: '0' } })).key).toBe('cache.maxBytes');
+    const manifests = configError(() => load({ env: { OUTPOST_MANIFEST_MAX_BYTES: '0' } }));
+    expect(manifests.key).toBe('manifests.maxBytes');
+    expect(manifests.message).toContain('manifests.maxBytes: must be greater than 0, got 0 (from env OUTPOST_MANIFEST_MAX_BYTES)');
+  });
+
+  it('shows a duration of digits from the environment as the number of seconds it means', () => {
+    expect(configError(() => load({ env: { OUTPOST_SHUTDOWN_TIMEOUT: '0' } })).message).toContain('shutdownTimeout: must be greater than 0, got 0 (from env OUTPOST_SHUTDOWN_TIMEOUT)');
+  });
+
+  it('rejects an extra registry whose CA file cannot be read, naming the entry', async () => {
+    const file = await writeFile('outpost.yaml', `registries:\n  - host: ghcr.io\n    url: https://ghcr.io\n    caFile: ${path.join(dir, 'missing-ca.pem')}\n`);
+    const error = configError(() => load({ file }));
+    expect(error.key).toBe('registries[0].caFile');
+    expect(error.message).toMatch(/registries\[0\]\.caFile: file does not exist, got ".*missing-ca\.pem" \(from config file /);
   });
 
   it('rejects a log level pino does not have', () => {

@@ -1,0 +1,97 @@
+/**
+ * A live two-replica Outpost set for the status page: a real etcd, a real
+ * Redis and a real distribution registry as the primary, two Outpost nodes
+ * (two workers each) with an admin token. Used by the browser test and by
+ * the script that makes the README's screenshot (status-page-screenshot.ts).
+ */
+import { createCleanupStack } from './cleanup.ts';
+import { startDistribution, type DistributionRegistry } from './distribution.ts';
+import { startEtcd } from './etcd.ts';
+import { makeImage, makeLayer, pushImage, type Image } from './images.ts';
+import { startOutpost, type OutpostNode } from './outpost.ts';
+import { freePort } from './ports.ts';
+import { startRedis } from './redis.ts';
+import { skopeoCopy } from './skopeo.ts';
+import { makeTempDir, removeTempDir } from './temp.ts';
+import { waitFor } from './wait.ts';
+
+export interface StatusPageCluster {
+  registry: DistributionRegistry;
+  /** n1 and n2. */
+  nodes: OutpostNode[];
+  adminToken: string;
+  /** Pushes a fresh image with layers of these sizes to the primary. */
+  push(repo: string, tag: string, layerBytes: number[]): Promise<Image>;
+  /** `skopeo copy docker://<node>/<repo>:<tag> oci:...` (a real client's pull, every blob). */
+  pull(node: OutpostNode, repo: string, tag: string): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+const ids = ['n1', 'n2'] as const;
+
+export async function startStatusPageCluster(options: { adminToken?: string } = {}): Promise<StatusPageCluster> {
+  const cleanup = createCleanupStack();
+  const adminToken = options.adminToken ?? 'status-page-admin-token-0123456789';
+  try {
+    const [registry, etcd, redis] = await Promise.all([startDistribution(), startEtcd(), startRedis()]);
+    cleanup.add(() => registry.dispose());
+    cleanup.add(() => etcd.dispose());
+    cleanup.add(() => redis.dispose());
+    const nodes = await Promise.all(
+      ids.map(async (id) => {
+        const port = await freePort();
+        const node = await startOutpost({
+          upstreamUrl: registry.url,
+          workers: 2,
+          port,
+          env: {
+            OUTPOST_NODE_ID: id,
+            OUTPOST_ADVERTISE_URL: `http://127.0.0.1:${port}`,
+            OUTPOST_ETCD_ENDPOINTS: etcd.url,
+            OUTPOST_REDIS_URL: redis.url,
+            OUTPOST_PEER_SECRET: 'status-page-peer-secret-0123456789',
+            OUTPOST_CLUSTER_NAME: 'statuspage',
+            OUTPOST_ETCD_LEASE_TTL: '2s',
+            OUTPOST_ADMIN_TOKEN: adminToken,
+            OUTPOST_CACHE_MAX_BYTES: String(64 * 1024 * 1024),
+          },
+        });
+        cleanup.add(() => node.dispose());
+        return node;
+      }),
+    );
+    // Both replicas are members, a leader is elected, and each sees the other.
+    for (const node of nodes) {
+      await waitFor(
+        async () => {
+          const res = await fetch(`${node.url}/api/v0/meta/cluster_status`, { headers: { authorization: `Bearer ${adminToken}` }, signal: AbortSignal.timeout(5_000) });
+          const status = (await res.json()) as { leader?: string | null; replica_health?: Record<string, string> };
+          return status.leader != null && ids.every((id) => status.replica_health?.[id] === 'OK');
+        },
+        { what: `${node.host} to see both replicas OK and a leader`, timeoutMs: 30_000, intervalMs: 200 },
+      );
+    }
+    return {
+      registry,
+      nodes,
+      adminToken,
+      async push(repo, tag, layerBytes) {
+        const image = makeImage({ mediaTypes: 'oci', layers: layerBytes.map((sizeBytes) => makeLayer({ sizeBytes })) });
+        await pushImage(registry.url, repo, tag, image);
+        return image;
+      },
+      async pull(node, repo, tag) {
+        const dir = await makeTempDir('status-pull');
+        try {
+          await skopeoCopy(`docker://${node.host}/${repo}:${tag}`, `oci:${dir}:${tag}`, { timeoutMs: 60_000 });
+        } finally {
+          await removeTempDir(dir);
+        }
+      },
+      dispose: () => cleanup.run(),
+    };
+  } catch (err) {
+    await cleanup.run();
+    throw err;
+  }
+}
