@@ -8,6 +8,7 @@
 import cluster from 'node:cluster';
 import { runCacheCommand } from './cli/cache-command.ts';
 import { runPrefetchCommand } from './cli/prefetch-command.ts';
+import { isPrefetchJobsCommand, runPrefetchJobsCommand } from './cli/prefetch-jobs-command.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { redactedConfig } from './config/redact.ts';
 import type { Config } from './config/types.ts';
@@ -21,6 +22,7 @@ commands:
   config check [--config FILE]   validate and print the effective configuration, secrets redacted
   cache stats|ls|purge|pin|unpin|verify  talk to a running node's admin API (outpost cache --help)
   prefetch IMAGE... [--platform os/arch]  warm images in a running node's cache (outpost prefetch --help)
+  prefetch jobs | prefetch run NAME       the prefetch jobs: next and last runs; run one now
 
 options (serve, config check):
   --config FILE   JSON or YAML config file (also OUTPOST_CONFIG)
@@ -53,6 +55,13 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'cache') {
     process.exitCode = await runCacheCommand(rest, process.env, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
+    return;
+  }
+  if (command === 'prefetch' && isPrefetchJobsCommand(rest)) {
+    process.exitCode = await runPrefetchJobsCommand(rest, process.env, {
       out: (text) => process.stdout.write(text),
       err: (text) => process.stderr.write(text),
     });

@@ -41,6 +41,8 @@ export interface EvictionServiceOptions {
   highWatermark: number;
   lowWatermark: number;
   retentionMs: number;
+  /** Sweep `retentionMs` on its own timer (default true); false when the cluster primary schedules sweeps (retention schedule or rules). */
+  periodicRetention?: boolean;
   snapshotIntervalMs?: number;
   /** How long a dead worker's partial files stay (counted) before they are swept (default 10 s). */
   orphanGraceMs?: number;
@@ -133,7 +135,7 @@ export class EvictionService {
   start(): void {
     const every = this.options.snapshotIntervalMs ?? 30_000;
     this.timers.push(setInterval(() => void this.snapshot(), every).unref());
-    if (this.options.retentionMs > 0) {
+    if (this.options.retentionMs > 0 && this.options.periodicRetention !== false) {
       const sweep = Math.min(Math.max(this.options.retentionMs / 10, 1_000), 3_600_000);
       this.timers.push(setInterval(() => void this.sweepRetention(), sweep).unref());
     }
@@ -185,6 +187,19 @@ export class EvictionService {
     await this.removeEntries(victims, 'retention');
     if (victims.length > 0) this.options.logger.info({ evicted: victims.length }, 'evicted entries past retention');
     return victims.length;
+  }
+
+  /**
+   * A retention sweep whose victims a policy chooses (retention rules,
+   * cache/retention-policy.ts) among the entries, least recently used first;
+   * pinned entries are never removed whatever it chooses.
+   */
+  async sweepRetentionOf(choose: (entries: IndexEntry[], pinned: ReadonlySet<Digest>) => Promise<IndexEntry[]>): Promise<{ evicted: number; bytes: number }> {
+    const victims = (await choose([...this.index.entries()], this.index.pinnedDigests)).filter((entry) => !this.index.isPinned(entry.digest));
+    await this.removeEntries(victims, 'retention');
+    const bytes = victims.reduce((n, v) => n + v.bytes, 0);
+    if (victims.length > 0) this.options.logger.info({ evicted: victims.length, bytes }, 'evicted entries past retention');
+    return { evicted: victims.length, bytes };
   }
 
   async snapshot(): Promise<void> {

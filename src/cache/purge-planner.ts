@@ -35,6 +35,24 @@ export class PurgePlanner {
     return [...own].filter((d) => !others.has(d));
   }
 
+  /** For every cached digest some repository leads to: those repositories (retention rules decide by them). */
+  async referencingRepositories(): Promise<Map<Digest, Set<string>>> {
+    const { metadata, upstreamKeys } = this.options;
+    const referencedBy = new Map<Digest, Set<string>>();
+    for (const upstream of upstreamKeys) {
+      for (const repo of await metadata.listRepositories(upstream)) {
+        for (const digest of await metadata.listManifestLinks(upstream, repo)) {
+          for (const ref of await this.closure(digest)) {
+            let repos = referencedBy.get(ref);
+            if (repos === undefined) referencedBy.set(ref, (repos = new Set()));
+            repos.add(repo);
+          }
+        }
+      }
+    }
+    return referencedBy;
+  }
+
   /** A manifest and everything it references, as far as the cache holds them. */
   private async closure(digest: Digest): Promise<Digest[]> {
     const seen = new Set<Digest>([digest]);

@@ -31,6 +31,11 @@ export const peerBlobsPath = '/api/v0/peer/blobs/';
 export const peerAuthHeader = 'x-outpost-peer';
 export const peerSignatureWindowMs = 60_000;
 export const peerWarmPath = '/api/v0/peer/warm';
+/**
+ * `POST /api/v0/peer/retention` (no body, signed like the others): the leader
+ * asks this replica for a retention sweep now → 200 `{"evicted": n, "bytes": n}`.
+ */
+export const peerRetentionPath = '/api/v0/peer/retention';
 /** Longest a warm's stream stays silent: a progress line is repeated at least this often. */
 export const warmHeartbeatMs = 10_000;
 

@@ -13,7 +13,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlobSource } from '../cache/blob-source.ts';
 import type { Clock } from '../cache/ports.ts';
-import { peerAuthHeader, peerBlobsPath, peerWarmPath, verifyPeerRequest, warmHeartbeatMs } from '../cluster/peer-protocol.ts';
+import { peerAuthHeader, peerBlobsPath, peerRetentionPath, peerWarmPath, verifyPeerRequest, warmHeartbeatMs } from '../cluster/peer-protocol.ts';
 import { MAX_PLATFORMS, parsePlatform, PlatformError } from '../prefetch/platform-filter.ts';
 import type { ImageRef, ImageWarmer, WarmProgress } from '../prefetch/ports.ts';
 import { looksLikeDigest, parseDigest, type Digest } from '../registry/digest.ts';
@@ -22,7 +22,7 @@ import { isValidTag, validateName } from '../registry/reference.ts';
 import { abortSignalOf, ProgressThrottle, startNdjson } from './ndjson-response.ts';
 import { apiVersionHeader, sendBlobSource } from './send.ts';
 
-export { peerBlobsPath, peerWarmPath };
+export { peerBlobsPath, peerRetentionPath, peerWarmPath };
 
 /** What the warm endpoint needs: the warmer and the names of the primaries this node knows. */
 export interface PeerWarmDeps {
@@ -47,6 +47,15 @@ export interface PeerRoutesDeps {
   mediaType(digest: Digest): Promise<string | undefined>;
   /** `POST /api/v0/peer/warm`; undefined: 404. */
   warm?: PeerWarmDeps;
+  /** `POST /api/v0/peer/retention` (prefetch-cluster: scheduled retention sweeps); undefined: 404. */
+  retention?: PeerRetentionDeps;
+}
+
+// --- retention sweeps (scheduled by the leader, prefetch/retention-sweeps.ts) -------------------
+
+/** What the retention endpoint needs: this node's sweep (run by the cluster primary, which owns the eviction index). */
+export interface PeerRetentionDeps {
+  sweep(): Promise<{ evicted: number; bytes: number }>;
 }
 
 export class PeerRoutes {
@@ -54,6 +63,7 @@ export class PeerRoutes {
 
   async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if (path === peerWarmPath) return this.warm(req, res);
+    if (path === peerRetentionPath) return this.retention(req, res);
     const { secret } = this.deps;
     if (secret === undefined) throw new RegistryError('UNSUPPORTED', 'peer fill is off: set OUTPOST_PEER_SECRET');
     const method = req.method ?? 'GET';
@@ -85,6 +95,26 @@ export class PeerRoutes {
   }
 
   /** `POST /api/v0/peer/warm?...`: checks everything, then streams the warm's progress and result. */
+  /** The leader asks for a retention sweep now (peer secret only: never the node-local one, nothing on this node calls it over HTTP). */
+  private async retention(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { secret, retention } = this.deps;
+    if (retention === undefined) throw new RegistryError('NAME_UNKNOWN', 'no retention endpoint on this node');
+    if (secret === undefined) throw new RegistryError('UNSUPPORTED', 'the peer endpoint is off: set OUTPOST_PEER_SECRET');
+    if (req.method !== 'POST') throw new RegistryError('UNSUPPORTED', 'a retention sweep is asked with POST', { headers: { allow: 'POST' } });
+    const auth = verifyPeerRequest(secret, 'POST', peerRetentionPath, req.headers[peerAuthHeader], this.deps.clock.now());
+    if (!auth.ok) {
+      throw new RegistryError('UNAUTHORIZED', 'a valid peer signature is required', {
+        detail: { reason: auth.reason },
+        headers: { 'www-authenticate': 'OutpostPeer realm="outpost-peer"' },
+      });
+    }
+    req.resume();
+    const result = await retention.sweep();
+    const body = JSON.stringify({ evicted: result.evicted, bytes: result.bytes });
+    res.writeHead(200, { ...apiVersionHeader, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(body);
+  }
+
   private async warm(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const warm = this.deps.warm;
     if (warm === undefined) throw new RegistryError('UNSUPPORTED', 'this node does not warm images for peers');

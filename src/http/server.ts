@@ -16,7 +16,8 @@ import { isRegistryError, RegistryError } from '../registry/errors.ts';
 import type { AdminRoutes } from './admin-routes.ts';
 import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
 import { opsRouteOf, type OpsRoutes } from './ops-routes.ts';
-import { peerBlobsPath, peerWarmPath, type PeerRoutes } from './peer-routes.ts';
+import { peerBlobsPath, peerRetentionPath, peerWarmPath, type PeerRoutes } from './peer-routes.ts';
+import { isPrefetchJobsPath, type PrefetchJobRoutes } from './prefetch-job-routes.ts';
 import { prefetchPath, type PrefetchRoutes } from './prefetch-routes.ts';
 import type { RegistryRoutes, RequestNotes } from './registry-routes.ts';
 import { sendError } from './send.ts';
@@ -32,6 +33,8 @@ export interface HandlerDeps {
   cluster?: ClusterRoutes;
   /** `/api/v0/peer/blobs/<digest>` and `/api/v0/peer/warm`: other replicas of the set (and the node's own prefetch). */
   peer?: PeerRoutes;
+  /** `/api/v0/prefetch/jobs[/<name>/run]`. */
+  prefetchJobs?: PrefetchJobRoutes;
   /** `POST /api/v0/prefetch`: the ad-hoc warm (admin token). */
   prefetch?: PrefetchRoutes;
   /** `/`, `/status` and the status page's data and assets. */
@@ -131,9 +134,13 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
       notes.route = 'admin';
       return deps.cluster.handle(req, res);
     }
-    if ((path.startsWith(peerBlobsPath) || path === peerWarmPath) && deps.peer) {
+    if ((path.startsWith(peerBlobsPath) || path === peerWarmPath || path === peerRetentionPath) && deps.peer) {
       notes.route = 'peer';
       return deps.peer.handle(req, res, path);
+    }
+    if (deps.prefetchJobs && isPrefetchJobsPath(path)) {
+      notes.route = 'admin';
+      return deps.prefetchJobs.handle(req, res, path);
     }
     if (path === prefetchPath && deps.prefetch) {
       notes.route = 'admin';

@@ -297,6 +297,32 @@ export function primaryMetrics(registry: Registry = new Registry()) {
       help: 'Unix time at which the HTTPS certificate the workers serve expires (its notAfter), updated when a SIGHUP reload succeeds on every worker; absent when the node serves HTTP.',
       registers: [registry],
     }),
+    // Prefetch jobs (prefetch/prefetch-jobs.ts): counted on the leader that runs them; `job` is bounded by the config.
+    prefetchRuns: new Counter({
+      name: 'outpost_prefetch_runs_total',
+      help: 'Prefetch runs finished by this node, by job and result (succeeded, partial: some images failed, failed: the run itself failed).',
+      labelNames: ['job', 'result'] as const,
+      registers: [registry],
+    }),
+    prefetchImages: new Counter({
+      name: 'outpost_prefetch_images_total',
+      help: 'Images of prefetch runs done by this node, by job and result (warmed, skipped, failed).',
+      labelNames: ['job', 'result'] as const,
+      registers: [registry],
+    }),
+    prefetchBytes: new Counter({
+      name: 'outpost_prefetch_bytes_total',
+      help: 'Bytes of the blobs of the images prefetch runs warmed (counted once per image, whatever the number of replicas).',
+      labelNames: ['job'] as const,
+      registers: [registry],
+    }),
+    prefetchRunDuration: new Histogram({
+      name: 'outpost_prefetch_run_duration_seconds',
+      help: 'Duration of finished prefetch runs, from start (on whichever leader) to finish.',
+      labelNames: ['job'] as const,
+      buckets: [1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400],
+      registers: [registry],
+    }),
   };
 }
 
@@ -342,5 +368,22 @@ export function metricsObserver(m: WorkerMetrics): CacheObserver {
     fillLockWait: () => m.fillLockWaits.inc(),
     upstreamFailure: (code) => m.upstreamErrors.inc({ code }),
     cacheWriteFailed: (code) => m.cacheWriteFailures.inc({ code }),
+  };
+}
+
+/** Prefetch runs as metrics (prefetch/prefetch-jobs.ts PrefetchObserver). */
+export function prefetchMetricsObserver(m: PrimaryMetrics): {
+  runFinished(job: string, result: string, seconds: number): void;
+  imageDone(job: string, result: string, bytes: number): void;
+} {
+  return {
+    runFinished: (job, result, seconds) => {
+      m.prefetchRuns.inc({ job, result });
+      m.prefetchRunDuration.observe({ job }, seconds);
+    },
+    imageDone: (job, result, bytes) => {
+      m.prefetchImages.inc({ job, result });
+      if (bytes > 0) m.prefetchBytes.inc({ job }, bytes);
+    },
   };
 }

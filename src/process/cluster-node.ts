@@ -199,6 +199,16 @@ export class ClusterNode {
     return node;
   }
 
+  /** The etcd replica set (membership, election, fenced writes); undefined standalone. For the leader's duties (prefetch). */
+  get replicaSetHandle(): EtcdReplicaSet | undefined {
+    return this.replicaSet;
+  }
+
+  /** When this node's process started (ms). */
+  get started(): number {
+    return this.startedAt;
+  }
+
   /** For the workers' `/health`. */
   coordination(): CoordinationState {
     const state: CoordinationState = {};

@@ -22,6 +22,8 @@
  *   worker  → primary   {t:'cache.corrupt', value: digest}   a read found a cached blob corrupt and deleted it
  *   worker  → primary   {t:'ops.clusterStatus', id}             (answered with ops.reply)
  *   primary → workers   {t:'cluster.coordination', value}       (etcd/Redis/leader state, on change and to new workers)
+ *   worker  → primary   {t:'ops.prefetch', id, request}         the admin API's prefetch jobs (list, run now), answered with ops.reply
+ *   worker  → primary   {t:'ops.retention', id}                 the leader asked this node for a retention sweep (ops.reply {evicted, bytes})
  *   worker  → primary   {t:'ops.statusPage', id}                (the status page's document; answered with ops.reply)
  *   worker  → primary   {t:'pulls.batch', batch}                pulls this worker answered (at most one a second)
  */
@@ -37,6 +39,7 @@ import { errorDescriptors, RegistryError, type ErrorCode } from '../registry/err
 import { tryParseDigest, type Digest } from '../registry/digest.ts';
 import { parseCoordinationState, type CoordinationState } from '../cluster/coordination-state.ts';
 import { parseBreakerEvent, type BreakerChannel, type BreakerEvent } from '../upstream/circuit-breaker.ts';
+import { parsePrefetchJobsRequest, type PrefetchJobsRequest } from '../prefetch/jobs-request.ts';
 import { parsePullBatch, type PullBatch } from '../cluster/pull-activity.ts';
 
 /** Worker → primary. */
@@ -44,9 +47,11 @@ export type OpsWorkerMessage =
   | { t: 'ops.metrics'; id: number }
   | { t: 'ops.connections'; id: number }
   | { t: 'ops.clusterStatus'; id: number }
+  | { t: 'ops.retention'; id: number }
   | { t: 'ops.statusPage'; id: number }
   | { t: 'pulls.batch'; batch: PullBatch }
   | { t: 'ops.admin'; id: number; request: unknown }
+  | { t: 'ops.prefetch'; id: number; request: unknown }
   | { t: 'ops.metrics.res'; reqId: number; metrics: ProcessMetrics }
   | { t: 'ops.connections.res'; reqId: number; counters: ConnectionCounters }
   | { t: 'cache.writeFailed'; value: string }
@@ -83,6 +88,7 @@ function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
     case 'ops.metrics':
     case 'ops.connections':
     case 'ops.clusterStatus':
+    case 'ops.retention':
     case 'ops.statusPage':
       return isNumber(m.id) ? { t: m.t, id: m.id } : undefined;
     case 'pulls.batch': {
@@ -90,6 +96,7 @@ function parseWorkerMessage(message: unknown): OpsWorkerMessage | undefined {
       return batch ? { t: m.t, batch } : undefined;
     }
     case 'ops.admin':
+    case 'ops.prefetch':
       return isNumber(m.id) ? { t: m.t, id: m.id, request: m.request } : undefined;
     case 'ops.metrics.res':
       return isNumber(m.reqId) && Array.isArray(m.metrics) ? { t: m.t, reqId: m.reqId, metrics: m.metrics as ProcessMetrics } : undefined;
@@ -128,6 +135,10 @@ export interface PrimaryHandlers {
   corrupt?(digest: Digest): void;
   /** `/api/v0/meta/cluster_status` (the replica set as this node sees it). */
   clusterStatus?(): Promise<unknown>;
+  /** The prefetch jobs (admin API): list, run now. */
+  prefetch?(request: PrefetchJobsRequest): Promise<unknown>;
+  /** A retention sweep of this node now (asked by the leader over the peer API). */
+  retentionSweep?(): Promise<{ evicted: number; bytes: number }>;
   /** The status page's document (`/api/v0/meta/status_page`). */
   statusPage?(): Promise<unknown>;
   /** Pulls a worker answered (the status page's recent pulls and top repositories). */
@@ -179,8 +190,9 @@ export class PrimaryOps {
   }
 
   /** Asks one worker to (re)resolve pinned references; it answers with admin 'pin' calls. */
-  refreshPins(references: string[]): boolean {
-    const worker = this.workers()[0];
+  refreshPins(references: string[], to?: Worker): boolean {
+    // `to`: a worker known to listen (its handler is set); the first one connected may still be starting and drop it.
+    const worker = to?.isConnected() ? to : this.workers()[0];
     if (!worker || references.length === 0) return false;
     send(worker, { t: 'pins.refresh', references });
     return true;
@@ -223,6 +235,35 @@ export class PrimaryOps {
         // Parsed here, where it is run: digests and names through the registry parsers.
         Promise.resolve()
           .then(() => this.handlers.admin(parseAdminRequest(msg.request)))
+          .then(
+            (value) => send(worker, { t: 'ops.reply', id, value }),
+            (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
+          );
+        return;
+      }
+      case 'ops.retention': {
+        const id = msg.id;
+        const sweep = this.handlers.retentionSweep;
+        Promise.resolve()
+          .then(() => {
+            if (sweep === undefined) throw new RegistryError('UNSUPPORTED', 'no retention sweep in this process');
+            return sweep();
+          })
+          .then(
+            (value) => send(worker, { t: 'ops.reply', id, value }),
+            (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
+          );
+        return;
+      }
+      case 'ops.prefetch': {
+        const id = msg.id;
+        const prefetch = this.handlers.prefetch;
+        Promise.resolve()
+          .then(() => {
+            const request = parsePrefetchJobsRequest(msg.request);
+            if (prefetch === undefined) throw new RegistryError('UNSUPPORTED', 'no prefetch jobs in this process');
+            return prefetch(request);
+          })
           .then(
             (value) => send(worker, { t: 'ops.reply', id, value }),
             (err: unknown) => send(worker, { t: 'ops.reply', id, error: replyError(err) }),
@@ -538,6 +579,16 @@ export class WorkerOps implements UpstreamStatus, BreakerChannel {
 
   admin(request: AdminRequest): Promise<unknown> {
     return this.ask({ t: 'ops.admin', id: this.nextId++, request }, 60_000);
+  }
+
+  /** A retention sweep of this node, run by the cluster primary (bounded like the leader's call: 10 min). */
+  retentionSweep(): Promise<{ evicted: number; bytes: number }> {
+    return this.ask({ t: 'ops.retention', id: this.nextId++ }, 10 * 60_000) as Promise<{ evicted: number; bytes: number }>;
+  }
+
+  /** The node's prefetch jobs, as the cluster primary runs them (reads etcd: bounded by the etcd call timeouts). */
+  prefetch(request: PrefetchJobsRequest): Promise<unknown> {
+    return this.ask({ t: 'ops.prefetch', id: this.nextId++, request }, 15_000);
   }
 
   /** Tells the primary (index owner, corrupt-files metric) that a read deleted a corrupt blob. */

@@ -44,6 +44,8 @@ import { PrefetchRoutes } from '../http/prefetch-routes.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { AdminToken } from '../http/admin-token.ts';
 import { ClusterRoutes } from '../http/cluster-routes.ts';
+import { PrefetchJobRoutes } from '../http/prefetch-job-routes.ts';
+import type { PrefetchJobsRequest } from '../prefetch/jobs-request.ts';
 import { StatusPageRoutes } from '../http/status-page-routes.ts';
 import { PullRecorder, type PullBatch } from '../cluster/pull-activity.ts';
 import type { StatusPageData } from '../cluster/status-page-data.ts';
@@ -101,6 +103,10 @@ export interface OutpostAppDeps {
     status?: () => Promise<unknown>;
     /** The node's etcd/Redis/leader state (the `/health` "cluster" check when etcd or Redis is configured). */
     coordination?: () => CoordinationState;
+    /** The prefetch jobs, as the cluster primary runs them (admin API). */
+    prefetch?: (request: PrefetchJobsRequest) => Promise<unknown>;
+    /** A retention sweep of this node, run by the cluster primary (the leader's scheduled sweeps). */
+    retentionSweep?: () => Promise<{ evicted: number; bytes: number }>;
     /** The status page's document, as the cluster primary gathers it; with `pulls`, where this process's pulls go. */
     statusPage?: () => Promise<StatusPageData>;
     pulls?: (batch: PullBatch) => void;
@@ -362,14 +368,20 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     blobs,
     mediaType: async (digest) => (await metadata.getManifestMeta(digest))?.mediaType,
     warm: { warmer, secret: warmSecret, upstreamOf: (host) => resolver.keyOf(host) },
+    ...(deps.cluster?.retentionSweep === undefined ? {} : { retention: { sweep: deps.cluster.retentionSweep } }),
   });
   const prefetch = new PrefetchRoutes({ token: adminToken, warmer, routing: resolver });
+  const prefetchJobs = new PrefetchJobRoutes(
+    adminToken,
+    deps.cluster?.prefetch ?? (() => Promise.reject(new RegistryError('UNSUPPORTED', 'prefetch jobs run in the cluster primary; this process has none'))),
+  );
   const handler = createRequestHandler({
     registry,
     ops,
     admin,
     cluster: clusterRoutes,
     peer,
+    prefetchJobs,
     prefetch,
     statusPage,
     onPull: (event) => pullRecorder.record(event),

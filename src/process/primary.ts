@@ -39,6 +39,13 @@ import { ClusterNode } from './cluster-node.ts';
 import { StatusPageSource } from './status-page-source.ts';
 import { reloadTlsOnSighup } from './tls-reload.ts';
 import { readTlsPair } from '../config/tls-pair.ts';
+import type { PrefetchJobs } from '../prefetch/prefetch-jobs.ts';
+import type { ClusterStatus } from '../cluster/cluster-status.ts';
+import { RegistryError } from '../registry/errors.ts';
+import { RetentionPolicy } from '../cache/retention-policy.ts';
+import { CronSchedule } from '../prefetch/cron-schedule.ts';
+import { RetentionSweeps } from '../prefetch/retention-sweeps.ts';
+import { realTimers } from '../prefetch/scheduler.ts';
 
 /** How the primary ends: 0 after a requested stop, 1 when forced or on a failure, 3 when the node cannot listen (2, an invalid configuration, comes from main). */
 export const exitCodes = { stopped: 0, failed: 1, cannotListen: 3 } as const;
@@ -115,6 +122,8 @@ export async function runPrimary(config: Config): Promise<void> {
     highWatermark: config.cache.highWatermark,
     lowWatermark: config.cache.lowWatermark,
     retentionMs: config.cache.retentionMs,
+    // With a schedule (the leader's) or per-repository rules, sweeps are run from here (below), not on the index's own timer.
+    periodicRetention: config.cache.retentionSchedule === undefined && config.cache.retentionRules.length === 0,
     onRemoved: (digests) => contentRemoved(digests),
   });
   // Before any worker starts: they read which blobs are unverified from index/unverified-before.
@@ -137,9 +146,30 @@ export async function runPrimary(config: Config): Promise<void> {
   if (loaded.unverifiedBefore !== undefined && config.cache.scrubRate > 0) scrub.start('unverified');
   const upstreamKeys = [config.upstream.host, ...config.registries.map((r) => r.host)];
   const metadata = new DiskMetadataStore(layout);
+  const purgePlanner = new PurgePlanner({ blobs: store, metadata, upstreamKeys });
+  // Retention: cache.retention, refined per repository by cache.retentionRules; pins win. One sweep at a time.
+  const retentionPolicy = new RetentionPolicy(config.cache.retentionMs, config.cache.retentionRules);
+  let sweeping: Promise<{ evicted: number; bytes: number }> | undefined;
+  const sweepRetention = (): Promise<{ evicted: number; bytes: number }> =>
+    (sweeping ??= owner
+      .sweepRetentionOf(async (entries, pinned) =>
+        retentionPolicy.plan(entries, {
+          now: systemClock.now(),
+          pinned,
+          referencedBy: retentionPolicy.hasRules ? await purgePlanner.referencingRepositories() : new Map(),
+        }),
+      )
+      .finally(() => {
+        sweeping = undefined;
+      }));
+  if (config.cache.retentionSchedule === undefined && retentionPolicy.hasRules) {
+    // No schedule: each node sweeps on its own, as with cache.retention alone (every tenth of the shortest period, 1 s..1 h).
+    const every = Math.min(Math.max(retentionPolicy.shortestMs / 10, 1_000), 3_600_000);
+    setInterval(() => void sweepRetention().catch((err: unknown) => logger.warn({ err: String(err) }, 'retention sweep failed')), every).unref();
+  }
   const admin = new CacheAdminService({
     evictions: owner,
-    planner: new PurgePlanner({ blobs: store, metadata, upstreamKeys }),
+    planner: purgePlanner,
     metadata,
     pins: new DiskPinStore(layout),
     upstreamKeys,
@@ -147,6 +177,17 @@ export async function runPrimary(config: Config): Promise<void> {
     scrub,
   });
   await admin.loadPins();
+  // Prefetch jobs (set once the node is in its replica set): every node keeps their schedule; only the leader runs them.
+  let prefetch: PrefetchJobs | undefined;
+  /** cluster_status, with a current issue for each job whose last run failed or left images cold (from the run store: the same from any replica). */
+  const clusterStatus = async (): Promise<ClusterStatus> => {
+    const status = await clusterNode.status();
+    const issues = await prefetch?.issues().catch((err: unknown) => {
+      logger.debug({ err: String(err) }, 'could not read the prefetch runs for cluster_status');
+      return [];
+    });
+    return issues === undefined || issues.length === 0 ? status : { ...status, current_issues: [...status.current_issues, ...issues] };
+  };
   const ops = new PrimaryOps(
     metrics,
     config.workers,
@@ -164,7 +205,13 @@ export async function runPrimary(config: Config): Promise<void> {
         clusterNode.cached(batch.added.map(([digest]) => digest));
       },
       corrupt: dropCorrupt,
-      clusterStatus: () => clusterNode.status(),
+      clusterStatus: () => clusterStatus(),
+      retentionSweep: () => sweepRetention(),
+      prefetch: async (request) => {
+        if (request.op === 'list') return prefetch === undefined ? [] : prefetch.list();
+        if (prefetch === undefined) throw new RegistryError('JOB_UNKNOWN', 'no prefetch job is configured');
+        return prefetch.requestRun(request.job);
+      },
       statusPage: (): Promise<unknown> => statusPage.data(),
       pulls: (batch) => statusPage.pulls(batch),
     },
@@ -177,7 +224,7 @@ export async function runPrimary(config: Config): Promise<void> {
     showUsers: config.auth.mode !== 'none',
     clock: systemClock,
     logger: logger.child({ module: 'status-page' }),
-    status: () => clusterNode.status(),
+    status: () => clusterStatus(),
     metrics: (): Promise<string> => ops.nodeMetricsText(),
     shared: () => clusterNode?.pullActivity,
   });
@@ -195,7 +242,10 @@ export async function runPrimary(config: Config): Promise<void> {
         workerMetrics: () => ops.nodeMetricsText(),
         cachedDigests: () => [...owner.index.entries()].map((entry) => entry.digest),
       },
-      onChange: (state) => ops.coordination(state),
+      onChange: (state) => {
+        ops.coordination(state);
+        prefetch?.leadershipChanged(state.etcd?.leading ?? true);
+      },
     });
   } catch (err) {
     if (!(err instanceof DuplicateNodeIdError)) throw err;
@@ -210,14 +260,64 @@ export async function runPrimary(config: Config): Promise<void> {
   setInterval(() => metrics.cacheWritable.set(ops.writable(60_000) ? 1 : 0), 1_000).unref();
   // Pins resolve in a worker (it has the upstream and the manifest service); tags that move move their pins.
   let pinsRequested = false;
-  const refreshPins = (): void => {
-    pinsRequested = ops.refreshPins(admin.pinnedReferences()) || pinsRequested;
+  const refreshPins = (to?: Worker): void => {
+    pinsRequested = ops.refreshPins(admin.pinnedReferences(), to) || pinsRequested;
   };
-  setInterval(refreshPins, Math.max(config.tags.ttlMs, 1_000)).unref();
+  setInterval(() => refreshPins(), Math.max(config.tags.ttlMs, 1_000)).unref();
   let stopping = false;
 
   // Standalone, the workers' warm endpoint takes this node-local secret (the peer secret otherwise).
   const localWarmSecret = newWarmSecret();
+  if (config.prefetch.length > 0) {
+    // Loaded only with jobs: the registry client and undici stay out of a primary that has none.
+    const [{ createPrefetchJobs }, { registryCatalogFor }, { CatalogJobImages }, { HttpReplicaWarmClient }] = await Promise.all([
+      import('./prefetch-node.ts'),
+      import('../upstream/registry-catalog.ts'),
+      import('../prefetch/job-images.ts'),
+      import('../coordination/replica-warm-client.ts'),
+    ]);
+    // The primary has no registry clients of its own: these list the primaries for the jobs (catalog, tags, image dates).
+    const listing = registryCatalogFor([config.upstream, ...config.registries], { clock: systemClock, logger: logger.child({ module: 'prefetch' }) }, { maxManifestBytes: config.manifests.maxBytes });
+    prefetch = await createPrefetchJobs({
+      config,
+      logger,
+      clock: systemClock,
+      metrics,
+      replicaSet: clusterNode.replicaSetHandle,
+      startedAt: clusterNode.started,
+      source: new CatalogJobImages({
+        catalog: listing.catalog,
+        clock: systemClock,
+        logger: logger.child({ module: 'prefetch' }),
+      }),
+      client: new HttpReplicaWarmClient({ nodeId: config.node.id, secret: config.cluster.peerSecret ?? localWarmSecret, clock: systemClock }),
+    });
+  }
+  let prefetchStarted = false;
+  // Scheduled retention: the leader (standalone: this node) has every live replica sweep.
+  let retentionSweeps: RetentionSweeps | undefined;
+  if (config.cache.retentionSchedule !== undefined) {
+    const replicaSet = clusterNode.replicaSetHandle;
+    const peerSecret = config.cluster.peerSecret;
+    const [{ servingReplicas }, { ReplicaRetentionClient }] = await Promise.all([import('./prefetch-node.ts'), import('../coordination/replica-retention-client.ts')]);
+    const remote = peerSecret === undefined ? undefined : new ReplicaRetentionClient({ nodeId: config.node.id, secret: peerSecret, clock: systemClock });
+    const serving = replicaSet === undefined ? undefined : servingReplicas(config, replicaSet);
+    retentionSweeps = new RetentionSweeps({
+      schedule: new CronSchedule(config.cache.retentionSchedule, 'UTC'),
+      clock: systemClock,
+      timers: realTimers,
+      isLeader: () => replicaSet?.state().leader ?? true,
+      logger: logger.child({ module: 'retention' }),
+      replicas: async () => (serving === undefined ? [] : (await serving()).live),
+      selfId: config.node.id,
+      local: sweepRetention,
+      remote: (replica, signal) => {
+        if (remote === undefined) return Promise.reject(new Error('no peer secret to ask other replicas with'));
+        return remote.sweep(replica, signal);
+      },
+    });
+    retentionSweeps.start();
+  }
   const supervisor = new WorkerSupervisor({
     workers: config.workers,
     env: { [warmSecretEnv]: localWarmSecret },
@@ -237,7 +337,12 @@ export async function runPrimary(config: Config): Promise<void> {
       });
       worker.on('listening', () => {
         ops.workerOnline();
-        if (!pinsRequested) refreshPins();
+        if (!prefetchStarted) {
+          // Runs warm through the workers: nothing starts before one listens.
+          prefetchStarted = true;
+          prefetch?.start();
+        }
+        if (!pinsRequested) refreshPins(worker);
       });
     },
     onExit: (worker) => {
@@ -293,6 +398,8 @@ export async function runPrimary(config: Config): Promise<void> {
     stopping = true;
     const workers = supervisor.stop();
     logger.info({ workers: workers.length }, 'shutting down');
+    void prefetch?.stop(); // runs in progress stop here; their records stay in progress for the next leader
+    void retentionSweeps?.stop();
     void clusterNode.beginShutdown(); // leadership moves on now; membership (as draining) until the workers are gone
     // A signal, not an IPC message: a worker still starting up has no handler yet and simply ends.
     for (const worker of workers) worker.process.kill('SIGTERM');

@@ -82,6 +82,8 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
       breakers: ops,
       status: () => ops.clusterStatus(),
       coordination: () => ops.coordination(),
+      prefetch: (request) => ops.prefetch(request),
+      retentionSweep: () => ops.retentionSweep(),
       statusPage: () => ops.statusPage() as Promise<StatusPageData>,
       pulls: (batch) => ops.sendPulls(batch),
     },

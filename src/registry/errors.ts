@@ -28,6 +28,8 @@ export const errorDescriptors = {
   // Outpost's own API (admin) and any request body: not OCI codes, same envelope.
   BODY_INVALID: { status: 400, message: 'the request body is not valid' },
   BODY_TOO_LARGE: { status: 413, message: 'the request body is too large' },
+  JOB_UNKNOWN: { status: 404, message: 'no prefetch job of that name is configured' },
+  RUN_IN_PROGRESS: { status: 409, message: 'a run of this prefetch job is in progress' },
   UNKNOWN: { status: 500, message: 'unknown error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -109,6 +109,38 @@ describe('EvictionService', () => {
     expect(evicted).toEqual([['retention', 10]]);
   });
 
+  it('removes what a retention policy chooses, never a pinned entry whatever it chooses', async () => {
+    const { service, files, evicted } = setup({ maxBytes: 1_000_000 });
+    const a = cache(files, 'a', 10);
+    const pinned = cache(files, 'pinned', 20);
+    const kept = cache(files, 'kept', 30);
+    service.apply({ touched: [], added: [a.added, pinned.added, kept.added] });
+    service.setPin('library/app:1', [pinned.digest]);
+    let offered: string[] = [];
+    const result = await service.sweepRetentionOf(async (entries, pins) => {
+      offered = entries.map((e) => e.digest);
+      expect([...pins]).toEqual([pinned.digest]);
+      return entries.filter((e) => e.digest !== kept.digest); // chooses the pinned one too
+    });
+    expect(offered).toEqual([a.digest, pinned.digest, kept.digest]); // least recently used first
+    expect(result).toEqual({ evicted: 1, bytes: 10 });
+    expect(files.removed).toEqual([a.digest]);
+    expect(evicted).toEqual([['retention', 10]]);
+  });
+
+  it('does not sweep on its own timer when the primary schedules sweeps (periodicRetention: false)', () => {
+    const { make } = setup({ retentionMs: 60_000 });
+    const own = make();
+    own.start();
+    const scheduled = make({ periodicRetention: false });
+    scheduled.start();
+    // One timer for snapshots, one for retention; none for retention when scheduled elsewhere.
+    expect((own as unknown as { timers: unknown[] }).timers).toHaveLength(2);
+    expect((scheduled as unknown as { timers: unknown[] }).timers).toHaveLength(1);
+    void own.stop();
+    void scheduled.stop();
+  });
+
   it('keeps an entry that is added again while its eviction is removing the file', async () => {
     const { service, files } = setup();
     const digest = files.put('evicted then filled again', { bytes: 950 });

@@ -1,0 +1,75 @@
+/** The RunStore contract on the memory adapter and on a real etcd (Debian etcd-server) with real leader fencing. */
+import { afterAll, afterEach, beforeAll, describe } from 'vitest';
+import { systemClock } from '../../../src/cache/ports.ts';
+import { createEtcdClient } from '../../../src/coordination/etcd-client.ts';
+import { EtcdReplicaSet } from '../../../src/coordination/etcd-replica-set.ts';
+import { EtcdRunStore } from '../../../src/coordination/etcd-run-store.ts';
+import { MemoryRunStore } from '../../../src/prefetch/run-store.ts';
+import { createCleanupStack } from '../../support/cleanup.ts';
+import { startEtcd, type EtcdServer } from '../../support/etcd.ts';
+import { waitFor } from '../../support/wait.ts';
+import { recordingLogger } from './fakes.ts';
+import { runStoreContract } from './run-store-contract.ts';
+
+describe('MemoryRunStore', () => {
+  runStoreContract({
+    stores: async () => {
+      const leader = new MemoryRunStore(() => true);
+      return { leader, follower: new MemoryRunStore(() => false, leader.records) };
+    },
+  });
+});
+
+describe('EtcdRunStore', () => {
+  const secret = 'unit-test-peer-secret-0123456789';
+  let etcd: EtcdServer;
+  const cleanup = createCleanupStack();
+  let clusterSeq = 0;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  }, 30_000);
+  afterAll(() => etcd?.dispose());
+  afterEach(() => cleanup.run());
+
+  function member(cluster: string, nodeId: string): EtcdReplicaSet {
+    const set = new EtcdReplicaSet({
+      client: createEtcdClient({ endpoints: [etcd.url], callTimeoutMs: 1_000 }),
+      clusterName: cluster,
+      nodeId,
+      leaseTtlSeconds: 2,
+      peerSecret: secret,
+      heartbeatMs: 300,
+      record: () => ({
+        node_id: nodeId,
+        advertise_url: `http://${nodeId}.test:5000`,
+        version: '0.0.0-test',
+        started_at: new Date().toISOString(),
+        health: { status: 'ok', problems: [], draining: false, disk_failing: false },
+        cache_bytes: 0,
+        hit_ratio: 0,
+        fills_in_flight: 0,
+      }),
+      logger: recordingLogger(),
+      clock: systemClock,
+    });
+    cleanup.add(() => set.stop());
+    return set;
+  }
+
+  runStoreContract({
+    stores: async () => {
+      const cluster = `runstore-${process.pid}-${++clusterSeq}`;
+      const a = member(cluster, 'a');
+      await a.start();
+      await waitFor(() => a.state().leader, { what: 'a to lead', timeoutMs: 10_000 });
+      const b = member(cluster, 'b');
+      await b.start();
+      const client = createEtcdClient({ endpoints: [etcd.url], callTimeoutMs: 1_000 });
+      cleanup.add(() => client.close());
+      return {
+        leader: new EtcdRunStore({ client, clusterName: cluster, ifLeader: (ops, ...conditions) => a.ifLeader(ops, ...conditions) }),
+        follower: new EtcdRunStore({ client, clusterName: cluster, ifLeader: (ops, ...conditions) => b.ifLeader(ops, ...conditions) }),
+      };
+    },
+  });
+});
