@@ -26,6 +26,8 @@ export interface ReplicaSummary {
   version: string;
   uptime_seconds: number;
   cache_bytes: number;
+  /** The replica's disk budget; absent when its record predates it. */
+  cache_max_bytes?: number;
   hit_ratio: number;
   last_heartbeat: string;
 }
@@ -80,6 +82,7 @@ function summary(record: MemberRecord, now: number): ReplicaSummary {
     version: record.version,
     uptime_seconds: seconds(now - Date.parse(record.started_at)),
     cache_bytes: record.cache_bytes,
+    ...(record.cache_max_bytes === undefined ? {} : { cache_max_bytes: record.cache_max_bytes }),
     hit_ratio: Math.round(record.hit_ratio * 1000) / 1000,
     last_heartbeat: isoSeconds(Date.parse(record.heartbeat_at)),
   };

@@ -33,6 +33,8 @@ export interface MemberRecord {
     redis_up?: boolean;
   };
   cache_bytes: number;
+  /** The replica's disk budget (`cache.maxBytes`); absent in records of older versions. */
+  cache_max_bytes?: number;
   /** Blob hits ÷ blob lookups since the node started; 0 before the first lookup. */
   hit_ratio: number;
   fills_in_flight: number;
@@ -139,6 +141,7 @@ export function parseMemberRecord(value: Record<string, unknown>): MemberRecord 
       ...(typeof redisUp === 'boolean' ? { redis_up: redisUp } : {}),
     },
     cache_bytes: num(value, 'cache_bytes'),
+    ...(value['cache_max_bytes'] === undefined ? {} : { cache_max_bytes: num(value, 'cache_max_bytes') }),
     hit_ratio: Math.min(num(value, 'hit_ratio'), 1),
     fills_in_flight: num(value, 'fills_in_flight'),
   };

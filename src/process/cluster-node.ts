@@ -297,6 +297,7 @@ export class ClusterNode {
       started_at: new Date(this.startedAt).toISOString(),
       health: this.health(),
       cache_bytes: local.cacheBytes(),
+      cache_max_bytes: config.cache.maxBytes,
       hit_ratio: hitRatio(this.pulls),
       fills_in_flight: local.fillsInFlight(),
     };

@@ -37,6 +37,7 @@ export function standaloneClusterStatus(sources: StandaloneStatusSources): () =>
         heartbeat_at: new Date(now).toISOString(),
         health: { status: report.status, problems, draining: sources.draining(), disk_failing: report.checks['cache_dir']?.status === 'failing' },
         cache_bytes: 0,
+        cache_max_bytes: config.cache.maxBytes,
         hit_ratio: hitRatio(pullStatsFromMetrics(await sources.metrics())),
         fills_in_flight: 0,
       },

@@ -91,6 +91,8 @@ export function renderReplicas(data) {
   const { cluster, cache, node_id: self } = data;
   const ids = [...new Set([...Object.keys(cluster.replica_health ?? {}), ...Object.keys(cluster.replicas ?? {})])].sort();
   if (ids.length === 0) return '<p>No replica known.</p>';
+  /** A replica's own budget; this node's for records of versions that did not publish one. */
+  const budgetOf = (r) => (typeof r.cache_max_bytes === 'number' ? r.cache_max_bytes : cache.max_bytes);
   const cards = ids.map((id) => {
     const health = cluster.replica_health?.[id] ?? 'unknown';
     const r = cluster.replicas?.[id];
@@ -102,7 +104,7 @@ export function renderReplicas(data) {
       ? `<dl>
 <dt>Version</dt><dd class="version">${escapeHtml(r.version)}</dd>
 <dt>Uptime</dt><dd class="uptime">${escapeHtml(formatDuration(r.uptime_seconds))}</dd>
-<dt>Cache</dt><dd class="cache-bytes">${escapeHtml(formatBytes(r.cache_bytes))} of ${escapeHtml(formatBytes(cache.max_bytes))}${bar(r.cache_bytes, cache.max_bytes, `${formatBytes(r.cache_bytes)} of ${formatBytes(cache.max_bytes)}`)}</dd>
+<dt>Cache</dt><dd class="cache-bytes">${escapeHtml(formatBytes(r.cache_bytes))} of ${escapeHtml(formatBytes(budgetOf(r)))}${bar(r.cache_bytes, budgetOf(r), `${formatBytes(r.cache_bytes)} of ${formatBytes(budgetOf(r))}`)}</dd>
 <dt>Hit ratio</dt><dd>${escapeHtml(formatPercent(r.hit_ratio))}</dd>
 <dt>Heartbeat</dt><dd class="heartbeat">${escapeHtml(formatTime(r.last_heartbeat))} UTC</dd>
 <dt>Address</dt><dd class="address">${escapeHtml(r.advertise_url || '–')}</dd>
@@ -114,7 +116,7 @@ export function renderReplicas(data) {
 ${figures}
 </article>`;
   });
-  return `<p class="muted">Cache bars are against this node's budget (${escapeHtml(formatBytes(cache.max_bytes))}).</p><div class="replicas">${cards.join('')}</div>`;
+  return `<div class="replicas">${cards.join('')}</div>`;
 }
 
 /** @param {import('./render.d.ts').StatusPageData} data */

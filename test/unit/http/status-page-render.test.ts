@@ -81,6 +81,14 @@ describe('status page renderer', () => {
     expect(html).toMatch(/<article class="replica bad" data-replica="n2">[\s\S]*unreachable: no heartbeat for 7s[\s\S]*No live record/);
   });
 
+  it("draws each replica's cache against its own budget when its record carries one", () => {
+    const base = data();
+    const n1 = { ...base.cluster.replicas!['n1']!, cache_max_bytes: 4 * 1024 * 1024 * 1024 };
+    const n2 = { ...n1, advertise_url: 'http://10.0.0.2:5000', cache_bytes: 256 * 1024 * 1024, cache_max_bytes: 512 * 1024 * 1024 };
+    const html = renderSections(data({ cluster: { ...base.cluster, replicas: { n1, n2 } } }))['sec-replicas'];
+    expect(html).toMatch(/data-replica="n1"[\s\S]*512 MiB of 4\.0 GiB[\s\S]*data-replica="n2"[\s\S]*256 MiB of 512 MiB/);
+  });
+
   it('shows the cache use, hit ratio and the bytes saved', () => {
     const html = renderSections(data())['sec-cache'];
     expect(html).toContain('<span id="cache-used">512 MiB</span> of <span id="cache-max">1.0 GiB</span>');
