@@ -11,17 +11,17 @@ import { REDACTED, redactValue } from './redact.ts';
 import { readTlsPair } from './tls-pair.ts';
 import type { Config } from './types.ts';
 
-/** One thing wrong with the configuration. */
+/**
+ * One thing wrong with the configuration: the dotted key (`registries[0].url`;
+ * undefined for file-level problems), what is wrong, what would be accepted,
+ * where the value came from (`flag --port`, `env OUTPOST_PORT`, `config file
+ * <path>`, `default`) and the value, secrets redacted (absent when not shown).
+ */
 export interface ConfigProblem {
-  /** Dotted key (`cache.maxBytes`, `registries[0].url`); undefined for file-level problems. */
   readonly key: string | undefined;
-  /** What is wrong. */
   readonly reason: string;
-  /** What would be accepted, when known. */
   readonly allowed: string | undefined;
-  /** Where the value came from: `flag --port`, `env OUTPOST_PORT`, `config file <path>`, `default`. */
   readonly source: string | undefined;
-  /** The offending value with secrets redacted; absent when not shown (e.g. for unknown keys). */
   readonly value?: unknown;
 }
 
@@ -57,12 +57,9 @@ export function checkConsistency(config: Config, origin: Origin): ConfigProblem[
   }
   const secret = config.cluster.peerSecret;
   if (config.etcd.endpoints.length > 0 && secret === undefined) {
-    problems.push({
-      key: 'cluster.peerSecret',
-      reason: `must be set because etcd.endpoints is set (from ${origin('etcd.endpoints').source}): replicas sign their membership records with it`,
-      allowed: `the same secret of at least ${MIN_PEER_SECRET_LENGTH} characters on every replica (OUTPOST_PEER_SECRET), e.g. from openssl rand -hex 32`,
-      source: undefined,
-    });
+    const reason = `must be set because etcd.endpoints is set (from ${origin('etcd.endpoints').source}): replicas sign their membership records with it`;
+    const allowed = `the same secret of at least ${MIN_PEER_SECRET_LENGTH} characters on every replica (OUTPOST_PEER_SECRET), e.g. from openssl rand -hex 32`;
+    problems.push({ key: 'cluster.peerSecret', reason, allowed, source: undefined });
   } else if (config.etcd.endpoints.length > 0 && secret !== undefined && secret.length < MIN_PEER_SECRET_LENGTH) {
     bad('cluster.peerSecret', `is too short (${secret.length} characters)`, `at least ${MIN_PEER_SECRET_LENGTH} characters, e.g. from openssl rand -hex 32`, REDACTED);
   }
@@ -94,16 +91,15 @@ export function checkConsistency(config: Config, origin: Origin): ConfigProblem[
   const unreadable = new Set<string>();
   for (const [key, file, settingKey] of files) {
     const reason = file === undefined ? undefined : unreadableReason(file);
-    if (reason !== undefined) bad(key, reason, 'a readable file', file, settingKey);
-    if (reason !== undefined) unreadable.add(key);
+    if (reason === undefined) continue;
+    unreadable.add(key);
+    bad(key, reason, 'a readable file', file, settingKey);
   }
   const htpasswd = config.auth.htpasswd;
   const htpasswdReason = htpasswd === undefined || unreadable.has('auth.htpasswd') ? undefined : htpasswdProblem(htpasswd);
   if (htpasswdReason !== undefined) bad('auth.htpasswd', htpasswdReason, 'an htpasswd file of bcrypt entries (htpasswd -B), one user:hash a line', htpasswd);
-  if (tlsCert !== undefined && tlsKey !== undefined && !unreadable.has('server.tlsCert') && !unreadable.has('server.tlsKey')) {
-    const read = readTlsPair(tlsCert, tlsKey);
-    if (!read.ok) bad(read.problem.key, read.problem.reason, 'a PEM certificate chain (tlsCert) and its unencrypted PEM private key (tlsKey)', read.problem.file);
-  }
+  const read = tlsCert === undefined || tlsKey === undefined || unreadable.has('server.tlsCert') || unreadable.has('server.tlsKey') ? undefined : readTlsPair(tlsCert, tlsKey);
+  if (read?.ok === false) bad(read.problem.key, read.problem.reason, 'a PEM certificate chain (tlsCert) and its unencrypted PEM private key (tlsKey)', read.problem.file);
   return problems;
 }
 
@@ -128,15 +124,10 @@ function duplicateNames(config: Config, origin: Origin): ConfigProblem[] {
       for (const name of names) owners.set(name, `registries[${index}]`);
       return [];
     }
-    return [
-      {
-        key: taken === registry.host ? `registries[${index}].host` : `registries[${index}].aliases`,
-        reason: `${taken} is already a name of ${owners.get(taken)}; a second primary for it would be a second cache of the same images`,
-        allowed: 'a host no other primary answers to; to mirror it from this url, make it the default primary (upstream.url with upstream.aliases) or change the other entry',
-        source: origin('registries').source,
-        value: taken,
-      },
-    ];
+    const key = `registries[${index}].${taken === registry.host ? 'host' : 'aliases'}`;
+    const reason = `${taken} is already a name of ${owners.get(taken)}; a second primary for it would be a second cache of the same images`;
+    const allowed = 'a host no other primary answers to; to mirror it from this url, make it the default primary (upstream.url with upstream.aliases) or change the other entry';
+    return [{ key, reason, allowed, source: origin('registries').source, value: taken }];
   });
 }
 
@@ -148,8 +139,7 @@ function htpasswdProblem(file: string): string | undefined {
     parseHtpasswd(text, HTPASSWD_LIMITS);
     return undefined;
   } catch (error) {
-    if (error instanceof HtpasswdError) return error.message;
-    return `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
+    return error instanceof HtpasswdError ? error.message : `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
   }
 }
 
