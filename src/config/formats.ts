@@ -65,6 +65,10 @@ export function optional<T>(inner: ValueFormat<T>, unset = ', or unset'): ValueF
   return { allowed: `${inner.allowed}${unset}`, parse: (value) => (value === null || value === undefined || value === '' ? undefined : inner.parse(value)) };
 }
 
+export function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** Runs `parse`, locating a FormatError it throws under `path`. */
 export function parseField<T>(path: string, parse: () => T): T {
   try {
@@ -83,8 +87,7 @@ export function parseList<T>(value: unknown, allowed: string, max: number, item:
 
 /** An object with the keys of `fields`, each parsed by its field; an unknown key hides its value, a `required` one must be set. */
 export function parseObject<F extends Record<string, (value: unknown) => unknown>>(raw: unknown, fields: F, allowed: string, required: ReadonlyArray<keyof F & string> = []) {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('not an object', allowed, raw);
-  const object = raw as Record<string, unknown>;
+  const object = isMapping(raw) ? raw : fail('not an object', allowed, raw);
   const unknown = Object.keys(object).find((key) => !Object.hasOwn(fields, key));
   if (unknown !== undefined) throw new FormatError('unknown key', `one of ${Object.keys(fields).join(', ')}`, object[unknown], unknown, true);
   const missing = required.find((key) => object[key] === undefined || object[key] === null);
@@ -166,19 +169,16 @@ const boolean = format('true or false (also yes/no, on/off, 1/0)', (value, fail)
   return BOOLEAN_WORDS.get(word) ?? fail('not a boolean');
 });
 
-/** A trimmed string matching `pattern`; `what` is the reason when it does not. */
-function matching(pattern: RegExp, what: string, allowed: string) {
+/** A trimmed string matching `pattern`, lower-cased if asked; `what` is the reason when it does not match. */
+function matching(pattern: RegExp, what: string, allowed: string, lowerCase = false) {
   return format(allowed, (value, fail) => {
     const text = typeof value === 'string' ? value.trim() : undefined;
-    return text !== undefined && pattern.test(text) ? text : fail(text === '' && what === 'not a string' ? 'must not be empty' : what);
+    if (text !== undefined && pattern.test(text)) return lowerCase ? text.toLowerCase() : text;
+    return fail(text === '' && what === 'not a string' ? 'must not be empty' : what);
   });
 }
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const logLevel = format(`one of ${LOG_LEVELS.join(', ')}`, (value, fail) => {
-  const level = typeof value === 'string' ? value.trim().toLowerCase() : '';
-  return (LOG_LEVELS as readonly string[]).includes(level) ? level : fail('not a log level');
-});
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** A URL of one of `schemes`, as written minus trailing slashes; credentials, query and fragment refused unless allowed. */
 function url(schemes: readonly string[], allowed: string, { credentials = false, query = false } = {}) {
@@ -211,7 +211,7 @@ function stringList<T = string>(allowed: string, item?: ValueFormat<T>, unique =
 }
 
 const HOST = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/i;
-const hostFormat = (allowed: string) => format(allowed, (value) => matching(HOST, 'not a registry host', allowed).parse(value).toLowerCase());
+const hostFormat = (allowed: string) => matching(HOST, 'not a registry host', allowed, true);
 const registryHost = hostFormat('a registry host name with optional port, e.g. ghcr.io or registry.example.com:5000');
 const REGISTRY_HOSTS_ALLOWED = 'a comma-separated string or a list of registry hosts, e.g. docker.io';
 
@@ -234,7 +234,7 @@ export const valueFormats = {
   'non-empty-string': matching(/./, 'not a string', 'a non-empty string'),
   'node-id': matching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'not a valid node id', 'letters, digits, ".", "_" and "-", starting with a letter or digit, at most 253 characters'),
   'cluster-name': matching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'not a valid cluster name', 'letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63 characters (it prefixes etcd and Redis keys)'),
-  'log-level': logLevel,
+  'log-level': matching(new RegExp(`^(${LOG_LEVELS.join('|')})$`, 'i'), 'not a log level', `one of ${LOG_LEVELS.join(', ')}`, true),
   'string-list': stringList<string>('a comma-separated string (e.g. "a,b") or a list of strings'),
   'optional-registry-host': optional(registryHost, ", or empty for the url's host"),
   'registry-host-list': stringList(REGISTRY_HOSTS_ALLOWED, hostFormat(REGISTRY_HOSTS_ALLOWED), true),

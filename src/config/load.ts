@@ -16,7 +16,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseAuthConfig } from '../auth/config.ts';
 import { dockerHubAliases, isDockerHubHost } from '../registry/reference.ts';
 import { checkConsistency, type ConfigProblem } from './checks.ts';
-import { describeValue, FormatError, toConvict } from './formats.ts';
+import { describeValue, FormatError, isMapping, toConvict } from './formats.ts';
 import type { PrefetchJobEntry } from './prefetch.ts';
 import { redactUrlCredentials, redactValue, REDACTED } from './redact.ts';
 import { configSchema, currentMachine, type parseRegistries, isSetting, listSettings, type MachineFacts, MS_FORMATS, type SchemaSection, type Setting, settingFormats } from './schema.ts';
@@ -256,7 +256,7 @@ function readFileSettings(file: string, schema: SchemaSection): { values: Record
     // Never echo the offending source line: it may hold a secret.
     fail(extension === '.json' ? jsonErrorLocation(error, text) : yamlErrorLocation(error));
   }
-  if (!isPlainObject(raw ?? {})) fail('must hold a mapping of settings at the top level');
+  if (!isMapping(raw ?? {})) fail('must hold a mapping of settings at the top level');
   const problems: ConfigProblem[] = [];
   const present = new Set<string>();
   const values = collect((raw ?? {}) as Record<string, unknown>, schema, '', `config file ${file}`, present, problems);
@@ -277,12 +277,12 @@ function collect(raw: Record<string, unknown>, section: SchemaSection, prefix: s
     const node = Object.hasOwn(section, name) ? section[name] : undefined;
     if (node === undefined) {
       problems.push({ key, reason: 'unknown key', allowed: `${prefix === '' ? 'top-level keys' : `keys under ${prefix}`}: ${Object.keys(section).join(', ')}`, source });
-    } else if (isSetting(node) && isPlainObject(value) && node.format !== 'Object') {
+    } else if (isSetting(node) && isMapping(value) && node.format !== 'Object') {
       problems.push({ key, reason: 'must be a single value, not a mapping', allowed: settingFormats[node.format].allowed, source });
     } else if (isSetting(node)) {
       values[name] = value;
       present.add(key);
-    } else if (isPlainObject(value)) {
+    } else if (isMapping(value)) {
       values[name] = collect(value, node, key, source, present, problems);
     } else if (value !== null) {
       // (null: an empty section, `server:` with every key commented out, sets nothing.)
@@ -290,10 +290,6 @@ function collect(raw: Record<string, unknown>, section: SchemaSection, prefix: s
     }
   }
   return values;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function jsonErrorLocation(error: unknown, text: string): string {

@@ -8,7 +8,7 @@
  */
 import os from 'node:os';
 import { authSchemaSection, authValueFormats } from '../auth/config.ts';
-import { format, FormatError, optional, parseList, parseObject, parseRegistryHost, type ValueFormat, valueFormats } from './formats.ts';
+import { format, FormatError, isMapping, optional, parseList, parseObject, parseRegistryHost, type ValueFormat, valueFormats } from './formats.ts';
 import { CRON_ALLOWED, parseCron, parsePrefetchJobs, parseRetentionRules, PREFETCH_ALLOWED, RETENTION_RULES_ALLOWED } from './prefetch.ts';
 
 /** How Outpost talks to the default primary; a `registries` entry has the same keys (see {@link parseRegistries}). */
@@ -64,7 +64,7 @@ export const settingFormats = {
   'retention-rules': { allowed: RETENTION_RULES_ALLOWED, parse: parseRetentionRules },
   'optional-cron': optional({ allowed: `${CRON_ALLOWED} (read in UTC)`, parse: (value) => parseCron(value) }),
   registries: { allowed: REGISTRIES_ALLOWED, parse: parseRegistries },
-  Object: format('a mapping', (value, fail) => (typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : fail('not a mapping'))),
+  Object: format('a mapping', (value, fail) => (isMapping(value) ? value : fail('not a mapping'))),
 } as const satisfies Record<string, ValueFormat<unknown>>;
 
 export type SettingFormat = keyof typeof settingFormats;
