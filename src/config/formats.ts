@@ -15,13 +15,7 @@ export class FormatError extends Error {
   readonly code = 'CONFIG_FORMAT_INVALID';
 
   /** `reason` never holds the value (callers redact it); `valueHidden`: an unknown key, whose value may be a misplaced secret. */
-  constructor(
-    readonly reason: string,
-    readonly allowed: string,
-    readonly value: unknown,
-    readonly path = '',
-    readonly valueHidden = false,
-  ) {
+  constructor(readonly reason: string, readonly allowed: string, readonly value: unknown, readonly path = '', readonly valueHidden = false) {
     super(`${path ? `${path}: ` : ''}${reason}${valueHidden ? '' : `, got ${describeValue(value)}`}; allowed: ${allowed}`);
   }
 
