@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { unknownRuleUpstreams } from '../auth/config.ts';
 import { HtpasswdError, parseHtpasswd } from '../auth/htpasswd.ts';
-import { parseRegistryHosts } from './formats.ts';
+import { valueFormats } from './formats.ts';
 import { REDACTED, redactValue } from './redact.ts';
 import { readTlsPair } from './tls-pair.ts';
 import type { Config } from './types.ts';
@@ -111,7 +111,7 @@ export function checkConsistency(config: Config, origin: Origin): ConfigProblem[
 function duplicateNames(config: Config, origin: Origin): ConfigProblem[] {
   /** Each name → which setting gave it to which primary. */
   const owners = new Map<string, string>();
-  const explicitAliases = new Set(parseRegistryHosts(origin('upstream.aliases').value));
+  const explicitAliases = new Set(valueFormats['registry-host-list'].parse(origin('upstream.aliases').value));
   const hostSetting = origin('upstream.host').source !== 'default' ? 'upstream.host' : 'upstream.url';
   for (const name of [config.upstream.host, ...config.upstream.aliases]) {
     const why = name === config.upstream.host ? hostSetting : explicitAliases.has(name) ? 'upstream.aliases' : 'implied by a Docker Hub upstream.url';

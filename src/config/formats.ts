@@ -236,12 +236,8 @@ export const valueFormats = {
   'url-list': stringList('a comma-separated string or a list of http:// or https:// URLs, e.g. http://etcd-1:2379', url(HTTP, 'an http:// or https:// URL, e.g. http://etcd-1:2379', { credentials: true })),
 } as const satisfies Record<string, ValueFormat<unknown>>;
 
-export const parseBytes = bytes.parse;
 export const parseDuration = anyDuration.parse;
-export const parsePositiveDuration = positiveDuration.parse;
 export const parseRegistryHost = registryHost.parse;
-export const parseOptionalRegistryHost = valueFormats['optional-registry-host'].parse;
-export const parseRegistryHosts = valueFormats['registry-host-list'].parse;
 
 /** Formats as convict validators (`convict.addFormats(toConvict(...))`), without coercion. */
 export function toConvict(formats: Readonly<Record<string, ValueFormat<unknown>>>): Record<string, convict.Format> {

@@ -7,7 +7,7 @@
 import { Cron } from 'croner';
 import { parseRepositoryPatterns } from '../auth/config.ts';
 import { canEverInclude, IMAGE_PATTERN_ALLOWED, ImagePatternError, parseImagePatterns } from '../registry/image-pattern.ts';
-import { fail, FormatError, parseField, parseList, parseObject, parseOptionalRegistryHost, parsePositiveDuration } from './formats.ts';
+import { fail, FormatError, parseField, parseList, parseObject, valueFormats } from './formats.ts';
 
 export const CRON_ALLOWED = 'a 5-field cron expression "minute hour day-of-month month day-of-week", e.g. "0 3 * * *" (no seconds field, no @daily)';
 
@@ -69,7 +69,7 @@ const JOB_FIELDS = {
   name: (value: unknown) => (typeof value === 'string' && /^[a-z0-9][a-z0-9._-]{0,62}$/.test(value) ? value : fail('not a valid job name', JOB_NAME_ALLOWED, value)),
   schedule: (value: unknown) => parseCron(value),
   timezone: or('UTC', parseTimezone),
-  upstream: parseOptionalRegistryHost,
+  upstream: valueFormats['optional-registry-host'].parse,
   images: parseImages,
   updatedWithinDays: or(undefined, inRange(1, 36_500, true, 'a whole number of days from 1 to 36500, or leave it out for any age')),
   platforms: or([], (value) =>
@@ -111,7 +111,7 @@ export const RETENTION_RULES_ALLOWED =
 
 const RULE_FIELDS = {
   repositories: (value: unknown) => parseRepositoryPatterns(value ?? null, { needsInclude: true }),
-  unusedFor: parsePositiveDuration,
+  unusedFor: valueFormats['positive-duration'].parse,
 };
 
 /** `cache.retentionRules`; unset means none. */

@@ -1,9 +1,10 @@
 import { describe, it, expect } from 'vitest';
-import { FormatError, convictFormats, parseBytes, parseDuration, valueFormats } from '../../../src/config/formats.ts';
+import { FormatError, convictFormats, parseDuration, valueFormats } from '../../../src/config/formats.ts';
 import { ConfigError, loadConfig } from '../../../src/config/load.ts';
 import { configSchema, listSettings, parseRegistries } from '../../../src/config/schema.ts';
 
 const {
+  bytes: { parse: parseBytes },
   'strict-boolean': { parse: parseBoolean },
   fraction: { parse: parseFraction },
   url: { parse: parseHttpUrl },
