@@ -149,7 +149,7 @@ function buildConfig(settings: Config, parsed: ReadonlyMap<string, unknown>, hos
   // Timeouts, retries and connections are inherited; credentials, CA and TLS verification belong to one primary.
   const registries = (parsed.get('registries') as ReturnType<typeof parseRegistries>).map(({ host, aliases, dockerHub, ...entry }) => ({
     ...primaryNames(entry.url, host, aliases ?? [], dockerHub),
-    ...{ ...upstream, username: undefined, password: undefined, caFile: undefined, insecure: false },
+    ...upstream, username: undefined, password: undefined, caFile: undefined, insecure: false,
     ...Object.fromEntries(Object.entries(entry).filter(([, value]) => value !== undefined)),
   })) as RegistryConfig[];
   const primaries = [defaultPrimary, ...registries];
