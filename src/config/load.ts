@@ -196,12 +196,12 @@ function parseFlags(argv: readonly string[], settings: ReadonlyMap<string, Setti
   const keyByFlag = new Map([['config', 'config'], ...[...settings].flatMap(([key, { arg }]) => (arg === undefined ? [] : [[arg, key] as const]))]);
   const options = Object.fromEntries([...keyByFlag.keys()].map((flag) => [flag, { type: 'string' as const }]));
   const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
-  const end = tokens.findIndex((token) => token.kind === 'option-terminator');
   const flags = new Map<string, { flag: string; value: string }>();
   const problems: ConfigProblem[] = [];
   let skip = -1; // the value of an unknown option, not a stray argument
   let reported = -1; // `-p5001` is one unknown option, not a group of five
-  for (const token of end === -1 ? tokens : tokens.slice(0, end)) {
+  for (const token of tokens) {
+    if (token.kind === 'option-terminator') break;
     if (token.kind === 'positional') {
       if (positionals === 'reject' && token.index !== skip) {
         problems.push({ key: undefined, reason: `unexpected argument "${token.value}"`, allowed: 'options only, e.g. --config FILE', source: undefined });

@@ -79,9 +79,7 @@ export interface Setting {
   sensitive?: boolean;
 }
 
-export interface SchemaSection {
-  readonly [key: string]: Setting | SchemaSection;
-}
+export type SchemaSection = { readonly [key: string]: Setting | SchemaSection };
 
 /** What the defaults depend on, injectable so tests and docs are deterministic. */
 export interface MachineFacts {
