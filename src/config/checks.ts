@@ -98,8 +98,10 @@ export function checkConsistency(config: Config, origin: Origin): ConfigProblem[
   const htpasswd = config.auth.htpasswd;
   const htpasswdReason = htpasswd === undefined || unreadable.has('auth.htpasswd') ? undefined : htpasswdProblem(htpasswd);
   if (htpasswdReason !== undefined) bad('auth.htpasswd', htpasswdReason, 'an htpasswd file of bcrypt entries (htpasswd -B), one user:hash a line', htpasswd);
-  const read = tlsCert === undefined || tlsKey === undefined || unreadable.has('server.tlsCert') || unreadable.has('server.tlsKey') ? undefined : readTlsPair(tlsCert, tlsKey);
-  if (read?.ok === false) bad(read.problem.key, read.problem.reason, 'a PEM certificate chain (tlsCert) and its unencrypted PEM private key (tlsKey)', read.problem.file);
+  if (tlsCert !== undefined && tlsKey !== undefined && !unreadable.has('server.tlsCert') && !unreadable.has('server.tlsKey')) {
+    const read = readTlsPair(tlsCert, tlsKey);
+    if (!read.ok) bad(read.problem.key, read.problem.reason, 'a PEM certificate chain (tlsCert) and its unencrypted PEM private key (tlsKey)', read.problem.file);
+  }
   return problems;
 }
 
