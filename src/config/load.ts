@@ -24,7 +24,7 @@ import type { Config, PrimaryNames, RegistryConfig } from './types.ts';
 
 export type { ConfigProblem } from './checks.ts';
 
-/** The configuration cannot be used; the message lists every problem, `key`, `value` (redacted if secret) and `allowed` describe the first. */
+/** The configuration cannot be used: the message lists every problem; `key`, `value` (redacted if secret) and `allowed` describe the first. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly code = 'CONFIG_INVALID';
