@@ -6,22 +6,22 @@
 import fs from 'node:fs';
 import { unknownRuleUpstreams } from '../auth/config.ts';
 import { HtpasswdError, parseHtpasswd } from '../auth/htpasswd.ts';
-import { parseRegistryHosts } from './formats.ts';
+import { valueFormats } from './formats.ts';
 import { REDACTED, redactValue } from './redact.ts';
 import { readTlsPair } from './tls-pair.ts';
 import type { Config } from './types.ts';
 
-/** One thing wrong with the configuration. */
+/**
+ * One thing wrong with the configuration: the dotted key (`registries[0].url`;
+ * undefined for file-level problems), what is wrong, what would be accepted,
+ * where the value came from (`flag --port`, `env OUTPOST_PORT`, `config file
+ * <path>`, `default`) and the value, secrets redacted (absent when not shown).
+ */
 export interface ConfigProblem {
-  /** Dotted key (`cache.maxBytes`, `registries[0].url`); undefined for file-level problems. */
   readonly key: string | undefined;
-  /** What is wrong. */
   readonly reason: string;
-  /** What would be accepted, when known. */
   readonly allowed: string | undefined;
-  /** Where the value came from: `flag --port`, `env OUTPOST_PORT`, `config file <path>`, `default`. */
   readonly source: string | undefined;
-  /** The offending value with secrets redacted; absent when not shown (e.g. for unknown keys). */
   readonly value?: unknown;
 }
 
@@ -57,12 +57,9 @@ export function checkConsistency(config: Config, origin: Origin): ConfigProblem[
   }
   const secret = config.cluster.peerSecret;
   if (config.etcd.endpoints.length > 0 && secret === undefined) {
-    problems.push({
-      key: 'cluster.peerSecret',
-      reason: `must be set because etcd.endpoints is set (from ${origin('etcd.endpoints').source}): replicas sign their membership records with it`,
-      allowed: `the same secret of at least ${MIN_PEER_SECRET_LENGTH} characters on every replica (OUTPOST_PEER_SECRET), e.g. from openssl rand -hex 32`,
-      source: undefined,
-    });
+    const reason = `must be set because etcd.endpoints is set (from ${origin('etcd.endpoints').source}): replicas sign their membership records with it`;
+    const allowed = `the same secret of at least ${MIN_PEER_SECRET_LENGTH} characters on every replica (OUTPOST_PEER_SECRET), e.g. from openssl rand -hex 32`;
+    problems.push({ key: 'cluster.peerSecret', reason, allowed, source: undefined });
   } else if (config.etcd.endpoints.length > 0 && secret !== undefined && secret.length < MIN_PEER_SECRET_LENGTH) {
     bad('cluster.peerSecret', `is too short (${secret.length} characters)`, `at least ${MIN_PEER_SECRET_LENGTH} characters, e.g. from openssl rand -hex 32`, REDACTED);
   }
@@ -94,8 +91,9 @@ export function checkConsistency(config: Config, origin: Origin): ConfigProblem[
   const unreadable = new Set<string>();
   for (const [key, file, settingKey] of files) {
     const reason = file === undefined ? undefined : unreadableReason(file);
-    if (reason !== undefined) bad(key, reason, 'a readable file', file, settingKey);
-    if (reason !== undefined) unreadable.add(key);
+    if (reason === undefined) continue;
+    unreadable.add(key);
+    bad(key, reason, 'a readable file', file, settingKey);
   }
   const htpasswd = config.auth.htpasswd;
   const htpasswdReason = htpasswd === undefined || unreadable.has('auth.htpasswd') ? undefined : htpasswdProblem(htpasswd);
@@ -115,7 +113,7 @@ export function checkConsistency(config: Config, origin: Origin): ConfigProblem[
 function duplicateNames(config: Config, origin: Origin): ConfigProblem[] {
   /** Each name → which setting gave it to which primary. */
   const owners = new Map<string, string>();
-  const explicitAliases = new Set(parseRegistryHosts(origin('upstream.aliases').value));
+  const explicitAliases = new Set(valueFormats['registry-host-list'].parse(origin('upstream.aliases').value));
   const hostSetting = origin('upstream.host').source !== 'default' ? 'upstream.host' : 'upstream.url';
   for (const name of [config.upstream.host, ...config.upstream.aliases]) {
     const why = name === config.upstream.host ? hostSetting : explicitAliases.has(name) ? 'upstream.aliases' : 'implied by a Docker Hub upstream.url';
@@ -128,15 +126,10 @@ function duplicateNames(config: Config, origin: Origin): ConfigProblem[] {
       for (const name of names) owners.set(name, `registries[${index}]`);
       return [];
     }
-    return [
-      {
-        key: taken === registry.host ? `registries[${index}].host` : `registries[${index}].aliases`,
-        reason: `${taken} is already a name of ${owners.get(taken)}; a second primary for it would be a second cache of the same images`,
-        allowed: 'a host no other primary answers to; to mirror it from this url, make it the default primary (upstream.url with upstream.aliases) or change the other entry',
-        source: origin('registries').source,
-        value: taken,
-      },
-    ];
+    const key = `registries[${index}].${taken === registry.host ? 'host' : 'aliases'}`;
+    const reason = `${taken} is already a name of ${owners.get(taken)}; a second primary for it would be a second cache of the same images`;
+    const allowed = 'a host no other primary answers to; to mirror it from this url, make it the default primary (upstream.url with upstream.aliases) or change the other entry';
+    return [{ key, reason, allowed, source: origin('registries').source, value: taken }];
   });
 }
 
@@ -148,8 +141,7 @@ function htpasswdProblem(file: string): string | undefined {
     parseHtpasswd(text, HTPASSWD_LIMITS);
     return undefined;
   } catch (error) {
-    if (error instanceof HtpasswdError) return error.message;
-    return `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
+    return error instanceof HtpasswdError ? error.message : `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
   }
 }
 

@@ -14,17 +14,8 @@ export class FormatError extends Error {
   override readonly name = 'FormatError';
   readonly code = 'CONFIG_FORMAT_INVALID';
 
-  constructor(
-    /** What is wrong, without the value (so callers can redact it). */
-    readonly reason: string,
-    /** What the format accepts. */
-    readonly allowed: string,
-    /** The offending value (inside a structured value: the offending part). */
-    readonly value: unknown,
-    readonly path = '',
-    /** The value is not worth showing (an unknown key: a misspelt key may hold a secret). */
-    readonly valueHidden = false,
-  ) {
+  /** `reason` never holds the value (callers redact it); `valueHidden`: an unknown key, whose value may be a misplaced secret. */
+  constructor(readonly reason: string, readonly allowed: string, readonly value: unknown, readonly path = '', readonly valueHidden = false) {
     super(`${path ? `${path}: ` : ''}${reason}${valueHidden ? '' : `, got ${describeValue(value)}`}; allowed: ${allowed}`);
   }
 
@@ -59,8 +50,17 @@ export interface ValueFormat<T> {
 }
 
 /** A format whose parser reports problems through `fail(reason)`, with this `allowed`. */
-function format<T>(allowed: string, parse: (value: unknown, fail: (reason: string) => never) => T): ValueFormat<T> {
+export function format<T>(allowed: string, parse: (value: unknown, fail: (reason: string) => never) => T): ValueFormat<T> {
   return { allowed, parse: (value) => parse(value, (reason) => fail(reason, allowed, value)) };
+}
+
+/** `null`, `undefined` and `''` mean unset; anything else is read by `inner`, whose errors say what it allows. */
+export function optional<T>(inner: ValueFormat<T>, unset = ', or unset'): ValueFormat<T | undefined> {
+  return { allowed: `${inner.allowed}${unset}`, parse: (value) => (value === null || value === undefined || value === '' ? undefined : inner.parse(value)) };
+}
+
+export function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Runs `parse`, locating a FormatError it throws under `path`. */
@@ -79,26 +79,15 @@ export function parseList<T>(value: unknown, allowed: string, max: number, item:
   return value.map((raw: unknown, index) => parseField(`[${index}]`, () => item(raw)));
 }
 
-/**
- * An object whose keys are those of `fields`, each parsed by its field; an
- * unknown key is an error that hides its value (a misspelt key may hold a
- * secret), a missing `required` key too.
- */
+/** An object with the keys of `fields`, each parsed by its field; an unknown key hides its value, a `required` one must be set. */
 export function parseObject<F extends Record<string, (value: unknown) => unknown>>(raw: unknown, fields: F, allowed: string, required: ReadonlyArray<keyof F & string> = []) {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('not an object', allowed, raw);
-  const object = raw as Record<string, unknown>;
+  const object = isMapping(raw) ? raw : fail('not an object', allowed, raw);
   const unknown = Object.keys(object).find((key) => !Object.hasOwn(fields, key));
   if (unknown !== undefined) throw new FormatError('unknown key', `one of ${Object.keys(fields).join(', ')}`, object[unknown], unknown, true);
   const missing = required.find((key) => object[key] === undefined || object[key] === null);
   if (missing !== undefined) throw new FormatError('required', allowed, undefined, missing);
   return Object.fromEntries(Object.entries(fields).map(([key, parse]) => [key, parseField(key, () => parse(object[key]))])) as { [K in keyof F]: ReturnType<F[K]> };
 }
-
-/** `null`, `undefined` and `''` mean unset; anything else goes to `parse`. */
-const optional =
-  <T>(parse: (value: unknown) => T) =>
-  (value: unknown): T | undefined =>
-    value === null || value === undefined || value === '' ? undefined : parse(value);
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const BYTE_UNITS = new Map<string, bigint>([['', 1n], ['b', 1n]]);
@@ -107,34 +96,32 @@ const BYTE_UNITS = new Map<string, bigint>([['', 1n], ['b', 1n]]);
   for (const unit of [prefix, `${prefix}i`, `${prefix}ib`]) BYTE_UNITS.set(unit, 1024n ** BigInt(i + 1));
 });
 
-/**
- * A byte size: a whole number, or a number with a unit (case-insensitive, an
- * optional space): kB..TB powers of 1000, K/Ki/KiB..T/Ti/TiB powers of 1024.
- * A fraction needs a unit above a byte and is rounded down, computed exactly.
- */
+/** A number or a trimmed string, as the text to read; negative values refused. */
+function numberText(value: unknown, what: string, fail: (reason: string) => never): string {
+  const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : typeof value === 'string' ? value.trim() : fail(`not a ${what}`);
+  return text.startsWith('-') ? fail(`a ${what} cannot be negative`) : text;
+}
+
+/** A byte size; a fraction needs a unit above a byte and is rounded down, computed exactly (`1.005kB` is 1005). */
 const bytes = format(
   'a whole number of bytes (e.g. 1073741824) or a number with a unit: kB, MB, GB, TB (powers of 1000) ' +
     'or KiB, MiB, GiB, TiB, also written K, M, G, T (powers of 1024), e.g. 10GiB, 500MB, 1.5GiB',
   (value, fail) => {
-    const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : typeof value === 'string' ? value.trim() : fail('not a byte size');
-    if (text.startsWith('-')) fail('a byte size cannot be negative');
-    const [, whole = '', fraction = '', unit = ''] = /^(\d+)(?:\.(\d+))?\s*([a-z]*)$/i.exec(text) ?? fail('not a byte size');
+    const [, whole = '', fraction = '', unit = ''] = /^(\d+)(?:\.(\d+))?\s*([a-z]*)$/i.exec(numberText(value, 'byte size', fail)) ?? fail('not a byte size');
     const multiplier = BYTE_UNITS.get(unit.toLowerCase()) ?? fail(`unknown size unit "${unit}"`);
     if (fraction !== '' && multiplier === 1n) fail(typeof value === 'number' ? 'not a whole number of bytes' : 'a byte size must be a whole number of bytes');
     const result = (BigInt(whole + fraction) * multiplier) / 10n ** BigInt(fraction.length);
     return result > MAX_SAFE ? fail('byte size too large') : Number(result);
   },
 );
-export const parseBytes = bytes.parse;
 
 const DURATION_ALLOWED = 'a number of seconds (e.g. 30) or a duration with units ms, s, m, h, d, which may be combined (e.g. 250ms, 1.5s, 5m, 1h, 1m30s)';
 const DURATION_MS: Record<string, bigint> = { ms: 1n, s: 1000n, m: 60_000n, h: 3_600_000n, d: 86_400_000n };
 
-/** A duration in milliseconds: `250ms`, `1.5s`, `1m30s`, `1h 30m`; a plain number means seconds. Whole milliseconds only. */
+/** Milliseconds from `250ms`, `1.5s`, `1m30s`, `1h 30m`, or a plain number of seconds; whole milliseconds only. */
 function duration(allowed: string, positive: boolean) {
   return format(allowed, (value, fail) => {
-    const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : typeof value === 'string' ? value.trim() : fail('not a duration');
-    if (text.startsWith('-')) fail('a duration cannot be negative');
+    const text = numberText(value, 'duration', fail);
     const units = /^\d+(\.\d+)?$/.test(text) ? `${text}s` : text;
     const parts = [...units.matchAll(/(\d+)(?:\.(\d+))?\s*(ms|s|m|h|d)\s*/gy)];
     if (parts.length === 0 || parts.map((part) => part[0]).join('') !== units) fail('not a duration');
@@ -150,8 +137,6 @@ function duration(allowed: string, positive: boolean) {
 }
 const anyDuration = duration(DURATION_ALLOWED, false);
 const positiveDuration = duration(`a duration greater than 0: ${DURATION_ALLOWED}`, true);
-export const parseDuration = anyDuration.parse;
-export const parsePositiveDuration = positiveDuration.parse;
 
 /** Whole numbers from `min` to `max`, from a number or a digit string. */
 function integer(min: number, allowed: string, what = 'a whole number', max = Number.MAX_SAFE_INTEGER) {
@@ -165,40 +150,29 @@ function integer(min: number, allowed: string, what = 'a whole number', max = Nu
     return number < min || number > max ? fail(`must be at ${number < min ? `least ${min}` : `most ${max}`}`) : number;
   });
 }
-const port = integer(0, 'an integer from 0 to 65535 (0 picks a free port)', 'a port number', 65535);
-export const parsePort = port.parse;
 
 const fraction = format('a number from 0 to 1, e.g. 0.85', (value, fail) => {
   const number = typeof value === 'number' ? value : typeof value === 'string' && /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isFinite(number)) fail('not a fraction');
   return number >= 0 && number <= 1 ? number : fail('fraction out of range');
 });
-export const parseFraction = fraction.parse;
 
 const BOOLEAN_WORDS = new Map(Object.entries({ true: true, yes: true, on: true, 1: true, false: false, no: false, off: false, 0: false }));
 const boolean = format('true or false (also yes/no, on/off, 1/0)', (value, fail) => {
   const word = typeof value === 'boolean' || value === 1 || value === 0 ? String(Boolean(value)) : typeof value === 'string' ? value.trim().toLowerCase() : '';
   return BOOLEAN_WORDS.get(word) ?? fail('not a boolean');
 });
-export const parseBoolean = boolean.parse;
 
-const optionalString = format('a string, or empty/null for unset (quote numbers in YAML)', (value, fail) => optional((v) => (typeof v === 'string' ? v : fail('not a string')))(value));
-export const parseOptionalString = optionalString.parse;
-
-/** A trimmed string matching `pattern`; `what` is the reason when it does not. */
-function matching(pattern: RegExp, what: string, allowed: string) {
+/** A trimmed string matching `pattern`, lower-cased if asked; `what` is the reason when it does not match. */
+function matching(pattern: RegExp, what: string, allowed: string, lowerCase = false) {
   return format(allowed, (value, fail) => {
     const text = typeof value === 'string' ? value.trim() : undefined;
-    return text !== undefined && pattern.test(text) ? text : fail(text === '' && what === 'not a string' ? 'must not be empty' : what);
+    if (text !== undefined && pattern.test(text)) return lowerCase ? text.toLowerCase() : text;
+    return fail(text === '' && what === 'not a string' ? 'must not be empty' : what);
   });
 }
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const logLevel = format(`one of ${LOG_LEVELS.join(', ')}`, (value, fail) => {
-  const level = typeof value === 'string' ? value.trim().toLowerCase() : '';
-  return (LOG_LEVELS as readonly string[]).includes(level) ? level : fail('not a log level');
-});
-export const parseLogLevel = logLevel.parse;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** A URL of one of `schemes`, as written minus trailing slashes; credentials, query and fragment refused unless allowed. */
 function url(schemes: readonly string[], allowed: string, { credentials = false, query = false } = {}) {
@@ -219,9 +193,6 @@ function url(schemes: readonly string[], allowed: string, { credentials = false,
 }
 const HTTP = ['http:', 'https:'];
 const httpUrl = url(HTTP, 'an http:// or https:// URL without credentials, query or fragment, e.g. https://registry.example.com');
-const redisUrl = url(['redis:', 'rediss:'], 'a redis:// or rediss:// URL (e.g. redis://:password@redis:6379/0), or empty for none', { credentials: true, query: true });
-export const parseHttpUrl = httpUrl.parse;
-export const parseRedisUrl = optional(redisUrl.parse);
 
 /** A comma-separated string or a list of strings; items trimmed, empty items dropped, each parsed by `item`. */
 function stringList<T = string>(allowed: string, item?: ValueFormat<T>, unique = false) {
@@ -232,20 +203,11 @@ function stringList<T = string>(allowed: string, item?: ValueFormat<T>, unique =
     return unique ? [...new Set(parsed)] : parsed;
   });
 }
-const strings = stringList<string>('a comma-separated string (e.g. "a,b") or a list of strings');
-const urls = stringList('a comma-separated string or a list of http:// or https:// URLs, e.g. http://etcd-1:2379', url(HTTP, 'an http:// or https:// URL, e.g. http://etcd-1:2379', { credentials: true }));
-export const parseStringList = strings.parse;
-export const parseUrlList = urls.parse;
 
 const HOST = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/i;
-const hostFormat = (allowed: string) => format(allowed, (value) => matching(HOST, 'not a registry host', allowed).parse(value).toLowerCase());
+const hostFormat = (allowed: string) => matching(HOST, 'not a registry host', allowed, true);
 const registryHost = hostFormat('a registry host name with optional port, e.g. ghcr.io or registry.example.com:5000');
-export const parseRegistryHost = registryHost.parse;
-export const parseOptionalRegistryHost = optional(parseRegistryHost);
 const REGISTRY_HOSTS_ALLOWED = 'a comma-separated string or a list of registry hosts, e.g. docker.io';
-const registryHosts = stringList(REGISTRY_HOSTS_ALLOWED, hostFormat(REGISTRY_HOSTS_ALLOWED), true);
-export const parseRegistryHosts = registryHosts.parse;
-const optionalBoolean = format(`${boolean.allowed}, or unset`, (value) => optional(parseBoolean)(value));
 
 /** Every format of the schema's own settings, by name (schema.ts adds the auth and prefetch ones). */
 export const valueFormats = {
@@ -254,25 +216,28 @@ export const valueFormats = {
   'positive-duration': positiveDuration,
   /** A duration in seconds (drainSeconds). */
   seconds: format(DURATION_ALLOWED, (value) => anyDuration.parse(value) / 1000),
-  'port-number': port,
+  'port-number': integer(0, 'an integer from 0 to 65535 (0 picks a free port)', 'a port number', 65535),
   fraction,
   'strict-boolean': boolean,
   'positive-int': integer(1, 'a whole number of at least 1'),
   'non-negative-int': integer(0, 'a whole number of at least 0'),
   url: httpUrl,
-  'optional-url': format(`${httpUrl.allowed}, or empty for unset`, optional(httpUrl.parse)),
-  'redis-url': format(redisUrl.allowed, parseRedisUrl),
-  'optional-string': optionalString,
+  'optional-url': optional(httpUrl, ', or empty for unset'),
+  'redis-url': optional(url(['redis:', 'rediss:'], 'a redis:// or rediss:// URL (e.g. redis://:password@redis:6379/0), or empty for none', { credentials: true, query: true }), ''),
+  'optional-string': optional(format('a string, or empty/null for unset (quote numbers in YAML)', (value, fail) => (typeof value === 'string' ? value : fail('not a string'))), ''),
   'non-empty-string': matching(/./, 'not a string', 'a non-empty string'),
   'node-id': matching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'not a valid node id', 'letters, digits, ".", "_" and "-", starting with a letter or digit, at most 253 characters'),
   'cluster-name': matching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'not a valid cluster name', 'letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63 characters (it prefixes etcd and Redis keys)'),
-  'log-level': logLevel,
-  'string-list': strings,
-  'optional-registry-host': format(`${registryHost.allowed}, or empty for the url's host`, parseOptionalRegistryHost),
-  'registry-host-list': registryHosts,
-  'optional-boolean': optionalBoolean,
-  'url-list': urls,
+  'log-level': matching(new RegExp(`^(${LOG_LEVELS.join('|')})$`, 'i'), 'not a log level', `one of ${LOG_LEVELS.join(', ')}`, true),
+  'string-list': stringList<string>('a comma-separated string (e.g. "a,b") or a list of strings'),
+  'optional-registry-host': optional(registryHost, ", or empty for the url's host"),
+  'registry-host-list': stringList(REGISTRY_HOSTS_ALLOWED, hostFormat(REGISTRY_HOSTS_ALLOWED), true),
+  'optional-boolean': optional(boolean),
+  'url-list': stringList('a comma-separated string or a list of http:// or https:// URLs, e.g. http://etcd-1:2379', url(HTTP, 'an http:// or https:// URL, e.g. http://etcd-1:2379', { credentials: true })),
 } as const satisfies Record<string, ValueFormat<unknown>>;
+
+export const parseDuration = anyDuration.parse;
+export const parseRegistryHost = registryHost.parse;
 
 /** Formats as convict validators (`convict.addFormats(toConvict(...))`), without coercion. */
 export function toConvict(formats: Readonly<Record<string, ValueFormat<unknown>>>): Record<string, convict.Format> {

@@ -1,14 +1,12 @@
 /**
- * Loading and validating the configuration.
- *
- * Sources, later wins: built-in defaults, the config file (`--config FILE`
- * or `OUTPOST_CONFIG`; JSON, or YAML by extension), environment variables,
- * command-line flags. Nothing is read implicitly: the caller passes the
- * environment and argv (main.ts passes `process.env` and `process.argv`).
- * convict holds the schema's defaults, maps the env vars and validates
- * strictly; every problem found (unknown key or flag, bad value, inconsistent
- * pair) is reported at once in a {@link ConfigError} naming the key, the value
- * (secrets redacted), where it came from and what is allowed.
+ * Loading and validating the configuration. Sources, later wins: the schema's
+ * defaults, the config file (`--config FILE` or `OUTPOST_CONFIG`; JSON, or
+ * YAML by extension), environment variables, command-line flags. Nothing is
+ * read implicitly: the caller passes the environment and argv. convict holds
+ * the defaults, maps the env vars and validates strictly; every problem found
+ * (unknown key or flag, bad value, inconsistent pair) is reported at once in a
+ * {@link ConfigError} naming the key, the value (secrets redacted), where it
+ * came from and what is allowed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,20 +15,16 @@ import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
 import { parseAuthConfig } from '../auth/config.ts';
 import { dockerHubAliases, isDockerHubHost } from '../registry/reference.ts';
-import { checkConsistency, type ConfigProblem, type Origin } from './checks.ts';
-import { describeValue, FormatError, toConvict } from './formats.ts';
+import { checkConsistency, type ConfigProblem } from './checks.ts';
+import { describeValue, FormatError, isMapping, toConvict } from './formats.ts';
 import type { PrefetchJobEntry } from './prefetch.ts';
 import { redactUrlCredentials, redactValue, REDACTED } from './redact.ts';
-import { configSchema, currentMachine, type parseRegistries, isSetting, listSettings, type MachineFacts, MS_FORMATS, type SchemaSection, type SettingFormat, type Setting, settingFormats } from './schema.ts';
-import type { Config, PrimaryNames } from './types.ts';
+import { configSchema, currentMachine, type parseRegistries, isSetting, listSettings, type MachineFacts, MS_FORMATS, type SchemaSection, type Setting, settingFormats } from './schema.ts';
+import type { Config, PrimaryNames, RegistryConfig } from './types.ts';
 
 export type { ConfigProblem } from './checks.ts';
 
-/**
- * The configuration cannot be used; the message lists every problem. `key`,
- * `value` and `allowed` describe the first one (`value` is redacted when the
- * key holds a secret).
- */
+/** The configuration cannot be used: the message lists every problem; `key`, `value` (redacted if secret) and `allowed` describe the first. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly code = 'CONFIG_INVALID';
@@ -50,7 +44,7 @@ export class ConfigError extends Error {
 export interface LoadConfigOptions {
   /** Command-line arguments (without `node` and the script); every option must be `--config` or a setting's flag. */
   argv?: readonly string[];
-  /** What to do with arguments that are not options: leave them to the caller (default) or reject them. */
+  /** Arguments that are not options (command words): left to the caller (default) or rejected. */
   positionals?: 'ignore' | 'reject';
   /** Environment variables; nothing is read from `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
@@ -59,6 +53,8 @@ export interface LoadConfigOptions {
   /** Host name and CPU count the defaults derive from; the real machine's by default. */
   machine?: MachineFacts;
 }
+
+const DURATION_FORMATS: ReadonlySet<string> = new Set([...MS_FORMATS, 'seconds']);
 
 /** Loads, validates and returns the configuration, or throws {@link ConfigError}. */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
@@ -69,13 +65,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const flags = parseFlags(options.argv ?? [], settings, options.positionals ?? 'ignore');
   const file = options.file ?? flags.get('config')?.value ?? (env['OUTPOST_CONFIG'] || undefined);
   const fromFile = file === undefined ? undefined : readFileSettings(file, schema);
-
   const sourceOf = (key: string): string => {
     const envName = settings.get(key)?.env;
     if (flags.has(key)) return `flag --${flags.get(key)?.flag}`;
     if (envName !== undefined && env[envName] !== undefined) return `env ${envName}`;
     return fromFile?.present.has(key) ? `config file ${file}` : 'default';
   };
+
   // convict keeps its formats in a process-wide registry; registering is idempotent. No coercion: env strings are parsed by the formats.
   const { Object: _builtIn, ...formats } = settingFormats;
   convict.addFormats(toConvict(formats));
@@ -86,7 +82,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   // The value as written; a duration of digits only is a number of seconds (`got 30`, as from the file, not `got "30"`).
   const written = (key: string): unknown => {
     const value = store.get(key);
-    if (typeof value !== 'string' || !DURATION_FORMATS.has(settings.get(key)?.format ?? 'Object')) return value;
+    if (typeof value !== 'string' || !DURATION_FORMATS.has(settings.get(key)?.format ?? '')) return value;
     return /^\d+$/.test(value.trim()) ? Number(value) : value.trim();
   };
   const problems: ConfigProblem[] = [];
@@ -115,18 +111,23 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     throw new ConfigError([{ key: undefined, reason: redactUrlCredentials(String((error as Error).message)), allowed: undefined, source: undefined }]);
   }
 
-  const config = buildConfig(schema, parsed, machine, auth);
+  const config = buildConfig(nest(schema, parsed) as unknown as Config, parsed, machine.hostname, auth);
   // Durations as written (with their units), other values as read (`got 0.99`, not `got "0.99"`).
-  const origin: Origin = (key) => {
-    const format = settings.get(key)?.format ?? 'Object';
-    return { value: DURATION_FORMATS.has(format) ? written(key) : (parsed.get(key) ?? store.get(key)), source: sourceOf(key) };
-  };
-  const inconsistencies = checkConsistency(config, origin);
+  const inconsistencies = checkConsistency(config, (key) => ({
+    value: DURATION_FORMATS.has(settings.get(key)?.format ?? '') ? written(key) : (parsed.get(key) ?? store.get(key)),
+    source: sourceOf(key),
+  }));
   if (inconsistencies.length > 0) throw new ConfigError(inconsistencies);
   return config;
 }
 
-const DURATION_FORMATS: ReadonlySet<SettingFormat> = new Set([...MS_FORMATS, 'seconds']);
+function formatProblem(key: string, setting: Setting | undefined, error: FormatError, source: string): ConfigProblem {
+  const fullKey = error.path === '' ? key : `${key}${error.path.startsWith('[') ? '' : '.'}${error.path}`;
+  const problem = { key: fullKey, reason: error.reason, allowed: error.allowed, source };
+  if (error.valueHidden) return problem;
+  const hidden = setting?.sensitive === true && !['', null, undefined].includes(error.value as string);
+  return { ...problem, value: hidden ? REDACTED : redactValue(error.value, fullKey.split(/[.[\]]+/).findLast((part) => part !== '')) };
+}
 
 // ---------------------------------------------------------------------------
 // From parsed settings to the Config modules receive
@@ -142,32 +143,26 @@ function nest(section: SchemaSection, parsed: ReadonlyMap<string, unknown>, pref
   );
 }
 
-function buildConfig(schema: SchemaSection, parsed: ReadonlyMap<string, unknown>, machine: MachineFacts, auth: Config['auth']): Config {
-  const settings = nest(schema, parsed) as unknown as Config & { upstream: { host?: string; dockerHub?: boolean } };
-  const { host, aliases, dockerHub, ...upstream } = settings.upstream;
-  const defaultPrimary = { ...upstream, ...primaryNames(upstream.url, host, aliases, dockerHub) };
+function buildConfig(settings: Config, parsed: ReadonlyMap<string, unknown>, hostname: string, auth: Config['auth']): Config {
+  const { host, aliases, dockerHub, ...upstream } = settings.upstream as Omit<Config['upstream'], 'host' | 'dockerHub'> & Partial<PrimaryNames>;
+  const defaultPrimary = { ...upstream, ...primaryNames(upstream.url, host, aliases ?? [], dockerHub) };
   // Timeouts, retries and connections are inherited; credentials, CA and TLS verification belong to one primary.
-  const registries = (parsed.get('registries') as ReturnType<typeof parseRegistries>).map((entry) => ({
-    ...primaryNames(entry.url, entry.host, entry.aliases ?? [], entry.dockerHub),
-    url: entry.url,
-    // Credentials, CA and TLS verification belong to one primary: never inherited.
-    username: entry.username,
-    password: entry.password,
-    caFile: entry.caFile,
-    insecure: entry.insecure ?? false,
-    connectTimeoutMs: entry.connectTimeoutMs ?? upstream.connectTimeoutMs,
-    headersTimeoutMs: entry.headersTimeoutMs ?? upstream.headersTimeoutMs,
-    bodyIdleTimeoutMs: entry.bodyIdleTimeoutMs ?? upstream.bodyIdleTimeoutMs,
-    retries: entry.retries ?? upstream.retries,
-    connections: entry.connections ?? upstream.connections,
-  }));
+  const registries = (parsed.get('registries') as ReturnType<typeof parseRegistries>).map(({ host, aliases, dockerHub, ...entry }) => ({
+    ...primaryNames(entry.url, host, aliases ?? [], dockerHub),
+    ...upstream, username: undefined, password: undefined, caFile: undefined, insecure: false,
+    ...Object.fromEntries(Object.entries(entry).filter(([, value]) => value !== undefined)),
+  })) as RegistryConfig[];
   const primaries = [defaultPrimary, ...registries];
   // A job's upstream normalised to the host of the primary it names; an unknown one is kept, and reported by the checks.
   const prefetch = (parsed.get('prefetch') as PrefetchJobEntry[]).map((job) => {
     const primary = job.upstream === undefined ? defaultPrimary : primaries.find((p) => p.host === job.upstream || p.aliases.includes(job.upstream ?? ''));
     return { ...job, upstream: primary?.host ?? job.upstream ?? '' };
   });
-  const node = { ...settings.node, advertiseUrl: settings.node.advertiseUrl ?? defaultAdvertiseUrl(settings.server, machine.hostname) };
+  const { server } = settings;
+  // With the machine's host name when listening on every address.
+  const listen = ['0.0.0.0', '::', '[::]', '*'].includes(server.host) ? hostname : server.host;
+  const advertised = `${server.tlsCert !== undefined ? 'https' : 'http'}://${listen.includes(':') && !listen.startsWith('[') ? `[${listen}]` : listen}:${server.port}`;
+  const node = { ...settings.node, advertiseUrl: settings.node.advertiseUrl ?? advertised };
   const { auth: _auth, prefetch: _prefetch, ...rest } = settings;
   return { ...rest, upstream: defaultPrimary, registries, node, auth, prefetch };
 }
@@ -186,22 +181,6 @@ function primaryNames(url: string, host: string | undefined, aliases: readonly s
   return { host: own, aliases: names, dockerHub: dockerHub ?? [own, urlHost, ...names].some(isDockerHubHost) };
 }
 
-const WILDCARD_HOSTS: ReadonlySet<string> = new Set(['0.0.0.0', '::', '[::]', '*']);
-
-/** `http(s)://<host>:<port>`, with the machine's host name when listening on every address. */
-function defaultAdvertiseUrl(server: Config['server'], hostname: string): string {
-  const host = WILDCARD_HOSTS.has(server.host) ? hostname : server.host;
-  return `${server.tlsCert !== undefined ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${server.port}`;
-}
-
-function formatProblem(key: string, setting: Setting | undefined, error: FormatError, source: string): ConfigProblem {
-  const fullKey = error.path === '' ? key : `${key}${error.path.startsWith('[') ? '' : '.'}${error.path}`;
-  const problem = { key: fullKey, reason: error.reason, allowed: error.allowed, source };
-  if (error.valueHidden) return problem;
-  const hidden = setting?.sensitive === true && !['', null, undefined].includes(error.value as string);
-  return { ...problem, value: hidden ? REDACTED : redactValue(error.value, fullKey.split(/[.[\]]+/).findLast((part) => part !== '')) };
-}
-
 // ---------------------------------------------------------------------------
 // Command-line flags
 
@@ -211,19 +190,18 @@ const normalized = (name: string): string => name.toLowerCase().replace(/[^a-z0-
  * `--config` and the flags the schema declares (`--port 5001`, `--port=5001`),
  * by setting key (`config` for the file). Any other option stops the command
  * with a message naming the flag it resembles or the env var of the setting
- * it names: a misspelt flag must never be ignored. Positional arguments
- * (command words) are left to the caller unless rejected; `--` ends options.
+ * it names: a misspelt flag must never be ignored. `--` ends options.
  */
 function parseFlags(argv: readonly string[], settings: ReadonlyMap<string, Setting>, positionals: 'ignore' | 'reject'): Map<string, { flag: string; value: string }> {
   const keyByFlag = new Map([['config', 'config'], ...[...settings].flatMap(([key, { arg }]) => (arg === undefined ? [] : [[arg, key] as const]))]);
   const options = Object.fromEntries([...keyByFlag.keys()].map((flag) => [flag, { type: 'string' as const }]));
   const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
-  const end = tokens.findIndex((token) => token.kind === 'option-terminator');
   const flags = new Map<string, { flag: string; value: string }>();
   const problems: ConfigProblem[] = [];
   let skip = -1; // the value of an unknown option, not a stray argument
   let reported = -1; // `-p5001` is one unknown option, not a group of five
-  for (const token of end === -1 ? tokens : tokens.slice(0, end)) {
+  for (const token of tokens) {
+    if (token.kind === 'option-terminator') break;
     if (token.kind === 'positional') {
       if (positionals === 'reject' && token.index !== skip) {
         problems.push({ key: undefined, reason: `unexpected argument "${token.value}"`, allowed: 'options only, e.g. --config FILE', source: undefined });
@@ -247,12 +225,9 @@ function unknownFlag(raw: string, keyByFlag: ReadonlyMap<string, string>, settin
   const wanted = normalized(raw);
   const similar = [...keyByFlag.keys()].find((flag) => normalized(flag) === wanted);
   const [key, setting] = [...settings].find(([key, { env }]) => normalized(key) === wanted || (env !== undefined && normalized(env.replace(/^OUTPOST_/, '')) === wanted)) ?? [];
-  let hint = '';
-  if (similar !== undefined) hint = ` (did you mean --${similar}?)`;
-  else if (setting !== undefined) {
-    const how = setting.env === undefined ? `set ${key} in the config file` : `set ${setting.env} or ${key} in the config file`;
-    hint = ` (${key} has no command-line flag: ${how}${setting.sensitive === true ? '; it is a secret, keep it off the command line' : ''})`;
-  }
+  const how = setting?.env === undefined ? `set ${key} in the config file` : `set ${setting.env} or ${key} in the config file`;
+  const secret = setting?.sensitive === true ? '; it is a secret, keep it off the command line' : '';
+  const hint = similar !== undefined ? ` (did you mean --${similar}?)` : setting !== undefined ? ` (${key} has no command-line flag: ${how}${secret})` : '';
   const flags = [...keyByFlag.keys()].map((flag) => `--${flag}`).join(', ');
   return { key: undefined, reason: `unknown option ${raw}${hint}`, allowed: `${flags} (every setting can be set with its environment variable or in the config file)`, source: undefined };
 }
@@ -261,12 +236,7 @@ function unknownFlag(raw: string, keyByFlag: ReadonlyMap<string, string>, settin
 // The config file
 
 /** The file's settings (empty sections dropped) and the keys it sets. */
-interface FileSettings {
-  values: Record<string, unknown>;
-  present: Set<string>;
-}
-
-function readFileSettings(file: string, schema: SchemaSection): FileSettings {
+function readFileSettings(file: string, schema: SchemaSection): { values: Record<string, unknown>; present: Set<string> } {
   const fail = (reason: string): never => {
     throw new ConfigError([{ key: undefined, reason: `config file ${file}: ${reason}`, allowed: 'a .json, .yaml or .yml file holding a mapping of settings', source: undefined }]);
   };
@@ -286,7 +256,7 @@ function readFileSettings(file: string, schema: SchemaSection): FileSettings {
     // Never echo the offending source line: it may hold a secret.
     fail(extension === '.json' ? jsonErrorLocation(error, text) : yamlErrorLocation(error));
   }
-  if (!isPlainObject(raw ?? {})) fail('must hold a mapping of settings at the top level');
+  if (!isMapping(raw ?? {})) fail('must hold a mapping of settings at the top level');
   const problems: ConfigProblem[] = [];
   const present = new Set<string>();
   const values = collect((raw ?? {}) as Record<string, unknown>, schema, '', `config file ${file}`, present, problems);
@@ -297,7 +267,8 @@ function readFileSettings(file: string, schema: SchemaSection): FileSettings {
 /**
  * Copies the file's settings, reporting unknown keys (their values hidden: a
  * misspelt key may hold a secret) and sections and settings written as each
- * other, before convict sees them.
+ * other before convict sees them: it crashes on a mapping under a setting, and
+ * its strict message does not list the keys allowed.
  */
 function collect(raw: Record<string, unknown>, section: SchemaSection, prefix: string, source: string, present: Set<string>, problems: ConfigProblem[]): Record<string, unknown> {
   const values: Record<string, unknown> = {};
@@ -306,12 +277,12 @@ function collect(raw: Record<string, unknown>, section: SchemaSection, prefix: s
     const node = Object.hasOwn(section, name) ? section[name] : undefined;
     if (node === undefined) {
       problems.push({ key, reason: 'unknown key', allowed: `${prefix === '' ? 'top-level keys' : `keys under ${prefix}`}: ${Object.keys(section).join(', ')}`, source });
-    } else if (isSetting(node) && isPlainObject(value) && node.format !== 'Object') {
+    } else if (isSetting(node) && isMapping(value) && node.format !== 'Object') {
       problems.push({ key, reason: 'must be a single value, not a mapping', allowed: settingFormats[node.format].allowed, source });
     } else if (isSetting(node)) {
       values[name] = value;
       present.add(key);
-    } else if (isPlainObject(value)) {
+    } else if (isMapping(value)) {
       values[name] = collect(value, node, key, source, present, problems);
     } else if (value !== null) {
       // (null: an empty section, `server:` with every key commented out, sets nothing.)
@@ -319,10 +290,6 @@ function collect(raw: Record<string, unknown>, section: SchemaSection, prefix: s
     }
   }
   return values;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function jsonErrorLocation(error: unknown, text: string): string {

@@ -7,8 +7,7 @@
 import { Cron } from 'croner';
 import { parseRepositoryPatterns } from '../auth/config.ts';
 import { canEverInclude, IMAGE_PATTERN_ALLOWED, ImagePatternError, parseImagePatterns } from '../registry/image-pattern.ts';
-import { fail, FormatError, parseField, parseList, parseObject, parseOptionalRegistryHost, parsePositiveDuration } from './formats.ts';
-import type { PrefetchJobConfig } from './types.ts';
+import { fail, FormatError, parseField, parseList, parseObject, valueFormats } from './formats.ts';
 
 export const CRON_ALLOWED = 'a 5-field cron expression "minute hour day-of-month month day-of-week", e.g. "0 3 * * *" (no seconds field, no @daily)';
 
@@ -16,16 +15,14 @@ export const CRON_ALLOWED = 'a 5-field cron expression "minute hour day-of-month
 export function parseCron(value: unknown, timezone = 'UTC'): string {
   const text = typeof value === 'string' ? value.trim() : '';
   const fields = text.split(/\s+/).length;
-  if (fields !== 5) throw new FormatError(typeof value === 'string' ? `has ${fields} field${fields === 1 ? '' : 's'}, not 5` : 'not a string', CRON_ALLOWED, value);
+  if (fields !== 5) fail(typeof value === 'string' ? `has ${fields} field${fields === 1 ? '' : 's'}, not 5` : 'not a string', CRON_ALLOWED, value);
   try {
     new Cron(text, { timezone, paused: true }).stop();
     return text;
   } catch (error) {
-    throw new FormatError(`not a valid cron expression (${(error as Error).message.split('\n')[0]})`, CRON_ALLOWED, value);
+    return fail(`not a valid cron expression (${(error as Error).message.split('\n')[0]})`, CRON_ALLOWED, value);
   }
 }
-
-export const parseOptionalCron = (value: unknown): string | undefined => (value === null || value === undefined || value === '' ? undefined : parseCron(value));
 
 function parseTimezone(value: unknown): string {
   const zone = typeof value === 'string' ? value.trim() : '';
@@ -43,14 +40,11 @@ const or = <T>(fallback: T, parse: (value: unknown) => T) => (value: unknown) =>
 
 /** A number in (min, max], or [min, max] for `whole` numbers. */
 const inRange = (min: number, max: number, whole: boolean, allowed: string) => (value: unknown) => {
-  if (typeof value !== 'number' || !Number.isFinite(value) || (whole && !Number.isSafeInteger(value))) {
-    throw new FormatError(whole ? 'not a whole number' : 'not a number', allowed, value);
-  }
+  if (typeof value !== 'number' || !Number.isFinite(value) || (whole && !Number.isSafeInteger(value))) fail(whole ? 'not a whole number' : 'not a number', allowed, value);
   return value > max || (whole ? value < min : value <= min) ? fail('out of range', allowed, value) : value;
 };
 
-const oneOf = <T>(options: readonly T[], reason: string, allowed: string) => (value: unknown): T =>
-  options.includes(value as T) ? (value as T) : fail(reason, allowed, value);
+const oneOf = <T>(options: readonly T[], reason: string, allowed: string) => (value: unknown): T => (options.includes(value as T) ? (value as T) : fail(reason, allowed, value));
 
 const IMAGES_ALLOWED = `a non-empty list of image patterns, at least one including, each ${IMAGE_PATTERN_ALLOWED}`;
 
@@ -63,18 +57,19 @@ function parseImages(value: unknown): string[] {
     if (!(error instanceof ImagePatternError)) throw error;
     throw new FormatError(error.reason, IMAGES_ALLOWED, items[error.index ?? 0], `[${error.index ?? 0}]`);
   }
-  throw new FormatError(items.length === 0 ? 'must not be empty' : 'a pattern list that can never include anything (only exclusions)', IMAGES_ALLOWED, value);
+  return fail(items.length === 0 ? 'must not be empty' : 'a pattern list that can never include anything (only exclusions)', IMAGES_ALLOWED, value);
 }
 
 const PLATFORMS_ALLOWED = 'a list of platforms os/arch[/variant], e.g. [linux/amd64, linux/arm64/v8]';
 const JOB_NAME_ALLOWED = 'a unique name of a-z, 0-9, ".", "_" and "-", starting with a letter or digit, at most 63 characters';
 
-/** How a job is read; `schedule` is checked again in the job's time zone. */
+/** How a job is read (see PRODUCT.md "Cache behaviour"); `schedule` is checked again in the job's time zone. */
 const JOB_FIELDS = {
+  // It appears in URLs, metrics and etcd keys.
   name: (value: unknown) => (typeof value === 'string' && /^[a-z0-9][a-z0-9._-]{0,62}$/.test(value) ? value : fail('not a valid job name', JOB_NAME_ALLOWED, value)),
   schedule: (value: unknown) => parseCron(value),
   timezone: or('UTC', parseTimezone),
-  upstream: parseOptionalRegistryHost,
+  upstream: valueFormats['optional-registry-host'].parse,
   images: parseImages,
   updatedWithinDays: or(undefined, inRange(1, 36_500, true, 'a whole number of days from 1 to 36500, or leave it out for any age')),
   platforms: or([], (value) =>
@@ -91,7 +86,7 @@ const JOB_FIELDS = {
 export const PREFETCH_ALLOWED = `a list of at most 100 jobs, objects with keys ${Object.keys(JOB_FIELDS).join(', ')} (name, schedule and images required)`;
 
 /** A job as written, before its upstream is resolved (undefined: the default primary). */
-export type PrefetchJobEntry = Omit<PrefetchJobConfig, 'upstream'> & { upstream: string | undefined };
+export type PrefetchJobEntry = { -readonly [K in keyof typeof JOB_FIELDS]: ReturnType<(typeof JOB_FIELDS)[K]> };
 
 /** The `prefetch` list; unset means no jobs. Names must be unique. */
 export function parsePrefetchJobs(value: unknown): PrefetchJobEntry[] {
@@ -116,7 +111,7 @@ export const RETENTION_RULES_ALLOWED =
 
 const RULE_FIELDS = {
   repositories: (value: unknown) => parseRepositoryPatterns(value ?? null, { needsInclude: true }),
-  unusedFor: parsePositiveDuration,
+  unusedFor: valueFormats['positive-duration'].parse,
 };
 
 /** `cache.retentionRules`; unset means none. */

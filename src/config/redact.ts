@@ -1,8 +1,8 @@
 /**
- * Hiding secrets in configuration before it is printed or logged. Secrets
- * are recognised by field name (`password`, `token`, `peerSecret`, wherever
- * they sit, so a new `registries[].password` is covered without being listed
- * here) and by shape: credentials embedded in a URL (`redis://:secret@redis`).
+ * Hiding secrets in configuration before it is printed or logged: by field
+ * name (`password`, `token`, `peerSecret`, wherever they sit, so a new
+ * `registries[].password` is covered without being listed here) and by shape:
+ * credentials in a URL (`redis://:secret@redis`).
  */
 import type { Config } from './types.ts';
 
@@ -11,10 +11,9 @@ export const REDACTED = '[redacted]';
 const SECRET_FIELDS: ReadonlySet<string> = new Set(['password', 'token', 'peerSecret']);
 
 /**
- * Replaces the user-info part of every URL in `text` (comma- or
- * space-separated lists included) with `[redacted]`: `redis://:pw@host` →
- * `redis://[redacted]@host`. Without a scheme, only a `user:pass@host` form
- * is treated as credentials (an e-mail address is not).
+ * Replaces the user-info of every URL in `text` (lists included):
+ * `redis://:pw@host` → `redis://[redacted]@host`. Without a scheme, only
+ * `user:pass@host` counts as credentials (an e-mail address does not).
  */
 export function redactUrlCredentials(text: string): string {
   return text
@@ -26,11 +25,7 @@ export function redactUrlCredentials(text: string): string {
     .join('');
 }
 
-/**
- * A deep copy of `value` with secrets replaced by `[redacted]`; `fieldName`
- * is the name it is stored under, if any. Unset secrets (`undefined`,
- * `null`, `''`) stay as they are, so the output still tells set from unset.
- */
+/** A deep copy of `value` (stored under `fieldName`, if any) with secrets redacted; unset ones (`undefined`, `null`, `''`) stay unset. */
 export function redactValue(value: unknown, fieldName?: string): unknown {
   if (fieldName !== undefined && SECRET_FIELDS.has(fieldName)) return value === undefined || value === null || value === '' ? value : REDACTED;
   if (typeof value === 'string') return redactUrlCredentials(value);
@@ -40,6 +35,4 @@ export function redactValue(value: unknown, fieldName?: string): unknown {
 }
 
 /** The configuration with every secret hidden, for `outpost config check` and the start-up log. */
-export function redactedConfig(config: Config): Config {
-  return redactValue(config) as Config;
-}
+export const redactedConfig = (config: Config): Config => redactValue(config) as Config;

@@ -8,8 +8,8 @@
  */
 import os from 'node:os';
 import { authSchemaSection, authValueFormats } from '../auth/config.ts';
-import { fail, FormatError, parseList, parseObject, parseRegistryHost, type ValueFormat, valueFormats } from './formats.ts';
-import { CRON_ALLOWED, parseOptionalCron, parsePrefetchJobs, parseRetentionRules, PREFETCH_ALLOWED, RETENTION_RULES_ALLOWED } from './prefetch.ts';
+import { format, FormatError, isMapping, optional, parseList, parseObject, parseRegistryHost, type ValueFormat, valueFormats } from './formats.ts';
+import { CRON_ALLOWED, parseCron, parsePrefetchJobs, parseRetentionRules, PREFETCH_ALLOWED, RETENTION_RULES_ALLOWED } from './prefetch.ts';
 
 /** How Outpost talks to the default primary; a `registries` entry has the same keys (see {@link parseRegistries}). */
 const UPSTREAM = {
@@ -29,7 +29,7 @@ const UPSTREAM = {
 } as const;
 
 const NAME_KEYS = ['host', 'aliases', 'dockerHub'];
-const REGISTRY_KEYS = [...NAME_KEYS, ...Object.keys(UPSTREAM).filter((key) => !NAME_KEYS.includes(key))];
+const REGISTRY_KEYS = [...NAME_KEYS, ...Object.keys(UPSTREAM).filter((key) => !NAME_KEYS.includes(key))] as Array<keyof typeof UPSTREAM>;
 const REGISTRIES_ALLOWED = `a list of objects with keys ${REGISTRY_KEYS.join(', ')} (host and url required)`;
 type RegistryEntry = { host: string; url: string } & Partial<Settings<Omit<typeof UPSTREAM, 'host' | 'url'>>>;
 
@@ -42,9 +42,9 @@ type RegistryEntry = { host: string; url: string } & Partial<Settings<Omit<typeo
 export function parseRegistries(value: unknown): RegistryEntry[] {
   const fields = Object.fromEntries(
     REGISTRY_KEYS.map((key) => {
-      const { format } = UPSTREAM[key as keyof typeof UPSTREAM];
-      const parse = key === 'host' ? parseRegistryHost : settingFormats[format].parse;
-      return [key, key === 'host' || key === 'url' ? parse : (field: unknown) => (field === undefined || field === null ? undefined : parse(field))];
+      if (key === 'host') return [key, parseRegistryHost];
+      const { parse } = settingFormats[UPSTREAM[key].format];
+      return [key, key === 'url' ? parse : (field: unknown) => (field === undefined || field === null ? undefined : parse(field))];
     }),
   );
   const seen = new Set<string>();
@@ -52,8 +52,7 @@ export function parseRegistries(value: unknown): RegistryEntry[] {
     const entry = parseObject(raw, fields, REGISTRIES_ALLOWED, ['host', 'url']);
     if (seen.has(entry.host as string)) throw new FormatError('duplicate registry host', 'each host at most once', (raw as { host: unknown }).host, 'host');
     seen.add(entry.host as string);
-    const renamed = Object.entries(entry).map(([key, field]) => [MS_FORMATS.has(UPSTREAM[key as keyof typeof UPSTREAM].format) ? `${key}Ms` : key, field]);
-    return Object.fromEntries(renamed) as RegistryEntry;
+    return Object.fromEntries(Object.entries(entry).map(([key, field]) => [MS_FORMATS.has(UPSTREAM[key as keyof typeof UPSTREAM].format) ? `${key}Ms` : key, field])) as RegistryEntry;
   });
 }
 
@@ -63,16 +62,12 @@ export const settingFormats = {
   ...authValueFormats,
   'prefetch-jobs': { allowed: PREFETCH_ALLOWED, parse: parsePrefetchJobs },
   'retention-rules': { allowed: RETENTION_RULES_ALLOWED, parse: parseRetentionRules },
-  'optional-cron': { allowed: `${CRON_ALLOWED} (read in UTC), or unset`, parse: parseOptionalCron },
-  registries: { allowed: REGISTRIES_ALLOWED, parse: (value: unknown) => parseRegistries(value) },
-  Object: { allowed: 'a mapping', parse: (value: unknown) => (isMapping(value) ? value : fail('not a mapping', 'a mapping', value)) },
+  'optional-cron': optional({ allowed: `${CRON_ALLOWED} (read in UTC)`, parse: (value) => parseCron(value) }),
+  registries: { allowed: REGISTRIES_ALLOWED, parse: parseRegistries },
+  Object: format('a mapping', (value, fail) => (isMapping(value) ? value : fail('not a mapping'))),
 } as const satisfies Record<string, ValueFormat<unknown>>;
 
 export type SettingFormat = keyof typeof settingFormats;
-
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** One setting; `sensitive` ones are never shown in messages. `arg` is the flag without `--`. */
 export interface Setting {
@@ -84,9 +79,7 @@ export interface Setting {
   sensitive?: boolean;
 }
 
-export interface SchemaSection {
-  readonly [key: string]: Setting | SchemaSection;
-}
+export type SchemaSection = { readonly [key: string]: Setting | SchemaSection };
 
 /** What the defaults depend on, injectable so tests and docs are deterministic. */
 export interface MachineFacts {

@@ -18,8 +18,8 @@ export interface TlsPair {
   fingerprint256: string;
 }
 
+/** `key`: the setting whose file is at fault. */
 export interface TlsPairProblem {
-  /** The setting whose file is at fault. */
   key: 'server.tlsCert' | 'server.tlsKey';
   file: string;
   reason: string;
@@ -28,22 +28,18 @@ export interface TlsPairProblem {
 export type TlsPairResult = { ok: true; pair: TlsPair } | { ok: false; problem: TlsPairProblem };
 
 export function readTlsPair(certFile: string, keyFile: string): TlsPairResult {
-  const fail = (key: TlsPairProblem['key'], reason: string): TlsPairResult => ({
-    ok: false,
-    problem: { key, file: key === 'server.tlsCert' ? certFile : keyFile, reason },
-  });
-  let cert: Buffer;
-  let key: Buffer;
-  try {
-    cert = readFileSync(certFile);
-  } catch (err) {
-    return fail('server.tlsCert', `cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  try {
-    key = readFileSync(keyFile);
-  } catch (err) {
-    return fail('server.tlsKey', `cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
+  const fail = (key: TlsPairProblem['key'], reason: string): TlsPairResult => ({ ok: false, problem: { key, file: key === 'server.tlsCert' ? certFile : keyFile, reason } });
+  const read = (key: TlsPairProblem['key'], file: string): Buffer | TlsPairResult => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      return fail(key, `cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  const cert = read('server.tlsCert', certFile);
+  if (!Buffer.isBuffer(cert)) return cert;
+  const key = read('server.tlsKey', keyFile);
+  if (!Buffer.isBuffer(key)) return key;
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
@@ -58,23 +54,12 @@ export function readTlsPair(certFile: string, keyFile: string): TlsPairResult {
     const encrypted = /^-----BEGIN (ENCRYPTED PRIVATE KEY|[A-Z ]*PRIVATE KEY-----\r?\nProc-Type: 4,ENCRYPTED)/m.test(key.toString('latin1'));
     return fail('server.tlsKey', encrypted ? 'is an encrypted key (a passphrase is not supported)' : 'is not a PEM private key');
   }
-  if (!x509.checkPrivateKey(privateKey)) {
-    return fail('server.tlsKey', `is not the key of the certificate in server.tlsCert (${certFile})`);
-  }
+  if (!x509.checkPrivateKey(privateKey)) return fail('server.tlsKey', `is not the key of the certificate in server.tlsCert (${certFile})`);
   try {
     createSecureContext({ cert, key });
   } catch (err) {
     return fail('server.tlsCert', `cannot be used for TLS (${(err as Error).message})`);
   }
-  return {
-    ok: true,
-    pair: {
-      cert,
-      key,
-      subject: x509.subject,
-      serialNumber: x509.serialNumber,
-      notAfter: new Date(x509.validTo),
-      fingerprint256: x509.fingerprint256,
-    },
-  };
+  const { subject, serialNumber, validTo, fingerprint256 } = x509;
+  return { ok: true, pair: { cert, key, subject, serialNumber, notAfter: new Date(validTo), fingerprint256 } };
 }

@@ -4,6 +4,7 @@
  * durations are milliseconds (`…Ms`), sizes are bytes.
  */
 import type { AuthConfig } from '../auth/config.ts';
+import type { PrefetchJobEntry } from './prefetch.ts';
 import type { ConfigSchema, Settings } from './schema.ts';
 
 type FromSchema = Settings<ConfigSchema>;
@@ -45,31 +46,5 @@ export interface Config extends Omit<FromSchema, 'upstream' | 'registries' | 'au
   prefetch: PrefetchJobConfig[];
 }
 
-/**
- * One prefetch job (`prefetch:` list in the config file): which images to
- * warm, from which primary, when. See ../shared/PRODUCT.md "Cache behaviour".
- */
-export interface PrefetchJobConfig {
-  /** Unique among the jobs; [a-z0-9][a-z0-9._-]* (it appears in URLs, metrics and etcd keys). */
-  name: string;
-  /** 5-field cron expression (minute hour day-of-month month day-of-week). */
-  schedule: string;
-  /** IANA time zone the schedule is read in; default `UTC`. */
-  timezone: string;
-  /** The host of a configured primary (its `host` or an alias, as written); default: the default primary's host. Stored normalised to the primary's `host`. */
-  upstream: string;
-  /** `repository[:tag]` patterns as written (registry/image-pattern.ts); at least one includes. */
-  images: string[];
-  /** Only tags whose image config `created` is within this many days; undefined = any age. */
-  updatedWithinDays: number | undefined;
-  /** Only these platforms of an index (`os/arch[/variant]`); empty = every platform. */
-  platforms: string[];
-  /** `all`: every replica ends with the images warm (peer fill); `one`: one copy per cluster. Default `all`. */
-  replicas: 'all' | 'one';
-  /** Run once as soon as the node (standalone) or cluster leader starts. Default false. */
-  runOnStart: boolean;
-  /** Images warmed at once by one run, over the whole cluster. Default 2. */
-  concurrency: number;
-  /** Cap on upstream requests per second the run makes (listing, manifests, blobs started). Default 10. */
-  requestsPerSecond: number;
-}
+/** One prefetch job, its `upstream` resolved to the host of a configured primary (see prefetch.ts). */
+export type PrefetchJobConfig = { [K in keyof PrefetchJobEntry]: K extends 'upstream' ? string : PrefetchJobEntry[K] };

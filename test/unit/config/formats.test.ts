@@ -1,21 +1,20 @@
 import { describe, it, expect } from 'vitest';
-import {
-  FormatError,
-  convictFormats,
-  parseBoolean,
-  parseBytes,
-  parseDuration,
-  parseFraction,
-  parseHttpUrl,
-  parseLogLevel,
-  parseOptionalString,
-  parsePort,
-  parseRedisUrl,
-  parseStringList,
-  parseUrlList,
-} from '../../../src/config/formats.ts';
+import { FormatError, convictFormats, parseDuration, valueFormats } from '../../../src/config/formats.ts';
 import { ConfigError, loadConfig } from '../../../src/config/load.ts';
 import { configSchema, listSettings, parseRegistries } from '../../../src/config/schema.ts';
+
+const {
+  bytes: { parse: parseBytes },
+  'strict-boolean': { parse: parseBoolean },
+  fraction: { parse: parseFraction },
+  url: { parse: parseHttpUrl },
+  'log-level': { parse: parseLogLevel },
+  'optional-string': { parse: parseOptionalString },
+  'port-number': { parse: parsePort },
+  'redis-url': { parse: parseRedisUrl },
+  'string-list': { parse: parseStringList },
+  'url-list': { parse: parseUrlList },
+} = valueFormats;
 
 function failure(run: () => unknown): FormatError {
   try {
