@@ -279,6 +279,9 @@ function collect(raw: Record<string, unknown>, section: SchemaSection, prefix: s
       problems.push({ key, reason: 'unknown key', allowed: `${prefix === '' ? 'top-level keys' : `keys under ${prefix}`}: ${Object.keys(section).join(', ')}`, source });
     } else if (isSetting(node) && isMapping(value) && node.format !== 'Object') {
       problems.push({ key, reason: 'must be a single value, not a mapping', allowed: settingFormats[node.format].allowed, source });
+    } else if (isSetting(node) && node.format === 'Object' && !isMapping(value) && value !== null) {
+      // convict would JSON.parse a string here (and crash on anything else).
+      problems.push({ key, reason: 'not a mapping', allowed: 'a mapping', source, value: redactValue(value, name) });
     } else if (isSetting(node)) {
       values[name] = value;
       present.add(key);

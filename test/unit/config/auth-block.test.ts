@@ -95,6 +95,8 @@ describe('the auth block', () => {
     ['an undefined group', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  rules: [{repositories: ["*"], groups: [devs]}]\n', /auth\.rules\[0\]\.groups\[0\]: no such group/],
     ['a pattern with a tag', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  anonymous: ["library/*:1.*"]\n', /auth\.anonymous: \[0\]: names a tag|auth\.anonymous\[0\]: names a tag/],
     ['groups that are not a mapping', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  groups: [alice]\n', /auth\.groups: not a mapping/],
+    ['groups written as a string (convict would JSON.parse it)', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  groups: "x"\n', /auth\.groups: not a mapping, got "x"/],
+    ['groups written as a JSON string', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  groups: \'{"ops": ["olga"]}\'\n', /auth\.groups: not a mapping/],
     ['a bad group member list', 'auth:\n  mode: basic\n  htpasswd: HTPASSWD\n  groups: {ops: {nested: [olga]}}\n', /auth\.groups\.ops: not a list/],
     ['cacheDecisions with mode none', 'auth:\n  cacheDecisions: 30s\n', /auth\.cacheDecisions: set, but auth\.mode is none/],
     ['a bad duration', 'auth:\n  mode: upstream\n  cacheDecisions: soon\n', /auth\.cacheDecisions: /],
