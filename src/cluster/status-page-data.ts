@@ -7,6 +7,7 @@
  * "Saved" is what the WAN did not carry: blob bytes sent to clients (from
  * disk or from a fill in progress) minus blob bytes fetched from primaries.
  */
+import type { PrefetchJobStatus } from '../prefetch/ports.ts';
 import type { ClusterStatus } from './cluster-status.ts';
 import type { HitHistory, MinuteFigures } from './hit-history.ts';
 import type { PullResult, RecentPull, RepositoryPulls } from './pull-activity.ts';
@@ -60,6 +61,8 @@ export interface StatusPageData {
   pulls_scope: 'cluster' | 'node';
   /** Whether pulls carry a user (access control is on). */
   show_users: boolean;
+  /** The prefetch jobs (as `GET /api/v0/prefetch/jobs` lists them); a string: why they could not be read; absent: this process runs none. */
+  jobs?: PrefetchJobStatus[] | string;
 }
 
 export interface StatusPageInputs {

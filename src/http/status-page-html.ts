@@ -53,7 +53,7 @@ ${section('sec-cache', 'Cache')}
 ${section('sec-chart', 'Last hour (this node, per minute)')}
 ${section('sec-repos', 'Top repositories')}
 ${section('sec-pulls', 'Recent pulls')}
-<section aria-labelledby="sec-jobs-h"><h2 id="sec-jobs-h">Prefetch jobs</h2><div id="sec-jobs"><p class="muted">Loading… (GET /api/v0/prefetch/jobs)</p></div></section>
+${section('sec-jobs', 'Prefetch jobs')}
 </main>
 </body>
 </html>

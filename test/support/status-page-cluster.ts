@@ -4,6 +4,8 @@
  * (two workers each) with an admin token. Used by the browser test and by
  * the script that makes the README's screenshot (status-page-screenshot.ts).
  */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createCleanupStack } from './cleanup.ts';
 import { startDistribution, type DistributionRegistry } from './distribution.ts';
 import { startEtcd } from './etcd.ts';
@@ -29,6 +31,9 @@ export interface StatusPageCluster {
 
 const ids = ['n1', 'n2'] as const;
 
+/** The image the demo cluster's prefetch job (`nightly-base`, run at start) warms. */
+export const prefetchedImage = { repository: 'base/runtime', tag: '1.0' };
+
 export async function startStatusPageCluster(options: { adminToken?: string } = {}): Promise<StatusPageCluster> {
   const cleanup = createCleanupStack();
   const adminToken = options.adminToken ?? 'status-page-admin-token-0123456789';
@@ -37,6 +42,15 @@ export async function startStatusPageCluster(options: { adminToken?: string } = 
     cleanup.add(() => registry.dispose());
     cleanup.add(() => etcd.dispose());
     cleanup.add(() => redis.dispose());
+    // A prefetch job that runs at start: the page's jobs section has a run to show.
+    await pushImage(registry.url, prefetchedImage.repository, prefetchedImage.tag, makeImage({ mediaTypes: 'oci', layers: [makeLayer({ sizeBytes: 256 * 1024 })] }));
+    const configDir = await makeTempDir('status-page-config');
+    cleanup.add(() => removeTempDir(configDir));
+    const configFile = join(configDir, 'outpost.json');
+    await writeFile(
+      configFile,
+      JSON.stringify({ prefetch: [{ name: 'nightly-base', schedule: '0 3 * * *', timezone: 'Europe/Berlin', images: [`${prefetchedImage.repository}:*`], runOnStart: true }] }),
+    );
     const nodes = await Promise.all(
       ids.map(async (id) => {
         const port = await freePort();
@@ -45,6 +59,7 @@ export async function startStatusPageCluster(options: { adminToken?: string } = 
           workers: 2,
           port,
           env: {
+            OUTPOST_CONFIG: configFile,
             OUTPOST_NODE_ID: id,
             OUTPOST_ADVERTISE_URL: `http://127.0.0.1:${port}`,
             OUTPOST_ETCD_ENDPOINTS: etcd.url,

@@ -19,4 +19,4 @@ export function renderChart(data: StatusPageData): string;
 export function renderRepositories(data: StatusPageData): string;
 export function renderPulls(data: StatusPageData): string;
 export function renderJobs(answer: { jobs: PrefetchJobView[] } | null | string): string;
-export function renderSections(data: StatusPageData): Record<'sec-issues' | 'sec-replicas' | 'sec-cache' | 'sec-chart' | 'sec-repos' | 'sec-pulls', string>;
+export function renderSections(data: StatusPageData): Record<'sec-issues' | 'sec-replicas' | 'sec-cache' | 'sec-chart' | 'sec-repos' | 'sec-pulls' | 'sec-jobs', string>;

@@ -260,5 +260,6 @@ export function renderSections(data) {
     'sec-chart': renderChart(data),
     'sec-repos': renderRepositories(data),
     'sec-pulls': renderPulls(data),
+    'sec-jobs': renderJobs(data.jobs === undefined ? null : typeof data.jobs === 'string' ? data.jobs : { jobs: data.jobs }),
   };
 }

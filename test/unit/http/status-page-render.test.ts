@@ -189,6 +189,12 @@ describe('prefetch jobs section', () => {
     expect(html).toMatch(/never <span class="muted">[\s\S]*<td>–<\/td><td>–<\/td><td><span class="muted">never run<\/span>/);
   });
 
+  it('renders the jobs the status document carries, as part of every section', () => {
+    expect(renderSections(data({ jobs: [job] }))['sec-jobs']).toContain('<tr class="job"><td>nightly-base');
+    expect(renderSections(data({ jobs: 'prefetch jobs run in the cluster primary' }))['sec-jobs']).toContain('Could not read the prefetch jobs: prefetch jobs run in the cluster primary');
+    expect(renderSections(data())['sec-jobs']).toContain('No prefetch jobs configured.');
+  });
+
   it('shows a failure to read the jobs as an issue, escaped', () => {
     expect(renderJobs('HTTP 500')).toBe('<p class="issue">Could not read the prefetch jobs: HTTP 500</p>');
     expect(renderJobs({ jobs: [{ ...job, name: evil }] })).not.toContain('<img');
