@@ -256,9 +256,18 @@ describe('PeerFillOrigin', () => {
     upstream.blobs.set(digest, blob);
     directory.holdersOf.set(digest, [a]);
     peers.behaviours.set('a', async () => {
-      const body = new PassThrough();
-      body.write(blob.subarray(0, 300_000));
-      setTimeout(() => body.destroy(new Error('ECONNRESET')), 20);
+      // 300,000 bytes, then the connection breaks once they were taken (not on a timer:
+      // a timer could fire before they are read, and the unread rest would be lost).
+      let sent = false;
+      const body = new Readable({
+        read() {
+          if (sent) this.destroy(new Error('ECONNRESET'));
+          else {
+            sent = true;
+            this.push(blob.subarray(0, 300_000));
+          }
+        },
+      });
       return { size: blob.byteLength, offset: 0, body, mediaType: undefined };
     });
     expect((await drain(await service.open(target(), digest, signal()))).equals(blob)).toBe(true);
