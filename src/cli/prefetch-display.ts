@@ -8,7 +8,7 @@
  * are not flooded with redraws. Failures are listed at the end on the
  * error stream, one per image, naming it and why.
  */
-import type { WarmProgress, WarmResult } from '../prefetch/ports.ts';
+import type { RunCounts, WarmProgress, WarmResult } from '../prefetch/ports.ts';
 
 export interface DisplayOutput {
   /** True on a terminal: lines are redrawn in place. */
@@ -19,14 +19,8 @@ export interface DisplayOutput {
   err(text: string): void;
 }
 
-export interface PrefetchTotals {
-  images: number;
-  warmed: number;
-  skipped: number;
-  failed: number;
-  blobs: number;
-  bytes: number;
-}
+/** The summary line of an ad-hoc warm: the same counts as a job run's. */
+export type PrefetchTotals = RunCounts;
 
 const mb = (bytes: number): string => (bytes / 1_000_000).toFixed(1);
 

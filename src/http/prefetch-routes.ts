@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { warmHeartbeatMs } from '../cluster/peer-protocol.ts';
 import { MAX_IMAGE_REFERENCE_LENGTH, parseClientImageReference, type PrimaryRouting } from '../prefetch/image-reference.ts';
 import { parsePlatforms, PlatformError } from '../prefetch/platform-filter.ts';
-import type { ImageRef, ImageWarmer, WarmProgress, WarmResult } from '../prefetch/ports.ts';
+import type { ImageRef, ImageWarmer, RunCounts, WarmProgress, WarmResult } from '../prefetch/ports.ts';
 import { isRegistryError, RegistryError } from '../registry/errors.ts';
 import { readJson } from './admin-routes.ts';
 import type { AdminToken } from './admin-token.ts';
@@ -38,14 +38,8 @@ export interface PrefetchRoutesDeps {
   progressIntervalMs?: number;
 }
 
-export interface PrefetchSummary {
-  images: number;
-  warmed: number;
-  skipped: number;
-  failed: number;
-  blobs: number;
-  bytes: number;
-}
+/** The summary line: the same counts as a job run's. */
+export type PrefetchSummary = RunCounts;
 
 export class PrefetchRoutes {
   constructor(private readonly deps: PrefetchRoutesDeps) {}
