@@ -2,7 +2,7 @@
  * `--compare`: this tree's Outpost against the ref's, figure by figure. Both
  * ran in the same rounds, one right after the other, so besides the ratio of
  * the medians each round gives a paired ratio; the verdict says "better" or
- * "worse" only when every round agrees, else "≈" (inside the noise).
+ * "worse" only when every round (at least two) agrees, else "≈" (inside the noise).
  */
 import type { ScenarioName } from './options.ts';
 import type { Measurement } from './scenarios/scenario.ts';
@@ -30,7 +30,8 @@ function suffixOf(target: string, prefix: string): string | undefined {
 }
 
 function verdictOf(better: 'higher' | 'lower', ratios: Summary): CompareRow['verdict'] {
-  if (ratios.n === 0) return '≈';
+  // One round cannot tell a change from the noise of a shared machine.
+  if (ratios.n < 2) return '≈';
   const improved = better === 'higher' ? ratios.min > 1 : ratios.max < 1;
   const regressed = better === 'higher' ? ratios.max < 1 : ratios.min > 1;
   return improved ? 'better' : regressed ? 'worse' : '≈';
