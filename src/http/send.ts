@@ -4,6 +4,7 @@ import type { BlobSource } from '../cache/blob-source.ts';
 import { ifRangeAllowsRange } from '../registry/conditional-requests.ts';
 import { errorEnvelope, RegistryError } from '../registry/errors.ts';
 import { contentRange, parseRange } from '../registry/range.ts';
+import { sendBufferPool, type SendBuffers } from './send-buffers.ts';
 
 export const apiVersionHeader = { 'docker-distribution-api-version': 'registry/2.0' } as const;
 
@@ -100,6 +101,7 @@ export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start
     if (!res.writableFinished) closed(new Error('client went away'));
   };
   res.once('close', onClose);
+  let lease: SendBuffers | undefined;
   try {
     if (length !== undefined && length <= sendChunkBytes) {
       const buffer = Buffer.allocUnsafe(length);
@@ -113,20 +115,22 @@ export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start
       res.end(buffer);
       return;
     }
-    const buffers = [Buffer.allocUnsafe(sendChunkBytes), Buffer.allocUnsafe(sendChunkBytes)];
+    // A big verified file reads 1 MiB chunks from a bounded pool (send-buffers.ts).
+    lease = sendBufferPool.take(length, blob.seekable);
+    const { buffers, chunkBytes } = lease;
     const flushed: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
     let position = start;
     let i = 0;
     while (end === undefined || position <= end) {
       await Promise.race([flushed[i], gone]);
-      const want = end === undefined ? sendChunkBytes : Math.min(sendChunkBytes, end + 1 - position);
+      const want = end === undefined ? chunkBytes : Math.min(chunkBytes, end + 1 - position);
       const n = await blob.read(buffers[i]!, position, want);
       if (n === 0) {
         if (end === undefined) break;
         throw new Error('blob shorter than its size');
       }
       position += n;
-      const chunk = n === sendChunkBytes ? buffers[i]! : buffers[i]!.subarray(0, n);
+      const chunk = n === chunkBytes ? buffers[i]! : buffers[i]!.subarray(0, n);
       flushed[i] = new Promise<void>((resolve, reject) => {
         res.write(chunk, (err) => (err ? reject(err) : resolve()));
       });
@@ -140,6 +144,8 @@ export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start
     res.destroy();
     throw err;
   } finally {
+    // No read is in flight here, and every write has either flushed or died with the socket.
+    lease?.release();
     res.off('close', onClose);
     await blob.close();
   }
