@@ -50,6 +50,8 @@ export interface BenchOptions {
   concurrentColdClients: number;
   /** The memory scenarios: clients of the same cold big blob (`cold-200`, `slow-200`). */
   memoryClients: number;
+  /** Rounds of the memory scenarios (each round empties and restarts every mirror, ~1 min per mirror). */
+  memoryRounds: number;
   /** What each slow client reads per second (`slow-200`), bytes. */
   slowClientBytesPerSec: number;
   /** How long the slow clients read before they hang up (`slow-200`), seconds. */
@@ -76,6 +78,7 @@ export const usage = `usage: npm run bench -- [options]
   --quick             small sizes for a smoke run (16 MiB big layer, 20 tiny images)
   --wan-latency-ms N  one-way delay of the simulated WAN link (default 20)
   --wan-mbit N        bandwidth of the simulated WAN link, each direction (default 200)
+  --memory-rounds N   rounds of cold-200 and slow-200 (default 2; --quick 1)
   --out DIR           where the raw results JSON goes (default bench/results)
   --compare REF       also run Outpost as of git ref REF (a temp worktree) next to this tree's,
                       interleaved in every round, and print both side by side with ratios;
@@ -97,7 +100,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       flags.set(arg.slice(2), value);
     }
   }
-  const known = new Set(['scenarios', 'rounds', 'duration', 'quick', 'help', 'wan-latency-ms', 'wan-mbit', 'out', 'compare', 'anchors']);
+  const known = new Set(['scenarios', 'rounds', 'duration', 'quick', 'help', 'wan-latency-ms', 'wan-mbit', 'out', 'compare', 'anchors', 'memory-rounds']);
   for (const key of flags.keys()) if (!known.has(key)) throw new Error(`unknown option --${key}\n${usage}`);
   if (flags.has('help')) {
     process.stdout.write(usage);
@@ -144,6 +147,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     bigGetsPerClient: quick ? { one: 4, eight: 2 } : { one: 4, eight: 2 },
     concurrentColdClients: 32,
     memoryClients: 200,
+    memoryRounds: Math.round(number('memory-rounds', quick ? 1 : 2)),
     slowClientBytesPerSec: 64 * 1024,
     slowClientSeconds: quick ? 5 : 20,
     wan: { latencyMs: number('wan-latency-ms', 20), mbit: number('wan-mbit', 200) },

@@ -10,7 +10,7 @@
  * Per mirror and round: emptied and restarted, idle RSS of every process
  * (once it has settled), peak RSS while the clients run (sampled every
  * 50 ms), and RSS after (once every process is back within idle + 64 MiB,
- * or after 20 s: what it still holds then). "main process" is Outpost's
+ * or after 10 s: what it still holds then). "main process" is Outpost's
  * cluster primary and the proxy's one process; "largest worker" is the
  * Outpost worker with the highest figure.
  */
@@ -23,7 +23,7 @@ import { rotate, round1, type Scenario, type ScenarioContext } from './scenario.
 
 /** Issue 12's bound: every process within its idle RSS + this, during and after. */
 export const memoryHeadroomMiB = 64;
-const settleTimeoutMs = 20_000;
+const settleTimeoutMs = 10_000;
 
 interface ProcessRss {
   pid: number;
@@ -79,7 +79,7 @@ function samplePeaks(rootPid: number | undefined, intervalMs = 50): PeakSampler 
   };
 }
 
-/** After: sampled until every process idle at the start is within idle + headroom again (at most 20 s). */
+/** After: sampled until every process idle at the start is within idle + headroom again (at most 10 s). */
 async function settledAfter(rootPid: number | undefined, idle: Map<number, ProcessRss>): Promise<{ after: Map<number, number>; settleMs: number }> {
   const started = Date.now();
   let after = new Map<number, number>();
@@ -173,7 +173,7 @@ export const cold200: Scenario = {
     const { targets, seed, options } = ctx;
     const path = `/v2/${seed.app.repo}/blobs/${seed.big.digest}`;
     const n = options.memoryClients;
-    for (let round = 0; round < options.rounds; round++) {
+    for (let round = 0; round < options.memoryRounds; round++) {
       for (const mirror of rotate(coldMirrors(targets, options.anchors), round)) {
         const r = await measureMemory(targets.primary, mirror, seed.big.digest, async (url) => {
           const result = await parallelGets(url, path, { clients: n, getsPerClient: 1, hash: false });
@@ -201,7 +201,7 @@ export const slow200: Scenario = {
     const rate = options.slowClientBytesPerSec;
     const seconds = options.slowClientSeconds;
     ctx.log(`  ${n} clients, ${rate / 1024} KiB/s each, hanging up after ${seconds} s`);
-    for (let round = 0; round < options.rounds; round++) {
+    for (let round = 0; round < options.memoryRounds; round++) {
       for (const mirror of rotate(coldMirrors(targets, options.anchors), round)) {
         const r = await measureMemory(targets.primary, mirror, seed.big.digest, async (url) => {
           const result = await slowGets(url, path, { clients: n, bytesPerSec: rate, seconds });

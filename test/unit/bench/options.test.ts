@@ -39,11 +39,14 @@ describe('bench options', () => {
     expect(parseOptions(['--quick', '--scenarios', 'config-blob']).tinyImages).toBe(20);
   });
 
-  it('gives the memory scenarios 200 clients at 64 KiB/s, 20 s (5 s with --quick)', () => {
+  it('gives the memory scenarios 200 clients at 64 KiB/s, 20 s, 2 rounds (5 s and 1 round with --quick)', () => {
     const options = parseOptions([]);
     expect(options.memoryClients).toBe(200);
     expect(options.slowClientBytesPerSec).toBe(65536);
     expect(options.slowClientSeconds).toBe(20);
+    expect(options.memoryRounds).toBe(2);
     expect(parseOptions(['--quick']).slowClientSeconds).toBe(5);
+    expect(parseOptions(['--quick']).memoryRounds).toBe(1);
+    expect(parseOptions(['--memory-rounds', '3']).memoryRounds).toBe(3);
   });
 });
