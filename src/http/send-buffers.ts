@@ -1,16 +1,18 @@
 /**
  * The buffers a response reads a blob into before the socket takes them.
  *
- * A big body (a verified file, or a fill of known size) goes out in 1 MiB
- * chunks: a quarter of the reads, threadpool hops, promises and socket
- * writes of 256 KiB chunks, measured at 0.61× the CPU per GB for one client
- * and 0.90× for eight (bench --compare, see bench/README.md). Those chunks
- * come from a bounded pool that keeps the buffers it lends for the next
- * response (no allocation per response, and nothing for the allocator to
- * hold on to afterwards); a response that finds the pool exhausted — many
- * concurrent or slow clients — gets two 128 KiB buffers of its own instead,
- * so memory stays bounded by the pool plus a little per connection. Small
- * bodies and fills of unknown length keep the 256 KiB chunks they always had.
+ * A big verified file goes out in 1 MiB chunks: a quarter of the reads,
+ * threadpool hops, promises and socket writes of 256 KiB chunks, measured at
+ * 0.61× the CPU per GB for one client and 0.90× for eight (bench --compare,
+ * see bench/README.md). Those chunks come from a bounded pool that keeps the
+ * buffers it lends for the next response (no allocation per response, and
+ * nothing for the allocator to hold on to afterwards); a response that finds
+ * the pool exhausted — many concurrent or slow clients — gets two small
+ * buffers of its own instead, so memory stays bounded by the pool plus a
+ * small amount per connection. Everything else (fills, short ranges) keeps
+ * the 256 KiB chunks it always had: lending the pool to fills too was
+ * measured (bench `cold-200`, `slow-200`) and bought no memory, so fills are
+ * left as they were.
  */
 
 /** Chunk size of a response that does not use the pool. */
@@ -50,12 +52,15 @@ export class SendBufferPool {
     return this.free.length * this.options.chunkBytes;
   }
 
-  /** Buffers for a body of `bodyBytes` (undefined: unknown length, a fill that has not said). */
-  take(bodyBytes: number | undefined): SendBuffers {
+  /**
+   * Buffers for a body of `bodyBytes` (undefined: unknown length) read from a
+   * source that can be read ahead (`seekable`: a verified file).
+   */
+  take(bodyBytes: number | undefined, seekable: boolean): SendBuffers {
     const { chunkBytes, maxBytes, fallbackChunkBytes, minBodyBytes } = this.options;
-    const big = bodyBytes !== undefined && bodyBytes >= minBodyBytes;
-    if (!big || this.lent + 2 * chunkBytes > maxBytes) {
-      const size = big ? fallbackChunkBytes : defaultChunkBytes;
+    const pooled = seekable && bodyBytes !== undefined && bodyBytes >= minBodyBytes && this.lent + 2 * chunkBytes <= maxBytes;
+    if (!pooled) {
+      const size = seekable && bodyBytes !== undefined && bodyBytes >= minBodyBytes ? fallbackChunkBytes : defaultChunkBytes;
       return { buffers: [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)], chunkBytes: size, release: () => undefined };
     }
     this.lent += 2 * chunkBytes;
