@@ -2,7 +2,8 @@
  * `--compare`: this tree's Outpost against the ref's, figure by figure. Both
  * ran in the same rounds, one right after the other, so besides the ratio of
  * the medians each round gives a paired ratio; the verdict says "better" or
- * "worse" only when every round (at least two) agrees, else "≈" (inside the noise).
+ * "worse" only when every round (at least two) agrees by more than 3 %, else
+ * "≈" (inside the noise).
  */
 import type { ScenarioName } from './options.ts';
 import type { Measurement } from './scenarios/scenario.ts';
@@ -29,11 +30,16 @@ function suffixOf(target: string, prefix: string): string | undefined {
   return target.startsWith(`${prefix} `) ? target.slice(prefix.length) : undefined;
 }
 
+/** Per-round ratios closer to 1 than this are noise, whatever their sign. */
+export const noiseBand = 0.03;
+
 function verdictOf(better: 'higher' | 'lower', ratios: Summary): CompareRow['verdict'] {
   // One round cannot tell a change from the noise of a shared machine.
   if (ratios.n < 2) return '≈';
-  const improved = better === 'higher' ? ratios.min > 1 : ratios.max < 1;
-  const regressed = better === 'higher' ? ratios.max < 1 : ratios.min > 1;
+  const up = ratios.min > 1 + noiseBand;
+  const down = ratios.max < 1 - noiseBand;
+  const improved = better === 'higher' ? up : down;
+  const regressed = better === 'higher' ? down : up;
   return improved ? 'better' : regressed ? 'worse' : '≈';
 }
 

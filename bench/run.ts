@@ -168,7 +168,7 @@ async function main(): Promise<void> {
     if (compareName !== undefined) {
       compareRowsOut = compareRows(measurements, 'outpost', compareName);
       log(`\n--compare: outpost (this tree, ${current}) ÷ ${compareName}; "per round" = the ratio within each round (median, min–max);`);
-      log('verdict "better"/"worse" only when every round (at least two) agrees, else "≈"');
+      log('verdict "better"/"worse" only when every round (at least two) agrees by more than 3 %, else "≈"');
       for (const name of options.scenarios) {
         const scenarioRows = compareRowsOut.filter((r) => r.scenario === name);
         if (scenarioRows.length === 0) continue;

@@ -29,8 +29,10 @@ describe('compare rows', () => {
       values.flatMap(([a, b], round) => [m('outpost', round, a, 'CPU-s/GB', 'lower'), m('outpost@x', round, b, 'CPU-s/GB', 'lower')]);
     expect(compareRows(cpu([[2, 1], [3, 2]]), 'outpost', 'outpost@x')[0]!.verdict).toBe('worse');
     expect(compareRows(cpu([[1, 2], [2, 3]]), 'outpost', 'outpost@x')[0]!.verdict).toBe('better');
-    // One round is no evidence either way.
+    // One round is no evidence either way, nor are rounds that agree within 3 %.
     expect(compareRows(cpu([[1, 2]]), 'outpost', 'outpost@x')[0]!.verdict).toBe('≈');
+    expect(compareRows(cpu([[1.02, 1], [1.025, 1]]), 'outpost', 'outpost@x')[0]!.verdict).toBe('≈');
+    expect(compareRows(cpu([[1.04, 1], [1.05, 1]]), 'outpost', 'outpost@x')[0]!.verdict).toBe('worse');
     const mixed = compareRows(
       [m('outpost', 0, 1), m('outpost@x', 0, 2), m('outpost', 1, 3), m('outpost@x', 1, 2)],
       'outpost',
