@@ -1,18 +1,17 @@
 /**
  * The buffers a response reads a blob into before the socket takes them.
  *
- * A big verified file goes out in 1 MiB chunks: a quarter of the reads,
- * threadpool hops, promises and socket writes of 256 KiB chunks, measured at
- * 0.61× the CPU per GB for one client and 0.90× for eight (bench --compare,
+ * A big body of known size — a verified file, or a fill in progress —
+ * goes out in 1 MiB chunks: a quarter of the reads, threadpool hops,
+ * promises and socket writes of 256 KiB chunks, measured at 0.61–0.72× the
+ * CPU per GB for one warm client and 0.84–0.90× for eight (bench --compare,
  * see bench/README.md). Those chunks come from a bounded pool that keeps the
- * buffers it lends for the next response (no allocation per response, and
- * nothing for the allocator to hold on to afterwards); a response that finds
- * the pool exhausted — many concurrent or slow clients — gets two small
- * buffers of its own instead, so memory stays bounded by the pool plus a
- * small amount per connection. Everything else (fills, short ranges) keeps
- * the 256 KiB chunks it always had: lending the pool to fills too was
- * measured (bench `cold-200`, `slow-200`) and bought no memory, so fills are
- * left as they were.
+ * buffers it lends for the next response (no allocation per response); a
+ * response that finds the pool exhausted — many concurrent or slow clients,
+ * e.g. ~100 followers of one fill per worker — gets two 128 KiB buffers of
+ * its own instead (bench `cold-200`: worker peak − idle 0.79× of 256 KiB
+ * buffers, `slow-200` 0.74×; one cold GET no slower). Small bodies and fills
+ * of unknown length keep 256 KiB chunks.
  */
 
 /** Chunk size of a response that does not use the pool. */
@@ -52,15 +51,13 @@ export class SendBufferPool {
     return this.free.length * this.options.chunkBytes;
   }
 
-  /**
-   * Buffers for a body of `bodyBytes` (undefined: unknown length) read from a
-   * source that can be read ahead (`seekable`: a verified file).
-   */
-  take(bodyBytes: number | undefined, seekable: boolean): SendBuffers {
+  /** Buffers for a body of `bodyBytes` (undefined: unknown length, a fill that has not said). */
+  take(bodyBytes: number | undefined): SendBuffers {
     const { chunkBytes, maxBytes, fallbackChunkBytes, minBodyBytes } = this.options;
-    const pooled = seekable && bodyBytes !== undefined && bodyBytes >= minBodyBytes && this.lent + 2 * chunkBytes <= maxBytes;
+    const big = bodyBytes !== undefined && bodyBytes >= minBodyBytes;
+    const pooled = big && this.lent + 2 * chunkBytes <= maxBytes;
     if (!pooled) {
-      const size = seekable && bodyBytes !== undefined && bodyBytes >= minBodyBytes ? fallbackChunkBytes : defaultChunkBytes;
+      const size = big ? fallbackChunkBytes : defaultChunkBytes;
       return { buffers: [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)], chunkBytes: size, release: () => undefined };
     }
     this.lent += 2 * chunkBytes;

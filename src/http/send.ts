@@ -129,8 +129,8 @@ export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start
       res.end(buffer);
       return;
     }
-    // A big verified file reads 1 MiB chunks from a bounded pool (send-buffers.ts).
-    lease = sendBufferPool.take(length, blob.seekable);
+    // A big body reads 1 MiB chunks from a bounded pool (send-buffers.ts).
+    lease = sendBufferPool.take(length);
     const { buffers, chunkBytes } = lease;
     const flushed: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
     let position = start;

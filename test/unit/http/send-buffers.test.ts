@@ -13,7 +13,7 @@ const options = { chunkBytes: MiB, maxBytes: 4 * MiB, fallbackChunkBytes: 128 * 
 describe('send buffer pool', () => {
   it('lends 1 MiB chunks for a big verified file and takes them back for the next response', () => {
     const pool = new SendBufferPool(options);
-    const a = pool.take(64 * MiB, true);
+    const a = pool.take(64 * MiB);
     expect(a.chunkBytes).toBe(MiB);
     expect(a.buffers.map((b) => b.length)).toEqual([MiB, MiB]);
     expect(pool.lentBytes).toBe(2 * MiB);
@@ -21,16 +21,16 @@ describe('send buffer pool', () => {
     a.release(); // twice is harmless
     expect(pool.lentBytes).toBe(0);
     expect(pool.idleBytes).toBe(2 * MiB);
-    const b = pool.take(64 * MiB, true);
+    const b = pool.take(64 * MiB);
     expect(new Set([...b.buffers])).toEqual(new Set([...a.buffers]));
     expect(pool.idleBytes).toBe(0);
   });
 
   it('gives small buffers of their own to responses beyond its bound, so memory stays bounded', () => {
     const pool = new SendBufferPool(options);
-    const held = [pool.take(64 * MiB, true), pool.take(64 * MiB, true)];
+    const held = [pool.take(64 * MiB), pool.take(64 * MiB)];
     expect(pool.lentBytes).toBe(4 * MiB);
-    const over = pool.take(64 * MiB, true);
+    const over = pool.take(64 * MiB);
     expect(over.chunkBytes).toBe(128 * 1024);
     expect(pool.lentBytes).toBe(4 * MiB);
     over.release();
@@ -39,11 +39,21 @@ describe('send buffer pool', () => {
     expect(pool.idleBytes).toBe(4 * MiB);
   });
 
-  it('keeps the default chunks for fills, unknown lengths and small bodies', () => {
+  it('lends to a big fill of known size as to a file, and gives the many beyond the bound 128 KiB buffers', () => {
     const pool = new SendBufferPool(options);
-    expect(pool.take(64 * MiB, false).chunkBytes).toBe(defaultChunkBytes);
-    expect(pool.take(undefined, true).chunkBytes).toBe(defaultChunkBytes);
-    expect(pool.take(MiB, true).chunkBytes).toBe(defaultChunkBytes);
+    const fills = [pool.take(64 * MiB), pool.take(64 * MiB)];
+    expect(fills.map((f) => f.chunkBytes)).toEqual([MiB, MiB]);
+    expect(pool.lentBytes).toBe(4 * MiB);
+    expect(pool.take(64 * MiB).chunkBytes).toBe(128 * 1024);
+    for (const f of fills) f.release();
+    expect(pool.lentBytes).toBe(0);
+  });
+
+  it('keeps the default chunks for unknown lengths and small bodies', () => {
+    const pool = new SendBufferPool(options);
+    expect(pool.take(undefined).chunkBytes).toBe(defaultChunkBytes);
+    expect(pool.take(MiB).chunkBytes).toBe(defaultChunkBytes);
+    expect(pool.take(4 * MiB - 1).chunkBytes).toBe(defaultChunkBytes);
     expect(pool.lentBytes).toBe(0);
   });
 });
