@@ -61,7 +61,7 @@ export function compareRows(measurements: readonly Measurement[], subject: strin
     const ofBaseline = ofSubject === undefined ? suffixOf(m.target, baseline) : undefined;
     const suffix = ofSubject ?? ofBaseline;
     if (suffix === undefined) continue;
-    const metric = suffix === '' ? m.metric : `${m.metric} [${suffix.trim()}]`;
+    const metric = suffix === '' ? m.metric : `${m.metric} [${suffix.trim().replace(/^\((.*)\)$/, '$1')}]`;
     const key = `${m.scenario}\u0000${metric}`;
     let pair = pairs.get(key);
     if (!pair) pairs.set(key, (pair = { scenario: m.scenario, metric, better: m.better, subject: new Map(), baseline: new Map() }));

@@ -94,7 +94,8 @@ export function evaluateGoals(rows: readonly Row[], rss: Partial<Record<Scenario
   let where = '';
   for (const [scenario, peaks] of Object.entries(rss)) {
     for (const [target, roles] of Object.entries(peaks?.byRole ?? {})) {
-      if (!target.startsWith('outpost')) continue;
+      // This tree's Outposts only, not the ref's of a --compare run (outpost@<ref>).
+      if (!target.startsWith('outpost') || target.includes('@')) continue;
       const worker = roles['worker'] ?? 0;
       if (worker > worstWorker) {
         worstWorker = worker;

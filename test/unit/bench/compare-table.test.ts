@@ -49,6 +49,8 @@ describe('compare rows', () => {
         { scenario: 'wan', metric: 'pull s', target: 'outpost@x cold', round: 0, value: 12, better: 'lower' },
         { scenario: 'wan', metric: 'pull s', target: 'outpost@x warm', round: 0, value: 2, better: 'lower' },
         { scenario: 'wan', metric: 'pull s', target: 'direct (WAN)', round: 0, value: 9, better: 'lower' },
+        { scenario: 'wan', metric: '1 cold GET s', target: 'outpost (WAN)', round: 0, value: 3, better: 'lower' },
+        { scenario: 'wan', metric: '1 cold GET s', target: 'outpost@x (WAN)', round: 0, value: 4, better: 'lower' },
       ],
       'outpost',
       'outpost@x',
@@ -56,6 +58,7 @@ describe('compare rows', () => {
     expect(rows.map((r) => [r.metric, r.ratio])).toEqual([
       ['pull s [cold]', 10 / 12],
       ['pull s [warm]', 1],
+      ['1 cold GET s [WAN]', 0.75],
     ]);
   });
 
