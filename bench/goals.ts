@@ -4,6 +4,7 @@
  */
 import type { ScenarioName } from './options.ts';
 import type { RssPeaks } from './rss-sampler.ts';
+import { memoryHeadroomMiB } from './scenarios/memory.ts';
 import { outpostTrio, proxyTrio, replicaSetSize } from './scenarios/replica-set.ts';
 import { findCell, type Row } from './summary.ts';
 
@@ -67,6 +68,8 @@ export function evaluateGoals(rows: readonly Row[], rss: Partial<Record<Scenario
     ratioGoal(rows, 'big blob, 8 clients ≥ 0.8× nginx', 'big-blob-8', 'MB/s', 'outpost', 'nginx', (r) => r >= 0.8),
     ratioGoal(rows, 'big blob, 1 client ≥ 1.0× proxy', 'big-blob-1', 'MB/s', 'outpost', 'proxy', (r) => r >= 1.0),
     ratioGoal(rows, 'big blob, 1 client ≥ 0.8× nginx', 'big-blob-1', 'MB/s', 'outpost', 'nginx', (r) => r >= 0.8),
+    ratioGoal(rows, 'big blob, 8 clients: CPU-s/GB ≤ 1.5× proxy', 'big-blob-8', 'server CPU-s/GB', 'outpost', 'proxy', (r) => r <= 1.5),
+    ratioGoal(rows, 'big blob, 1 client: CPU-s/GB ≤ 1.5× proxy', 'big-blob-1', 'server CPU-s/GB', 'outpost', 'proxy', (r) => r <= 1.5),
     ratioGoal(rows, 'cold pull ≤ 1.1× direct', 'cold-pull', 'pull s', 'outpost', 'direct', (r) => r <= 1.1),
     maxGoal(rows, 'cold pull: each blob fetched once', 'cold-pull', 'fetches per blob (max)', 'outpost', 1),
     maxGoal(rows, `${clients} cold GETs: one upstream GET`, 'cold-32', `upstream GETs (${clients} cold)`, 'outpost', 1),
@@ -75,6 +78,13 @@ export function evaluateGoals(rows: readonly Row[], rss: Partial<Record<Scenario
     maxGoal(rows, `WAN: ${clients} cold GETs, one upstream GET`, 'wan', `upstream GETs (${clients} cold)`, 'outpost (WAN)', 1),
     coldGoal(rows, `WAN: ${clients} cold GETs ≤ 1.5× one cold GET`, 'wan', 'outpost (WAN)', clients),
   ];
+  for (const scenario of ['cold-200', 'slow-200'] as const) {
+    const what = scenario === 'cold-200' ? '200 clients of a cold blob (cold-200)' : '200 slow clients (slow-200)';
+    goals.push(
+      withAnchor(maxGoal(rows, `${what}: every process's peak RSS ≤ idle + ${memoryHeadroomMiB} MiB`, scenario, 'worst peak − idle MiB', 'outpost', memoryHeadroomMiB), rows, scenario, 'worst peak − idle MiB', 'proxy', ' MiB'),
+      withAnchor(maxGoal(rows, `${what}: every process back within idle + ${memoryHeadroomMiB} MiB after`, scenario, 'worst after − idle MiB', 'outpost', memoryHeadroomMiB), rows, scenario, 'worst after − idle MiB', 'proxy', ' MiB'),
+    );
+  }
   const correct = rows.filter((r) => r.metric.startsWith('correct bodies'));
   if (correct.length > 0) {
     const worst = Math.min(...correct.flatMap((r) => [...r.cells.entries()].filter(([t]) => t.startsWith('outpost')).map(([, s]) => s.min)));
@@ -84,7 +94,8 @@ export function evaluateGoals(rows: readonly Row[], rss: Partial<Record<Scenario
   let where = '';
   for (const [scenario, peaks] of Object.entries(rss)) {
     for (const [target, roles] of Object.entries(peaks?.byRole ?? {})) {
-      if (!target.startsWith('outpost')) continue;
+      // This tree's Outposts only, not the ref's of a --compare run (outpost@<ref>).
+      if (!target.startsWith('outpost') || target.includes('@')) continue;
       const worker = roles['worker'] ?? 0;
       if (worker > worstWorker) {
         worstWorker = worker;

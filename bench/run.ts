@@ -10,7 +10,10 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createCleanupStack } from '../test/support/cleanup.ts';
+import { compareRows, compareTable, type CompareRow } from './compare-table.ts';
+import { checkOutCompareTree, compareTargetName, describeCurrentTree } from './compare-tree.ts';
 import { evaluateGoals, evaluateReplicaSetGoals } from './goals.ts';
 import { machineInfo } from './machine.ts';
 import { parseOptions, type BenchOptions, type ScenarioName } from './options.ts';
@@ -22,6 +25,8 @@ import { layOutForNginx, seedPrimary } from './seed.ts';
 import { summarizeRows } from './summary.ts';
 import { goalsTable, rssTable, scenarioTable } from './table.ts';
 import { rssSubjects, startTargets } from './targets.ts';
+
+const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 const log = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -55,9 +60,9 @@ function killDescendants(): number {
   return pids.length;
 }
 
-function header(options: BenchOptions, machine: ReturnType<typeof machineInfo>): string {
+function header(options: BenchOptions, machine: ReturnType<typeof machineInfo>, trees: string): string {
   return [
-    `Outpost bench — ${new Date().toISOString()}`,
+    `Outpost bench — ${new Date().toISOString()} — ${trees}`,
     `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.kernel}; node ${machine.node}; ${machine.distribution}; ${machine.nginx}; ${machine.skopeo}`,
     `run: ${options.rounds} round(s), ${options.durationS} s per autocannon run, ${options.connections} connections, big layer ${(options.bigLayerBytes / 2 ** 20).toFixed(0)} MiB, ${options.tinyImages} tiny repositories${options.quick ? ' (--quick)' : ''}`,
     'Every server and the load generator share this machine (127.0.0.1): autocannon, the blob clients and skopeo compete with the server for the same cores,',
@@ -87,10 +92,26 @@ async function main(): Promise<void> {
   const failures: Array<{ scenario: ScenarioName; error: string }> = [];
   const timings: Partial<Record<ScenarioName, number>> = {};
   const loadBefore: Partial<Record<ScenarioName, number>> = {};
+  let compareRowsOut: CompareRow[] = [];
   try {
-    log(header(options, machine));
+    const current = await describeCurrentTree(repoRoot);
+    const compareName = options.compare === undefined ? undefined : compareTargetName(options.compare);
+    let trees = `outpost = this tree (${current})`;
+    let compareTree: Awaited<ReturnType<typeof checkOutCompareTree>> | undefined;
+    if (options.compare !== undefined) {
+      log(`checking out ${options.compare} for --compare`);
+      compareTree = await checkOutCompareTree(repoRoot, options.compare, (line) => log(`  ${line}`));
+      // Registered before the servers: removed after the Outpost running from it has stopped.
+      cleanup.add(compareTree.dispose);
+      trees += `; ${compareName} = ${compareTree.commit.slice(0, 10)}${options.anchors ? '' : '; anchors left out (--anchors to add them)'}`;
+    }
+    log(header(options, machine, trees));
     log('\nstarting servers');
-    const targets = await startTargets((dispose) => cleanup.add(dispose), (line) => log(`  ${line}`));
+    const targets = await startTargets(
+      (dispose) => cleanup.add(dispose),
+      (line) => log(`  ${line}`),
+      compareTree && compareName ? { name: compareName, root: compareTree.root } : undefined,
+    );
     log('seeding the primary');
     const seedStarted = Date.now();
     const seed = await seedPrimary(targets.primary.url, options);
@@ -135,7 +156,7 @@ async function main(): Promise<void> {
     const rows = summarizeRows(measurements);
     const goals = evaluateGoals(rows, rss, options.concurrentColdClients);
     const replicaSetGoals = options.scenarios.includes('replica-set') ? evaluateReplicaSetGoals(rows) : [];
-    log(`\n${'='.repeat(100)}\n${header(options, machine)}`);
+    log(`\n${'='.repeat(100)}\n${header(options, machine, trees)}`);
     for (const name of options.scenarios) {
       const scenarioRows = rows.filter((r) => r.scenario === name);
       if (scenarioRows.length === 0) continue;
@@ -144,8 +165,23 @@ async function main(): Promise<void> {
     }
     log('\npeak RSS, MiB (per process role; "worker" = the largest worker)\n');
     log(rssTable(rss));
-    log('\ntargets (issue 3)\n');
-    log(goalsTable(goals));
+    if (compareName !== undefined) {
+      compareRowsOut = compareRows(measurements, 'outpost', compareName);
+      log(`\n--compare: outpost (this tree, ${current}) ÷ ${compareName}; "per round" = the ratio within each round (median, min–max);`);
+      log('verdict "better"/"worse" only when every round (at least two) agrees by more than 3 %, else "≈"');
+      for (const name of options.scenarios) {
+        const scenarioRows = compareRowsOut.filter((r) => r.scenario === name);
+        if (scenarioRows.length === 0) continue;
+        log(`\n${name} — ${allScenarios[name].title}\n`);
+        log(compareTable(scenarioRows, 'outpost', compareName));
+      }
+    }
+    if (options.anchors) {
+      log('\ntargets (issues 3 and 12)\n');
+      // A run of a few scenarios shows the targets it measured; a full run shows every one.
+      const measured = goals.filter((g) => g.met !== undefined);
+      log(goalsTable(measured.length > 0 ? measured : goals));
+    }
     if (replicaSetGoals.length > 0) {
       log('\ntargets (issue 9: replica set)\n');
       log(goalsTable(replicaSetGoals));
@@ -158,7 +194,8 @@ async function main(): Promise<void> {
     await mkdir(outDir, { recursive: true });
     const file = join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     const summary = rows.map((r) => ({ scenario: r.scenario, metric: r.metric, better: r.better, cells: Object.fromEntries(r.cells) }));
-    await writeFile(file, `${JSON.stringify({ options, machine, elapsedS: elapsed, timings, loadBefore, measurements, summary, rss, goals, replicaSetGoals, failures }, null, 2)}\n`);
+    const compare = compareName === undefined ? undefined : { current, ref: options.compare, commit: compareTree?.commit, name: compareName, rows: compareRowsOut };
+    await writeFile(file, `${JSON.stringify({ options, trees, machine, elapsedS: elapsed, timings, loadBefore, measurements, summary, rss, goals, replicaSetGoals, compare, failures }, null, 2)}\n`);
     log(`raw results: ${file}`);
     if (failures.length > 0) process.exitCode = 1;
   } finally {

@@ -20,7 +20,7 @@ function cell(s: Summary | undefined): string {
   return `${formatNumber(s.median)} (${formatNumber(s.min)}–${formatNumber(s.max)})`;
 }
 
-function markdown(header: readonly string[], body: readonly (readonly string[])[]): string {
+export function markdownTable(header: readonly string[], body: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   return [line(header), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...body.map(line)].join('\n');
@@ -48,7 +48,7 @@ export function scenarioTable(rows: readonly Row[]): string {
     ...targets.map((t) => cell(row.cells.get(t))),
     ...pairs.map(([s, a]) => ratio(row.cells.get(s), row.cells.get(a))),
   ]);
-  return markdown(header, body);
+  return markdownTable(header, body);
 }
 
 export function rssTable(rss: Partial<Record<ScenarioName, RssPeaks>>): string {
@@ -68,11 +68,11 @@ export function rssTable(rss: Partial<Record<ScenarioName, RssPeaks>>): string {
       return v === undefined ? '' : v.toFixed(0);
     }),
   ]);
-  return markdown(['scenario', ...columns], body);
+  return markdownTable(['scenario', ...columns], body);
 }
 
 export function goalsTable(goals: readonly GoalResult[]): string {
-  return markdown(
+  return markdownTable(
     ['target', 'measured', 'met'],
     goals.map((g) => [g.goal, g.measured, g.met === undefined ? 'not run' : g.met ? 'yes' : 'NO']),
   );

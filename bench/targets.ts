@@ -16,11 +16,65 @@ import { startNginx, type NginxServer } from './nginx.ts';
 import type { RssSubject } from './rss-sampler.ts';
 import { manifestMediaType } from './seed.ts';
 
+/** An Outpost under measurement: this tree's ("outpost"), or with --compare the ref's too ("outpost@<ref>"). */
+export interface OutpostUnderTest {
+  name: string;
+  node: OutpostNode;
+  /** The tree it runs from (undefined: this one). */
+  root: string | undefined;
+}
+
 export interface Targets {
   primary: DistributionRegistry;
   proxy: DistributionRegistry;
   nginx: NginxServer;
+  /** This tree's Outpost (the first of `outposts`). */
   outpost: OutpostNode;
+  /** Every Outpost under measurement, this tree's first. */
+  outposts: OutpostUnderTest[];
+}
+
+/** A server a warm scenario measures. */
+export interface WarmServer {
+  name: string;
+  url: string;
+  pid: () => number | undefined;
+}
+
+/** A mirror a cold scenario empties before each measurement. */
+export interface ColdMirror {
+  name: string;
+  url: () => string;
+  host: () => string;
+  /** Root pid of the mirror's process tree (for its CPU time and RSS). */
+  pid: () => number | undefined;
+  reset: () => Promise<void>;
+}
+
+/** The Outposts, then (unless --compare left them out) the proxy and nginx. */
+export function warmServers(targets: Targets, anchors: boolean): WarmServer[] {
+  const servers: WarmServer[] = targets.outposts.map(({ name, node }) => ({ name, url: node.url, pid: () => node.pid }));
+  if (anchors) {
+    servers.push({ name: 'proxy', url: targets.proxy.url, pid: () => targets.proxy.pid });
+    servers.push({ name: 'nginx', url: targets.nginx.url, pid: () => targets.nginx.pid });
+  }
+  return servers;
+}
+
+/** The Outposts, then (unless --compare left it out) the proxy. */
+export function coldMirrors(targets: Targets, anchors: boolean): ColdMirror[] {
+  const mirrors: ColdMirror[] = targets.outposts.map(({ name, node }) => ({
+    name,
+    url: () => node.url,
+    host: () => node.host,
+    pid: () => node.pid,
+    reset: () => resetOutpost(node),
+  }));
+  if (anchors) {
+    const { proxy } = targets;
+    mirrors.push({ name: 'proxy', url: () => proxy.url, host: () => proxy.host, pid: () => proxy.pid, reset: () => resetProxy(proxy) });
+  }
+  return mirrors;
 }
 
 /** Environment for every Outpost the bench starts: quiet logs, tags trusted for the whole run. */
@@ -34,7 +88,11 @@ export const outpostBenchEnv: Record<string, string> = {
 };
 
 /** Starts whatever is missing; `add` registers each server's disposal as soon as it exists. */
-export async function startTargets(add: (dispose: () => Promise<void>) => void, log: (line: string) => void): Promise<Targets> {
+export async function startTargets(
+  add: (dispose: () => Promise<void>) => void,
+  log: (line: string) => void,
+  compare?: { name: string; root: string },
+): Promise<Targets> {
   const primary = await startDistribution();
   add(() => primary.dispose());
   log(`primary  distribution ${primary.url} (pid ${primary.pid})`);
@@ -47,7 +105,14 @@ export async function startTargets(add: (dispose: () => Promise<void>) => void, 
   const outpost = await startOutpost({ upstreamUrl: primary.url, workers: 2, env: outpostBenchEnv });
   add(() => outpost.dispose());
   log(`outpost  ${outpost.url} → primary, 2 workers (pid ${outpost.pid})`);
-  return { primary, proxy, nginx, outpost };
+  const outposts: OutpostUnderTest[] = [{ name: 'outpost', node: outpost, root: undefined }];
+  if (compare) {
+    const other = await startOutpost({ upstreamUrl: primary.url, workers: 2, env: outpostBenchEnv, root: compare.root });
+    add(() => other.dispose());
+    log(`${compare.name}  ${other.url} → primary, 2 workers, from ${compare.root} (pid ${other.pid})`);
+    outposts.push({ name: compare.name, node: other, root: compare.root });
+  }
+  return { primary, proxy, nginx, outpost, outposts };
 }
 
 export async function resetOutpost(node: OutpostNode): Promise<void> {
@@ -66,7 +131,7 @@ export async function resetProxy(proxy: DistributionRegistry): Promise<void> {
 /** The processes whose peak RSS every scenario reports. */
 export function rssSubjects(targets: Targets): RssSubject[] {
   return [
-    { target: 'outpost', rootPid: () => targets.outpost.pid, rootRole: 'primary', childRole: 'worker' },
+    ...targets.outposts.map(({ name, node }): RssSubject => ({ target: name, rootPid: () => node.pid, rootRole: 'primary', childRole: 'worker' })),
     { target: 'proxy', rootPid: () => targets.proxy.pid, rootRole: 'process', childRole: 'child' },
     { target: 'nginx', rootPid: () => targets.nginx.pid, rootRole: 'master', childRole: 'worker' },
     { target: 'upstream', rootPid: () => targets.primary.pid, rootRole: 'process', childRole: 'child' },

@@ -6,6 +6,7 @@
 import { parallelGets } from '../blob-clients.ts';
 import { openCpuWindow } from '../cpu.ts';
 import type { ScenarioName } from '../options.ts';
+import { warmServers } from '../targets.ts';
 import { rotate, round1, type Scenario } from './scenario.ts';
 import { warmBlob } from './warm.ts';
 
@@ -17,11 +18,7 @@ function bigBlobScenario(name: ScenarioName, clients: 1 | 8): Scenario {
       const { targets, seed, options } = ctx;
       const path = `/v2/${seed.app.repo}/blobs/${seed.big.digest}`;
       const getsPerClient = clients === 1 ? options.bigGetsPerClient.one : options.bigGetsPerClient.eight;
-      const servers = [
-        { name: 'outpost', url: targets.outpost.url, pid: () => targets.outpost.pid },
-        { name: 'proxy', url: targets.proxy.url, pid: () => targets.proxy.pid },
-        { name: 'nginx', url: targets.nginx.url, pid: () => targets.nginx.pid },
-      ];
+      const servers = warmServers(targets, options.anchors);
       for (const server of servers) await warmBlob(targets.primary, server.url, path, seed.big.digest);
       for (let round = 0; round < options.rounds; round++) {
         for (const server of rotate(servers, round)) {

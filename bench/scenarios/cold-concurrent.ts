@@ -9,7 +9,7 @@ import type { DistributionRegistry } from '../../test/support/distribution.ts';
 import { parallelGets } from '../blob-clients.ts';
 import { openCpuWindow } from '../cpu.ts';
 import type { BlobRef } from '../seed.ts';
-import { resetOutpost, resetProxy } from '../targets.ts';
+import { coldMirrors } from '../targets.ts';
 import { upstreamCost } from './pull.ts';
 import { rotate, round1, type Scenario, type ScenarioContext } from './scenario.ts';
 
@@ -107,10 +107,7 @@ export const coldConcurrent: Scenario = {
   async run(ctx) {
     const { targets, seed, options } = ctx;
     const path = `/v2/${seed.app.repo}/blobs/${seed.big.digest}`;
-    const ways: ColdWay[] = [
-      { name: 'outpost', url: () => targets.outpost.url, pid: () => targets.outpost.pid, reset: () => resetOutpost(targets.outpost) },
-      { name: 'proxy', url: () => targets.proxy.url, pid: () => targets.proxy.pid, reset: () => resetProxy(targets.proxy) },
-    ];
+    const ways: ColdWay[] = coldMirrors(targets, options.anchors);
     for (let round = 0; round < options.rounds; round++) {
       for (const way of rotate(ways, round)) {
         const r = await measureColdConcurrency(targets.primary, way, path, seed.big, options.concurrentColdClients);

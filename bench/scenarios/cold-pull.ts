@@ -4,7 +4,7 @@
  * mirror fetched from the primary and how many times it fetched each blob.
  */
 import { openCpuWindow } from '../cpu.ts';
-import { resetOutpost, resetProxy } from '../targets.ts';
+import { coldMirrors } from '../targets.ts';
 import { upstreamCost, pullImage } from './pull.ts';
 import { rotate, round1, type Scenario } from './scenario.ts';
 
@@ -16,11 +16,8 @@ export const coldPull: Scenario = {
     const image = seed.app;
     const blobs = [image.config.digest, ...image.layers.map((l) => l.digest)];
     const imageBytes = image.config.size + image.layers.reduce((sum, l) => sum + l.size, 0);
-    const ways = [
-      { name: 'direct', host: () => targets.primary.host, pid: () => undefined, reset: async () => undefined },
-      { name: 'outpost', host: () => targets.outpost.host, pid: () => targets.outpost.pid, reset: () => resetOutpost(targets.outpost) },
-      { name: 'proxy', host: () => targets.proxy.host, pid: () => targets.proxy.pid, reset: () => resetProxy(targets.proxy) },
-    ];
+    const direct = { name: 'direct', host: () => targets.primary.host, pid: (): number | undefined => undefined, reset: async () => undefined };
+    const ways = [...(options.anchors ? [direct] : []), ...coldMirrors(targets, options.anchors)];
     for (let round = 0; round < options.rounds; round++) {
       for (const way of rotate(ways, round)) {
         await way.reset();

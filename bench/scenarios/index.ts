@@ -3,6 +3,7 @@ import type { ScenarioName } from '../options.ts';
 import { bigBlob1, bigBlob8 } from './big-blob.ts';
 import { coldConcurrent } from './cold-concurrent.ts';
 import { coldPull } from './cold-pull.ts';
+import { cold200, slow200 } from './memory.ts';
 import { configBlob, layers4k, tagGet, tagHead } from './request-rate.ts';
 import { replicaSet } from './replica-set.ts';
 import type { Scenario } from './scenario.ts';
@@ -18,5 +19,7 @@ export const allScenarios: Record<ScenarioName, Scenario> = {
   'cold-pull': coldPull,
   'cold-32': coldConcurrent,
   wan,
+  'cold-200': cold200,
+  'slow-200': slow200,
   'replica-set': replicaSet,
 };

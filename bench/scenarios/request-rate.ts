@@ -7,6 +7,7 @@ import { openCpuWindow } from '../cpu.ts';
 import { runLoad } from '../load.ts';
 import type { ScenarioName } from '../options.ts';
 import { manifestAccept } from '../seed.ts';
+import { warmServers } from '../targets.ts';
 import { rotate, round1, type Scenario, type ScenarioContext } from './scenario.ts';
 import { warmPaths } from './warm.ts';
 
@@ -25,11 +26,7 @@ function rateScenario(spec: RateSpec): Scenario {
     async run(ctx) {
       const { targets, options } = ctx;
       const paths = spec.paths(ctx);
-      const servers = [
-        { name: 'outpost', url: targets.outpost.url, pid: () => targets.outpost.pid },
-        { name: 'proxy', url: targets.proxy.url, pid: () => targets.proxy.pid },
-        { name: 'nginx', url: targets.nginx.url, pid: () => targets.nginx.pid },
-      ];
+      const servers = warmServers(targets, options.anchors);
       const load = (url: string, durationS: number) =>
         runLoad({ url, method: spec.method, paths, headers: spec.headers ?? {}, connections: options.connections, durationS });
       for (const server of servers) {

@@ -17,23 +17,28 @@ interface PullStep {
   run: () => Promise<PullResult>;
 }
 
-async function measureOverWan(ctx: ScenarioContext, wanHost: string, outpost: OutpostNode): Promise<void> {
+interface WanOutpost {
+  name: string;
+  node: OutpostNode;
+}
+
+async function measureOverWan(ctx: ScenarioContext, wanHost: string, outposts: readonly WanOutpost[]): Promise<void> {
   const { targets, seed, options } = ctx;
   const image = seed.app;
   const blobs = [image.config.digest, ...image.layers.map((l) => l.digest)];
   // Each entry runs as a unit: the warm pull directly follows its cold pull.
   const sequences: PullStep[][] = [
-    [{ name: 'direct (WAN)', run: () => pullImage(wanHost, image) }],
-    [
+    ...(options.anchors ? [[{ name: 'direct (WAN)', run: () => pullImage(wanHost, image) }]] : []),
+    ...outposts.map(({ name, node }) => [
       {
-        name: 'outpost cold',
+        name: `${name} cold`,
         run: async () => {
-          await resetOutpost(outpost);
-          return pullImage(outpost.host, image);
+          await resetOutpost(node);
+          return pullImage(node.host, image);
         },
       },
-      { name: 'outpost warm', run: () => pullImage(outpost.host, image) },
-    ],
+      { name: `${name} warm`, run: () => pullImage(node.host, image) },
+    ]),
   ];
   for (let round = 0; round < options.rounds; round++) {
     for (const sequence of rotate(sequences, round)) {
@@ -47,14 +52,17 @@ async function measureOverWan(ctx: ScenarioContext, wanHost: string, outpost: Ou
         ctx.record({ metric: 'MiB from primary', target: step.name, round, value: cost.blobBytes / 2 ** 20, better: 'lower' });
       }
     }
-    const r = await measureColdConcurrency(
-      targets.primary,
-      { name: 'outpost (WAN)', url: () => outpost.url, pid: () => outpost.pid, reset: () => resetOutpost(outpost) },
-      `/v2/${image.repo}/blobs/${seed.big.digest}`,
-      seed.big,
-      options.concurrentColdClients,
-    );
-    recordColdConcurrency(ctx, 'outpost (WAN)', round, r);
+    for (const { name, node } of rotate(outposts, round)) {
+      const target = `${name} (WAN)`;
+      const r = await measureColdConcurrency(
+        targets.primary,
+        { name: target, url: () => node.url, pid: () => node.pid, reset: () => resetOutpost(node) },
+        `/v2/${image.repo}/blobs/${seed.big.digest}`,
+        seed.big,
+        options.concurrentColdClients,
+      );
+      recordColdConcurrency(ctx, target, round, r);
+    }
   }
 }
 
@@ -66,17 +74,20 @@ export const wan: Scenario = {
     const { latencyMs, mbit } = options.wan;
     const relay = await startWanLink(targets.primary.host, { latencyMs, mbit });
     ctx.cleanup.add(() => relay.stop());
-    let outpost: OutpostNode | undefined;
+    const outposts: WanOutpost[] = [];
     try {
       const wanHost = relay.host;
       ctx.log(`  WAN link ${wanHost} → primary: +${latencyMs} ms each way, ${mbit} Mbit/s each direction`);
-      outpost = await startOutpost({ upstreamUrl: relay.url, workers: 2, env: outpostBenchEnv });
-      const started = outpost;
-      ctx.cleanup.add(() => started.dispose());
-      ctx.watch({ target: 'outpost (WAN)', rootPid: () => started.pid, rootRole: 'primary', childRole: 'worker' });
-      await measureOverWan(ctx, wanHost, outpost);
+      // One Outpost behind the link per tree under measurement (two with --compare).
+      for (const { name, root } of targets.outposts) {
+        const node = await startOutpost({ upstreamUrl: relay.url, workers: 2, env: outpostBenchEnv, root });
+        ctx.cleanup.add(() => node.dispose());
+        outposts.push({ name, node });
+        ctx.watch({ target: `${name} (WAN)`, rootPid: () => node.pid, rootRole: 'primary', childRole: 'worker' });
+      }
+      await measureOverWan(ctx, wanHost, outposts);
     } finally {
-      await outpost?.dispose();
+      for (const { node } of outposts) await node.dispose();
       await relay.stop();
     }
   },

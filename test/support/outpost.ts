@@ -63,6 +63,8 @@ export interface StartOutpostOptions {
   port?: number;
   /** Serve HTTPS with this certificate and key (OUTPOST_TLS_CERT / OUTPOST_TLS_KEY), checked against `ca` (PEM file). */
   tls?: { cert: string; key: string; ca: string };
+  /** The tree to run `src/main.ts` from (default this repository; the bench's --compare runs another checkout). */
+  root?: string;
 }
 
 export async function startOutpost(options: StartOutpostOptions): Promise<OutpostNode> {
@@ -115,7 +117,7 @@ export async function startOutpost(options: StartOutpostOptions): Promise<Outpos
     async start() {
       if (proc?.isRunning()) return;
       if (proc) previousOutput += proc.output();
-      proc = await startProcess(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], { cwd: repoRoot, env, name: 'outpost' });
+      proc = await startProcess(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], { cwd: options.root ?? repoRoot, env, name: 'outpost' });
       const started = proc;
       await waitFor(
         async () => {

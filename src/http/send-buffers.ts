@@ -1,0 +1,89 @@
+/**
+ * The buffers a response reads a blob into before the socket takes them.
+ *
+ * A big body of known size — a verified file, or a fill in progress —
+ * goes out in 1 MiB chunks: a quarter of the reads, threadpool hops,
+ * promises and socket writes of 256 KiB chunks, measured at 0.61–0.72× the
+ * CPU per GB for one warm client and 0.84–0.90× for eight (bench --compare,
+ * see bench/README.md). Those chunks come from a bounded pool that keeps the
+ * buffers it lends for the next response (no allocation per response); a
+ * response that finds the pool exhausted — many concurrent or slow clients,
+ * e.g. ~100 followers of one fill per worker — gets two 128 KiB buffers of
+ * its own instead (bench `cold-200`: worker peak − idle 0.79× of 256 KiB
+ * buffers, `slow-200` 0.74×; one cold GET no slower). Small bodies and fills
+ * of unknown length keep 256 KiB chunks.
+ */
+
+/** Chunk size of a response that does not use the pool. */
+export const defaultChunkBytes = 256 * 1024;
+
+export interface SendBufferPoolOptions {
+  /** Size of each pooled buffer. */
+  chunkBytes: number;
+  /** Upper bound of the bytes the pool lends at once (and keeps for reuse). */
+  maxBytes: number;
+  /** What a response gets when the pool is exhausted: two buffers of this size. */
+  fallbackChunkBytes: number;
+  /** Bodies shorter than this never use the pool (a few chunks gain nothing). */
+  minBodyBytes: number;
+}
+
+/** Two buffers for one response; give them back with `release` once no read or write uses them. */
+export interface SendBuffers {
+  readonly buffers: readonly [Buffer, Buffer];
+  readonly chunkBytes: number;
+  release(): void;
+}
+
+export class SendBufferPool {
+  private readonly free: Buffer[] = [];
+  private lent = 0;
+
+  constructor(private readonly options: SendBufferPoolOptions) {}
+
+  /** Bytes lent out now. */
+  get lentBytes(): number {
+    return this.lent;
+  }
+
+  /** Bytes held for reuse now. */
+  get idleBytes(): number {
+    return this.free.length * this.options.chunkBytes;
+  }
+
+  /** Buffers for a body of `bodyBytes` (undefined: unknown length, a fill that has not said). */
+  take(bodyBytes: number | undefined): SendBuffers {
+    const { chunkBytes, maxBytes, fallbackChunkBytes, minBodyBytes } = this.options;
+    const big = bodyBytes !== undefined && bodyBytes >= minBodyBytes;
+    const pooled = big && this.lent + 2 * chunkBytes <= maxBytes;
+    if (!pooled) {
+      const size = big ? fallbackChunkBytes : defaultChunkBytes;
+      return { buffers: [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)], chunkBytes: size, release: () => undefined };
+    }
+    this.lent += 2 * chunkBytes;
+    const buffers: [Buffer, Buffer] = [this.free.pop() ?? Buffer.allocUnsafe(chunkBytes), this.free.pop() ?? Buffer.allocUnsafe(chunkBytes)];
+    let released = false;
+    return {
+      buffers,
+      chunkBytes,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.lent -= 2 * chunkBytes;
+        this.free.push(...buffers);
+      },
+    };
+  }
+}
+
+/**
+ * This process's pool: 16 MiB of 1 MiB chunks (8 fast responses at once per
+ * process), 128 KiB buffers for the rest. 200 slow clients cost a worker
+ * about 16 + 100 × 0.25 MiB instead of 100 × 2 MiB.
+ */
+export const sendBufferPool = new SendBufferPool({
+  chunkBytes: 1024 * 1024,
+  maxBytes: 16 * 1024 * 1024,
+  fallbackChunkBytes: 128 * 1024,
+  minBodyBytes: 4 * 1024 * 1024,
+});
