@@ -214,7 +214,8 @@ export class FillFeed {
   }
 
   private evict(): void {
-    const keepFrom = this.kind === 'cached' ? this.persistedBytes : Infinity;
+    // Cached: only what the file already holds may go. Uncached: never what the fastest reader has yet to read.
+    const keepFrom = this.kind === 'cached' ? this.persistedBytes : this.fastest();
     while (this.held > this.windowBytes) {
       const oldest = this.chunks[this.first];
       if (!oldest || oldest.start + oldest.data.length > keepFrom) break;

@@ -138,6 +138,8 @@ class FillSource implements BlobSource {
   private started = false;
   /** The last byte of the requested range (a Range request), held back like the blob's last byte. */
   private rangeEnd: number | undefined;
+  /** The most bytes the fill was seen to hold: a fill that grows is not stalled, even while this reader waits (a range's last byte). */
+  private seenBytes = 0;
 
   constructor(
     private watch: FillWatch,
@@ -185,6 +187,7 @@ class FillSource implements BlobSource {
         continue;
       }
       if (state.status !== 'pending') {
+        this.seen(state.bytes);
         if (this.size !== undefined && state.size !== undefined && state.size !== this.size) {
           throw new RegistryError('UPSTREAM_UNAVAILABLE', `the blob is now ${state.size} bytes, not ${this.size}`);
         }
@@ -229,6 +232,12 @@ class FillSource implements BlobSource {
     await this.remote?.close();
   }
 
+  private seen(bytes: number): void {
+    if (bytes <= this.seenBytes) return;
+    this.seenBytes = bytes;
+    this.lastProgress = this.options.clock.now();
+  }
+
   /** The index of the byte held back until the fill is verified: the range's last, or the blob's. */
   private heldByte(size: number | undefined): number | undefined {
     return this.rangeEnd ?? (size === undefined ? undefined : size - 1);
@@ -260,6 +269,7 @@ class FillSource implements BlobSource {
     if (done && this.position >= feed.end) return this.end();
     let limit = feed.end;
     if (!done) limit = Math.min(limit, this.heldByte(feed.size) ?? feed.end - 1);
+    this.seen(feed.end);
     const n = reader.read(buffer, length, limit);
     if (n === 'behind') {
       // Slower than the fill: the bytes are in the partial file (the feed keeps what is not yet written).
