@@ -96,7 +96,7 @@ export class BlobService {
 
   constructor(private readonly options: BlobServiceOptions) {
     this.small = new LRUCache<string, Buffer>({ maxSize: options.smallBlobMemoryBytes ?? 16 * 1024 * 1024, sizeCalculation: (b) => b.byteLength + 64 });
-    this.feeds = new FillFeeds(options.fanOut);
+    this.feeds = new FillFeeds({ clock: options.clock, ...options.fanOut });
     this.leader = new FillLeader({ ...options, feeds: this.feeds });
     this.clock = options.clock ?? systemClock;
   }
@@ -170,6 +170,16 @@ export class BlobService {
       return this.feedSource(target, digest, streamed, 'coalesced', signal);
     }
     const role = await coordinator.acquire(digest);
+    if (role.role === 'leader') {
+      // The host's fill ended in a stream-through by this process while this request waited for the lease: share it.
+      const late = this.streamReader(digest);
+      if (late) {
+        role.lease.fail({ code: 'PASSTHROUGH', message: 'streamed through uncached' });
+        if (!linked) await closingOnFailure(late, () => this.confirm(target, digest, signal));
+        observer.cacheResult('blob', 'coalesced');
+        return this.feedSource(target, digest, late, 'coalesced', signal);
+      }
+    }
     if (role.role === 'follower') {
       // The fill may be another repository's: this one must have the blob too.
       if (!linked) await closingOnFailure(role.watch, () => this.confirm(target, digest, signal));

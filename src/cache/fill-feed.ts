@@ -18,9 +18,14 @@
  *             reader.
  *   uncached  the blob streams through (larger than the budget, disk full or
  *             unwritable): the window is all there is, so the leader reads
- *             the origin only as fast as the fastest reader needs; a reader
- *             that falls behind the window continues with its own ranged
- *             fetch. When every reader left, the transfer stops.
+ *             the origin as fast as the readers take it, the window spanning
+ *             the slowest to the newest byte. A reader that holds the others
+ *             back — a full window behind while a faster one waits — for
+ *             longer than a grace period (1 s by default) is cut off: its
+ *             bytes leave the window and it continues with its own ranged
+ *             fetch. A slow client thus costs the others at most that grace,
+ *             once, and never memory. When every reader left, the transfer
+ *             stops.
  *
  * Every chunk carries the hash of all bytes before it, so a reader that has
  * to continue elsewhere (a failed fill, its own fetch) knows the hash of
@@ -33,7 +38,7 @@
  */
 import type { Hash } from 'node:crypto';
 import { createDigester, type Digest } from '../registry/digest.ts';
-import type { FillError } from './ports.ts';
+import { systemClock, type Clock, type FillError } from './ports.ts';
 
 export interface FeedChunk {
   readonly start: number;
@@ -54,6 +59,10 @@ export interface FillFeedOptions {
   size: number | undefined;
   /** The partial file of a cached fill (readers check it is the fill they watch). */
   partialPath?: string;
+  /** Uncached: how long a reader a window behind may hold back faster ones before it is cut off. */
+  laggardGraceMs?: number;
+  /** Times the grace; the system clock by default. */
+  clock?: Clock;
 }
 
 export class FillFeed {
@@ -73,6 +82,8 @@ export class FillFeed {
   private waiters = new Set<() => void>();
   private readonly readers = new Set<FeedReader>();
   private roomWaiter: (() => void) | undefined;
+  private readonly laggardGraceMs: number;
+  private readonly clock: Clock;
 
   constructor(options: FillFeedOptions) {
     this.digest = options.digest;
@@ -80,6 +91,8 @@ export class FillFeed {
     this.size = options.size;
     this.partialPath = options.partialPath;
     this.windowBytes = options.windowBytes;
+    this.laggardGraceMs = options.laggardGraceMs ?? 1_000;
+    this.clock = options.clock ?? systemClock;
   }
 
   get status(): FeedStatus {
@@ -166,17 +179,39 @@ export class FillFeed {
   }
 
   /**
-   * Uncached feeds: resolves when the fastest reader is less than a window
-   * behind the newest byte (so reading on from the origin is worth it), or
-   * when no reader is left (`false`: stop the transfer).
+   * Uncached feeds: resolves when every reader kept is less than a window
+   * behind the newest byte (so reading on from the origin costs no more
+   * memory), or when no reader is left (`false`: stop the transfer). A
+   * reader a window behind that holds back a faster one for longer than the
+   * grace is cut off (it continues with its own fetch).
    */
   async room(): Promise<boolean> {
+    let blockedSince: number | undefined;
     for (;;) {
       if (this.state !== 'running') return false;
       if (this.readers.size === 0) return false;
-      if (this.pushed - this.fastest() < this.windowBytes) return true;
+      const { fastest, slowest } = this.span();
+      if (this.pushed - slowest < this.windowBytes) return true;
+      let waitMs: number | undefined;
+      if (this.pushed - fastest < this.windowBytes) {
+        // A faster reader could take more; the slowest holds the window.
+        const now = this.clock.now();
+        blockedSince ??= now;
+        if (now - blockedSince >= this.laggardGraceMs) {
+          this.cutLaggards();
+          blockedSince = undefined;
+          continue;
+        }
+        waitMs = this.laggardGraceMs - (now - blockedSince);
+      } else {
+        blockedSince = undefined; // every reader is a window behind: nobody waits for anybody
+      }
       await new Promise<void>((resolve) => {
-        this.roomWaiter = resolve;
+        const timer = waitMs === undefined ? undefined : setTimeout(resolve, waitMs);
+        this.roomWaiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
       this.roomWaiter = undefined;
     }
@@ -207,15 +242,26 @@ export class FillFeed {
     this.roomWaiter?.();
   }
 
-  private fastest(): number {
-    let max = 0;
-    for (const reader of this.readers) max = Math.max(max, reader.position);
-    return max;
+  /** Positions of the fastest and the slowest reader still kept (not cut off). */
+  private span(): { fastest: number; slowest: number } {
+    let fastest = 0;
+    let slowest = this.pushed;
+    for (const reader of this.readers) {
+      fastest = Math.max(fastest, reader.position);
+      if (!reader.cut) slowest = Math.min(slowest, reader.position);
+    }
+    return { fastest, slowest };
+  }
+
+  /** Readers a window behind no longer hold bytes in the window: they find themselves behind and fetch on their own. */
+  private cutLaggards(): void {
+    for (const reader of this.readers) if (this.pushed - reader.position >= this.windowBytes) reader.cut = true;
+    this.evict();
   }
 
   private evict(): void {
-    // Cached: only what the file already holds may go. Uncached: never what the fastest reader has yet to read.
-    const keepFrom = this.kind === 'cached' ? this.persistedBytes : this.fastest();
+    // Cached: only what the file already holds may go. Uncached: never what a reader kept has yet to read.
+    const keepFrom = this.kind === 'cached' ? this.persistedBytes : this.span().slowest;
     while (this.held > this.windowBytes) {
       const oldest = this.chunks[this.first];
       if (!oldest || oldest.start + oldest.data.length > keepFrom) break;
@@ -241,6 +287,8 @@ export class FeedReader {
   /** The chunk the reader is in (kept even after it left the window: it carries the hash before it). */
   private chunk: FeedChunk | undefined;
   private open = true;
+  /** Uncached: cut off for holding faster readers back; the window no longer keeps its bytes. */
+  cut = false;
 
   constructor(
     readonly feed: FillFeed,
@@ -295,6 +343,9 @@ export interface FillFeedsOptions {
   windowBytes?: number;
   /** Fills with a feed at once in this process (default 8); more run without one. */
   maxFeeds?: number;
+  /** Uncached: how long a reader a window behind may hold back faster ones (default 1 s). */
+  laggardGraceMs?: number;
+  clock?: Clock;
 }
 
 /** The feeds of the fills this process runs now, by digest. */
@@ -303,7 +354,7 @@ export class FillFeeds {
   readonly windowBytes: number;
   private readonly maxFeeds: number;
 
-  constructor(options: FillFeedsOptions = {}) {
+  constructor(private readonly options: FillFeedsOptions = {}) {
     this.windowBytes = options.windowBytes ?? 8 * 1024 * 1024;
     this.maxFeeds = options.maxFeeds ?? 8;
   }
@@ -311,7 +362,7 @@ export class FillFeeds {
   /** A new feed for a fill of `digest`, or undefined when this process already runs as many as it may. */
   open(digest: Digest, options: Omit<FillFeedOptions, 'windowBytes' | 'digest'>): FillFeed | undefined {
     if (this.feeds.size >= this.maxFeeds && !this.feeds.has(digest)) return undefined;
-    const feed = new FillFeed({ ...options, digest, windowBytes: this.windowBytes });
+    const feed = new FillFeed({ ...options, digest, windowBytes: this.windowBytes, laggardGraceMs: this.options.laggardGraceMs, clock: this.options.clock });
     this.feeds.set(digest, feed);
     return feed;
   }
