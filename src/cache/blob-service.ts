@@ -292,6 +292,7 @@ export class BlobService {
       takeOver: notHere,
       fromPrimary: notHere,
       feed: () => this.feeds.get(digest),
+      onFanOut: this.onFanOut,
     });
   }
 
@@ -322,6 +323,7 @@ export class BlobService {
       takeOver: () => this.takeOver(target, digest),
       fromPrimary: (position, hash, size) => this.fromPrimary(target, digest, position, hash, size, signal),
       feed: () => this.feeds.get(digest),
+      onFanOut: this.onFanOut,
     });
   }
 
@@ -331,13 +333,20 @@ export class BlobService {
     return feed?.kind === 'uncached' && feed.status === 'running' ? feed.reader(0) : undefined;
   }
 
+  private readonly onFanOut = (event: 'joined' | 'fell_behind'): void => this.options.observer.fanOut?.(event);
+
   private feedSource(target: BlobTarget, digest: Digest, reader: FeedReader, result: CacheResult, signal: AbortSignal): BlobSource {
+    this.onFanOut('joined');
     return new FeedSource(reader, {
       clock: this.clock,
       stallTimeoutMs: this.options.stallTimeoutMs,
       signal,
       result,
-      fromPosition: (position, hash, size) => this.fromPrimary(target, digest, position, hash, size, signal),
+      fromPosition: (position, hash, size) => {
+        this.options.logger.debug({ digest, position }, 'a reader fell behind a blob streamed through; fetching the rest on its own');
+        return this.fromPrimary(target, digest, position, hash, size, signal);
+      },
+      onFanOut: this.onFanOut,
     });
   }
 

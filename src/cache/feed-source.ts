@@ -25,6 +25,8 @@ export interface FeedSourceOptions {
   result: CacheResult;
   /** The blob from `position` on, verified with `hash` (the hash of every byte before `position`). */
   fromPosition: (position: number, hash: Hash, size: number | undefined) => Promise<BlobSource>;
+  /** Told when the reader falls behind the window. */
+  onFanOut?: (event: 'joined' | 'fell_behind') => void;
 }
 
 const waitMs = 50;
@@ -86,6 +88,7 @@ export class FeedSource implements BlobSource {
   private async fallBehind(): Promise<void> {
     const hash = this.reader.sentHash();
     this.reader.close();
+    this.options.onFanOut?.('fell_behind');
     if (!hash) throw new RegistryError('UNKNOWN', 'lost the hash of the bytes already sent');
     this.remote = await this.options.fromPosition(this.position, hash, this.size);
   }

@@ -339,7 +339,11 @@ export class FeedReader {
 }
 
 export interface FillFeedsOptions {
-  /** Bytes of recent chunks kept per fill (default 8 MiB). */
+  /**
+   * Bytes of recent chunks kept per fill. Default 4 MiB for a cached fill
+   * (a reader that falls behind reads the file) and 8 MiB for a blob
+   * streamed through (the window is how far apart its readers may be).
+   */
   windowBytes?: number;
   /** Fills with a feed at once in this process (default 8); more run without one. */
   maxFeeds?: number;
@@ -351,18 +355,17 @@ export interface FillFeedsOptions {
 /** The feeds of the fills this process runs now, by digest. */
 export class FillFeeds {
   private readonly feeds = new Map<string, FillFeed>();
-  readonly windowBytes: number;
   private readonly maxFeeds: number;
 
   constructor(private readonly options: FillFeedsOptions = {}) {
-    this.windowBytes = options.windowBytes ?? 8 * 1024 * 1024;
     this.maxFeeds = options.maxFeeds ?? 8;
   }
 
   /** A new feed for a fill of `digest`, or undefined when this process already runs as many as it may. */
   open(digest: Digest, options: Omit<FillFeedOptions, 'windowBytes' | 'digest'>): FillFeed | undefined {
     if (this.feeds.size >= this.maxFeeds && !this.feeds.has(digest)) return undefined;
-    const feed = new FillFeed({ ...options, digest, windowBytes: this.windowBytes, laggardGraceMs: this.options.laggardGraceMs, clock: this.options.clock });
+    const windowBytes = this.options.windowBytes ?? (options.kind === 'cached' ? 4 : 8) * 1024 * 1024;
+    const feed = new FillFeed({ ...options, digest, windowBytes, laggardGraceMs: this.options.laggardGraceMs, clock: this.options.clock });
     this.feeds.set(digest, feed);
     return feed;
   }

@@ -65,6 +65,8 @@ export interface FillSourceOptions {
   fromPrimary: (position: number, hash: Hash, size: number | undefined) => Promise<BlobSource>;
   /** This process's feed of the fill writing `partialPath`, when this process runs it. */
   feed?: (partialPath: string) => FillFeed | undefined;
+  /** Told when the reader joins the feed or falls behind it. */
+  onFanOut?: (event: 'joined' | 'fell_behind') => void;
 }
 
 /**
@@ -251,6 +253,7 @@ class FillSource implements BlobSource {
     if (!feed || feed.kind !== 'cached' || feed.partialPath !== state.partialPath || feed.status !== 'running') return false;
     if (this.size !== undefined && feed.size !== undefined && feed.size !== this.size) return false;
     this.reader = feed.reader(this.position);
+    if (this.reader) this.options.onFanOut?.('joined');
     return this.reader !== undefined;
   }
 
@@ -273,6 +276,7 @@ class FillSource implements BlobSource {
     const n = reader.read(buffer, length, limit);
     if (n === 'behind') {
       // Slower than the fill: the bytes are in the partial file (the feed keeps what is not yet written).
+      this.options.onFanOut?.('fell_behind');
       this.leaveFeed();
       return undefined;
     }

@@ -547,6 +547,8 @@ export interface CacheObserver {
   upstreamFailure(code: string): void;
   /** The cache could not be written (disk full, read-only, permissions): content streams through uncached. */
   cacheWriteFailed(code: string): void;
+  /** A reader of a fill this process runs was fed from memory ('joined'), or left the window ('fell_behind'). */
+  fanOut?(event: 'joined' | 'fell_behind'): void;
 }
 
 /**
