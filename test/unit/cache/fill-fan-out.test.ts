@@ -313,6 +313,25 @@ describe('the fill fan-out', () => {
     });
   });
 
+  it('serves a peer a Range of a fill in progress from where it starts', async () => {
+    const blob = randomBytes(512 * KiB);
+    const digest = digestOf(blob);
+    const body = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body });
+    const blobs = service();
+    const leader = reader(await blobs.open(target(), digest, signal()));
+    body.write(blob.subarray(0, 300 * KiB));
+    const forPeer = await blobs.openForPeer(digest, signal());
+    expect(forPeer.seekable).toBe(true);
+    forPeer.willReadRange!(200 * KiB, blob.length - 1);
+    const part = reader(forPeer, 200 * KiB);
+    await part.readAtLeast(100 * KiB - 1);
+    expect(part.body().equals(blob.subarray(200 * KiB, part.position))).toBe(true);
+    body.end(blob.subarray(300 * KiB));
+    expect((await part.rest()).equals(blob.subarray(200 * KiB))).toBe(true);
+    expect((await leader.rest()).equals(blob)).toBe(true);
+  });
+
   it('answers HEAD of a blob being filled from the fill, without asking the primary', async () => {
     const blob = randomBytes(200 * KiB);
     const digest = digestOf(blob);
