@@ -14,7 +14,7 @@ import { RegistryError } from '../registry/errors.ts';
 import type { BlobSource } from './blob-source.ts';
 import type { FeedReader } from './fill-feed.ts';
 import { fillFailure } from './fill-source.ts';
-import type { CacheResult, Clock } from './ports.ts';
+import { fillRecovery, type CacheResult, type Clock } from './ports.ts';
 
 export interface FeedSourceOptions {
   clock: Clock;
@@ -62,7 +62,12 @@ export class FeedSource implements BlobSource {
         return n;
       }
       this.options.signal.throwIfAborted();
-      if (feed.status === 'failed') throw fillFailure(feed.error!);
+      if (feed.status === 'failed') {
+        // The primary's answer ends the read; a transfer stopped on this side (nobody read it for a while) goes on from the primary.
+        if (fillRecovery(feed.error!) === undefined) throw fillFailure(feed.error!);
+        await this.fallBehind();
+        continue;
+      }
       const done = feed.status === 'done';
       if (done && this.position >= feed.end) return 0;
       // Hold back the last byte until the whole transfer is verified.
