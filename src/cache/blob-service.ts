@@ -223,9 +223,15 @@ export class BlobService {
         break;
       case 'follow':
         // The primary answered this repository's GET: it has the blob. A fill from a peer proves nothing for this repository.
-        if (start.fromPrimary) await this.options.links.add(target, 'blob', digest);
-        else if (!linked) await this.confirm(target, digest, signal); // the fill goes on for whoever else reads it
-        break;
+        try {
+          if (start.fromPrimary) await this.options.links.add(target, 'blob', digest);
+          else if (!linked) await this.confirm(target, digest, signal); // the fill goes on for whoever else reads it
+        } catch (err) {
+          start.reader?.close();
+          throw err;
+        }
+        observer.cacheResult('blob', 'miss');
+        return this.follow(target, digest, role.lease.watch(), 'miss', signal, start.reader);
     }
     observer.cacheResult('blob', 'miss');
     return this.follow(target, digest, role.lease.watch(), 'miss', signal);
@@ -311,8 +317,9 @@ export class BlobService {
     }
   }
 
-  private follow(target: BlobTarget, digest: Digest, watch: FillWatch, result: CacheResult, signal: AbortSignal): Promise<BlobSource> {
+  private follow(target: BlobTarget, digest: Digest, watch: FillWatch, result: CacheResult, signal: AbortSignal, reader?: FeedReader): Promise<BlobSource> {
     return openFillSource(watch, {
+      reader,
       store: this.options.store,
       digest,
       clock: this.clock,

@@ -31,8 +31,10 @@
  * to continue elsewhere (a failed fill, its own fetch) knows the hash of
  * exactly the bytes it handed out, without reading anything back.
  *
- * Memory: at most `windowBytes` per feed (for a cached fill, plus what the
- * ingest queues anyway — the same buffers), plus the one chunk each reader
+ * Memory: a cached fill keeps `windowBytes` of recent chunks, more only
+ * while a reader has yet to read them, up to 4 × `windowBytes` (plus what
+ * the ingest queues anyway — the same buffers); an uncached one spans its
+ * slowest kept reader, about `windowBytes`. Plus the one chunk each reader
  * is in, and at most `maxFeeds` feeds per process; a fill beyond that runs
  * without a feed, its readers tail the file as before.
  */
@@ -84,6 +86,8 @@ export class FillFeed {
   private roomWaiter: (() => void) | undefined;
   private readonly laggardGraceMs: number;
   private readonly clock: Clock;
+  /** Cached: the most the window holds for readers that have yet to read its oldest chunks. */
+  private readonly maxHeldBytes: number;
 
   constructor(options: FillFeedOptions) {
     this.digest = options.digest;
@@ -92,6 +96,7 @@ export class FillFeed {
     this.partialPath = options.partialPath;
     this.windowBytes = options.windowBytes;
     this.laggardGraceMs = options.laggardGraceMs ?? 1_000;
+    this.maxHeldBytes = 4 * options.windowBytes;
     this.clock = options.clock ?? systemClock;
   }
 
@@ -260,11 +265,16 @@ export class FillFeed {
   }
 
   private evict(): void {
-    // Cached: only what the file already holds may go. Uncached: never what a reader kept has yet to read.
-    const keepFrom = this.kind === 'cached' ? this.persistedBytes : this.span().slowest;
+    // Cached: only what the file already holds may go, and what a reader has yet to read stays up to the hard cap
+    // (the triggering client starting a little after the fill, a reader briefly slower). Uncached: never what a
+    // reader kept has yet to read (room() and the grace bound it).
+    const cached = this.kind === 'cached';
+    const slowest = this.span().slowest;
     while (this.held > this.windowBytes) {
       const oldest = this.chunks[this.first];
-      if (!oldest || oldest.start + oldest.data.length > keepFrom) break;
+      if (!oldest) break;
+      const end = oldest.start + oldest.data.length;
+      if (cached ? end > this.persistedBytes || (end > slowest && this.held <= this.maxHeldBytes) : end > slowest) break;
       this.chunks[this.first] = undefined as unknown as FeedChunk;
       this.first += 1;
       this.held -= oldest.data.length;

@@ -40,8 +40,8 @@ import { blobFailure, bodyFailure } from './upstream-failure.ts';
 
 /** How the leader's own client is answered. */
 export type LeaderStart =
-  /** The fill runs: read it through the lease's watch, like every follower. */
-  | { kind: 'follow'; fromPrimary: boolean }
+  /** The fill runs: read it through the lease's watch, like every follower (from the feed, on `reader`, while it keeps up). */
+  | { kind: 'follow'; fromPrimary: boolean; reader?: FeedReader }
   /** Another fill published the blob between the miss and the lease. */
   | { kind: 'local'; blob: OpenBlob }
   /** Not cached: stream this response (the other readers were told to fetch their own). */
@@ -142,7 +142,8 @@ export class FillLeader {
     lease.started(response.size, ingest.partialPath);
     observer.fillStarted();
     logger.info({ digest, size: response.size, fanOut: feed !== undefined }, 'blob fill started');
-    hand({ kind: 'follow', fromPrimary: response.fromPrimary });
+    // The triggering client's place in the feed, held from byte 0 before it even asks (it is a reader like the others).
+    hand({ kind: 'follow', fromPrimary: response.fromPrimary, reader: feed?.reader(0) });
     try {
       await this.pump(digest, response, ingest, lease, feed);
     } finally {
@@ -299,8 +300,8 @@ export class FillLeader {
     } else if (start.kind === 'passthrough') {
       start.controller.abort();
       destroy(start.response.body);
-    } else if (start.kind === 'stream') {
-      start.reader.close();
+    } else if (start.kind === 'stream' || start.kind === 'follow') {
+      start.reader?.close();
     }
   }
 }

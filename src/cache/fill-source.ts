@@ -67,6 +67,8 @@ export interface FillSourceOptions {
   feed?: (partialPath: string) => FillFeed | undefined;
   /** Told when the reader joins the feed or falls behind it. */
   onFanOut?: (event: 'joined' | 'fell_behind') => void;
+  /** A place in this process's feed of the fill, held for this reader from byte 0 (the fill's own client). */
+  reader?: FeedReader;
 }
 
 /**
@@ -77,15 +79,19 @@ export interface FillSourceOptions {
 export async function openFillSource(watch: FillWatch, options: FillSourceOptions): Promise<BlobSource> {
   let current = watch;
   let takeovers = options.takeovers;
+  let reader = options.reader;
   for (;;) {
     let state: Exclude<FillState, { status: 'pending' }>;
     try {
       state = await waitForStart(current, options);
     } catch (err) {
+      reader?.close();
       current.close();
       throw err;
     }
-    if (state.status !== 'failed') return new FillSource(current, state.size, { ...options, takeovers });
+    if (state.status !== 'failed') return new FillSource(current, state.size, { ...options, takeovers, reader });
+    reader?.close();
+    reader = undefined;
     current.close();
     const recovery = fillRecovery(state.error);
     if (recovery === undefined) throw fillFailure(state.error);
@@ -150,6 +156,8 @@ class FillSource implements BlobSource {
   ) {
     this.lastProgress = options.clock.now();
     this.takeovers = options.takeovers;
+    this.reader = options.reader;
+    if (this.reader) options.onFanOut?.('joined');
   }
 
   /** A fill of known size serves any range: read in order from its start. */
@@ -165,6 +173,7 @@ class FillSource implements BlobSource {
     if (this.started) throw new RangeError('a range must be chosen before the first read');
     this.position = start;
     this.rangeEnd = end;
+    if (this.reader && this.reader.position !== start) this.leaveFeed(); // joins again at `start` if the window has it
   }
 
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
