@@ -44,6 +44,10 @@ const minReadBytes = 64 * 1024;
 const coalesceMs = 20;
 const minWaitMs = 2;
 const maxWaitMs = 50;
+/** From the feed: below this many new bytes a reader waits for a few more chunks (each wait ends at the next one). */
+const feedReadBytes = 128 * 1024;
+const feedCoalesceWaits = 4;
+const feedCoalesceMs = 5;
 /** How often a reader waiting for the leader's first answer looks at the clock. */
 const startPollMs = 250;
 const hashChunkBytes = 256 * 1024;
@@ -182,12 +186,13 @@ class FillSource implements BlobSource {
     this.started = true;
     let waitMs = minWaitMs;
     let coalesced = false;
+    const coalesce = { waits: 0 };
     for (;;) {
       if (this.remote) return this.fromRemote(this.remote, buffer, length);
       this.options.signal.throwIfAborted();
       const state = this.watch.state();
       if (this.reader || this.joinFeed(state)) {
-        const n = await this.fromFeed(this.reader!, buffer, length);
+        const n = await this.fromFeed(this.reader!, buffer, length, coalesce);
         if (n !== undefined) return n;
         waitMs = minWaitMs;
         continue;
@@ -271,7 +276,7 @@ class FillSource implements BlobSource {
    * when the caller should loop (waited, fell behind onto the file, or
    * recovered from a failure).
    */
-  private async fromFeed(reader: FeedReader, buffer: Buffer, length: number): Promise<number | undefined> {
+  private async fromFeed(reader: FeedReader, buffer: Buffer, length: number, coalesce: { waits: number }): Promise<number | undefined> {
     const feed = reader.feed;
     if (feed.status === 'failed') {
       await this.recover(feed.error!);
@@ -282,6 +287,13 @@ class FillSource implements BlobSource {
     let limit = feed.end;
     if (!done) limit = Math.min(limit, this.heldByte(feed.size) ?? feed.end - 1);
     this.seen(feed.end);
+    const available = limit - this.position;
+    if (!done && available > 0 && available < Math.min(length, feedReadBytes) && coalesce.waits < feedCoalesceWaits) {
+      // A chunk or two: worth a few short waits for more, rather than a socket write per network chunk.
+      coalesce.waits += 1;
+      await feed.changed(feedCoalesceMs);
+      return undefined;
+    }
     const n = reader.read(buffer, length, limit);
     if (n === 'behind') {
       // Slower than the fill: the bytes are in the partial file (the feed keeps what is not yet written).
