@@ -12,13 +12,18 @@
  *                           peer request never reaches the primary or another peer
  *
  * A miss is fetched from the primary exactly once however many clients ask
- * at the same time (the fill coordinator picks one leader per digest), with
- * every client — the leader's own included — reading the bytes from the
- * partial file as they land. When a blob cannot be cached (larger than the
- * whole budget, disk full or unwritable) it streams straight through,
- * verified on the way. When a fill fails on this host (a disk error, a
- * leader whose worker died or whose store threw), each reader carries on
- * from where it is: it takes the fill over, or continues from the primary.
+ * at the same time (the fill coordinator picks one leader per digest). The
+ * clients in the leader's process — its own included — that keep up are
+ * fed from the bytes as they arrive (fill-feed.ts: hashed once, written
+ * once, a bounded window); clients in other workers, late joiners and slow
+ * readers read the partial file as it grows. When a blob cannot be cached
+ * (larger than the whole budget, disk full or unwritable) it streams
+ * through, verified once, shared by this process's concurrent clients
+ * through a bounded window (one that falls behind it fetches the rest on its
+ * own); other workers fetch their own. When a fill fails on this host (a
+ * disk error, a leader whose worker died or whose store threw), each reader
+ * carries on from where it is: it takes the fill over, or continues from the
+ * primary.
  *
  * A blob is served under a repository only when that repository links it
  * (repository-links.ts). Otherwise the primary is asked under that
@@ -31,6 +36,8 @@ import { LRUCache } from 'lru-cache';
 import { createDigester, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { BlobSource } from './blob-source.ts';
+import { FeedSource } from './feed-source.ts';
+import { FillFeeds, type FeedReader, type FillFeedsOptions } from './fill-feed.ts';
 import { FillLeader, type LeaderStart } from './fill-leader.ts';
 import type { FillOrigin } from './fill-origin.ts';
 import { openFillSource } from './fill-source.ts';
@@ -72,6 +79,8 @@ export interface BlobServiceOptions {
   smallBlobMemoryBytes?: number;
   /** Where fills get their bytes (peer replicas, then the primary); the primary by default. */
   origin?: FillOrigin;
+  /** The in-memory fan-out of this process's fills (window per fill, fills with a window at once). */
+  fanOut?: FillFeedsOptions;
 }
 
 /** Blobs up to this size are also kept in memory per process (configs, small layers). */
@@ -83,10 +92,12 @@ export class BlobService {
   private readonly small: LRUCache<string, Buffer>;
   private readonly leader: FillLeader;
   private readonly clock: Clock;
+  private readonly feeds: FillFeeds;
 
   constructor(private readonly options: BlobServiceOptions) {
     this.small = new LRUCache<string, Buffer>({ maxSize: options.smallBlobMemoryBytes ?? 16 * 1024 * 1024, sizeCalculation: (b) => b.byteLength + 64 });
-    this.leader = new FillLeader(options);
+    this.feeds = new FillFeeds({ clock: options.clock, ...options.fanOut });
+    this.leader = new FillLeader({ ...options, feeds: this.feeds });
     this.clock = options.clock ?? systemClock;
   }
 
@@ -102,6 +113,14 @@ export class BlobService {
     const local = small ? { size: small.byteLength } : await this.options.store.stat(digest);
     const linked = await this.options.links.has(target, 'blob', digest);
     if (local && linked) return this.hit(digest, local.size);
+    if (!local && linked) {
+      // Being filled here: the size the GET will announce, without asking the primary again.
+      const filling = await this.fillingSize(digest);
+      if (filling !== undefined) {
+        this.options.observer.cacheResult('blob', 'coalesced');
+        return { size: filling, result: 'coalesced' };
+      }
+    }
     let head: { size: number | undefined };
     try {
       head = await target.upstream.headBlob(target.name, digest, signal);
@@ -113,6 +132,17 @@ export class BlobService {
     if (head.size === undefined) throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary did not report the blob size');
     this.options.observer.cacheResult('blob', 'passthrough');
     return { size: head.size, result: 'passthrough' };
+  }
+
+  /** The size of a fill of `digest` in progress on this host (or streamed through in this process), when known. */
+  private async fillingSize(digest: Digest): Promise<number | undefined> {
+    const feed = this.feeds.get(digest);
+    if (feed && feed.status !== 'failed' && feed.size !== undefined) return feed.size;
+    const watch = await this.options.coordinator.follow(digest);
+    if (!watch) return undefined;
+    const state = watch.state();
+    watch.close();
+    return (state.status === 'running' || state.status === 'done') && state.size !== undefined ? state.size : undefined;
   }
 
   private hit(digest: Digest, size: number): { size: number; result: CacheResult } {
@@ -132,7 +162,24 @@ export class BlobService {
       return localSource(local);
     }
     const { coordinator, observer } = this.options;
+    // Streaming through uncached in this process, still at its first bytes: share that transfer.
+    const streamed = this.streamReader(digest);
+    if (streamed) {
+      if (!linked) await closingOnFailure(streamed, () => this.confirm(target, digest, signal));
+      observer.cacheResult('blob', 'coalesced');
+      return this.feedSource(target, digest, streamed, 'coalesced', signal);
+    }
     const role = await coordinator.acquire(digest);
+    if (role.role === 'leader') {
+      // The host's fill ended in a stream-through by this process while this request waited for the lease: share it.
+      const late = this.streamReader(digest);
+      if (late) {
+        role.lease.fail({ code: 'PASSTHROUGH', message: 'streamed through uncached' });
+        if (!linked) await closingOnFailure(late, () => this.confirm(target, digest, signal));
+        observer.cacheResult('blob', 'coalesced');
+        return this.feedSource(target, digest, late, 'coalesced', signal);
+      }
+    }
     if (role.role === 'follower') {
       // The fill may be another repository's: this one must have the blob too.
       if (!linked) await closingOnFailure(role.watch, () => this.confirm(target, digest, signal));
@@ -158,6 +205,17 @@ export class BlobService {
         }
         observer.cacheResult('blob', 'passthrough');
         return remoteSource(start.response, start.controller, this.remoteOptions(digest, 0, createDigester(digest), undefined, signal));
+      case 'stream':
+        // As above; the transfer is this process's to share (fill-feed.ts).
+        try {
+          if (start.fromPrimary) await this.options.links.add(target, 'blob', digest);
+          else if (!linked) await this.confirm(target, digest, signal);
+        } catch (err) {
+          start.reader.close(); // the last reader gone stops the transfer
+          throw err;
+        }
+        observer.cacheResult('blob', 'passthrough');
+        return this.feedSource(target, digest, start.reader, 'passthrough', signal);
       case 'failed':
         // The primary's answer goes to this client as is; anything else failed the lease, and the watch takes over.
         if (start.error instanceof RegistryError) throw start.error;
@@ -165,9 +223,15 @@ export class BlobService {
         break;
       case 'follow':
         // The primary answered this repository's GET: it has the blob. A fill from a peer proves nothing for this repository.
-        if (start.fromPrimary) await this.options.links.add(target, 'blob', digest);
-        else if (!linked) await this.confirm(target, digest, signal); // the fill goes on for whoever else reads it
-        break;
+        try {
+          if (start.fromPrimary) await this.options.links.add(target, 'blob', digest);
+          else if (!linked) await this.confirm(target, digest, signal); // the fill goes on for whoever else reads it
+        } catch (err) {
+          start.reader?.close();
+          throw err;
+        }
+        observer.cacheResult('blob', 'miss');
+        return this.follow(target, digest, role.lease.watch(), 'miss', signal, start.reader);
     }
     observer.cacheResult('blob', 'miss');
     return this.follow(target, digest, role.lease.watch(), 'miss', signal);
@@ -233,6 +297,8 @@ export class BlobService {
       takeovers: 0,
       takeOver: notHere,
       fromPrimary: notHere,
+      feed: () => this.feeds.get(digest),
+      onFanOut: this.onFanOut,
     });
   }
 
@@ -251,8 +317,9 @@ export class BlobService {
     }
   }
 
-  private follow(target: BlobTarget, digest: Digest, watch: FillWatch, result: CacheResult, signal: AbortSignal): Promise<BlobSource> {
+  private follow(target: BlobTarget, digest: Digest, watch: FillWatch, result: CacheResult, signal: AbortSignal, reader?: FeedReader): Promise<BlobSource> {
     return openFillSource(watch, {
+      reader,
       store: this.options.store,
       digest,
       clock: this.clock,
@@ -262,6 +329,31 @@ export class BlobService {
       takeovers: takeoversPerReader,
       takeOver: () => this.takeOver(target, digest),
       fromPrimary: (position, hash, size) => this.fromPrimary(target, digest, position, hash, size, signal),
+      feed: () => this.feeds.get(digest),
+      onFanOut: this.onFanOut,
+    });
+  }
+
+  /** A reader at byte 0 of the uncached transfer of `digest` this process runs, while it still holds that byte. */
+  private streamReader(digest: Digest): FeedReader | undefined {
+    const feed = this.feeds.get(digest);
+    return feed?.kind === 'uncached' && feed.status === 'running' ? feed.reader(0) : undefined;
+  }
+
+  private readonly onFanOut = (event: 'joined' | 'fell_behind'): void => this.options.observer.fanOut?.(event);
+
+  private feedSource(target: BlobTarget, digest: Digest, reader: FeedReader, result: CacheResult, signal: AbortSignal): BlobSource {
+    this.onFanOut('joined');
+    return new FeedSource(reader, {
+      clock: this.clock,
+      stallTimeoutMs: this.options.stallTimeoutMs,
+      signal,
+      result,
+      fromPosition: (position, hash, size) => {
+        this.options.logger.debug({ digest, position }, 'a reader fell behind a blob streamed through; fetching the rest on its own');
+        return this.fromPrimary(target, digest, position, hash, size, signal);
+      },
+      onFanOut: this.onFanOut,
     });
   }
 
@@ -276,7 +368,12 @@ export class BlobService {
 
   /** The blob from `position` on, straight from the primary (uncached), verified against the whole digest. */
   private async fromPrimary(target: BlobTarget, digest: Digest, position: number, hash: Hash, size: number | undefined, signal: AbortSignal): Promise<BlobSource> {
-    if (position === 0) this.options.observer.cacheResult('blob', 'passthrough');
+    if (position === 0) {
+      // The whole blob, uncached: this process may be streaming it through already.
+      const streamed = this.streamReader(digest);
+      if (streamed) return this.feedSource(target, digest, streamed, 'coalesced', signal);
+      this.options.observer.cacheResult('blob', 'passthrough');
+    }
     const fetch = (start: number, fetchSignal: AbortSignal) =>
       target.upstream.getBlob(target.name, digest, fetchSignal, start > 0 ? { start } : {}).catch((err: unknown) => {
         throw blobFailure(err, this.options.observer);

@@ -18,15 +18,19 @@ export interface BlobSource {
   /** How this request was answered (hit, miss, coalesced, passthrough), for logs and metrics. */
   readonly result: CacheResult;
   /**
-   * True when any byte range can be read now (a verified file), so a Range
-   * request gets a 206. False while bytes are still arriving: the blob is
+   * True when a Range request gets a 206: a verified file (any range at
+   * once), or a fill of known size (the range is read in order from its
+   * start as the bytes arrive, its last byte held until the fill is
+   * verified; see willReadRange). False for a blob streamed through: it is
    * read in order from 0 and sent whole (200), which RFC 9110 allows.
    */
   readonly seekable: boolean;
-  /** Reads up to `length` bytes at `position` into `buffer`; 0 at the end. Unseekable sources want positions in order. */
+  /** Reads up to `length` bytes at `position` into `buffer`; 0 at the end. Sources still filling want positions in order. */
   read(buffer: Buffer, position: number, length: number): Promise<number>;
   /** Says the whole blob will be read from 0 in order (a local file that still needs verifying then hashes as it goes). */
   willReadWhole?(): void;
+  /** Says only bytes [start, end] will be read, in order from `start` (a fill in progress then starts there). */
+  willReadRange?(start: number, end: number): void;
   /** Releases descriptors, watches and the remote's body. Safe to call more than once. */
   close(): Promise<void>;
 }

@@ -1,17 +1,26 @@
 /**
  * The leader of a fill: asks its origin for the blob (the primary, or in a
  * replica set a peer replica first: fill-origin.ts), then pumps it into a
- * partial file that every reader on the host tails, and publishes it once
- * size and digest are verified. When the blob may not be cached (larger than
- * the budget, disk full or unwritable) it hands the response to its own
- * client and tells the other readers to fetch it themselves.
+ * partial file, and publishes it once size and digest are verified. Each
+ * chunk also goes into the fill's in-memory feed (fill-feed.ts), which the
+ * readers in this process that keep up — its own client included — read
+ * from; readers in other workers, late joiners and slow readers tail the
+ * partial file.
+ *
+ * When the blob may not be cached (larger than the budget, disk full or
+ * unwritable) it streams through: verified once, fanned out to every reader
+ * in this process through an uncached feed (bounded: a reader that falls
+ * behind the window gets its own ranged fetch), while readers in other
+ * workers are told to fetch it themselves.
  *
  * A fill runs detached from any client — one going away does not stop it
  * (distribution's proxy does the same with a detached context) — and inside
  * `runLeased`, so its lease is settled whatever happens.
  */
 import type { Readable } from 'node:stream';
-import type { Digest } from '../registry/digest.ts';
+import { createDigester, digestAlgorithm, digestOfHash, type Digest } from '../registry/digest.ts';
+import { RegistryError } from '../registry/errors.ts';
+import type { FeedReader, FillFeed, FillFeeds } from './fill-feed.ts';
 import { primaryOrigin, type FillBody, type FillOrigin } from './fill-origin.ts';
 import { describe, runLeased } from './lease-scope.ts';
 import {
@@ -21,6 +30,7 @@ import {
   type BlobStore,
   type CacheIndexReporter,
   type CacheObserver,
+  type FillError,
   type FillLease,
   type Logger,
   type OpenBlob,
@@ -30,12 +40,14 @@ import { blobFailure, bodyFailure } from './upstream-failure.ts';
 
 /** How the leader's own client is answered. */
 export type LeaderStart =
-  /** The fill runs: read it through the lease's watch, like every follower. */
-  | { kind: 'follow'; fromPrimary: boolean }
+  /** The fill runs: read it through the lease's watch, like every follower (from the feed, on `reader`, while it keeps up). */
+  | { kind: 'follow'; fromPrimary: boolean; reader?: FeedReader }
   /** Another fill published the blob between the miss and the lease. */
   | { kind: 'local'; blob: OpenBlob }
   /** Not cached: stream this response (the other readers were told to fetch their own). */
   | { kind: 'passthrough'; response: BlobResponse; controller: AbortController; fromPrimary: boolean }
+  /** Not cached: read the uncached feed this reader is on (other readers in this process may join it). */
+  | { kind: 'stream'; reader: FeedReader; fromPrimary: boolean }
   /** The fill failed before it started; the lease says how. */
   | { kind: 'failed'; error: unknown };
 
@@ -48,6 +60,8 @@ export interface FillLeaderOptions {
   cacheable: (size: number | undefined) => boolean;
   /** Where fills get their bytes; the primary by default. */
   origin?: FillOrigin;
+  /** The in-memory fan-outs of this process's fills. */
+  feeds: FillFeeds;
 }
 
 const passthrough = { code: 'PASSTHROUGH', message: 'streamed through uncached' };
@@ -102,14 +116,16 @@ export class FillLeader {
     }
     if (!this.options.cacheable(response.size)) {
       logger.info({ digest, size: response.size }, 'blob larger than the cache budget; streaming through uncached');
-      response.settle('uncached');
-      lease.fail(passthrough);
-      hand({ kind: 'passthrough', response, controller, fromPrimary: response.fromPrimary });
+      await this.streamThrough(digest, response, controller, lease, hand);
       return;
     }
     let ingest: BlobIngest;
+    let feed: FillFeed | undefined;
     try {
-      ingest = await store.beginIngest(digest, response.size, (bytes) => lease.progress(bytes));
+      ingest = await store.beginIngest(digest, response.size, (bytes) => {
+        lease.progress(bytes);
+        feed?.persisted(bytes);
+      });
     } catch (err) {
       if (!isDiskWriteError(err)) {
         destroy(response.body);
@@ -119,23 +135,45 @@ export class FillLeader {
       const code = (err as { code: string }).code;
       observer.cacheWriteFailed(code);
       logger.warn({ digest, code }, 'cache not writable; streaming through uncached');
-      response.settle('uncached');
-      lease.fail(passthrough);
-      hand({ kind: 'passthrough', response, controller, fromPrimary: response.fromPrimary });
+      await this.streamThrough(digest, response, controller, lease, hand);
       return;
     }
+    feed = this.options.feeds.open(digest, { kind: 'cached', size: response.size, partialPath: ingest.partialPath });
     lease.started(response.size, ingest.partialPath);
     observer.fillStarted();
-    logger.info({ digest, size: response.size }, 'blob fill started');
-    hand({ kind: 'follow', fromPrimary: response.fromPrimary });
-    await this.pump(digest, response, ingest, lease);
+    logger.info({ digest, size: response.size, fanOut: feed !== undefined }, 'blob fill started');
+    // The triggering client's place in the feed, held from byte 0 before it even asks (it is a reader like the others).
+    hand({ kind: 'follow', fromPrimary: response.fromPrimary, reader: feed?.reader(0) });
+    try {
+      await this.pump(digest, response, ingest, lease, feed);
+    } finally {
+      if (feed) {
+        // A pump that threw fails the lease in runLeased; the feed's readers recover the same way.
+        feed.fail({ code: 'LEADER_GONE', message: 'the fill broke off' });
+        this.options.feeds.close(digest, feed);
+      }
+    }
   }
 
-  /** Origin → verify → disk, reporting progress to the lease; settles the lease and the origin's body. */
-  private async pump(digest: Digest, origin: FillBody, ingest: BlobIngest, lease: FillLease): Promise<void> {
+  /**
+   * Origin → verify → disk, reporting progress to the lease, and into the
+   * feed for this process's readers; settles the lease, the feed and the
+   * origin's body.
+   */
+  private async pump(digest: Digest, origin: FillBody, ingest: BlobIngest, scoped: FillLease, feed: FillFeed | undefined): Promise<void> {
     const { observer, logger, index } = this.options;
     const body = origin.body;
     let written = 0;
+    const lease = {
+      succeed(size: number) {
+        feed?.succeed();
+        scoped.succeed(size);
+      },
+      fail(error: FillError) {
+        feed?.fail(error);
+        scoped.fail(error);
+      },
+    };
     try {
       const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
       for (;;) {
@@ -146,6 +184,8 @@ export class FillLeader {
           throw bodyFailure(err);
         }
         if (next.done) break;
+        // The hash before the chunk goes with it: a reader that must continue elsewhere knows what it sent.
+        feed?.push(next.value, ingest.hashSoFar());
         try {
           await ingest.write(next.value);
         } catch (err) {
@@ -190,6 +230,69 @@ export class FillLeader {
     }
   }
 
+  /**
+   * Streams a blob that is not cached: the lease fails with PASSTHROUGH (the
+   * readers in other workers fetch their own), and this process's readers
+   * share one verified transfer through an uncached feed, the leader's own
+   * client first. Without room for another feed, the response goes to the
+   * leader's client alone.
+   */
+  private async streamThrough(digest: Digest, response: FillBody, controller: AbortController, lease: FillLease, hand: (start: LeaderStart) => void): Promise<void> {
+    response.settle('uncached');
+    const feed = this.options.feeds.open(digest, { kind: 'uncached', size: response.size });
+    const reader = feed?.reader(0);
+    lease.fail(passthrough);
+    if (!feed || !reader) {
+      hand({ kind: 'passthrough', response, controller, fromPrimary: response.fromPrimary });
+      return;
+    }
+    hand({ kind: 'stream', reader, fromPrimary: response.fromPrimary });
+    const { logger, observer } = this.options;
+    const body = response.body;
+    const size = response.size;
+    const hash = createDigester(digest);
+    let total = 0;
+    try {
+      const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      for (;;) {
+        if (!(await feed.room())) {
+          // Every reader left (or fell behind onto its own fetch): nobody needs the rest.
+          logger.debug({ digest, bytes: total }, 'no reader left on a streamed-through blob; stopping its transfer');
+          feed.fail({ code: 'LEADER_GONE', message: 'nobody reads the streamed-through blob any more' });
+          controller.abort();
+          destroy(body);
+          return;
+        }
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          throw bodyFailure(err);
+        }
+        if (next.done) break;
+        const before = hash.copy();
+        hash.update(next.value);
+        total += next.value.length;
+        if (size !== undefined && total > size) throw new RegistryError('UPSTREAM_UNAVAILABLE', `the primary sent more than the ${size} bytes it announced`);
+        feed.push(next.value, before);
+      }
+      if (size !== undefined && total !== size) throw new RegistryError('UPSTREAM_UNAVAILABLE', `the primary sent ${total} of ${size} bytes`);
+      if (digestOfHash(digestAlgorithm(digest), hash) !== digest) {
+        throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the primary sent content that does not match the digest');
+      }
+      feed.succeed();
+      logger.debug({ digest, bytes: total }, 'blob streamed through uncached');
+    } catch (err) {
+      controller.abort();
+      destroy(body);
+      const failure = err instanceof RegistryError ? err : blobFailure(err, observer);
+      feed.fail({ code: failure.code, message: failure.message, detail: failure.detail });
+      logger.warn({ digest, bytes: total, err: describe(err) }, 'streaming a blob through failed; its readers are cut off');
+    } finally {
+      this.options.feeds.close(digest, feed);
+    }
+  }
+
   /** Drops what a leader without a client of its own (a takeover) would have handed off. */
   private release(start: LeaderStart): void {
     if (start.kind === 'local') {
@@ -197,6 +300,8 @@ export class FillLeader {
     } else if (start.kind === 'passthrough') {
       start.controller.abort();
       destroy(start.response.body);
+    } else if (start.kind === 'stream' || start.kind === 'follow') {
+      start.reader?.close();
     }
   }
 }

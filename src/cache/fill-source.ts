@@ -1,9 +1,18 @@
 /**
- * The fill source: a blob read while it is being filled on this host. It
- * tails the partial file as it grows, waking on the fill's progress, straight
- * into the caller's buffer. The last byte is held back until the fill is
- * verified, so a client never sees a complete body the digest check later
- * rejects.
+ * The fill source: a blob read while it is being filled on this host. When
+ * this process runs the fill and the reader keeps up, it copies the bytes
+ * out of the fill's in-memory feed as they arrive (fill-feed.ts); otherwise
+ * — another worker's fill, a late joiner, a reader that fell behind the
+ * feed's window — it tails the partial file as it grows, waking on the
+ * fill's progress, and moves to the feed once it caught up. The last byte
+ * (of the blob, or of the requested range) is held back until the fill is
+ * verified and durable, so a client never sees a complete body the digest
+ * check later rejects.
+ *
+ * A fill of known size can be read from any position (a Range): the reader
+ * starts there and goes on in order. A ranged reader does not recover from
+ * a failed fill — it cannot verify the bytes it sent on its own — so its
+ * connection is broken and the client asks again.
  *
  * When the fill fails, the reader carries on from where it is — unless the
  * failure is the primary's answer (404, denied, timeout, wrong bytes), which
@@ -27,6 +36,7 @@ import type { Hash } from 'node:crypto';
 import { createDigester, digestAlgorithm, digestOfHash, type Digest } from '../registry/digest.ts';
 import { errorDescriptors, RegistryError, type ErrorCode } from '../registry/errors.ts';
 import type { BlobSource } from './blob-source.ts';
+import type { FeedReader, FillFeed } from './fill-feed.ts';
 import { fillRecovery, type BlobStore, type CacheResult, type Clock, type FillError, type FillState, type FillWatch, type PartialFile } from './ports.ts';
 
 /** Below this many new bytes a reader waits once more (a little) rather than issue a tiny read. */
@@ -34,6 +44,10 @@ const minReadBytes = 64 * 1024;
 const coalesceMs = 20;
 const minWaitMs = 2;
 const maxWaitMs = 50;
+/** From the feed: below this many new bytes a reader waits for a few more chunks (each wait ends at the next one). */
+const feedReadBytes = 128 * 1024;
+const feedCoalesceWaits = 4;
+const feedCoalesceMs = 5;
 /** How often a reader waiting for the leader's first answer looks at the clock. */
 const startPollMs = 250;
 const hashChunkBytes = 256 * 1024;
@@ -53,6 +67,12 @@ export interface FillSourceOptions {
   takeOver: () => Promise<FillWatch>;
   /** The blob from `position` on, from the primary, verified with `hash` (already fed with the bytes before `position`). */
   fromPrimary: (position: number, hash: Hash, size: number | undefined) => Promise<BlobSource>;
+  /** This process's feed of the fill writing `partialPath`, when this process runs it. */
+  feed?: (partialPath: string) => FillFeed | undefined;
+  /** Told when the reader joins the feed or falls behind it. */
+  onFanOut?: (event: 'joined' | 'fell_behind') => void;
+  /** A place in this process's feed of the fill, held for this reader from byte 0 (the fill's own client). */
+  reader?: FeedReader;
 }
 
 /**
@@ -63,15 +83,19 @@ export interface FillSourceOptions {
 export async function openFillSource(watch: FillWatch, options: FillSourceOptions): Promise<BlobSource> {
   let current = watch;
   let takeovers = options.takeovers;
+  let reader = options.reader;
   for (;;) {
     let state: Exclude<FillState, { status: 'pending' }>;
     try {
       state = await waitForStart(current, options);
     } catch (err) {
+      reader?.close();
       current.close();
       throw err;
     }
-    if (state.status !== 'failed') return new FillSource(current, state.size, { ...options, takeovers });
+    if (state.status !== 'failed') return new FillSource(current, state.size, { ...options, takeovers, reader });
+    reader?.close();
+    reader = undefined;
     current.close();
     const recovery = fillRecovery(state.error);
     if (recovery === undefined) throw fillFailure(state.error);
@@ -100,7 +124,7 @@ async function waitForStart(
   }
 }
 
-function fillFailure(error: FillError): RegistryError {
+export function fillFailure(error: FillError): RegistryError {
   const code: ErrorCode = Object.hasOwn(errorDescriptors, error.code) ? (error.code as ErrorCode) : 'UNKNOWN';
   return new RegistryError(code, error.message, { detail: error.detail });
 }
@@ -108,10 +132,13 @@ function fillFailure(error: FillError): RegistryError {
 /** What a reader reads from: the fill's partial file, or the final blob once it was renamed. */
 type FillFile = Pick<PartialFile, 'read' | 'close'>;
 
+type Running = Extract<FillState, { status: 'running' | 'done' }>;
+
 class FillSource implements BlobSource {
-  readonly seekable = false;
   private position = 0;
   private file: FillFile | undefined;
+  /** While the reader keeps up with this process's fill: its place in the feed. */
+  private reader: FeedReader | undefined;
   /** From the first failure on: the hash of every byte handed out so far. */
   private hash: Hash | undefined;
   private verified = false;
@@ -120,6 +147,11 @@ class FillSource implements BlobSource {
   private lastProgress: number;
   private takeovers: number;
   private closed = false;
+  private started = false;
+  /** The last byte of the requested range (a Range request), held back like the blob's last byte. */
+  private rangeEnd: number | undefined;
+  /** The most bytes the fill was seen to hold: a fill that grows is not stalled, even while this reader waits (a range's last byte). */
+  private seenBytes = 0;
 
   constructor(
     private watch: FillWatch,
@@ -128,27 +160,50 @@ class FillSource implements BlobSource {
   ) {
     this.lastProgress = options.clock.now();
     this.takeovers = options.takeovers;
+    this.reader = options.reader;
+    if (this.reader) options.onFanOut?.('joined');
+  }
+
+  /** A fill of known size serves any range: read in order from its start. */
+  get seekable(): boolean {
+    return this.size !== undefined;
   }
 
   get result(): CacheResult {
     return this.options.result;
   }
 
+  willReadRange(start: number, end: number): void {
+    if (this.started) throw new RangeError('a range must be chosen before the first read');
+    this.position = start;
+    this.rangeEnd = end;
+    if (this.reader && this.reader.position !== start) this.leaveFeed(); // joins again at `start` if the window has it
+  }
+
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
     if (position !== this.position) throw new RangeError(`a fill in progress is read in order (at ${this.position}, asked for ${position})`);
     if (this.closed) throw new Error('read after close');
+    this.started = true;
     let waitMs = minWaitMs;
     let coalesced = false;
+    const coalesce = { waits: 0 };
     for (;;) {
       if (this.remote) return this.fromRemote(this.remote, buffer, length);
       this.options.signal.throwIfAborted();
       const state = this.watch.state();
+      if (this.reader || this.joinFeed(state)) {
+        const n = await this.fromFeed(this.reader!, buffer, length, coalesce);
+        if (n !== undefined) return n;
+        waitMs = minWaitMs;
+        continue;
+      }
       if (state.status === 'failed') {
         await this.recover(state.error);
         waitMs = minWaitMs;
         continue;
       }
       if (state.status !== 'pending') {
+        this.seen(state.bytes);
         if (this.size !== undefined && state.size !== undefined && state.size !== this.size) {
           throw new RegistryError('UPSTREAM_UNAVAILABLE', `the blob is now ${state.size} bytes, not ${this.size}`);
         }
@@ -158,7 +213,8 @@ class FillSource implements BlobSource {
         if (this.file) {
           // Read what has landed; hold back the final byte until the fill is verified.
           let available = state.bytes;
-          if (state.size !== undefined) available = Math.min(available, done ? state.size : state.size - 1);
+          if (done) available = Math.min(available, state.size);
+          else if (this.heldByte(state.size) !== undefined) available = Math.min(available, this.heldByte(state.size)!);
           let want = Math.min(length, available - this.position);
           if (!done && !coalesced && want > 0 && want < minReadBytes && available - this.position < length) {
             // Worth one more short wait: a tiny read costs a syscall and a socket write for little.
@@ -169,7 +225,7 @@ class FillSource implements BlobSource {
           if (want <= 0 && !done && state.size === undefined) want = length; // unknown length: probe the file
           if (want > 0) {
             const n = await this.file.read(buffer, this.position, want);
-            if (n > 0) return this.handOut(buffer, n, state);
+            if (n > 0) return this.handOut(buffer, n, state.size);
           }
           if (done) throw new RegistryError('UNKNOWN', 'blob shorter than its verified size');
         }
@@ -185,13 +241,81 @@ class FillSource implements BlobSource {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.reader?.close();
+    this.reader = undefined;
     this.watch.close();
     await this.file?.close();
     await this.remote?.close();
   }
 
+  private seen(bytes: number): void {
+    if (bytes <= this.seenBytes) return;
+    this.seenBytes = bytes;
+    this.lastProgress = this.options.clock.now();
+  }
+
+  /** The index of the byte held back until the fill is verified: the range's last, or the blob's. */
+  private heldByte(size: number | undefined): number | undefined {
+    return this.rangeEnd ?? (size === undefined ? undefined : size - 1);
+  }
+
+  /** Starts reading from this process's feed of the fill, when it runs here and still holds the reader's next byte. */
+  private joinFeed(state: FillState): boolean {
+    if (state.status !== 'running' || !this.options.feed) return false;
+    const feed = this.options.feed(state.partialPath);
+    // Only the feed of the very fill this reader watches: its bytes and its outcome are the file's.
+    if (!feed || feed.kind !== 'cached' || feed.partialPath !== state.partialPath || feed.status !== 'running') return false;
+    if (this.size !== undefined && feed.size !== undefined && feed.size !== this.size) return false;
+    this.reader = feed.reader(this.position);
+    if (this.reader) this.options.onFanOut?.('joined');
+    return this.reader !== undefined;
+  }
+
+  /**
+   * One step on the feed: the bytes handed out, 0 at the end, or undefined
+   * when the caller should loop (waited, fell behind onto the file, or
+   * recovered from a failure).
+   */
+  private async fromFeed(reader: FeedReader, buffer: Buffer, length: number, coalesce: { waits: number }): Promise<number | undefined> {
+    const feed = reader.feed;
+    if (feed.status === 'failed') {
+      await this.recover(feed.error!);
+      return undefined;
+    }
+    const done = feed.status === 'done';
+    if (done && this.position >= feed.end) return this.end();
+    let limit = feed.end;
+    if (!done) limit = Math.min(limit, this.heldByte(feed.size) ?? feed.end - 1);
+    this.seen(feed.end);
+    const available = limit - this.position;
+    if (!done && available > 0 && available < Math.min(length, feedReadBytes) && coalesce.waits < feedCoalesceWaits) {
+      // A chunk or two: worth a few short waits for more, rather than a socket write per network chunk.
+      coalesce.waits += 1;
+      await feed.changed(feedCoalesceMs);
+      return undefined;
+    }
+    const n = reader.read(buffer, length, limit);
+    if (n === 'behind') {
+      // Slower than the fill: the bytes are in the partial file (the feed keeps what is not yet written).
+      this.options.onFanOut?.('fell_behind');
+      this.leaveFeed();
+      return undefined;
+    }
+    if (n > 0) return this.handOut(buffer, n, feed.size);
+    if (this.options.clock.now() - this.lastProgress > this.options.stallTimeoutMs) {
+      throw new RegistryError('UPSTREAM_TIMEOUT', 'the fill in progress stalled');
+    }
+    await feed.changed(maxWaitMs);
+    return undefined;
+  }
+
+  private leaveFeed(): void {
+    this.reader?.close();
+    this.reader = undefined;
+  }
+
   /** The partial file, or the final blob when the partial is already renamed; undefined while neither is there. */
-  private async openFile(state: Extract<FillState, { status: 'running' | 'done' }>): Promise<FillFile | undefined> {
+  private async openFile(state: Running): Promise<FillFile | undefined> {
     const partial = state.partialPath === '' ? undefined : await this.options.store.openPartial(state.partialPath);
     if (partial) return partial;
     const blob = await this.options.store.open(this.options.digest);
@@ -201,12 +325,12 @@ class FillSource implements BlobSource {
     return undefined;
   }
 
-  private handOut(buffer: Buffer, n: number, state: Extract<FillState, { status: 'running' | 'done' }>): number {
+  private handOut(buffer: Buffer, n: number, size: number | undefined): number {
     this.lastProgress = this.options.clock.now();
     if (this.hash) {
       this.hash.update(buffer.subarray(0, n));
       // The chunk with the last byte leaves only once everything this client got is verified.
-      if (state.size !== undefined && this.position + n === state.size) this.verify(state.size);
+      if (size !== undefined && this.position + n === size) this.verify(size);
     }
     this.position += n;
     return n;
@@ -235,6 +359,10 @@ class FillSource implements BlobSource {
   private async recover(error: FillError): Promise<void> {
     const recovery = fillRecovery(error);
     if (recovery === undefined) throw fillFailure(error);
+    if (this.rangeEnd !== undefined) {
+      // The bytes of a range cannot be verified on their own: break off, the client asks again.
+      throw new RegistryError('UPSTREAM_UNAVAILABLE', 'the fill serving this range failed', { detail: { reason: error.code } });
+    }
     const hash = await this.sentHash();
     this.watch.close();
     if (recovery === 'take-over' && this.takeovers > 0) {
@@ -246,8 +374,14 @@ class FillSource implements BlobSource {
     this.remote = await this.options.fromPrimary(this.position, hash, this.size);
   }
 
-  /** The hash of every byte handed out so far; hashed back from the file they came from the first time. */
+  /**
+   * The hash of every byte handed out so far: from the feed chunk the reader
+   * is in (it carries the hash before it), else hashed back from the file
+   * the bytes came from, the first time.
+   */
   private async sentHash(): Promise<Hash> {
+    if (!this.hash && this.reader) this.hash = this.reader.sentHash();
+    this.leaveFeed();
     if (!this.hash) {
       const hash = createDigester(this.options.digest);
       if (this.position > 0) {

@@ -2,6 +2,7 @@
  * The ports the cache core depends on. Adapters in storage/, upstream/ and
  * coordination/ implement them; only process/ wires concrete ones in.
  */
+import type { Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../registry/digest.ts';
 
@@ -155,6 +156,8 @@ export interface BlobIngest {
   readonly bytesWritten: number;
   /** Queues a chunk; waits only when too much is queued. Rejects once a write failed. */
   write(chunk: Uint8Array): Promise<void>;
+  /** A copy of the running hash of every byte passed to write() so far (the fill's fan-out keeps one per chunk). */
+  hashSoFar(): Hash;
   /** Verifies size and digest, then renames into place; resolves to the bytes the file takes on disk. Rejects (and discards) on mismatch. */
   commit(): Promise<number>;
   /** Discards the partial file. Safe to call more than once and after commit. */
@@ -544,6 +547,8 @@ export interface CacheObserver {
   upstreamFailure(code: string): void;
   /** The cache could not be written (disk full, read-only, permissions): content streams through uncached. */
   cacheWriteFailed(code: string): void;
+  /** A reader of a fill this process runs was fed from memory ('joined'), or left the window ('fell_behind'). */
+  fanOut?(event: 'joined' | 'fell_behind'): void;
 }
 
 /**

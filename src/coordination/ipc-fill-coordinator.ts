@@ -4,7 +4,7 @@
  * to the primary at most every `progressStepBytes`; followers are woken by
  * the primary's relayed states and read the bytes from the partial file.
  */
-import type { FillCoordinator, FillLease, FillRole, FillState, FillWatch } from '../cache/ports.ts';
+import type { FillCoordinator, FillLease, FillRole, FillWatch } from '../cache/ports.ts';
 import { cellLease } from './memory-fill-coordinator.ts';
 import { FillStateCell } from './fill-state-cell.ts';
 import { isFillMessage, type PrimaryToWorker, type WorkerToPrimary } from './ipc-messages.ts';
@@ -19,7 +19,7 @@ const progressTrailingMs = 20;
 
 export class IpcFillCoordinator implements FillCoordinator {
   private nextId = 1;
-  private readonly pending = new Map<number, (reply: Extract<PrimaryToWorker, { t: 'fill.role' }>) => void>();
+  private readonly pending = new Map<number, (reply: Extract<PrimaryToWorker, { t: 'fill.role' }>, cell: FillStateCell | undefined) => void>();
   private readonly watching = new Map<number, FillStateCell>();
 
   constructor(private readonly channel: IpcChannel) {
@@ -29,7 +29,15 @@ export class IpcFillCoordinator implements FillCoordinator {
       if (msg.t === 'fill.role') {
         const resolve = this.pending.get(msg.id);
         this.pending.delete(msg.id);
-        resolve?.(msg);
+        // A follower's cell is in place before the next message: a 'fill.state' right behind the role (a fill
+        // that failed at once) must not arrive while the caller has yet to run, and be dropped.
+        let cell: FillStateCell | undefined;
+        if (msg.role === 'follower') {
+          cell = new FillStateCell();
+          cell.set(msg.state);
+          if (!cell.finished) this.watching.set(msg.id, cell);
+        }
+        resolve?.(msg, cell);
       } else if (msg.t === 'fill.state') {
         const cell = this.watching.get(msg.id);
         if (!cell) return;
@@ -41,28 +49,27 @@ export class IpcFillCoordinator implements FillCoordinator {
 
   async acquire(digest: string): Promise<FillRole> {
     const id = this.nextId++;
-    const reply = await this.ask({ t: 'fill.acquire', id, digest });
-    if (reply.role === 'follower') return { role: 'follower', watch: this.followerWatch(id, reply.state) };
+    const { reply, cell } = await this.ask({ t: 'fill.acquire', id, digest });
+    if (reply.role === 'follower') return { role: 'follower', watch: this.followerWatch(id, cell!) };
     return { role: 'leader', lease: this.forwardingLease(id, new FillStateCell()) };
   }
 
   async follow(digest: string): Promise<FillWatch | undefined> {
     const id = this.nextId++;
-    const reply = await this.ask({ t: 'fill.follow', id, digest });
-    return reply.role === 'follower' ? this.followerWatch(id, reply.state) : undefined;
+    const { reply, cell } = await this.ask({ t: 'fill.follow', id, digest });
+    return reply.role === 'follower' ? this.followerWatch(id, cell!) : undefined;
   }
 
-  private ask(message: Extract<WorkerToPrimary, { t: 'fill.acquire' | 'fill.follow' }>): Promise<Extract<PrimaryToWorker, { t: 'fill.role' }>> {
+  private ask(
+    message: Extract<WorkerToPrimary, { t: 'fill.acquire' | 'fill.follow' }>,
+  ): Promise<{ reply: Extract<PrimaryToWorker, { t: 'fill.role' }>; cell: FillStateCell | undefined }> {
     return new Promise((resolve) => {
-      this.pending.set(message.id, resolve);
+      this.pending.set(message.id, (reply, cell) => resolve({ reply, cell }));
       this.channel.send(message);
     });
   }
 
-  private followerWatch(id: number, state: FillState): FillWatch {
-    const cell = new FillStateCell();
-    cell.set(state);
-    if (!cell.finished) this.watching.set(id, cell);
+  private followerWatch(id: number, cell: FillStateCell): FillWatch {
     return cell.watch(() => {
       if (this.watching.delete(id)) this.channel.send({ t: 'fill.unwatch', id });
     });

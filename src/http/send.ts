@@ -37,9 +37,10 @@ export function sendJson(req: IncomingMessage, res: ServerResponse, status: numb
 
 /**
  * Answers a blob GET from any source (the local file, a fill in progress, a
- * remote) the same way, and closes the source: a Range gets a 206 only from
- * a seekable source (a verified file); otherwise the whole body goes out as
- * a 200, as RFC 9110 allows. An If-Range that does not match `etag` means
+ * remote) the same way, and closes the source: a Range gets a 206 from a
+ * seekable source (a verified file, or a fill of known size, whose bytes go
+ * out as they arrive); otherwise the whole body goes out as a 200, as
+ * RFC 9110 allows. An If-Range that does not match `etag` means
  * "send it all" (RFC 9110 §13.1.5).
  */
 export async function sendBlobSource(
@@ -70,8 +71,10 @@ export async function sendBlobSource(
       res.end();
       return;
     }
-    // A whole body is verified as it goes (if it needs to be); a range waits for the whole file's check.
+    // A whole body is verified as it goes (if it needs to be); a range waits for the whole file's check
+    // (a fill in progress: its last byte waits for the fill's).
     if (range.kind !== 'range') source.willReadWhole?.();
+    else source.willReadRange?.(start, end!);
     await sendBlobRange(res, source, start, end, onBytes);
   } finally {
     await source.close();

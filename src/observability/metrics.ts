@@ -138,6 +138,12 @@ export function workerMetrics(registry: Registry = new Registry()) {
       help: 'Blob bytes fills received from peer replicas instead of the primary.',
       registers: [registry],
     }),
+    fanOutReaders: new Counter({
+      name: 'outpost_fill_fanout_readers_total',
+      help: 'Readers of a fill run by this process, by event: joined (fed from memory as the bytes arrive), fell_behind (left the window: the partial file, or their own ranged fetch for a blob streamed through).',
+      labelNames: ['event'] as const,
+      registers: [registry],
+    }),
     fillLockWaits: new Counter({
       name: 'outpost_fill_lock_waits_total',
       help: 'Fills that found another replica holding the cluster fill lock and followed that replica instead of asking the primary.',
@@ -366,6 +372,7 @@ export function metricsObserver(m: WorkerMetrics): CacheObserver {
     peerFill: (result) => m.peerFills.inc({ result }),
     peerBytes: (bytes) => m.peerBytes.inc(bytes),
     fillLockWait: () => m.fillLockWaits.inc(),
+    fanOut: (event) => m.fanOutReaders.inc({ event }),
     upstreamFailure: (code) => m.upstreamErrors.inc({ code }),
     cacheWriteFailed: (code) => m.cacheWriteFailures.inc({ code }),
   };

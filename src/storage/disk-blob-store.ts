@@ -112,6 +112,10 @@ class DiskIngest implements BlobIngest {
     return this.written;
   }
 
+  hashSoFar(): Hash {
+    return this.hash.copy();
+  }
+
   async write(chunk: Uint8Array): Promise<void> {
     if (this.done) throw new Error('ingest already finished');
     if (this.failure) throw this.failure;

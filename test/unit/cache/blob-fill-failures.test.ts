@@ -121,6 +121,7 @@ function faultyStore(inner: DiskBlobStore, faults: Faults): BlobStore {
       if (error) throw error;
       return ingest.write(chunk);
     },
+    hashSoFar: () => ingest.hashSoFar(),
     commit: () => ingest.commit(),
     async abort() {
       await ingest.abort();
