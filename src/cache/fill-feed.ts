@@ -39,6 +39,7 @@
  * without a feed, its readers tail the file as before.
  */
 import type { Hash } from 'node:crypto';
+import { Wakeups } from './wakeups.ts';
 import { createDigester, type Digest } from '../registry/digest.ts';
 import { systemClock, type Clock, type FillError } from './ports.ts';
 
@@ -81,7 +82,7 @@ export class FillFeed {
   private pushed = 0;
   private state: FeedStatus = 'running';
   private failure: FillError | undefined;
-  private waiters = new Set<() => void>();
+  private readonly wakeups = new Wakeups();
   private readonly readers = new Set<FeedReader>();
   private roomWaiter: (() => void) | undefined;
   private readonly laggardGraceMs: number;
@@ -163,16 +164,7 @@ export class FillFeed {
 
   /** Resolves at the next push or outcome, or after `timeoutMs`. */
   changed(timeoutMs: number): Promise<void> {
-    if (this.state !== 'running') return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, timeoutMs);
-      this.waiters.add(wake);
-    });
+    return this.state !== 'running' ? Promise.resolve() : this.wakeups.next(timeoutMs);
   }
 
   /** A reader at `position`, or undefined when that byte is no longer (or not yet) in the window. */
@@ -286,9 +278,7 @@ export class FillFeed {
   }
 
   private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = new Set();
-    for (const wake of waiters) wake();
+    this.wakeups.wakeAll();
   }
 }
 

@@ -1,9 +1,10 @@
 /** The state of one fill plus the waiters to wake when it moves; shared by the memory and IPC coordinators. */
 import type { FillState, FillWatch } from '../cache/ports.ts';
+import { Wakeups } from '../cache/wakeups.ts';
 
 export class FillStateCell {
   state: FillState = { status: 'pending' };
-  private waiters = new Set<() => void>();
+  private readonly wakeups = new Wakeups();
 
   constructor(private readonly onFinished: () => void = () => undefined) {}
 
@@ -15,22 +16,11 @@ export class FillStateCell {
     if (this.finished) return;
     this.state = state;
     if (this.finished) this.onFinished();
-    const waiters = this.waiters;
-    this.waiters = new Set();
-    for (const wake of waiters) wake();
+    this.wakeups.wakeAll();
   }
 
   wait(timeoutMs: number): Promise<void> {
-    if (this.finished) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, timeoutMs);
-      this.waiters.add(wake);
-    });
+    return this.finished ? Promise.resolve() : this.wakeups.next(timeoutMs);
   }
 
   watch(onClose: () => void = () => undefined): FillWatch {
