@@ -76,6 +76,8 @@ export interface StatusPageInputs {
   history: HitHistory;
   pulls: PullsView;
   showUsers: boolean;
+  /** The prefetch jobs, or why they could not be read; undefined: this process runs none. */
+  jobs?: PrefetchJobStatus[] | string;
 }
 
 const sampleLine = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)/;
@@ -129,5 +131,6 @@ export function buildStatusPageData(inputs: StatusPageInputs): StatusPageData {
     recent_pulls: pulls.recent.map((p) => ({ ...p, at: isoSeconds(p.at) })),
     pulls_scope: pulls.scope,
     show_users: inputs.showUsers,
+    ...(inputs.jobs === undefined ? {} : { jobs: inputs.jobs }),
   };
 }

@@ -3,7 +3,6 @@
  * adapters and services and wires them together. Workers call it with the
  * IPC fill coordinator; tests call it in-process with the memory one.
  */
-import type { PrefetchJobStatus } from '../prefetch/ports.ts';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -354,18 +353,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     statusData = () => source.data();
     pullRecorder = new PullRecorder((batch) => source.pulls(batch), clock, 0);
   }
-  const jobsOf = deps.cluster?.prefetch;
-  const pageData = async (): Promise<StatusPageData> => {
-    const [data, jobs] = await Promise.all([
-      statusData(),
-      jobsOf?.({ op: 'list' }).then(
-        (list) => list as PrefetchJobStatus[],
-        (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 300),
-      ),
-    ]);
-    return jobs === undefined ? data : { ...data, jobs };
-  };
-  const statusPage = new StatusPageRoutes({ token: adminToken, nodeId: config.node.id, data: pageData, logger: logger.child({ module: 'status-page' }) });
+  const statusPage = new StatusPageRoutes({ token: adminToken, nodeId: config.node.id, data: statusData, logger: logger.child({ module: 'status-page' }) });
   const warmer = new CacheImageWarmer({
     targets: resolver,
     manifests,

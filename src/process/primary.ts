@@ -227,6 +227,7 @@ export async function runPrimary(config: Config): Promise<void> {
     status: () => clusterStatus(),
     metrics: (): Promise<string> => ops.nodeMetricsText(),
     shared: () => clusterNode?.pullActivity,
+    jobs: () => (prefetch === undefined ? Promise.resolve([]) : prefetch.list()),
   });
   try {
     clusterNode = await ClusterNode.start({

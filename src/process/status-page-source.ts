@@ -12,6 +12,7 @@
  * replica set's: each batch is added there too, and read back merged. While
  * Redis does not answer, the page shows this node's own and says so.
  */
+import type { PrefetchJobStatus } from '../prefetch/ports.ts';
 import type { Clock, Logger } from '../cache/ports.ts';
 import type { ClusterStatus } from '../cluster/cluster-status.ts';
 import { HitHistory, sampleEveryMs } from '../cluster/hit-history.ts';
@@ -36,6 +37,8 @@ export interface StatusPageSourceOptions {
   status: () => Promise<ClusterStatus>;
   /** The node's metrics (Prometheus text of every process). */
   metrics: () => Promise<string>;
+  /** The prefetch jobs this node's primary runs (the admin API's list). */
+  jobs?: () => Promise<PrefetchJobStatus[]>;
   /** The replica set's shared pull activity (Redis), when configured. */
   shared?: () => SharedPullActivity | undefined;
 }
@@ -82,7 +85,12 @@ export class StatusPageSource {
   }
 
   private async gather(): Promise<StatusPageData> {
-    const [status, metricsText, pulls] = await Promise.all([this.options.status(), this.options.metrics(), this.pullsView()]);
+    const [status, metricsText, pulls, jobs] = await Promise.all([
+      this.options.status(),
+      this.options.metrics(),
+      this.pullsView(),
+      this.options.jobs?.().catch((err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 300)),
+    ]);
     const now = this.options.clock.now();
     if (this.timer === undefined) this.history.sample(now, pullStatsFromMetrics(metricsText));
     return buildStatusPageData({
@@ -94,6 +102,7 @@ export class StatusPageSource {
       history: this.history,
       pulls,
       showUsers: this.options.showUsers,
+      ...(jobs === undefined ? {} : { jobs }),
     });
   }
 

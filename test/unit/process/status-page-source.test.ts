@@ -1,4 +1,5 @@
 /** Where the status document comes from: this node's pulls or the replica set's (Redis), and one gathering for many pages. */
+import type { PrefetchJobStatus } from '../../../src/prefetch/ports.ts';
 import { describe, expect, it } from 'vitest';
 import { buildClusterStatus } from '../../../src/cluster/cluster-status.ts';
 import type { PullBatch, SharedPullActivity, SharedPulls } from '../../../src/cluster/pull-activity.ts';
@@ -24,7 +25,7 @@ const status = buildClusterStatus({
 });
 const batch: PullBatch = { recent: [{ at: t0, repository: 'own/repo', reference: 'v1', client: 'c', result: 'miss' }], repositories: [['own/repo', 1, 10]] };
 
-function source(shared?: SharedPullActivity): { source: StatusPageSource; gathered: () => number; advance: (ms: number) => void } {
+function source(shared?: SharedPullActivity, jobs?: () => Promise<PrefetchJobStatus[]>): { source: StatusPageSource; gathered: () => number; advance: (ms: number) => void } {
   let now = t0;
   let gathered = 0;
   const s = new StatusPageSource({
@@ -39,6 +40,7 @@ function source(shared?: SharedPullActivity): { source: StatusPageSource; gather
     },
     metrics: async () => 'outpost_cache_size_bytes 10\n',
     ...(shared ? { shared: () => shared } : {}),
+    ...(jobs ? { jobs } : {}),
   });
   return { source: s, gathered: () => gathered, advance: (ms) => (now += ms) };
 }
@@ -97,5 +99,20 @@ describe('StatusPageSource', () => {
     advance(1);
     await s.data();
     expect(gathered()).toBe(2);
+  });
+
+  it('carries the prefetch jobs, with the reason when they cannot be read, and reads them once per gathering', async () => {
+    const job: PrefetchJobStatus = { name: 'nightly', schedule: '0 3 * * *', timezone: 'UTC', upstream: 'r.example', nextRunAt: undefined, lastRun: undefined };
+    let reads = 0;
+    const { source: s } = source(undefined, async () => {
+      reads += 1;
+      return [job];
+    });
+    await Promise.all([s.data(), s.data()]);
+    expect((await s.data()).jobs).toEqual([job]);
+    expect(reads).toBe(1);
+    const failing = source(undefined, () => Promise.reject(new Error('etcd did not answer')));
+    expect((await failing.source.data()).jobs).toBe('etcd did not answer');
+    expect((await source().source.data()).jobs).toBeUndefined();
   });
 });
