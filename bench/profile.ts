@@ -6,7 +6,12 @@
  * bench/results/profile-<workload>-<time>/ for flame graphs (Chrome
  * DevTools or speedscope).
  *
- *   node --import tsx bench/profile.ts --workload tag-head [--duration 10] [--quick] [--wan]
+ *   node --import tsx bench/profile.ts --workload tag-head [--duration 10] [--quick] [--wan] [--perf]
+ *
+ * --perf records with Linux `perf record -g` instead (every thread of every
+ * Outpost process, kernel time and V8's GC and compiler threads included,
+ * JIT frames named through --perf-basic-prof), only while the workload
+ * runs, and prints the `perf report` command to read it.
  *
  * --wan puts the simulated WAN link (bench/wan-relay.ts, --wan-latency-ms,
  * --wan-mbit) between Outpost and the primary. Besides the profiles, the
@@ -122,6 +127,9 @@ async function main(): Promise<void> {
   const wanIndex = argv.indexOf('--wan');
   const wan = wanIndex >= 0;
   if (wan) argv.splice(wanIndex, 1);
+  const perfIndex = argv.indexOf('--perf');
+  const perf = perfIndex >= 0;
+  if (perf) argv.splice(perfIndex, 1);
   const options = parseOptions(argv);
   const cleanup = createCleanupStack();
   process.on('SIGINT', () => void cleanup.run().finally(() => process.exit(130)));
@@ -148,7 +156,7 @@ async function main(): Promise<void> {
     const port = await freePort();
     const outpost = await startProcess(
       process.execPath,
-      ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', 'src/main.ts', 'serve'],
+      [...(perf ? ['--perf-basic-prof', '--logfile=/dev/null', '--no-logfile-per-isolate'] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]), '--import', 'tsx', 'src/main.ts', 'serve'],
       {
         cwd: repoRoot,
         name: 'outpost (profiled)',
@@ -179,8 +187,14 @@ async function main(): Promise<void> {
       { what: 'outpost to finish starting (idle)', timeoutMs: 30_000, intervalMs: 500 },
     );
     const before = cpuByProcess(outpost.pid);
+    const perfData = path.join(profileDir, 'perf.data');
+    // --perf: the kernel's view (every thread, kernel time included) with `perf record`, only while the workload runs.
+    const recorder = perf ? await startProcess('perf', ['record', '-g', '-o', perfData, '-p', [...before.keys()].join(',')], { name: 'perf record' }) : undefined;
+    // perf says nothing when it has attached: give it half a second (only the profile's first samples are at stake).
+    if (recorder) await new Promise((resolve) => setTimeout(resolve, 500));
     const result = await runWorkload(workload, url, `127.0.0.1:${port}`, seed, options.durationS, primary);
     const after = cpuByProcess(outpost.pid);
+    await recorder?.stop({ graceMs: 30_000 });
     process.stdout.write(`${workload}${wan ? ' (WAN)' : ''}: ${result}\n`);
     for (const [pid, cpu] of after) {
       const role = pid === outpost.pid ? 'primary' : cpu.comm === 'esbuild' ? 'esbuild' : 'worker';
@@ -191,6 +205,10 @@ async function main(): Promise<void> {
       );
     }
     await outpost.stop({ graceMs: 30_000 });
+    if (perf) {
+      process.stdout.write(`\nperf: perf report -i ${perfData} --no-children --sort pid,dso,sym -g none\n`);
+      return;
+    }
     await waitFor(() => profileFiles([profileDir]).length >= 6, { what: 'the .cpuprofile files of the primary and 2 workers', timeoutMs: 10_000 }).catch(() => undefined);
     // Main threads only (…<pid>.0.<seq>.cpuprofile); the loader-hooks threads only compile TypeScript at start.
     for (const file of profileFiles([profileDir]).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f))) {
