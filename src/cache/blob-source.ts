@@ -31,6 +31,14 @@ export interface BlobSource {
   willReadWhole?(): void;
   /** Says only bytes [start, end] will be read, in order from `start` (a fill in progress then starts there). */
   willReadRange?(start: number, end: number): void;
+  /**
+   * Resolves once the fill behind this source has ended: the blob is cached,
+   * or the fill failed. A fill hands out its last byte as soon as it is
+   * verified, before the blob is durable and in the cache; a caller that
+   * must know the cache holds what it read (warming) waits for this. Absent
+   * or at once for sources that are no fill.
+   */
+  settled?(): Promise<void>;
   /** Releases descriptors, watches and the remote's body. Safe to call more than once. */
   close(): Promise<void>;
 }

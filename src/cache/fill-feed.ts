@@ -144,7 +144,7 @@ export class FillFeed {
     this.evict();
   }
 
-  /** Verified (and, for a cached fill, durable): readers may hand out the last byte. */
+  /** Verified: readers may hand out the last byte (a cached fill's file may still be on its way to disk). */
   succeed(): void {
     if (this.state !== 'running') return;
     this.state = 'done';

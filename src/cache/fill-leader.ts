@@ -195,7 +195,8 @@ export class FillLeader {
       }
       let onDisk: number;
       try {
-        onDisk = await ingest.commit();
+        // Verified is enough for this process's readers of the feed: their last byte need not wait for the disk.
+        onDisk = await ingest.commit(() => feed?.succeed());
       } catch (err) {
         if (isDiskWriteError(err)) throw new CacheWriteError(err);
         throw err;

@@ -6,8 +6,9 @@
  * feed's window — it tails the partial file as it grows, waking on the
  * fill's progress, and moves to the feed once it caught up. The last byte
  * (of the blob, or of the requested range) is held back until the fill is
- * verified and durable, so a client never sees a complete body the digest
- * check later rejects.
+ * verified — on the feed, as soon as its digest matches; tailing the file,
+ * once the fill also made it durable — so a client never sees a complete
+ * body the digest check later rejects.
  *
  * A fill of known size can be read from any position (a Range): the reader
  * starts there and goes on in order. A ranged reader does not recover from
@@ -235,6 +236,15 @@ class FillSource implements BlobSource {
       }
       await this.watch.changed(waitMs);
       waitMs = Math.min(waitMs * 2, maxWaitMs);
+    }
+  }
+
+  async settled(): Promise<void> {
+    const deadline = this.options.clock.now() + this.options.stallTimeoutMs;
+    while (!this.remote && !this.closed && this.watch.state().status === 'running') {
+      this.options.signal.throwIfAborted();
+      if (this.options.clock.now() >= deadline) throw new RegistryError('UPSTREAM_TIMEOUT', 'the fill did not finish in time');
+      await this.watch.changed(maxWaitMs);
     }
   }
 

@@ -210,6 +210,8 @@ export class CacheImageWarmer implements ImageWarmer {
         position += n;
         onBytes(n);
       }
+      // Warmed means cached: the last byte comes once verified, the cache entry once durable.
+      await source.settled?.();
       return false;
     } finally {
       await source.close();

@@ -63,6 +63,7 @@ export class PinResolver {
         if (n === 0) break;
         position += n;
       }
+      await source.settled?.(); // pinned means cached: the last byte comes once verified, the cache entry once durable
     } catch (err) {
       throw err instanceof RegistryError ? err : new RegistryError('UNKNOWN', 'pinned blob could not be cached', { cause: err });
     } finally {

@@ -158,8 +158,14 @@ export interface BlobIngest {
   write(chunk: Uint8Array): Promise<void>;
   /** A copy of the running hash of every byte passed to write() so far (the fill's fan-out keeps one per chunk). */
   hashSoFar(): Hash;
-  /** Verifies size and digest, then renames into place; resolves to the bytes the file takes on disk. Rejects (and discards) on mismatch. */
-  commit(): Promise<number>;
+  /**
+   * Verifies size and digest, then makes the file durable and renames it
+   * into place; resolves to the bytes the file takes on disk. Rejects (and
+   * discards) on mismatch. `onVerified` is called once the bytes passed to
+   * write() are known to be the blob — before they are durable, so readers
+   * of those bytes need not wait for the disk.
+   */
+  commit(onVerified?: () => void): Promise<number>;
   /** Discards the partial file. Safe to call more than once and after commit. */
   abort(): Promise<void>;
 }

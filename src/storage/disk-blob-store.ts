@@ -88,6 +88,7 @@ class DiskOpenBlob implements OpenBlob {
  */
 class DiskIngest implements BlobIngest {
   private written = 0;
+  private hashed = 0;
   private done = false;
   private readonly hash: Hash;
   private queue: Uint8Array[] = [];
@@ -120,6 +121,7 @@ class DiskIngest implements BlobIngest {
     if (this.done) throw new Error('ingest already finished');
     if (this.failure) throw this.failure;
     this.hash.update(chunk);
+    this.hashed += chunk.byteLength;
     this.queue.push(chunk);
     this.queuedBytes += chunk.byteLength;
     this.flushing ??= this.flush();
@@ -166,18 +168,21 @@ class DiskIngest implements BlobIngest {
     if (this.failure) throw this.failure;
   }
 
-  async commit(): Promise<number> {
+  async commit(onVerified?: () => void): Promise<number> {
     if (this.done) throw new Error('ingest already finished');
     this.done = true;
     try {
-      await this.settle();
-      if (this.expectedSize !== undefined && this.written !== this.expectedSize) {
-        throw new IngestVerificationError('SIZE_MISMATCH', `expected ${this.expectedSize} bytes, got ${this.written}`);
+      // The bytes hashed are the bytes written: verify them while the last writes are still on their way.
+      if (this.expectedSize !== undefined && this.hashed !== this.expectedSize) {
+        throw new IngestVerificationError('SIZE_MISMATCH', `expected ${this.expectedSize} bytes, got ${this.hashed}`);
       }
       const actual = digestOfHash(digestAlgorithm(this.digest), this.hash);
       if (actual !== this.digest) {
         throw new IngestVerificationError('DIGEST_MISMATCH', `content digest ${actual} does not match ${this.digest}`);
       }
+      onVerified?.();
+      await this.settle();
+      if (this.written !== this.hashed) throw new Error(`${this.written} bytes in the partial file, ${this.hashed} written`);
       // Durable before visible: the bytes, then the name.
       await this.sync.file(this.handle);
       const info = await this.handle.stat();

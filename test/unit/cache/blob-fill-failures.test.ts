@@ -122,7 +122,7 @@ function faultyStore(inner: DiskBlobStore, faults: Faults): BlobStore {
       return ingest.write(chunk);
     },
     hashSoFar: () => ingest.hashSoFar(),
-    commit: () => ingest.commit(),
+    commit: (onVerified) => ingest.commit(onVerified),
     async abort() {
       await ingest.abort();
       if (faults.abort) throw faults.abort;

@@ -21,6 +21,7 @@ import { MemoryFillCoordinator } from '../../../src/coordination/memory-fill-coo
 import { digestOf } from '../../../src/registry/digest.ts';
 import { DiskBlobStore } from '../../../src/storage/disk-blob-store.ts';
 import { cacheLayout } from '../../../src/storage/layout.ts';
+import { waitFor } from '../../support/wait.ts';
 import { FakeUpstream } from '../../support/fake-upstream.ts';
 import { everyBlobLinked } from '../../support/memory-cache-ports.ts';
 
@@ -48,9 +49,11 @@ function reader(source: BlobSource, start = 0) {
     async readAtLeast(bytes: number): Promise<void> {
       while (position - start < bytes) if ((await read()) === 0) throw new Error('ended early');
     },
+    /** Reads to the end like a client, then waits for the fill to end (the last byte comes before the blob is durable). */
     async rest(): Promise<Buffer> {
       try {
         while ((await read()) > 0);
+        await source.settled?.();
       } finally {
         await source.close();
       }
@@ -352,5 +355,49 @@ describe('the fill fan-out', () => {
     expect(upstream.count('HEAD blob')).toBe(0);
     body.end(blob);
     expect((await leader.rest()).equals(blob)).toBe(true);
+  });
+
+  it('hands out the last byte once the digest matches, without waiting for the disk; the blob is cached once durable', async () => {
+    const blob = randomBytes(300 * KiB + 5);
+    const digest = digestOf(blob);
+    let releaseSync!: () => void;
+    const syncGate = new Promise<void>((resolve) => (releaseSync = resolve));
+    let syncing = false;
+    const slowDisk = new DiskBlobStore(cacheLayout(dir), {
+      sync: { file: async () => ((syncing = true), await syncGate), dir: async () => undefined },
+    });
+    await slowDisk.init();
+    const body = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body });
+    const blobs = service({ store: slowDisk });
+    const source = await blobs.open(target(), digest, signal());
+    const client = reader(source);
+    body.end(blob);
+    while (client.position < blob.length) expect(await client.read()).toBeGreaterThan(0);
+    expect(client.body().equals(blob)).toBe(true);
+    expect(await client.read()).toBe(0);
+    // The whole verified body is out, and the file is still being flushed: not in the cache yet.
+    await waitFor(() => syncing, { what: 'the fill to flush its file', timeoutMs: 5_000 });
+    expect(await slowDisk.stat(digest)).toBeUndefined();
+    const settled = source.settled!();
+    releaseSync();
+    await settled;
+    expect(await slowDisk.stat(digest)).toEqual({ size: blob.length });
+    await source.close();
+  });
+
+  it('never hands out the last byte of a body that does not match its digest, however early it is all there', async () => {
+    const blob = randomBytes(300 * KiB + 5);
+    const digest = digestOf(blob);
+    const lie = Buffer.from(blob);
+    lie[lie.length - 1]! ^= 0xff;
+    const body = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body });
+    const blobs = service();
+    const client = reader(await blobs.open(target(), digest, signal()));
+    body.end(lie);
+    await expect(client.rest()).rejects.toThrow();
+    expect(client.position).toBeLessThan(blob.length);
+    expect(await disk.stat(digest)).toBeUndefined();
   });
 });

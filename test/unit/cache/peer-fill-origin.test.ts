@@ -103,6 +103,7 @@ async function drain(source: BlobSource): Promise<Buffer> {
       position += n;
       chunks.push(buffer.subarray(0, n));
     }
+    await source.settled?.(); // the last byte comes once verified; the cache entry once durable
   } finally {
     await source.close();
   }

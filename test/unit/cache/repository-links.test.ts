@@ -70,6 +70,7 @@ async function readAll(source: BlobSource): Promise<Buffer> {
       chunks.push(Buffer.from(buffer.subarray(0, n)));
       position += n;
     }
+    await source.settled?.(); // the last byte comes once verified; the cache entry once durable
   } finally {
     await source.close();
   }
