@@ -27,6 +27,13 @@ export interface BlobSource {
   readonly seekable: boolean;
   /** Reads up to `length` bytes at `position` into `buffer`; 0 at the end. Sources still filling want positions in order. */
   read(buffer: Buffer, position: number, length: number): Promise<number>;
+  /**
+   * Up to `length` bytes at `position` as views of memory the source shares
+   * (a fill's in-memory window, fill-feed.ts), copied nowhere; [] at the
+   * end; undefined when this read must go through read(). The views are
+   * never written to and are held only until the socket has taken them.
+   */
+  readViews?(position: number, length: number): Promise<Buffer[] | undefined>;
   /** Says the whole blob will be read from 0 in order (a local file that still needs verifying then hashes as it goes). */
   willReadWhole?(): void;
   /** Says only bytes [start, end] will be read, in order from `start` (a fill in progress then starts there). */

@@ -302,24 +302,43 @@ export class FeedReader {
    */
   read(buffer: Buffer, length: number, limit: number): number | 'behind' {
     let copied = 0;
+    return this.take(length, limit, (data) => {
+      copied += data.copy(buffer, copied);
+    });
+  }
+
+  /**
+   * Like read(), but hands out the bytes as views of the window's chunks
+   * (appended to `views`), copying nothing. The chunks are never written
+   * to; a view keeps its chunk's memory alive for as long as it is held, so
+   * a caller holds views only until the socket has taken them.
+   */
+  views(views: Buffer[], length: number, limit: number): number | 'behind' {
+    return this.take(length, limit, (data) => views.push(data));
+  }
+
+  /** Walks the window from the reader's position to at most `length` bytes, never at or past `limit`. */
+  private take(length: number, limit: number, out: (data: Buffer) => void): number | 'behind' {
+    let taken = 0;
     const stop = Math.min(limit, this.position + length);
     while (this.position < stop) {
       let chunk = this.chunk;
       if (!chunk || this.position >= chunk.start + chunk.data.length || this.position < chunk.start) {
         chunk = this.feed.chunkAt(this.position);
         if (!chunk) {
-          if (copied > 0 || this.position >= this.feed.end) break;
+          if (taken > 0 || this.position >= this.feed.end) break;
           return 'behind';
         }
         this.chunk = chunk;
       }
       const from = this.position - chunk.start;
-      const n = chunk.data.copy(buffer, copied, from, Math.min(chunk.data.length, from + (stop - this.position)));
-      copied += n;
-      this.position += n;
+      const to = Math.min(chunk.data.length, from + (stop - this.position));
+      out(chunk.data.subarray(from, to));
+      taken += to - from;
+      this.position += to - from;
     }
-    if (copied > 0) this.feed.moved();
-    return copied;
+    if (taken > 0) this.feed.moved();
+    return taken;
   }
 
   /** The hash of every byte before the reader's position (undefined when it holds no chunk that says). */

@@ -181,6 +181,27 @@ class FillSource implements BlobSource {
     if (this.reader && this.reader.position !== start) this.leaveFeed(); // joins again at `start` if the window has it
   }
 
+  /**
+   * While this reader is on this process's feed of the fill: up to `length`
+   * bytes as views of the feed's window, nothing copied ([] at the end).
+   * Undefined when the bytes must come from elsewhere (the partial file,
+   * the primary): the caller then uses read().
+   */
+  async readViews(position: number, length: number): Promise<Buffer[] | undefined> {
+    if (position !== this.position) throw new RangeError(`a fill in progress is read in order (at ${this.position}, asked for ${position})`);
+    if (this.closed) throw new Error('read after close');
+    this.started = true;
+    const coalesce = { waits: 0 };
+    for (;;) {
+      if (this.remote) return undefined;
+      this.options.signal.throwIfAborted();
+      if (!this.reader && !this.joinFeed(this.watch.state())) return undefined;
+      const views: Buffer[] = [];
+      const n = await this.fromFeed(this.reader!, views, length, coalesce);
+      if (n !== undefined) return views;
+    }
+  }
+
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
     if (position !== this.position) throw new RangeError(`a fill in progress is read in order (at ${this.position}, asked for ${position})`);
     if (this.closed) throw new Error('read after close');
@@ -282,11 +303,12 @@ class FillSource implements BlobSource {
   }
 
   /**
-   * One step on the feed: the bytes handed out, 0 at the end, or undefined
-   * when the caller should loop (waited, fell behind onto the file, or
-   * recovered from a failure).
+   * One step on the feed, into `into` (copied into a buffer, or appended as
+   * views): the bytes handed out, 0 at the end, or undefined when the caller
+   * should loop (waited, fell behind onto the file, or recovered from a
+   * failure).
    */
-  private async fromFeed(reader: FeedReader, buffer: Buffer, length: number, coalesce: { waits: number }): Promise<number | undefined> {
+  private async fromFeed(reader: FeedReader, into: Buffer | Buffer[], length: number, coalesce: { waits: number }): Promise<number | undefined> {
     const feed = reader.feed;
     if (feed.status === 'failed') {
       await this.recover(feed.error!);
@@ -304,14 +326,14 @@ class FillSource implements BlobSource {
       await feed.changed(feedCoalesceMs);
       return undefined;
     }
-    const n = reader.read(buffer, length, limit);
+    const n = Array.isArray(into) ? reader.views(into, length, limit) : reader.read(into, length, limit);
     if (n === 'behind') {
       // Slower than the fill: the bytes are in the partial file (the feed keeps what is not yet written).
       this.options.onFanOut?.('fell_behind');
       this.leaveFeed();
       return undefined;
     }
-    if (n > 0) return this.handOut(buffer, n, feed.size);
+    if (n > 0) return this.handOut(into, n, feed.size);
     if (this.options.clock.now() - this.lastProgress > this.options.stallTimeoutMs) {
       throw new RegistryError('UPSTREAM_TIMEOUT', 'the fill in progress stalled');
     }
@@ -335,10 +357,11 @@ class FillSource implements BlobSource {
     return undefined;
   }
 
-  private handOut(buffer: Buffer, n: number, size: number | undefined): number {
+  private handOut(bytes: Buffer | Buffer[], n: number, size: number | undefined): number {
     this.lastProgress = this.options.clock.now();
     if (this.hash) {
-      this.hash.update(buffer.subarray(0, n));
+      if (Array.isArray(bytes)) for (const view of bytes) this.hash.update(view);
+      else this.hash.update(bytes.subarray(0, n));
       // The chunk with the last byte leaves only once everything this client got is verified.
       if (size !== undefined && this.position + n === size) this.verify(size);
     }

@@ -28,9 +28,15 @@ export interface SendBufferPoolOptions {
   minBodyBytes: number;
 }
 
-/** Two buffers for one response; give them back with `release` once no read or write uses them. */
+/**
+ * Two buffers for one response, allocated (or taken from the pool) when
+ * first asked for: a response that sends views of a fill's window
+ * (BlobSource.readViews) needs none, and only uses `chunkBytes` as the most
+ * it holds per write. Give them back with `release` once no read or write
+ * uses them.
+ */
 export interface SendBuffers {
-  readonly buffers: readonly [Buffer, Buffer];
+  buffer(i: 0 | 1): Buffer;
   readonly chunkBytes: number;
   release(): void;
 }
@@ -56,21 +62,21 @@ export class SendBufferPool {
     const { chunkBytes, maxBytes, fallbackChunkBytes, minBodyBytes } = this.options;
     const big = bodyBytes !== undefined && bodyBytes >= minBodyBytes;
     const pooled = big && this.lent + 2 * chunkBytes <= maxBytes;
+    const buffers: [Buffer | undefined, Buffer | undefined] = [undefined, undefined];
     if (!pooled) {
       const size = big ? fallbackChunkBytes : defaultChunkBytes;
-      return { buffers: [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)], chunkBytes: size, release: () => undefined };
+      return { buffer: (i) => (buffers[i] ??= Buffer.allocUnsafe(size)), chunkBytes: size, release: () => undefined };
     }
     this.lent += 2 * chunkBytes;
-    const buffers: [Buffer, Buffer] = [this.free.pop() ?? Buffer.allocUnsafe(chunkBytes), this.free.pop() ?? Buffer.allocUnsafe(chunkBytes)];
     let released = false;
     return {
-      buffers,
+      buffer: (i) => (buffers[i] ??= this.free.pop() ?? Buffer.allocUnsafe(chunkBytes)),
       chunkBytes,
       release: () => {
         if (released) return;
         released = true;
         this.lent -= 2 * chunkBytes;
-        this.free.push(...buffers);
+        for (const buffer of buffers) if (buffer) this.free.push(buffer);
       },
     };
   }

@@ -89,7 +89,8 @@ const sendChunkBytes = 256 * 1024;
  * closes the source. Two reused buffers, the next read in flight while the
  * socket takes the current chunk, a buffer reused only once the socket is
  * done with it: no stream objects or per-chunk allocations, so a big blob
- * costs little CPU and no garbage. A read that fails destroys the socket, so
+ * costs little CPU and no garbage. A fill's in-memory window is sent as
+ * views instead, two writes in flight at most, each at most a chunk. A read that fails destroys the socket, so
  * an announced Content-Length (or an unterminated chunked body) is never
  * completed with wrong or missing bytes.
  */
@@ -106,15 +107,23 @@ export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start
     for (const fail of waiting) fail(gone);
     waiting.clear();
   };
-  const write = (chunk: Buffer): Promise<void> => {
+  // Several views go out corked: one writev, one callback.
+  const write = (chunks: Buffer | readonly Buffer[]): Promise<void> => {
     if (gone) return Promise.reject(gone);
     return new Promise<void>((resolve, reject) => {
       waiting.add(reject);
-      res.write(chunk, (err) => {
+      const done = (err: Error | null | undefined): void => {
         waiting.delete(reject);
         if (err) reject(err);
         else resolve();
-      });
+      };
+      if (Buffer.isBuffer(chunks)) {
+        res.write(chunks, done);
+        return;
+      }
+      res.cork();
+      chunks.forEach((chunk, k) => res.write(chunk, k === chunks.length - 1 ? done : undefined));
+      res.uncork();
     });
   };
   res.once('close', onClose);
@@ -132,27 +141,35 @@ export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start
       res.end(buffer);
       return;
     }
-    // A big body reads 1 MiB chunks from a bounded pool (send-buffers.ts).
+    // A big body reads 1 MiB chunks from a bounded pool (send-buffers.ts), or sends views of a fill's
+    // window as they are (no copy, no buffer of its own) while the source offers them.
     lease = sendBufferPool.take(length);
-    const { buffers, chunkBytes } = lease;
+    const { chunkBytes } = lease;
     const flushed: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
     let position = start;
-    let i = 0;
+    let i: 0 | 1 = 0;
     while (end === undefined || position <= end) {
       await flushed[i];
       if (gone) throw gone;
       const want = end === undefined ? chunkBytes : Math.min(chunkBytes, end + 1 - position);
-      const n = await blob.read(buffers[i]!, position, want);
+      const views = blob.readViews ? await blob.readViews(position, want) : undefined;
+      let n: number;
+      if (views !== undefined) {
+        n = views.reduce((sum, view) => sum + view.length, 0);
+        if (n > 0) flushed[i] = write(views);
+      } else {
+        const buffer = lease.buffer(i);
+        n = await blob.read(buffer, position, want);
+        if (n > 0) flushed[i] = write(n === buffer.length ? buffer : buffer.subarray(0, n));
+      }
       if (n === 0) {
         if (end === undefined) break;
         throw new Error('blob shorter than its size');
       }
       position += n;
-      const chunk = n === chunkBytes ? buffers[i]! : buffers[i]!.subarray(0, n);
-      flushed[i] = write(chunk);
       flushed[i]!.catch(() => undefined);
       onBytes?.(n);
-      i ^= 1;
+      i = i === 0 ? 1 : 0;
     }
     await Promise.all(flushed);
     if (gone) throw gone;

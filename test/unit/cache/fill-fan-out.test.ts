@@ -386,6 +386,44 @@ describe('the fill fan-out', () => {
     await source.close();
   });
 
+  it('hands a reader on the window views of the chunks the primary sent, copied nowhere, the last byte once verified', async () => {
+    const blob = randomBytes(1024 * KiB + 3);
+    const digest = digestOf(blob);
+    const sent: Buffer[] = [];
+    for (let at = 0; at < blob.length; at += 64 * KiB) sent.push(Buffer.from(blob.subarray(at, at + 64 * KiB)));
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    // One chunk per read, as the primary's socket hands them over; the body ends when the test says.
+    const body = Readable.from(
+      (async function* () {
+        yield* sent;
+        await ended;
+      })(),
+    );
+    upstream.blobBody = () => ({ size: blob.length, body });
+    const source = await service().open(target(), digest, signal());
+    const received: Buffer[] = [];
+    let position = 0;
+    while (position < blob.length - 1) {
+      const views = await source.readViews!(position, 256 * KiB);
+      expect(views).toBeDefined();
+      for (const view of views!) {
+        expect(sent.some((chunk) => chunk.buffer === view.buffer)).toBe(true);
+        received.push(view);
+        position += view.length;
+      }
+    }
+    expect(position).toBe(blob.length - 1); // the last byte waits for the digest
+    end();
+    const last = await source.readViews!(position, 256 * KiB);
+    expect(last!.reduce((n, v) => n + v.length, 0)).toBe(1);
+    received.push(...last!);
+    expect(await source.readViews!(blob.length, 256 * KiB)).toEqual([]);
+    expect(Buffer.concat(received).equals(blob)).toBe(true);
+    await source.settled!();
+    await source.close();
+  });
+
   it('never hands out the last byte of a body that does not match its digest, however early it is all there', async () => {
     const blob = randomBytes(300 * KiB + 5);
     const digest = digestOf(blob);

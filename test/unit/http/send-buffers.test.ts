@@ -15,20 +15,32 @@ describe('send buffer pool', () => {
     const pool = new SendBufferPool(options);
     const a = pool.take(64 * MiB);
     expect(a.chunkBytes).toBe(MiB);
-    expect(a.buffers.map((b) => b.length)).toEqual([MiB, MiB]);
+    const lent = [a.buffer(0), a.buffer(1)];
+    expect(lent.map((b) => b.length)).toEqual([MiB, MiB]);
+    expect(a.buffer(0)).toBe(lent[0]); // the same buffer every time it is asked for
     expect(pool.lentBytes).toBe(2 * MiB);
     a.release();
     a.release(); // twice is harmless
     expect(pool.lentBytes).toBe(0);
     expect(pool.idleBytes).toBe(2 * MiB);
     const b = pool.take(64 * MiB);
-    expect(new Set([...b.buffers])).toEqual(new Set([...a.buffers]));
+    expect(new Set([b.buffer(0), b.buffer(1)])).toEqual(new Set(lent));
+    expect(pool.idleBytes).toBe(0);
+  });
+
+  it('allocates nothing for a response that never asks for its buffers (it sends views of a fill)', () => {
+    const pool = new SendBufferPool(options);
+    const views = pool.take(64 * MiB);
+    expect(pool.lentBytes).toBe(2 * MiB); // its bound still counts
+    views.release();
+    expect(pool.lentBytes).toBe(0);
     expect(pool.idleBytes).toBe(0);
   });
 
   it('gives small buffers of their own to responses beyond its bound, so memory stays bounded', () => {
     const pool = new SendBufferPool(options);
     const held = [pool.take(64 * MiB), pool.take(64 * MiB)];
+    for (const h of held) [h.buffer(0), h.buffer(1)];
     expect(pool.lentBytes).toBe(4 * MiB);
     const over = pool.take(64 * MiB);
     expect(over.chunkBytes).toBe(128 * 1024);
@@ -109,6 +121,38 @@ describe('sending a big verified file through the pool', () => {
     expect(source.closed).toBe(true);
     expect(sendBufferPool.lentBytes).toBe(0);
     expect(sendBufferPool.idleBytes).toBeGreaterThanOrEqual(2 * MiB);
+  });
+
+  it('sends the views a source offers as they are, and reads into buffers only where it offers none', async () => {
+    const bytes = randomBytes(6 * MiB + 999);
+    const source = fileSource(bytes);
+    const handedOut: Buffer[] = [];
+    let copies = 0;
+    const read = source.read.bind(source);
+    // Views of 64 KiB pieces for the first 4 MiB, then nothing: the rest goes through read().
+    Object.assign(source, {
+      async readViews(position: number, length: number): Promise<Buffer[] | undefined> {
+        if (position >= 4 * MiB) return undefined;
+        const views: Buffer[] = [];
+        for (let at = position; at < Math.min(position + length, 4 * MiB); at += 64 * 1024) views.push(bytes.subarray(at, Math.min(at + 64 * 1024, position + length, 4 * MiB)));
+        handedOut.push(...views);
+        return views;
+      },
+      async read(buffer: Buffer, position: number, length: number): Promise<number> {
+        copies += 1;
+        return read(buffer, position, length);
+      },
+    });
+    const idleBefore = sendBufferPool.idleBytes;
+    const { url, done } = await serve(source, 0, bytes.length - 1);
+    const body = Buffer.from(await (await fetch(url)).arrayBuffer());
+    expect(await done).toBe('ok');
+    expect(body.equals(bytes)).toBe(true);
+    expect(handedOut.reduce((n, v) => n + v.length, 0)).toBe(4 * MiB);
+    expect(handedOut.every((v) => v.buffer === bytes.buffer)).toBe(true); // shared, never copied
+    expect(copies).toBeGreaterThan(0);
+    expect(sendBufferPool.lentBytes).toBe(0);
+    expect(sendBufferPool.idleBytes).toBeGreaterThanOrEqual(idleBefore);
   });
 
   it('gives the buffers back when the read fails and the client gets a cut body', async () => {
