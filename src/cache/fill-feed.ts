@@ -32,7 +32,7 @@
  * exactly the bytes it handed out, without reading anything back.
  *
  * Memory: a cached fill keeps `windowBytes` of recent chunks, more only
- * while a reader has yet to read them, up to 4 × `windowBytes` (plus what
+ * while a reader has yet to read them, up to 2 × `windowBytes` (plus what
  * the ingest queues anyway — the same buffers); an uncached one spans its
  * slowest kept reader, about `windowBytes`. Plus the one chunk each reader
  * is in, and at most `maxFeeds` feeds per process; a fill beyond that runs
@@ -97,7 +97,7 @@ export class FillFeed {
     this.partialPath = options.partialPath;
     this.windowBytes = options.windowBytes;
     this.laggardGraceMs = options.laggardGraceMs ?? 1_000;
-    this.maxHeldBytes = 4 * options.windowBytes;
+    this.maxHeldBytes = 2 * options.windowBytes;
     this.clock = options.clock ?? systemClock;
   }
 

@@ -33,7 +33,7 @@ export class IngestVerificationError extends Error {
 /** Unverified blobs up to this size are hashed whole when opened (manifests, configs, small layers). */
 const verifyAtOpenBytes = 4 * 1024 * 1024;
 /** Bytes a fill may queue for writing before the network read waits for the disk. */
-const ingestHighWaterBytes = 8 * 1024 * 1024;
+const ingestHighWaterBytes = 4 * 1024 * 1024;
 
 /** The chunks left after the first `written` bytes of a short writev. */
 function remainder(chunks: Uint8Array[], written: number): Uint8Array[] {
