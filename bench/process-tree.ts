@@ -37,6 +37,18 @@ export function readStat(pid: number): ProcStat | undefined {
   return { pid, ppid: Number(fields[1]), cpuTicks: Number(fields[11]) + Number(fields[12]), sysTicks: Number(fields[12]) };
 }
 
+/**
+ * CPU ticks of this process's children that have exited and been waited for
+ * (cutime + cstime): over a window in which only one short-lived child ran
+ * and ended (a skopeo pull), that child's CPU time.
+ */
+export function reapedChildTicks(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8');
+  const rest = fields.slice(fields.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3: cutime is field 16, cstime 17.
+  return Number(rest[13]) + Number(rest[14]);
+}
+
 /** Resident set size in KiB (VmRSS), undefined once the process is gone. */
 export function readRssKiB(pid: number): number | undefined {
   try {

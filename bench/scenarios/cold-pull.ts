@@ -2,8 +2,16 @@
  * Cold pull of the whole app image with skopeo: straight from the primary,
  * and through each mirror started with empty storage; with the bytes each
  * mirror fetched from the primary and how many times it fetched each blob.
+ *
+ * Also the CPU time of everything the pull ran on — skopeo, the primary and
+ * the mirror — and the least wall time that much work can take on this
+ * machine's cores (CPU-s ÷ cores): on a loopback link the three share the
+ * machine, so a mirror's cost shows up in the pull's time, and the bound
+ * says how close to the direct pull any mirror could come here.
  */
+import os from 'node:os';
 import { openCpuWindow } from '../cpu.ts';
+import { clockTicksPerSecond, reapedChildTicks } from '../process-tree.ts';
 import { coldMirrors } from '../targets.ts';
 import { upstreamCost, pullImage } from './pull.ts';
 import { rotate, round1, type Scenario } from './scenario.ts';
@@ -25,8 +33,14 @@ export const coldPull: Scenario = {
         targets.primary.clearRequests();
         const pid = way.pid();
         const cpu = pid === undefined ? undefined : openCpuWindow(pid);
+        const primaryPid = targets.primary.pid;
+        const primaryCpu = primaryPid === undefined ? undefined : openCpuWindow(primaryPid);
+        const clientTicks = reapedChildTicks();
         const pull = await pullImage(way.host(), image);
         const cpuSeconds = cpu?.stop();
+        const clientSeconds = (reapedChildTicks() - clientTicks) / clockTicksPerSecond;
+        const primarySeconds = primaryCpu?.stop() ?? 0;
+        const totalSeconds = clientSeconds + primarySeconds + (cpuSeconds ?? 0);
         const cost = await upstreamCost(targets.primary, blobs);
         const perBlob = Object.values(cost.getsPerBlob);
         const maxGets = Math.max(...perBlob);
@@ -36,6 +50,8 @@ export const coldPull: Scenario = {
         );
         ctx.record({ metric: 'pull s', target: way.name, round, value: pull.seconds, better: 'lower', detail: { ...cost, imageBytes, mirrorCpuSeconds: cpuSeconds } });
         if (cpuSeconds !== undefined) ctx.record({ metric: 'mirror CPU-s', target: way.name, round, value: cpuSeconds, better: 'lower' });
+        ctx.record({ metric: 'skopeo + primary CPU-s', target: way.name, round, value: clientSeconds + primarySeconds, better: 'lower' });
+        ctx.record({ metric: 'all CPU-s ÷ cores (least pull s)', target: way.name, round, value: totalSeconds / os.availableParallelism(), better: 'lower' });
         ctx.record({ metric: 'MiB from primary', target: way.name, round, value: cost.blobBytes / 2 ** 20, better: 'lower' });
         ctx.record({ metric: 'fetches per blob (max)', target: way.name, round, value: maxGets, better: 'lower', detail: { min: minGets, imageMiB: round1(imageBytes / 2 ** 20) } });
       }
