@@ -424,6 +424,117 @@ describe('the fill fan-out', () => {
     await source.close();
   });
 
+  describe("readers of another process's fill (a shared tail)", () => {
+    /** Two processes: `leader` runs the fill (its own window), `other` only follows it, as another worker does. */
+    function twoProcesses() {
+      const coordinator = new MemoryFillCoordinator();
+      const leader = service({ coordinator });
+      const { store, counts } = countingStore(disk);
+      const joined = { count: 0 };
+      const other = service({ coordinator, store, observer: { ...noopObserver, fanOut: (event) => void (event === 'joined' && joined.count++) } });
+      return { leader, other, counts, joined };
+    }
+
+    it('reads the partial file once for all of them, hands out views, and every body is correct', async () => {
+      const blob = randomBytes(3 * 1024 * KiB + 17);
+      const digest = digestOf(blob);
+      const body = new PassThrough();
+      upstream.blobBody = () => ({ size: blob.length, body });
+      const { leader, other, counts, joined } = twoProcesses();
+      const first = reader(await leader.open(target(), digest, signal()));
+      const followers = await Promise.all(Array.from({ length: 6 }, () => other.open(target(), digest, signal())));
+      const bodies = Promise.all(
+        followers.map(async (source) => {
+          const got: Buffer[] = [];
+          // The first read goes through the file (that is where a reader joins the tail); then views.
+          const buffer = Buffer.allocUnsafe(64 * KiB);
+          let position = 0;
+          let viewed = 0;
+          for (;;) {
+            const views = await source.readViews!(position, 256 * KiB);
+            if (views?.length === 0) break;
+            if (views) {
+              viewed += views.length;
+              for (const view of views) got.push(view), (position += view.length);
+              continue;
+            }
+            const n = await source.read(buffer, position, buffer.length);
+            if (n === 0) break;
+            got.push(Buffer.from(buffer.subarray(0, n)));
+            position += n;
+          }
+          await source.settled!();
+          await source.close();
+          return { body: Buffer.concat(got), viewed };
+        }),
+      );
+      for (let at = 0; at < blob.length; at += 64 * KiB) {
+        body.write(blob.subarray(at, at + 64 * KiB));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      body.end();
+      expect((await first.rest()).equals(blob)).toBe(true);
+      for (const { body: got, viewed } of await bodies) {
+        expect(got.equals(blob)).toBe(true);
+        expect(viewed).toBeGreaterThan(0);
+      }
+      expect(upstream.count('GET blob')).toBe(1);
+      expect(joined.count).toBeGreaterThanOrEqual(6); // each follower joined the tail
+      // One tail read the file for six readers (plus what a reader read before it joined, or behind it).
+      expect(counts.partialBytes).toBeLessThan(2 * blob.length);
+    });
+
+    it('lets its readers go on from their own file when the fill fails: the bytes they got are hashed back, the rest comes from the primary, verified', async () => {
+      const blob = randomBytes(2 * 1024 * KiB + 3);
+      const digest = digestOf(blob);
+      const body = new PassThrough();
+      upstream.blobBody = () => ({ size: blob.length, body });
+      upstream.blobs.set(digest, blob); // what a ranged GET from the primary gets
+      const coordinator = new MemoryFillCoordinator();
+      // The leader's disk fills up after 1 MiB: the fill fails with CACHE_WRITE_FAILED, its readers go on from the primary.
+      let writable = 1024 * KiB;
+      const failing: BlobStore = {
+        ...disk,
+        stat: (d) => disk.stat(d),
+        open: (d) => disk.open(d),
+        put: (d, data) => disk.put(d, data),
+        remove: (d) => disk.remove(d),
+        openPartial: (p) => disk.openPartial(p),
+        discardPartial: (p) => disk.discardPartial(p),
+        sweep: () => disk.sweep(),
+        async beginIngest(d, size, onProgress) {
+          const ingest = await disk.beginIngest(d, size, onProgress);
+          return Object.assign(Object.create(ingest) as typeof ingest, {
+            async write(chunk: Uint8Array) {
+              writable -= chunk.byteLength;
+              if (writable < 0) throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
+              return ingest.write(chunk);
+            },
+            commit: (onVerified?: () => void) => ingest.commit(onVerified),
+            abort: () => ingest.abort(),
+            hashSoFar: () => ingest.hashSoFar(),
+          });
+        },
+      };
+      const leader = service({ coordinator, store: failing });
+      let joined = 0;
+      const other = service({ coordinator, observer: { ...noopObserver, fanOut: (event) => void (event === 'joined' && joined++) } });
+      const first = reader(await leader.open(target(), digest, signal()));
+      const follower = reader(await other.open(target(), digest, signal()));
+      for (let at = 0; at < 768 * KiB; at += 64 * KiB) {
+        body.write(blob.subarray(at, at + 64 * KiB));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await follower.readAtLeast(512 * KiB);
+      expect(joined).toBe(1); // on the tail when the fill fails
+      body.end(blob.subarray(768 * KiB));
+      const [a, b] = await Promise.all([first.rest(), follower.rest()]);
+      expect(a.equals(blob)).toBe(true);
+      expect(b.equals(blob)).toBe(true);
+      expect(upstream.calls.filter((c) => c.startsWith(`GET blob ${digest} from`)).length).toBeGreaterThanOrEqual(1);
+    });
+  });
+
   it('never hands out the last byte of a body that does not match its digest, however early it is all there', async () => {
     const blob = randomBytes(300 * KiB + 5);
     const digest = digestOf(blob);
