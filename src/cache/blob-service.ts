@@ -353,9 +353,9 @@ export class BlobService {
 
   private readonly onFanOut = (event: 'joined' | 'fell_behind'): void => this.options.observer.fanOut?.(event);
 
-  /** A shared tail of a fill in progress (fill-tails.ts), for readers of its partial file: another worker's fill, or one whose window they fell behind. */
+  /** A shared tail of a fill another process runs (fill-tails.ts); none when this process runs it: its readers have the fill's own window. */
   private tail(digest: Digest, state: Parameters<FillTails['join']>[1], position: number): FillFeed | undefined {
-    return this.tails.join(digest, state, position);
+    return this.feeds.get(digest) ? undefined : this.tails.join(digest, state, position);
   }
 
   private feedSource(target: BlobTarget, digest: Digest, reader: FeedReader, result: CacheResult, signal: AbortSignal): BlobSource {

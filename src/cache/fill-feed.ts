@@ -85,11 +85,8 @@ export class FillFeed {
   private persistedBytes = 0;
   private pushed = 0;
   private state: FeedStatus = 'running';
-  private fillVerified = false;
   private failure: FillError | undefined;
   private readonly wakeups = new Wakeups();
-  /** Woken when a reader takes bytes or leaves (a tail waits for its readers). */
-  private readonly readerWakeups = new Wakeups();
   private readonly readers = new Set<FeedReader>();
   private roomWaiter: (() => void) | undefined;
   private readonly laggardGraceMs: number;
@@ -153,23 +150,7 @@ export class FillFeed {
     this.evict();
   }
 
-  /**
-   * The fill is verified before every byte is in the window (a tail that
-   * waits for its readers): readers may hand out the bytes they hold back,
-   * the end still comes with {@link succeed}.
-   */
-  markVerified(): void {
-    if (this.state !== 'running' || this.fillVerified) return;
-    this.fillVerified = true;
-    this.wake();
-  }
-
-  /** Whether readers may hand out their last byte: the fill is verified. */
-  get verified(): boolean {
-    return this.state === 'done' || this.fillVerified;
-  }
-
-  /** Verified and every byte pushed: readers may hand out the last byte (a cached fill's file may still be on its way to disk). */
+  /** Verified: readers may hand out the last byte (a cached fill's file may still be on its way to disk). */
   succeed(): void {
     if (this.state !== 'running') return;
     this.state = 'done';
@@ -253,27 +234,15 @@ export class FillFeed {
     return undefined;
   }
 
-  /** How far the newest byte is ahead of the fastest reader (0 without readers). */
-  get lead(): number {
-    return this.readers.size === 0 ? 0 : this.pushed - this.span().fastest;
-  }
-
-  /** Resolves when a reader takes bytes or leaves, or after `timeoutMs`. */
-  readersMoved(timeoutMs: number): Promise<void> {
-    return this.readerWakeups.next(timeoutMs);
-  }
-
   /** @internal a reader moved on or left. */
   moved(): void {
     this.roomWaiter?.();
-    this.readerWakeups.wakeAll();
   }
 
   /** @internal */
   left(reader: FeedReader): void {
     this.readers.delete(reader);
     this.roomWaiter?.();
-    this.readerWakeups.wakeAll();
   }
 
   /** Positions of the fastest and the slowest reader still kept (not cut off). */

@@ -328,7 +328,7 @@ class FillSource implements BlobSource {
     const done = feed.status === 'done';
     if (done && this.position >= feed.end) return this.end();
     let limit = feed.end;
-    if (!feed.verified) limit = Math.min(limit, this.heldByte(feed.size) ?? feed.end - 1);
+    if (!done) limit = Math.min(limit, this.heldByte(feed.size) ?? feed.end - 1);
     this.seen(feed.end);
     const available = limit - this.position;
     if (!done && available > 0 && available < Math.min(length, feedReadBytes) && coalesce.waits < feedCoalesceWaits) {

@@ -1,7 +1,7 @@
 /**
- * Shared tails of fills in progress: the first reader in this process that
- * reads a fill's partial file — the fill runs in another worker, or in this
- * one and the reader fell behind its window — starts one tail, which reads
+ * Shared tails of fills another process runs (another worker's, or a
+ * replica's peer fill landing in another worker): the first reader in this
+ * process that reads such a fill's partial file starts one tail, which reads
  * the file as the fill's progress says it grew and pushes it into a window
  * (a FillFeed) that every reader in this process shares, as views, nothing
  * copied (send.ts). One read of the file per process instead of one per
@@ -9,10 +9,6 @@
  *
  *   other worker's fill ──► partial file ──► tail (this process) ──► window ──► readers that keep up
  *                                        └──────────────────────────────────► readers behind it (fill-source.ts)
- *
- * Unlike the fill's own window, a tail waits for its readers: it reads on
- * only while its fastest reader is less than a window behind, so slow
- * clients cost no reads ahead and no memory beyond the window.
  *
  * A tail hashes nothing: its chunks carry no hash, and a reader that must
  * continue elsewhere hashes back from the file it opened before it joined.
@@ -48,8 +44,6 @@ type Running = Extract<FillState, { status: 'running' }>;
 /** Below this many new bytes a tail waits once for more (a tiny read costs a syscall for every reader's little). */
 const minReadBytes = 256 * 1024;
 const waitMs = 20;
-const readerWaitMs = 100;
-const defaultWindowBytes = 4 * 1024 * 1024;
 
 export class FillTails {
   private readonly tails = new Map<string, FillFeed>();
@@ -73,7 +67,7 @@ export class FillTails {
       kind: 'cached',
       size: state.size,
       partialPath: state.partialPath,
-      windowBytes: this.options.windowBytes ?? defaultWindowBytes,
+      windowBytes: this.options.windowBytes ?? 4 * 1024 * 1024,
       clock: this.clock,
       tail: { startAt: position },
     });
@@ -102,9 +96,7 @@ export class FillTails {
     try {
       file = await this.options.store.openPartial(partialPath);
       if (!file) return stop('the partial file is gone');
-      const windowBytes = this.options.windowBytes ?? defaultWindowBytes;
-      // A read is at most half a window, so what it brings stays in the window for the readers it is for.
-      const readBytes = Math.min(this.options.readBytes ?? 1024 * 1024, Math.max(64 * 1024, windowBytes / 2));
+      const readBytes = this.options.readBytes ?? 1024 * 1024;
       const idleMs = this.options.idleMs ?? 1_000;
       let position = feed.end;
       let lastRead = this.clock.now();
@@ -114,14 +106,6 @@ export class FillTails {
         if (state.status === 'failed' || state.status === 'pending' || state.partialPath !== partialPath) return stop('the fill ended without this tail');
         if (feed.readerCount > 0) lastRead = this.clock.now();
         else if (this.clock.now() - lastRead > idleMs) return stop('nobody reads it');
-        // Verified: readers need not wait for the rest to be pushed to hand out the byte they hold back (a range's last).
-        if (state.status === 'done') feed.markVerified();
-        if (feed.readerCount === 0 || feed.lead >= windowBytes) {
-          // Nobody to read for, or a window ahead of its fastest reader: read on only as they take it
-          // (slow clients cost no reads ahead).
-          await feed.readersMoved(readerWaitMs);
-          continue;
-        }
         const available = Math.min(state.bytes, state.size ?? state.bytes) - position;
         if (available > 0 && (available >= minReadBytes || state.status === 'done' || waited)) {
           const want = Math.min(readBytes, available);
