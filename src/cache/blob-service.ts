@@ -37,8 +37,7 @@ import { createDigester, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { BlobSource } from './blob-source.ts';
 import { FeedSource } from './feed-source.ts';
-import { FillFeeds, type FeedReader, type FillFeed, type FillFeedsOptions } from './fill-feed.ts';
-import { FillTails } from './fill-tails.ts';
+import { FillFeeds, type FeedReader, type FillFeedsOptions } from './fill-feed.ts';
 import { FillLeader, type LeaderStart } from './fill-leader.ts';
 import type { FillOrigin } from './fill-origin.ts';
 import { openFillSource } from './fill-source.ts';
@@ -94,19 +93,11 @@ export class BlobService {
   private readonly leader: FillLeader;
   private readonly clock: Clock;
   private readonly feeds: FillFeeds;
-  private readonly tails: FillTails;
 
   constructor(private readonly options: BlobServiceOptions) {
     this.small = new LRUCache<string, Buffer>({ maxSize: options.smallBlobMemoryBytes ?? 16 * 1024 * 1024, sizeCalculation: (b) => b.byteLength + 64 });
     this.feeds = new FillFeeds({ clock: options.clock, ...options.fanOut });
     this.leader = new FillLeader({ ...options, feeds: this.feeds });
-    this.tails = new FillTails({
-      store: options.store,
-      follow: (digest) => options.coordinator.follow(digest),
-      logger: options.logger,
-      clock: options.clock,
-      windowBytes: options.fanOut?.windowBytes,
-    });
     this.clock = options.clock ?? systemClock;
   }
 
@@ -307,7 +298,6 @@ export class BlobService {
       takeOver: notHere,
       fromPrimary: notHere,
       feed: () => this.feeds.get(digest),
-      tail: (state, position) => this.tail(digest, state, position),
       onFanOut: this.onFanOut,
     });
   }
@@ -340,7 +330,6 @@ export class BlobService {
       takeOver: () => this.takeOver(target, digest),
       fromPrimary: (position, hash, size) => this.fromPrimary(target, digest, position, hash, size, signal),
       feed: () => this.feeds.get(digest),
-      tail: (state, position) => this.tail(digest, state, position),
       onFanOut: this.onFanOut,
     });
   }
@@ -352,11 +341,6 @@ export class BlobService {
   }
 
   private readonly onFanOut = (event: 'joined' | 'fell_behind'): void => this.options.observer.fanOut?.(event);
-
-  /** A shared tail of a fill another process runs (fill-tails.ts); none when this process runs it: its readers have the fill's own window. */
-  private tail(digest: Digest, state: Parameters<FillTails['join']>[1], position: number): FillFeed | undefined {
-    return this.feeds.get(digest) ? undefined : this.tails.join(digest, state, position);
-  }
 
   private feedSource(target: BlobTarget, digest: Digest, reader: FeedReader, result: CacheResult, signal: AbortSignal): BlobSource {
     this.onFanOut('joined');

@@ -46,8 +46,8 @@ import { systemClock, type Clock, type FillError } from './ports.ts';
 export interface FeedChunk {
   readonly start: number;
   readonly data: Buffer;
-  /** The hash of every byte before `start`; absent on a tail (fill-tails.ts), whose readers hash back from their file. */
-  readonly before: Hash | undefined;
+  /** The hash of every byte before `start`. */
+  readonly before: Hash;
 }
 
 export type FeedStatus = 'running' | 'done' | 'failed';
@@ -66,8 +66,6 @@ export interface FillFeedOptions {
   laggardGraceMs?: number;
   /** Times the grace; the system clock by default. */
   clock?: Clock;
-  /** A tail of another process's fill (fill-tails.ts), whose first chunk starts here rather than at 0. */
-  tail?: { startAt: number };
 }
 
 export class FillFeed {
@@ -75,8 +73,6 @@ export class FillFeed {
   readonly kind: 'cached' | 'uncached';
   readonly size: number | undefined;
   readonly partialPath: string | undefined;
-  /** A tail of another process's fill: when it fails, its readers go on with their own file (fill-source.ts). */
-  readonly tail: boolean;
   private readonly windowBytes: number;
   private chunks: FeedChunk[] = [];
   /** Index of the oldest chunk still in the window. */
@@ -99,8 +95,6 @@ export class FillFeed {
     this.kind = options.kind;
     this.size = options.size;
     this.partialPath = options.partialPath;
-    this.tail = options.tail !== undefined;
-    this.pushed = options.tail?.startAt ?? 0;
     this.windowBytes = options.windowBytes;
     this.laggardGraceMs = options.laggardGraceMs ?? 1_000;
     this.maxHeldBytes = 2 * options.windowBytes;
@@ -134,8 +128,8 @@ export class FillFeed {
     return this.readers.size;
   }
 
-  /** Adds a chunk the origin sent; `before` is the hash of every byte before it (a tail has none). Never waits. */
-  push(data: Buffer, before?: Hash): void {
+  /** Adds a chunk the origin sent; `before` is the hash of every byte before it. Never waits. */
+  push(data: Buffer, before: Hash): void {
     if (this.state !== 'running' || data.length === 0) return;
     this.chunks.push({ start: this.pushed, data, before });
     this.pushed += data.length;
@@ -351,7 +345,7 @@ export class FeedReader {
   sentHash(): Hash | undefined {
     if (this.position === 0) return createDigester(this.feed.digest);
     const chunk = this.chunk ?? this.feed.chunkAt(this.position);
-    if (!chunk?.before || this.position < chunk.start || this.position > chunk.start + chunk.data.length) return undefined;
+    if (!chunk || this.position < chunk.start || this.position > chunk.start + chunk.data.length) return undefined;
     return chunk.before.copy().update(chunk.data.subarray(0, this.position - chunk.start));
   }
 

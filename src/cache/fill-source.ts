@@ -70,8 +70,6 @@ export interface FillSourceOptions {
   fromPrimary: (position: number, hash: Hash, size: number | undefined) => Promise<BlobSource>;
   /** This process's feed of the fill writing `partialPath`, when this process runs it. */
   feed?: (partialPath: string) => FillFeed | undefined;
-  /** This process's shared tail of a fill another process runs, started at `position` when there is none (fill-tails.ts). */
-  tail?: (state: Extract<FillState, { status: 'running' }>, position: number) => FillFeed | undefined;
   /** Told when the reader joins the feed or falls behind it. */
   onFanOut?: (event: 'joined' | 'fell_behind') => void;
   /** A place in this process's feed of the fill, held for this reader from byte 0 (the fill's own client). */
@@ -234,10 +232,6 @@ class FillSource implements BlobSource {
         const done = state.status === 'done';
         if (done && this.position >= state.size) return this.end();
         this.file ??= await this.openFile(state);
-        if (this.file && this.joinTail(state)) {
-          waitMs = minWaitMs;
-          continue;
-        }
         if (this.file) {
           // Read what has landed; hold back the final byte until the fill is verified.
           let available = state.bytes;
@@ -316,11 +310,6 @@ class FillSource implements BlobSource {
    */
   private async fromFeed(reader: FeedReader, into: Buffer | Buffer[], length: number, coalesce: { waits: number }): Promise<number | undefined> {
     const feed = reader.feed;
-    if (feed.status === 'failed' && feed.tail) {
-      // A tail that stopped: this reader goes on with its own file and watch, which say how the fill went.
-      this.leaveFeed();
-      return undefined;
-    }
     if (feed.status === 'failed') {
       await this.recover(feed.error!);
       return undefined;
@@ -350,21 +339,6 @@ class FillSource implements BlobSource {
     }
     await feed.changed(maxWaitMs);
     return undefined;
-  }
-
-  /**
-   * Joins this process's shared tail of another process's fill, once this
-   * reader has a file of its own to go on with (and to hash back from: a
-   * tail's chunks carry no hash).
-   */
-  private joinTail(state: Running): boolean {
-    if (state.status !== 'running' || !this.options.tail) return false;
-    const feed = this.options.tail(state, this.position);
-    if (!feed || !feed.tail || feed.partialPath !== state.partialPath || feed.status !== 'running') return false;
-    if (this.size !== undefined && feed.size !== this.size) return false;
-    this.reader = feed.reader(this.position);
-    if (this.reader) this.options.onFanOut?.('joined');
-    return this.reader !== undefined;
   }
 
   private leaveFeed(): void {
