@@ -8,11 +8,10 @@
  * see bench/README.md). Those chunks come from a bounded pool that keeps the
  * buffers it lends for the next response (no allocation per response); a
  * response that finds the pool exhausted — many concurrent or slow clients,
- * e.g. ~100 slow clients per worker — gets two small buffers of its own
- * instead (128 KiB ones measured at 0.79× the worker peak − idle of 256 KiB
- * ones in bench `cold-200`, 0.74× in `slow-200`; 64 KiB since clients of a
- * fill read views of its window). Small bodies and fills of unknown length
- * keep 256 KiB chunks.
+ * e.g. ~100 followers of one fill per worker — gets two 128 KiB buffers of
+ * its own instead (bench `cold-200`: worker peak − idle 0.79× of 256 KiB
+ * buffers, `slow-200` 0.74×; one cold GET no slower). Small bodies and fills
+ * of unknown length keep 256 KiB chunks.
  */
 
 /** Chunk size of a response that does not use the pool. */
@@ -84,15 +83,13 @@ export class SendBufferPool {
 }
 
 /**
- * This process's pool: 8 MiB of 1 MiB chunks (4 fast responses at once per
- * process: the 8 clients of `big-blob-8` on 2 workers), 64 KiB buffers for
- * the rest. 200 slow clients cost a worker about 8 + 96 × 0.125 MiB instead
- * of 100 × 2 MiB; clients of a fill in progress that keep up with it take
- * views of its window and none of these.
+ * This process's pool: 16 MiB of 1 MiB chunks (8 fast responses at once per
+ * process), 128 KiB buffers for the rest. 200 slow clients cost a worker
+ * about 16 + 100 × 0.25 MiB instead of 100 × 2 MiB.
  */
 export const sendBufferPool = new SendBufferPool({
   chunkBytes: 1024 * 1024,
-  maxBytes: 8 * 1024 * 1024,
-  fallbackChunkBytes: 64 * 1024,
+  maxBytes: 16 * 1024 * 1024,
+  fallbackChunkBytes: 128 * 1024,
   minBodyBytes: 4 * 1024 * 1024,
 });
