@@ -90,9 +90,10 @@ const sendChunkBytes = 256 * 1024;
  * socket takes the current chunk, a buffer reused only once the socket is
  * done with it: no stream objects or per-chunk allocations, so a big blob
  * costs little CPU and no garbage. A fill's in-memory window is sent as
- * views instead, two writes in flight at most, each at most a chunk. A read that fails destroys the socket, so
- * an announced Content-Length (or an unterminated chunked body) is never
- * completed with wrong or missing bytes.
+ * views instead, two writes in flight at most, each at most a chunk. A
+ * read that fails destroys the socket, so an announced Content-Length (or
+ * an unterminated chunked body) is never completed with wrong or missing
+ * bytes.
  */
 export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start: number, end: number | undefined, onBytes?: (n: number) => void): Promise<void> {
   const length = end === undefined ? undefined : end - start + 1;
