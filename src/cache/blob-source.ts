@@ -22,7 +22,8 @@ export interface BlobSource {
    * once), or a fill of known size (the range is read in order from its
    * start as the bytes arrive, its last byte held until the fill is
    * verified; see willReadRange). False for a blob streamed through: it is
-   * read in order from 0 and sent whole (200), which RFC 9110 allows.
+   * read in order from 0, and a range of it is served by reading it whole
+   * (whole-range.ts).
    */
   readonly seekable: boolean;
   /** Reads up to `length` bytes at `position` into `buffer`; 0 at the end. Sources still filling want positions in order. */

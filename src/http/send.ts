@@ -1,6 +1,7 @@
 /** Response helpers: the OCI error envelope, JSON bodies, and streaming bodies that break the connection on failure. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlobSource } from '../cache/blob-source.ts';
+import { servingRanges } from '../cache/whole-range.ts';
 import { ifRangeAllowsRange } from '../registry/conditional-requests.ts';
 import { errorEnvelope, RegistryError } from '../registry/errors.ts';
 import { contentRange, parseRange } from '../registry/range.ts';
@@ -37,20 +38,23 @@ export function sendJson(req: IncomingMessage, res: ServerResponse, status: numb
 
 /**
  * Answers a blob GET from any source (the local file, a fill in progress, a
- * remote) the same way, and closes the source: a Range gets a 206 from a
- * seekable source (a verified file, or a fill of known size, whose bytes go
- * out as they arrive); otherwise the whole body goes out as a 200, as
+ * remote) the same way, and closes the source: a Range gets a 206 when the
+ * size is known (a verified file any range at once; a fill from the range's
+ * start as the bytes arrive; a blob streamed through read whole, the range
+ * handed out as it passes); otherwise the whole body goes out as a 200, as
  * RFC 9110 allows. An If-Range that does not match `etag` means
  * "send it all" (RFC 9110 §13.1.5).
  */
 export async function sendBlobSource(
   req: IncomingMessage,
   res: ServerResponse,
-  source: BlobSource,
+  blob: BlobSource,
   headers: Record<string, string | number>,
   etag: string,
   onBytes?: (n: number) => void,
 ): Promise<void> {
+  // A blob streamed through is read whole even for a Range (cache/whole-range.ts).
+  const source = servingRanges(blob);
   try {
     const size = source.size;
     const ranged = source.seekable && size !== undefined && ifRangeAllowsRange(req.headers['if-range'], etag);

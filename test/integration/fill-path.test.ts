@@ -168,15 +168,32 @@ describe('a blob larger than the cache budget', () => {
     expect(await readdir(path.join(small.cacheDir, 'blobs'), { recursive: true }).catch(() => [])).not.toContainEqual(expect.stringContaining(digest.slice(7)));
   }, 60_000);
 
+  it('answers a Range of a blob streamed through with 206 and the right bytes, having read and verified it whole', async () => {
+    const { bytes, digest } = await newBlob('fill/huge-range', 12 * MiB);
+    const url = `${small.url}/v2/fill/huge-range/blobs/${digest}`;
+    // A resume from the middle to the end, the way containerd and dockerd continue a download.
+    const resumed = await getWhole(url, { range: `bytes=${5 * MiB}-` });
+    expect(resumed).toMatchObject({ status: 206, size: bytes.length - 5 * MiB, digest: sha256(bytes.subarray(5 * MiB)), broken: false });
+    expect(resumed.headers['x-outpost-cache']).toBe('passthrough');
+    const part = await request(url, { headers: { range: 'bytes=1048576-2097151' } });
+    expect(part.statusCode).toBe(206);
+    expect(part.headers['content-range']).toBe(`bytes 1048576-2097151/${bytes.length}`);
+    expect(Buffer.from(await part.body.arrayBuffer()).equals(bytes.subarray(MiB, 2 * MiB))).toBe(true);
+  }, 60_000);
+
   it('breaks every client when the primary lies about a blob streamed through', async () => {
     const { bytes, digest } = await newBlob('fill/huge-lying', 12 * MiB);
     const rule = proxy.addFault({ mode: 'corruptBlob' }, { when: (r) => r.path.includes(digest) });
     try {
-      const results = await Promise.all(Array.from({ length: 6 }, () => getWhole(`${small.url}/v2/fill/huge-lying/blobs/${digest}`).catch(() => undefined)));
+      const url = `${small.url}/v2/fill/huge-lying/blobs/${digest}`;
+      const results = await Promise.all(Array.from({ length: 6 }, () => getWhole(url).catch(() => undefined)));
       for (const result of results) {
         if (result === undefined || result.status !== 200) continue;
         expect(result.broken || result.size < bytes.length).toBe(true);
       }
+      // A range, even one that ends long before the lie: its last byte waits for the whole blob's check.
+      const ranged = await getWhole(url, { range: 'bytes=0-1048575' }).catch(() => undefined);
+      if (ranged !== undefined && ranged.status === 206) expect(ranged.broken || ranged.size < MiB).toBe(true);
     } finally {
       rule.remove();
     }
