@@ -4,6 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForCachedBlobs } from '../support/cache-dir.ts';
 import { createCleanupStack } from '../support/cleanup.ts';
 import { startDistribution, type DistributionRegistry } from '../support/distribution.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
@@ -221,6 +222,7 @@ async function treeRssBytes(pid: number): Promise<number> {
 describe('/metrics', () => {
   it('exports process metrics and outpost_ samples, with cache hits after a warm pull', async () => {
     await pull(); // cold
+    await waitForCachedBlobs(outpost.cacheDir, image.blobs.map((b) => b.digest));
     await pull(); // warm
     const { status, body, type } = await text(`${outpost.url}/metrics`);
     expect(status).toBe(200);

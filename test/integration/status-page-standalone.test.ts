@@ -11,6 +11,7 @@ import { createOutpostApp } from '../../src/process/node-app.ts';
 import { createCleanupStack } from '../support/cleanup.ts';
 import { startDistribution, type DistributionRegistry } from '../support/distribution.ts';
 import { makeImage, makeLayer, MEDIA_TYPES, pushImage, type Image } from '../support/images.ts';
+import { waitForCachedBlobs } from '../support/cache-dir.ts';
 import { makeTempDir, removeTempDir } from '../support/temp.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -18,6 +19,7 @@ const cleanup = createCleanupStack();
 let registry: DistributionRegistry;
 let url: string;
 let image: Image;
+let cacheDir: string;
 
 beforeAll(async () => {
   registry = await startDistribution();
@@ -25,6 +27,7 @@ beforeAll(async () => {
   image = makeImage({ mediaTypes: 'oci', layers: [makeLayer({ sizeBytes: 50_000 })] });
   await pushImage(registry.url, 'solo/app', 'v1', image);
   const dir = await makeTempDir('status-standalone');
+  cacheDir = dir;
   cleanup.add(() => removeTempDir(dir));
   const config = loadConfig({ env: { OUTPOST_CACHE_DIR: dir, OUTPOST_UPSTREAM_URL: registry.url, OUTPOST_NODE_ID: 'solo', OUTPOST_LOG_LEVEL: 'silent' } });
   const app = await createOutpostApp(config);
@@ -51,6 +54,7 @@ describe('status page of an in-process app', () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('data-replica="solo"');
     await pull();
+    await waitForCachedBlobs(cacheDir, image.blobs.map((b) => b.digest)); // so the second pull is all hits
     await pull();
     // A pull is recorded when its response closes, and the document is reused for a second: poll, bounded.
     let data: StatusPageData | undefined;

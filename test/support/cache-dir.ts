@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { waitFor } from './wait.ts';
 
 export async function cachedBlobs(cacheDir: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
@@ -16,6 +17,22 @@ export async function cachedBlobs(cacheDir: string): Promise<Map<string, number>
     }
   }
   return out;
+}
+
+/**
+ * Waits until every digest is a blob in the cache. A fill hands its clients
+ * their last byte once the digest matches, before the blob is durable and
+ * renamed into place: a test that wants the next request to be a hit waits
+ * for this first.
+ */
+export async function waitForCachedBlobs(cacheDir: string, digests: readonly string[], timeoutMs = 10_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const cached = await cachedBlobs(cacheDir);
+      return digests.every((digest) => cached.has(digest));
+    },
+    { what: `${digests.length} blob(s) to be cached`, timeoutMs },
+  );
 }
 
 export async function cachedBytes(cacheDir: string): Promise<number> {
