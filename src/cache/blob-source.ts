@@ -50,3 +50,21 @@ export interface BlobSource {
   /** Releases descriptors, watches and the remote's body. Safe to call more than once. */
   close(): Promise<void>;
 }
+
+/**
+ * Reads a source to its end, discarding the bytes (into `buffer`), and waits
+ * for the fill behind it to end: what warming a blob into the cache takes
+ * (prefetch, pins). `onBytes` is told of every read.
+ */
+export async function readIntoCache(source: BlobSource, buffer: Buffer, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<void> {
+  source.willReadWhole?.();
+  for (let position = 0; ; ) {
+    signal?.throwIfAborted();
+    const n = await source.read(buffer, position, buffer.length);
+    if (n === 0) break;
+    position += n;
+    onBytes?.(n);
+  }
+  // Cached means durable: the last byte comes once verified, the cache entry a moment later.
+  await source.settled?.();
+}

@@ -177,21 +177,16 @@ export class FillLeader {
     try {
       const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
       for (;;) {
-        let next: IteratorResult<Buffer>;
-        try {
-          next = await chunks.next();
-        } catch (err) {
-          throw bodyFailure(err);
-        }
-        if (next.done) break;
+        const chunk = await nextChunk(chunks);
+        if (chunk === undefined) break;
         // The hash before the chunk goes with it: a reader that must continue elsewhere knows what it sent.
-        feed?.push(next.value, ingest.hashSoFar());
+        feed?.push(chunk, ingest.hashSoFar());
         try {
-          await ingest.write(next.value);
+          await ingest.write(chunk);
         } catch (err) {
           throw new CacheWriteError(err);
         }
-        written += next.value.length;
+        written += chunk.length;
       }
       let onDisk: number;
       try {
@@ -264,18 +259,13 @@ export class FillLeader {
           destroy(body);
           return;
         }
-        let next: IteratorResult<Buffer>;
-        try {
-          next = await chunks.next();
-        } catch (err) {
-          throw bodyFailure(err);
-        }
-        if (next.done) break;
+        const chunk = await nextChunk(chunks);
+        if (chunk === undefined) break;
         const before = hash.copy();
-        hash.update(next.value);
-        total += next.value.length;
+        hash.update(chunk);
+        total += chunk.length;
         if (size !== undefined && total > size) throw new RegistryError('UPSTREAM_UNAVAILABLE', `the primary sent more than the ${size} bytes it announced`);
-        feed.push(next.value, before);
+        feed.push(chunk, before);
       }
       if (size !== undefined && total !== size) throw new RegistryError('UPSTREAM_UNAVAILABLE', `the primary sent ${total} of ${size} bytes`);
       if (digestOfHash(digestAlgorithm(digest), hash) !== digest) {
@@ -318,6 +308,16 @@ class CacheWriteError extends Error {
   constructor(cause: unknown) {
     super('cache write failed', { cause });
     this.errno = String((cause as { code?: unknown } | undefined)?.code ?? 'EIO');
+  }
+}
+
+/** The origin's next chunk, undefined at the end; a body that breaks off is the origin's failure. */
+async function nextChunk(chunks: AsyncIterator<Buffer>): Promise<Buffer | undefined> {
+  try {
+    const next = await chunks.next();
+    return next.done ? undefined : next.value;
+  } catch (err) {
+    throw bodyFailure(err);
   }
 }
 

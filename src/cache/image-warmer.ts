@@ -35,7 +35,7 @@ import { RegistryError } from '../registry/errors.ts';
 import { isIndexMediaType } from '../registry/media-types.ts';
 import { parseManifest, type Descriptor } from '../registry/manifest-references.ts';
 import { parseReference, validateName, type Reference } from '../registry/reference.ts';
-import type { BlobSource } from './blob-source.ts';
+import { readIntoCache, type BlobSource } from './blob-source.ts';
 import type { ManifestAnswer } from './manifest-service.ts';
 import type { Logger } from './ports.ts';
 import type { BlobTarget, RepositoryTarget } from './repository-target.ts';
@@ -202,16 +202,7 @@ export class CacheImageWarmer implements ImageWarmer {
       if (source.result === 'hit') return true;
       // Streamed through uncached: reading it would fetch it for nothing.
       if (source.result === 'passthrough') throw new WarmFailure('cannot be cached on this replica (larger than the cache budget, or the disk is not writable); not fetched');
-      source.willReadWhole?.();
-      for (let position = 0; ; ) {
-        signal.throwIfAborted();
-        const n = await source.read(buffer, position, buffer.length);
-        if (n === 0) break;
-        position += n;
-        onBytes(n);
-      }
-      // Warmed means cached: the last byte comes once verified, the cache entry once durable.
-      await source.settled?.();
+      await readIntoCache(source, buffer, signal, onBytes);
       return false;
     } finally {
       await source.close();

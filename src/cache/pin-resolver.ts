@@ -7,6 +7,7 @@ import type { Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { parseManifest } from '../registry/manifest-references.ts';
 import { parseReference, validateName, type Reference } from '../registry/reference.ts';
+import { readIntoCache } from './blob-source.ts';
 import type { BlobService } from './blob-service.ts';
 import type { ManifestService } from './manifest-service.ts';
 import type { BlobTarget } from './repository-target.ts';
@@ -57,13 +58,7 @@ export class PinResolver {
     try {
       if (source.result === 'hit') return;
       // Read it through: the fill caches it.
-      const buffer = Buffer.allocUnsafe(256 * 1024);
-      for (let position = 0; ; ) {
-        const n = await source.read(buffer, position, buffer.length);
-        if (n === 0) break;
-        position += n;
-      }
-      await source.settled?.(); // pinned means cached: the last byte comes once verified, the cache entry once durable
+      await readIntoCache(source, Buffer.allocUnsafe(256 * 1024), signal);
     } catch (err) {
       throw err instanceof RegistryError ? err : new RegistryError('UNKNOWN', 'pinned blob could not be cached', { cause: err });
     } finally {
