@@ -7,6 +7,7 @@ import { createEtcdClient } from '../../../src/coordination/etcd-client.ts';
 import { DuplicateNodeIdError, EtcdReplicaSet } from '../../../src/coordination/etcd-replica-set.ts';
 import { createCleanupStack } from '../../support/cleanup.ts';
 import { startEtcd, type EtcdServer } from '../../support/etcd.ts';
+import { testMemberRecord } from '../../support/etcd-member.ts';
 import { startProcess } from '../../support/process.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -29,16 +30,7 @@ interface LogLine {
 }
 
 function recordOf(nodeId: string): Omit<MemberRecord, 'heartbeat_at' | 'instance'> {
-  return {
-    node_id: nodeId,
-    advertise_url: `http://${nodeId}.test:5000`,
-    version: '0.0.0-test',
-    started_at: new Date().toISOString(),
-    health: { status: 'ok', problems: [], draining: false, disk_failing: false },
-    cache_bytes: 1234,
-    hit_ratio: 0.5,
-    fills_in_flight: 0,
-  };
+  return testMemberRecord(nodeId, { cache_bytes: 1234, hit_ratio: 0.5 });
 }
 
 function node(cluster: string, nodeId: string, options: { secret?: string } = {}) {

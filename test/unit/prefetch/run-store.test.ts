@@ -1,12 +1,12 @@
 /** The RunStore contract on the memory adapter and on a real etcd (Debian etcd-server) with real leader fencing. */
 import { afterAll, afterEach, beforeAll, describe } from 'vitest';
-import { systemClock } from '../../../src/cache/ports.ts';
 import { createEtcdClient } from '../../../src/coordination/etcd-client.ts';
-import { EtcdReplicaSet } from '../../../src/coordination/etcd-replica-set.ts';
+import type { EtcdReplicaSet } from '../../../src/coordination/etcd-replica-set.ts';
 import { EtcdRunStore } from '../../../src/coordination/etcd-run-store.ts';
 import { MemoryRunStore } from '../../../src/prefetch/run-store.ts';
 import { createCleanupStack } from '../../support/cleanup.ts';
 import { startEtcd, type EtcdServer } from '../../support/etcd.ts';
+import { testEtcdMember } from '../../support/etcd-member.ts';
 import { waitFor } from '../../support/wait.ts';
 import { recordingLogger } from './fakes.ts';
 import { runStoreContract } from './run-store-contract.ts';
@@ -32,26 +32,7 @@ describe('EtcdRunStore', () => {
   afterEach(() => cleanup.run());
 
   function member(cluster: string, nodeId: string): EtcdReplicaSet {
-    const set = new EtcdReplicaSet({
-      client: createEtcdClient({ endpoints: [etcd.url], callTimeoutMs: 1_000 }),
-      clusterName: cluster,
-      nodeId,
-      leaseTtlSeconds: 2,
-      peerSecret: secret,
-      heartbeatMs: 300,
-      record: () => ({
-        node_id: nodeId,
-        advertise_url: `http://${nodeId}.test:5000`,
-        version: '0.0.0-test',
-        started_at: new Date().toISOString(),
-        health: { status: 'ok', problems: [], draining: false, disk_failing: false },
-        cache_bytes: 0,
-        hit_ratio: 0,
-        fills_in_flight: 0,
-      }),
-      logger: recordingLogger(),
-      clock: systemClock,
-    });
+    const set = testEtcdMember({ etcdUrl: etcd.url, cluster, nodeId, secret, logger: recordingLogger() });
     cleanup.add(() => set.stop());
     return set;
   }
