@@ -19,9 +19,9 @@ import { startEtcd, type EtcdServer } from '../support/etcd.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { loopbackBind, renderHaproxyConfig, startHaproxy } from '../support/haproxy.ts';
 import { MEDIA_TYPES, makeImage, makeLayer, pushImage, sha256, type Image, type ImageBlob } from '../support/images.ts';
-import { startOutpost, type OutpostNode } from '../support/outpost.ts';
-import { freePort } from '../support/ports.ts';
+import type { OutpostNode } from '../support/outpost.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
+import { startReplicas } from '../support/replica-set.ts';
 import { dirManifestDigest, skopeoCopy } from '../support/skopeo.ts';
 import { makeTempDir, removeTempDir } from '../support/temp.ts';
 import { waitFor } from '../support/wait.ts';
@@ -47,28 +47,10 @@ beforeAll(async () => {
   cleanup.add(() => redis.dispose());
   proxy = await startFaultProxy({ target: registry.url });
   cleanup.add(() => proxy.stop());
-  await Promise.all(
-    ids.map(async (id) => {
-      const port = await freePort();
-      const node = await startOutpost({
-        upstreamUrl: proxy.url,
-        workers: 2,
-        port,
-        env: {
-          OUTPOST_NODE_ID: id,
-          OUTPOST_ADVERTISE_URL: `http://127.0.0.1:${port}`,
-          OUTPOST_ETCD_ENDPOINTS: etcd.url,
-          OUTPOST_REDIS_URL: redis.url,
-          OUTPOST_PEER_SECRET: secret,
-          OUTPOST_CLUSTER_NAME: clusterName,
-          OUTPOST_ETCD_LEASE_TTL: '2s',
-          OUTPOST_ADMIN_TOKEN: adminToken,
-        },
-      });
-      cleanup.add(() => node.dispose());
-      nodes.set(id, node);
-    }),
-  );
+  for (const [id, node] of await startReplicas(ids, { upstreamUrl: proxy.url, etcdUrl: etcd.url, redisUrl: redis.url, cluster: clusterName, secret, adminToken }, cleanup.add)) {
+    nodes.set(id, node);
+  }
+
   // Every node has published its address: peers can be found.
   await waitFor(async () => (await Promise.all(ids.map((id) => redis.command(`EXISTS ${clusterName}:node:${id}`)))).every((r) => r.startsWith(':1')), {
     what: 'every node to publish its address in Redis',

@@ -23,9 +23,9 @@ import { startDistribution, type DistributionRegistry } from '../support/distrib
 import { startEtcd, type EtcdServer } from '../support/etcd.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { MEDIA_TYPES, makeImage, makeLayer, pushImage, sha256, type Image, type ImageBlob } from '../support/images.ts';
-import { startOutpost, type OutpostNode } from '../support/outpost.ts';
-import { freePort } from '../support/ports.ts';
+import type { OutpostNode } from '../support/outpost.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
+import { startReplicas } from '../support/replica-set.ts';
 import { makeTempDir, removeTempDir } from '../support/temp.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -88,29 +88,13 @@ beforeAll(async () => {
       ],
     }),
   );
-  await Promise.all(
-    ids.map(async (id) => {
-      const port = await freePort();
-      const node = await startOutpost({
-        upstreamUrl: proxy.url,
-        workers: 2,
-        port,
-        env: {
-          OUTPOST_CONFIG: configFile,
-          OUTPOST_NODE_ID: id,
-          OUTPOST_ADVERTISE_URL: `http://127.0.0.1:${port}`,
-          OUTPOST_ETCD_ENDPOINTS: etcd.url,
-          OUTPOST_REDIS_URL: redis.url,
-          OUTPOST_PEER_SECRET: secret,
-          OUTPOST_CLUSTER_NAME: clusterName,
-          OUTPOST_ETCD_LEASE_TTL: '2s',
-          OUTPOST_ADMIN_TOKEN: adminToken,
-        },
-      });
-      cleanup.add(() => node.dispose());
-      nodes.set(id, node);
-    }),
+  const started = await startReplicas(
+    ids,
+    { upstreamUrl: proxy.url, etcdUrl: etcd.url, redisUrl: redis.url, cluster: clusterName, secret, adminToken, env: { OUTPOST_CONFIG: configFile } },
+    cleanup.add,
   );
+  for (const [id, node] of started) nodes.set(id, node);
+
 }, 120_000);
 afterAll(() => cleanup.run());
 

@@ -18,6 +18,7 @@ import { startOutpost, type OutpostNode } from '../support/outpost.ts';
 import { freePort } from '../support/ports.ts';
 import { startProcess } from '../support/process.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
+import { replicaEnv } from '../support/replica-set.ts';
 import { makeTempDir, removeTempDir } from '../support/temp.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -37,15 +38,7 @@ let standalone: OutpostNode;
 const images: Image[] = [];
 
 function nodeEnv(id: string, port: number): Record<string, string> {
-  return {
-    OUTPOST_NODE_ID: id,
-    OUTPOST_ADVERTISE_URL: `http://127.0.0.1:${port}`,
-    OUTPOST_ETCD_ENDPOINTS: etcd.url,
-    OUTPOST_REDIS_URL: redis.url,
-    OUTPOST_PEER_SECRET: secret,
-    OUTPOST_ETCD_LEASE_TTL: `${ttlMs / 1000}s`,
-    OUTPOST_ADMIN_TOKEN: token,
-  };
+  return replicaEnv(id, port, { etcdUrl: etcd.url, redisUrl: redis.url, secret, adminToken: token, leaseTtl: `${ttlMs / 1000}s` });
 }
 
 beforeAll(async () => {

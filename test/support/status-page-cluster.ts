@@ -10,9 +10,9 @@ import { createCleanupStack } from './cleanup.ts';
 import { startDistribution, type DistributionRegistry } from './distribution.ts';
 import { startEtcd } from './etcd.ts';
 import { makeImage, makeLayer, pushImage, type Image } from './images.ts';
-import { startOutpost, type OutpostNode } from './outpost.ts';
-import { freePort } from './ports.ts';
+import type { OutpostNode } from './outpost.ts';
 import { startRedis } from './redis.ts';
+import { startReplicas } from './replica-set.ts';
 import { skopeoCopy } from './skopeo.ts';
 import { makeTempDir, removeTempDir } from './temp.ts';
 import { waitFor } from './wait.ts';
@@ -51,30 +51,21 @@ export async function startStatusPageCluster(options: { adminToken?: string } = 
       configFile,
       JSON.stringify({ prefetch: [{ name: 'nightly-base', schedule: '0 3 * * *', timezone: 'Europe/Berlin', images: [`${prefetchedImage.repository}:*`], runOnStart: true }] }),
     );
-    const nodes = await Promise.all(
-      ids.map(async (id) => {
-        const port = await freePort();
-        const node = await startOutpost({
-          upstreamUrl: registry.url,
-          workers: 2,
-          port,
-          env: {
-            OUTPOST_CONFIG: configFile,
-            OUTPOST_NODE_ID: id,
-            OUTPOST_ADVERTISE_URL: `http://127.0.0.1:${port}`,
-            OUTPOST_ETCD_ENDPOINTS: etcd.url,
-            OUTPOST_REDIS_URL: redis.url,
-            OUTPOST_PEER_SECRET: 'status-page-peer-secret-0123456789',
-            OUTPOST_CLUSTER_NAME: 'statuspage',
-            OUTPOST_ETCD_LEASE_TTL: '2s',
-            OUTPOST_ADMIN_TOKEN: adminToken,
-            OUTPOST_CACHE_MAX_BYTES: String(64 * 1024 * 1024),
-          },
-        });
-        cleanup.add(() => node.dispose());
-        return node;
-      }),
+    const replicas = await startReplicas(
+      ids,
+      {
+        upstreamUrl: registry.url,
+        etcdUrl: etcd.url,
+        redisUrl: redis.url,
+        cluster: 'statuspage',
+        secret: 'status-page-peer-secret-0123456789',
+        adminToken,
+        env: { OUTPOST_CONFIG: configFile, OUTPOST_CACHE_MAX_BYTES: String(64 * 1024 * 1024) },
+      },
+      (dispose) => cleanup.add(dispose),
     );
+    const nodes = [...replicas.values()];
+
     // Both replicas are members, a leader is elected, and each sees the other.
     for (const node of nodes) {
       await waitFor(
