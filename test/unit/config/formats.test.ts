@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { FormatError, convictFormats, parseDuration, valueFormats } from '../../../src/config/formats.ts';
 import { ConfigError, loadConfig } from '../../../src/config/load.ts';
+import { configError } from './config-error.ts';
 import { configSchema, listSettings, parseRegistries } from '../../../src/config/schema.ts';
 
 const {
@@ -276,12 +277,3 @@ describe('values from the environment (strings)', () => {
   });
 });
 
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}

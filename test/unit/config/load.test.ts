@@ -3,7 +3,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it, expect } from 'vitest';
-import { ConfigError, type LoadConfigOptions, loadConfig } from '../../../src/config/load.ts';
+import { type LoadConfigOptions, loadConfig } from '../../../src/config/load.ts';
+import { configError } from './config-error.ts';
 import { redactedConfig } from '../../../src/config/redact.ts';
 import { configSchema, listSettings } from '../../../src/config/schema.ts';
 import { issueServerCert, makeTestCa } from '../../support/tls.ts';
@@ -14,15 +15,6 @@ function load(options: LoadConfigOptions = {}) {
   return loadConfig({ machine, ...options });
 }
 
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 let dir: string;
 

@@ -2,20 +2,12 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, type LoadConfigOptions, loadConfig } from '../../../src/config/load.ts';
+import { type LoadConfigOptions, loadConfig } from '../../../src/config/load.ts';
+import { configError } from './config-error.ts';
 
 const machine = { hostname: 'outpost-test-host', cpus: 3 };
 const load = (options: LoadConfigOptions = {}) => loadConfig({ machine, ...options });
 
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 let dir: string;
 beforeEach(async () => {
