@@ -2,6 +2,7 @@
  * Small in-process servers on 127.0.0.1 (port 0) for the upstream client
  * tests, and a config factory.
  */
+import { afterEach } from 'vitest';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
@@ -154,4 +155,22 @@ export async function rejection(promise: Promise<unknown>): Promise<Error & { co
     return err as Error & { code?: string };
   }
   throw new Error('expected a rejection');
+}
+
+/**
+ * Call inside a describe: test servers started with `server(handler)`, and
+ * whatever else a test pushes on `cleanup`, are closed after each test, in
+ * reverse order.
+ */
+export function useTestServers(): { cleanup: (() => Promise<void>)[]; server: (handler: Handler) => Promise<TestServer> } {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+  const server = async (handler: Handler): Promise<TestServer> => {
+    const s = await startServer(handler);
+    cleanup.push(() => s.close());
+    return s;
+  };
+  return { cleanup, server };
 }

@@ -1,22 +1,13 @@
 /** The primary's `_catalog` and tag lists, paged through Link on the registry client, as prefetch jobs read them. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRegistryClients } from '../../../src/upstream/registry-client.ts';
 import { registryCatalogFor, UpstreamRegistryCatalog } from '../../../src/upstream/registry-catalog.ts';
-import { json, startServer, testConfig, type TestServer } from './helpers.ts';
+import { json, testConfig, useTestServers } from './helpers.ts';
 
 const never = new AbortController().signal;
 
 describe('registry catalog', () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
-  async function server(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
-    const s = await startServer(handler);
-    cleanup.push(() => s.close());
-    return s;
-  }
+  const { cleanup, server } = useTestServers();
   function catalogOf(url: string, limits = {}): UpstreamRegistryCatalog {
     const clients = createRegistryClients(testConfig(url), {});
     cleanup.push(() => clients.upstream.close());

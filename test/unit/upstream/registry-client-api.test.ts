@@ -1,22 +1,13 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Upstream } from '../../../src/cache/ports.ts';
 import { createRegistryClient, MANIFEST_MEDIA_TYPES } from '../../../src/upstream/registry-client.ts';
-import { json, MANIFEST, MANIFEST_DIGEST, rejection, sendManifest, startServer, testConfig, type TestServer } from './helpers.ts';
+import { json, MANIFEST, MANIFEST_DIGEST, rejection, sendManifest, testConfig, useTestServers } from './helpers.ts';
 
 const never = new AbortController().signal;
 const DIGEST = 'sha256:' + 'cd'.repeat(32);
 
 describe('registry client API', () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
-  async function server(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
-    const s = await startServer(handler);
-    cleanup.push(() => s.close());
-    return s;
-  }
+  const { cleanup, server } = useTestServers();
   function client(...args: Parameters<typeof createRegistryClient>): Upstream {
     const c = createRegistryClient(...args);
     cleanup.push(() => c.close());

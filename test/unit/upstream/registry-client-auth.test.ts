@@ -1,22 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Upstream } from '../../../src/cache/ports.ts';
 import { createRegistryClient } from '../../../src/upstream/registry-client.ts';
-import { FakeClock, json, rejection, sendManifest, startServer, testConfig, type TestServer } from './helpers.ts';
+import { FakeClock, json, rejection, sendManifest, testConfig, useTestServers } from './helpers.ts';
 
 const never = new AbortController().signal;
 const basic = (user: string, pass: string): string => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 
 describe('registry client authentication', () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
-  async function server(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
-    const s = await startServer(handler);
-    cleanup.push(() => s.close());
-    return s;
-  }
+  const { cleanup, server } = useTestServers();
   function client(...args: Parameters<typeof createRegistryClient>): Upstream {
     const c = createRegistryClient(...args);
     cleanup.push(() => c.close());

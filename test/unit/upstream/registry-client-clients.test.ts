@@ -1,8 +1,7 @@
 /** One primary as the clients of `auth.mode: upstream` reach it: with their own credentials, checked and used. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRegistryClients, type RegistryClients } from '../../../src/upstream/registry-client.ts';
-import { json, sendManifest, startServer, testConfig, type TestServer } from './helpers.ts';
+import { json, sendManifest, testConfig, type TestServer, useTestServers } from './helpers.ts';
 
 const never = new AbortController().signal;
 const basic = (user: string, pass: string): string => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
@@ -10,15 +9,7 @@ const alice = { username: 'alice', password: 'alice-pw' };
 const bob = { username: 'bob', password: 'bob-pw' };
 
 describe('registry clients for auth.mode upstream', () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
-  async function server(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
-    const s = await startServer(handler);
-    cleanup.push(() => s.close());
-    return s;
-  }
+  const { cleanup, server } = useTestServers();
   function clients(url: string, own?: { username: string; password: string }): RegistryClients {
     const c = createRegistryClients(testConfig(url, own === undefined ? {} : { username: own.username, password: own.password }));
     cleanup.push(() => c.upstream.close());

@@ -1,8 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Upstream } from '../../../src/cache/ports.ts';
 import { createRegistryClient } from '../../../src/upstream/registry-client.ts';
-import { closedPort, instantRetry, json, rejection, sendManifest, startRawServer, startServer, testConfig, type TestServer } from './helpers.ts';
+import { closedPort, instantRetry, json, rejection, sendManifest, startRawServer, testConfig, useTestServers } from './helpers.ts';
 
 const never = new AbortController().signal;
 const BLOB = 'sha256:' + 'ab'.repeat(32);
@@ -14,15 +13,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 describe('registry client transport', () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
-  async function server(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
-    const s = await startServer(handler);
-    cleanup.push(() => s.close());
-    return s;
-  }
+  const { cleanup, server } = useTestServers();
   function client(...args: Parameters<typeof createRegistryClient>): Upstream {
     const c = createRegistryClient(...args);
     cleanup.push(() => c.close());
