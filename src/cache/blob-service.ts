@@ -5,7 +5,8 @@
  *                 ├─ a fill on this host, led or joined ...... fill-source.ts (fill-leader.ts leads; its
  *                 │                                            bytes come from a peer replica or the
  *                 │                                            primary: fill-origin.ts)
- *                 └─ the primary, streamed through ........... remote-source.ts
+ *                 ├─ the primary, streamed through ........... remote-source.ts
+ *                 └─ another worker's stream-through ......... sibling-stream.ts
  *
  *   openForPeer(digest) ─┬─ local file
  *                        └─ a fill on this host, followed — never led, so a
@@ -20,7 +21,8 @@
  * (larger than the whole budget, disk full or unwritable) it streams
  * through, verified once, shared by this process's concurrent clients
  * through a bounded window (one that falls behind it fetches the rest on its
- * own); other workers fetch their own. When a fill fails on this host (a
+ * own); while that window holds the first byte, the host's other workers
+ * read it from this one (sibling-stream.ts). When a fill fails on this host (a
  * disk error, a leader whose worker died or whose store threw), each reader
  * carries on from where it is: it takes the fill over, or continues from the
  * primary.
@@ -32,6 +34,7 @@
  * repository, a HEAD; only a 2xx links it and lets it be served.
  */
 import type { Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { createDigester, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
@@ -54,9 +57,13 @@ import {
   type FillWatch,
   type Logger,
   type OpenBlob,
+  type PeerBlobs,
+  type BlobResponse,
   type PurgeScope,
 } from './ports.ts';
+import { describe } from './lease-scope.ts';
 import { openRemoteSource, remoteSource } from './remote-source.ts';
+import { siblingThenPrimary } from './sibling-stream.ts';
 import type { RepositoryLinks } from './repository-links.ts';
 import type { BlobTarget } from './repository-target.ts';
 import { blobFailure, bodyFailure } from './upstream-failure.ts';
@@ -81,6 +88,17 @@ export interface BlobServiceOptions {
   origin?: FillOrigin;
   /** The in-memory fan-out of this process's fills (window per fill, fills with a window at once). */
   fanOut?: FillFeedsOptions;
+  /** The host's other workers, for blobs one of them streams through uncached (sibling-stream.ts); none: each fetches its own. */
+  siblings?: SiblingWorkers;
+}
+
+/** How this worker reaches the others of its host, and is reached by them (their peer endpoint on the loopback, signed with the node's secret). */
+export interface SiblingWorkers {
+  client: PeerBlobs;
+  /** This worker's own sibling endpoint, once it listens. */
+  url(): string | undefined;
+  /** Longest a sibling may take to send its headers before the primary is asked instead. */
+  startTimeoutMs: number;
 }
 
 /** Blobs up to this size are also kept in memory per process (configs, small layers). */
@@ -97,7 +115,7 @@ export class BlobService {
   constructor(private readonly options: BlobServiceOptions) {
     this.small = new LRUCache<string, Buffer>({ maxSize: options.smallBlobMemoryBytes ?? 16 * 1024 * 1024, sizeCalculation: (b) => b.byteLength + 64 });
     this.feeds = new FillFeeds({ clock: options.clock, ...options.fanOut });
-    this.leader = new FillLeader({ ...options, feeds: this.feeds });
+    this.leader = new FillLeader({ ...options, feeds: this.feeds, siblingUrl: options.siblings?.url });
     this.clock = options.clock ?? systemClock;
   }
 
@@ -142,7 +160,7 @@ export class BlobService {
     if (!watch) return undefined;
     const state = watch.state();
     watch.close();
-    return (state.status === 'running' || state.status === 'done') && state.size !== undefined ? state.size : undefined;
+    return state.status !== 'pending' && state.status !== 'failed' ? state.size : undefined;
   }
 
   private hit(digest: Digest, size: number): { size: number; result: CacheResult } {
@@ -276,6 +294,19 @@ export class BlobService {
       this.options.index.touched(digest);
       return localSource(local);
     }
+    // Streamed through uncached by this process, still at its first bytes: a sibling worker (or a peer) joins it.
+    const streamed = this.streamReader(digest);
+    if (streamed) {
+      this.onFanOut('joined');
+      return new FeedSource(streamed, {
+        clock: this.clock,
+        stallTimeoutMs: this.options.stallTimeoutMs,
+        signal,
+        result: 'coalesced',
+        fromPosition: () => Promise.reject(new RegistryError('BLOB_UNKNOWN', 'fell a window behind the blob streamed through here')),
+        onFanOut: this.onFanOut,
+      });
+    }
     const watch = await this.options.coordinator.follow(digest);
     if (!watch) {
       // A fill that ended between the two looks has published the file.
@@ -297,6 +328,7 @@ export class BlobService {
       takeovers: 0,
       takeOver: notHere,
       fromPrimary: notHere,
+      fromStream: notHere,
       feed: () => this.feeds.get(digest),
       onFanOut: this.onFanOut,
     });
@@ -329,6 +361,7 @@ export class BlobService {
       takeovers: takeoversPerReader,
       takeOver: () => this.takeOver(target, digest),
       fromPrimary: (position, hash, size) => this.fromPrimary(target, digest, position, hash, size, signal),
+      fromStream: (url, size) => this.fromStream(target, digest, url, size, signal),
       feed: () => this.feeds.get(digest),
       onFanOut: this.onFanOut,
     });
@@ -366,6 +399,45 @@ export class BlobService {
     return role.lease.watch();
   }
 
+  /**
+   * The whole blob, which a worker of this host streams through uncached,
+   * joinable at `url`: this process's own stream, else the sibling's
+   * (continued from the primary if it breaks off), else the primary.
+   */
+  private async fromStream(target: BlobTarget, digest: Digest, url: string, size: number | undefined, signal: AbortSignal): Promise<BlobSource> {
+    const siblings = this.options.siblings;
+    if (siblings === undefined || url === siblings.url()) return this.fromPrimary(target, digest, 0, createDigester(digest), undefined, signal);
+    const controller = new AbortController();
+    const abort = (): void => controller.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    let first: BlobResponse;
+    try {
+      first = await siblings.client.get({ id: 'sibling', url }, digest, controller.signal, { startTimeoutMs: siblings.startTimeoutMs });
+    } catch (err) {
+      signal.throwIfAborted();
+      this.options.logger.debug({ digest, sibling: url, err: describe(err) }, 'could not join the blob a sibling worker streams through; fetching it from the primary');
+      return this.fromPrimary(target, digest, 0, createDigester(digest), undefined, signal);
+    } finally {
+      signal.removeEventListener('abort', abort);
+    }
+    const body = Readable.from(
+      siblingThenPrimary(first, {
+        size: size ?? first.size,
+        signal: controller.signal,
+        resume: (start) => this.fetchPrimary(target, digest, start, controller.signal),
+        onBroken: (position, err) => this.options.logger.debug({ digest, sibling: url, position, err: describe(err) }, 'a sibling worker stopped streaming a blob to this one; the rest comes from the primary'),
+      }),
+      { objectMode: false },
+    );
+    return remoteSource({ size: size ?? first.size, offset: 0, body }, controller, { ...this.remoteOptions(digest, 0, createDigester(digest), size, signal), result: 'coalesced' });
+  }
+
+  private fetchPrimary(target: BlobTarget, digest: Digest, start: number, signal: AbortSignal): Promise<BlobResponse> {
+    return target.upstream.getBlob(target.name, digest, signal, start > 0 ? { start } : {}).catch((err: unknown) => {
+      throw blobFailure(err, this.options.observer);
+    });
+  }
+
   /** The blob from `position` on, straight from the primary (uncached), verified against the whole digest. */
   private async fromPrimary(target: BlobTarget, digest: Digest, position: number, hash: Hash, size: number | undefined, signal: AbortSignal): Promise<BlobSource> {
     if (position === 0) {
@@ -374,11 +446,7 @@ export class BlobService {
       if (streamed) return this.feedSource(target, digest, streamed, 'coalesced', signal);
       this.options.observer.cacheResult('blob', 'passthrough');
     }
-    const fetch = (start: number, fetchSignal: AbortSignal) =>
-      target.upstream.getBlob(target.name, digest, fetchSignal, start > 0 ? { start } : {}).catch((err: unknown) => {
-        throw blobFailure(err, this.options.observer);
-      });
-    return openRemoteSource(fetch, this.remoteOptions(digest, position, hash, size, signal));
+    return openRemoteSource((start, fetchSignal) => this.fetchPrimary(target, digest, start, fetchSignal), this.remoteOptions(digest, position, hash, size, signal));
   }
 
   private remoteOptions(digest: Digest, position: number, hash: Hash, size: number | undefined, signal: AbortSignal) {

@@ -62,6 +62,8 @@ export interface FillLeaderOptions {
   origin?: FillOrigin;
   /** The in-memory fan-outs of this process's fills. */
   feeds: FillFeeds;
+  /** Where the host's other workers can read a blob this process streams through (its sibling endpoint); none: they fetch their own. */
+  siblingUrl?: () => string | undefined;
 }
 
 const passthrough = { code: 'PASSTHROUGH', message: 'streamed through uncached' };
@@ -227,17 +229,26 @@ export class FillLeader {
   }
 
   /**
-   * Streams a blob that is not cached: the lease fails with PASSTHROUGH (the
-   * readers in other workers fetch their own), and this process's readers
-   * share one verified transfer through an uncached feed, the leader's own
-   * client first. Without room for another feed, the response goes to the
-   * leader's client alone.
+   * Streams a blob that is not cached: this process's readers share one
+   * verified transfer through an uncached feed, the leader's own client
+   * first. While the feed still holds the first byte the lease says
+   * `streaming` with this worker's sibling endpoint, where the host's other
+   * workers join the same transfer; then it fails with PASSTHROUGH, and
+   * later readers fetch their own. Without room for another feed, the
+   * response goes to the leader's client alone.
    */
   private async streamThrough(digest: Digest, response: FillBody, controller: AbortController, lease: FillLease, hand: (start: LeaderStart) => void): Promise<void> {
     response.settle('uncached');
     const feed = this.options.feeds.open(digest, { kind: 'uncached', size: response.size });
     const reader = feed?.reader(0);
-    lease.fail(passthrough);
+    const url = reader ? this.options.siblingUrl?.() : undefined;
+    let joinable = url !== undefined;
+    const closeToOthers = (): void => {
+      joinable = false;
+      lease.fail(passthrough);
+    };
+    if (url === undefined) closeToOthers();
+    else lease.streaming(response.size, url);
     if (!feed || !reader) {
       hand({ kind: 'passthrough', response, controller, fromPrimary: response.fromPrimary });
       return;
@@ -266,6 +277,7 @@ export class FillLeader {
         total += chunk.length;
         if (size !== undefined && total > size) throw new RegistryError('UPSTREAM_UNAVAILABLE', `the primary sent more than the ${size} bytes it announced`);
         feed.push(chunk, before);
+        if (joinable && feed.start > 0) closeToOthers(); // the first byte is gone: nobody else can join
       }
       if (size !== undefined && total !== size) throw new RegistryError('UPSTREAM_UNAVAILABLE', `the primary sent ${total} of ${size} bytes`);
       if (digestOfHash(digestAlgorithm(digest), hash) !== digest) {
@@ -280,6 +292,7 @@ export class FillLeader {
       feed.fail({ code: failure.code, message: failure.message, detail: failure.detail });
       logger.warn({ digest, bytes: total, err: describe(err) }, 'streaming a blob through failed; its readers are cut off');
     } finally {
+      if (joinable) closeToOthers();
       this.options.feeds.close(digest, feed);
     }
   }

@@ -26,6 +26,10 @@
  *   CACHE_WRITE_FAILED,  the local disk failed, or the leader streamed
  *   PASSTHROUGH          through: continue from the primary with a Range.
  *
+ * A fill that turns out not to be cacheable before it started, while its
+ * leader's worker still holds the first bytes (`streaming`), is read from
+ * that worker instead (blob-service.ts).
+ *
  * From the first failure on the reader verifies on its own: the bytes it
  * already handed out are hashed back from its descriptor of the old partial
  * file (still readable when the file is unlinked) and every later byte goes
@@ -68,6 +72,8 @@ export interface FillSourceOptions {
   takeOver: () => Promise<FillWatch>;
   /** The blob from `position` on, from the primary, verified with `hash` (already fed with the bytes before `position`). */
   fromPrimary: (position: number, hash: Hash, size: number | undefined) => Promise<BlobSource>;
+  /** The whole blob, which another worker of this host streams through uncached (joinable at `url`). */
+  fromStream: (url: string, size: number | undefined) => Promise<BlobSource>;
   /** This process's feed of the fill writing `partialPath`, when this process runs it. */
   feed?: (partialPath: string) => FillFeed | undefined;
   /** Told when the reader joins the feed or falls behind it. */
@@ -94,10 +100,11 @@ export async function openFillSource(watch: FillWatch, options: FillSourceOption
       current.close();
       throw err;
     }
-    if (state.status !== 'failed') return new FillSource(current, state.size, { ...options, takeovers, reader });
+    if (state.status === 'running' || state.status === 'done') return new FillSource(current, state.size, { ...options, takeovers, reader });
     reader?.close();
     reader = undefined;
     current.close();
+    if (state.status === 'streaming') return options.fromStream(state.url, state.size);
     const recovery = fillRecovery(state.error);
     if (recovery === undefined) throw fillFailure(state.error);
     if (recovery === 'take-over' && takeovers > 0) {
@@ -224,7 +231,7 @@ class FillSource implements BlobSource {
         waitMs = minWaitMs;
         continue;
       }
-      if (state.status !== 'pending') {
+      if (state.status === 'running' || state.status === 'done') {
         this.seen(state.bytes);
         if (this.size !== undefined && state.size !== undefined && state.size !== this.size) {
           throw new RegistryError('UPSTREAM_UNAVAILABLE', `the blob is now ${state.size} bytes, not ${this.size}`);

@@ -27,6 +27,7 @@ export function runLeased(lease: FillLease, logger: Logger, context: object, fil
       settled = true;
       lease.fail(error);
     },
+    streaming: (size, url) => lease.streaming(size, url),
     watch: () => lease.watch(),
   };
   const settle = (error: FillError): void => {

@@ -387,6 +387,13 @@ export type FillState =
   | { status: 'pending' } // the leader holds the lease and waits for the primary's headers
   | { status: 'running'; size: number | undefined; partialPath: string; bytes: number }
   | { status: 'done'; size: number; partialPath: string; bytes: number }
+  /**
+   * Not cached: the leader's worker streams the blob through and still holds
+   * its first bytes; the host's other workers read it from that worker's
+   * sibling endpoint at `url` (fetched from the primary once for the host).
+   * Ends in `failed` (PASSTHROUGH) once its first bytes are gone.
+   */
+  | { status: 'streaming'; size: number | undefined; url: string }
   | { status: 'failed'; error: FillError };
 
 /** What a follower holds: the state of someone else's fill, and a way to wait for it to move. */
@@ -408,6 +415,8 @@ export interface FillLease {
   progress(bytes: number): void;
   succeed(size: number): void;
   fail(error: FillError): void;
+  /** Streams through uncached, joinable at `url` (then fails with PASSTHROUGH); see the `streaming` state. */
+  streaming(size: number | undefined, url: string): void;
   /** A watch on this very fill, for the leader's own client. */
   watch(): FillWatch;
 }

@@ -93,6 +93,8 @@ export class FillBroker {
         } else if (next.status === 'done') {
           lease.succeed(next.size);
           state.leases.delete(msg.id);
+        } else if (next.status === 'streaming') {
+          lease.streaming(next.size, next.url);
         } else if (next.status === 'failed') {
           lease.fail(next.error);
           state.leases.delete(msg.id);

@@ -106,6 +106,10 @@ export class IpcFillCoordinator implements FillCoordinator {
         local.fail(error);
         send();
       },
+      streaming(size, url) {
+        local.streaming(size, url);
+        send();
+      },
       watch: () => cell.watch(),
     };
   }

@@ -24,6 +24,9 @@ export function cellLease(cell: FillStateCell): FillLease {
     fail(error: FillError) {
       cell.set({ status: 'failed', error });
     },
+    streaming(size, url) {
+      if (cell.state.status === 'pending') cell.set({ status: 'streaming', size, url });
+    },
     watch: () => cell.watch(),
   };
 }

@@ -45,6 +45,8 @@ export interface HandlerDeps {
   metrics: WorkerMetrics;
   /** While draining, responses close their connection so keep-alive clients reconnect through the load balancer. */
   draining: () => boolean;
+  /** The sibling endpoint (the host's other workers): `peer`'s blob routes only, everything else 404. */
+  peerOnly?: boolean;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -124,6 +126,11 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
     }
   });
   const run = async (): Promise<void> => {
+    if (deps.peerOnly) {
+      if (!path.startsWith(peerBlobsPath) || !deps.peer) throw new RegistryError('NAME_UNKNOWN', 'the sibling endpoint serves peer blobs only');
+      notes.route = 'peer';
+      return deps.peer.handle(req, res, path);
+    }
     if (isRegistry) {
       const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
       if (await registry.handle(req, res, path, query, notes)) return;

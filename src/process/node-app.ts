@@ -88,6 +88,12 @@ export interface OutpostAppDeps {
   localWarmSecret?: string;
   /** The replica set's shared state (Redis, through the cluster primary): peer fill and shared tags. */
   shared?: { directory: PeerDirectory; tags: SharedTags };
+  /**
+   * One of several workers of a host: also listen on a loopback sibling
+   * endpoint (peer blob routes, signed with the node's secret), where the
+   * others join the blobs this one streams through uncached.
+   */
+  siblings?: boolean;
   /** Cluster-wide views (through the cluster primary); a single process answers for itself by default. */
   cluster?: {
     metrics: () => Promise<string>;
@@ -223,6 +229,13 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
       ? new PeerClient({ nodeId: config.node.id, secret: peerSecret, connectTimeoutMs: peerStartMs, bodyIdleTimeoutMs: upstream.bodyIdleTimeoutMs, clock })
       : undefined;
   const peerLogger = logger.child({ module: 'peer-fill' });
+  // The node's own secret (the peer secret, else the cluster primary's node-local one): warms and sibling workers.
+  const nodeSecret = peerSecret ?? deps.localWarmSecret ?? newWarmSecret();
+  const siblingClient =
+    deps.siblings === true
+      ? new PeerClient({ nodeId: config.node.id, secret: nodeSecret, connectTimeoutMs: peerStartMs, bodyIdleTimeoutMs: upstream.bodyIdleTimeoutMs, clock })
+      : undefined;
+  let siblingUrl: string | undefined;
   const blobs = new BlobService({
     links,
     store: blobStore,
@@ -233,6 +246,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     cacheable: (size) => size === undefined || size <= config.cache.maxBytes * config.cache.lowWatermark,
     logger: cacheLogger,
     stallTimeoutMs,
+    ...(siblingClient === undefined ? {} : { siblings: { client: siblingClient, url: () => siblingUrl, startTimeoutMs: peerStartMs } }),
     ...(peerClient !== undefined && deps.shared !== undefined
       ? {
           origin: new PeerFillOrigin({
@@ -361,12 +375,13 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     logger: logger.child({ module: 'prefetch' }),
     onResult: (result) => countWarm(metrics, result),
   });
-  const warmSecret = peerSecret ?? deps.localWarmSecret ?? newWarmSecret();
+  const warmSecret = nodeSecret;
+  const mediaType = async (digest: Digest): Promise<string | undefined> => (await metadata.getManifestMeta(digest))?.mediaType;
   const peer = new PeerRoutes({
     secret: peerSecret,
     clock,
     blobs,
-    mediaType: async (digest) => (await metadata.getManifestMeta(digest))?.mediaType,
+    mediaType,
     warm: { warmer, secret: warmSecret, upstreamOf: (host) => resolver.keyOf(host) },
     ...(deps.cluster?.retentionSweep === undefined ? {} : { retention: { sweep: deps.cluster.retentionSweep } }),
   });
@@ -391,6 +406,22 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
   });
   const server = createServer(handler, { ...config.server, logger: logger.child({ module: 'http' }) });
   connectionStats.attach(server);
+  const siblingServer =
+    siblingClient === undefined
+      ? undefined
+      : createServer(
+          createRequestHandler({
+            registry,
+            ops,
+            admin,
+            peer: new PeerRoutes({ secret: nodeSecret, clock, blobs, mediaType }),
+            peerOnly: true,
+            metrics,
+            draining,
+            logger: logger.child({ module: 'sibling' }),
+          }),
+          { ...config.server, tlsCert: undefined, tlsKey: undefined, logger: logger.child({ module: 'sibling' }) },
+        );
 
   return {
     handler,
@@ -409,33 +440,62 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     server,
     blobStore,
     listen(port = config.server.port, host = config.server.host) {
-      return new Promise((resolve, reject) => {
+      return new Promise<number>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
           server.off('error', reject);
           resolve((server.address() as AddressInfo).port);
         });
+      }).then(async (bound) => {
+        if (siblingServer !== undefined) siblingUrl = await listenSibling(siblingServer, logger);
+        return bound;
       });
     },
     async close({ graceMs = 0 } = {}) {
-      await new Promise<void>((resolve) => {
-        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
-        // Keep-alive connections become idle as their last response ends; close them as they do.
-        const sweep = setInterval(() => server.closeIdleConnections(), 100);
-        server.close(() => {
-          clearTimeout(cut);
-          clearInterval(sweep);
-          resolve();
-        });
-        server.closeIdleConnections();
-      });
+      siblingUrl = undefined;
+      await Promise.all([closeServer(server, graceMs), siblingServer?.listening ? closeServer(siblingServer, graceMs) : undefined]);
       access.close();
       pullRecorder.stop();
       // Upstream and peer pools close gracefully, but never hold the shutdown past a short bound.
       await Promise.race([
-        Promise.all([...resolver.entries.map((entry) => entry.upstream.close()), peerClient?.close()]),
+        Promise.all([...resolver.entries.map((entry) => entry.upstream.close()), peerClient?.close(), siblingClient?.close()]),
         new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
       ]);
     },
   };
+}
+
+/** Stops accepting, lets in-flight responses finish for up to `graceMs`, then cuts what is left. */
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+    // Keep-alive connections become idle as their last response ends; close them as they do.
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    server.close(() => {
+      clearTimeout(cut);
+      clearInterval(sweep);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+/**
+ * The sibling endpoint on a loopback port of this worker's own (`exclusive`:
+ * not shared with the other workers through the cluster primary); its URL,
+ * or undefined when it cannot listen (the other workers then fetch their own).
+ */
+function listenSibling(server: Server, logger: Logger): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const failed = (err: Error): void => {
+      logger.warn({ err: err.message }, 'cannot listen on a loopback port for sibling workers; blobs streamed through are not shared with them');
+      resolve(undefined);
+    };
+    server.once('error', failed);
+    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+      server.off('error', failed);
+      server.on('error', (err) => logger.error({ err }, 'sibling endpoint error'));
+      resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    });
+  });
 }

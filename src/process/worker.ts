@@ -72,6 +72,7 @@ async function startWorker(config: Config, logger: Logger): Promise<void> {
     metrics,
     draining: () => draining,
     localWarmSecret: warmSecretFrom(process.env),
+    siblings: config.workers > 1,
     ...(shared === undefined ? {} : { shared: { directory: shared, tags: shared } }),
     cluster: {
       metrics: () => ops.metrics(),

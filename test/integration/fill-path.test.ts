@@ -148,12 +148,12 @@ describe('a blob larger than the cache budget', () => {
   let small: OutpostNode;
 
   beforeAll(async () => {
-    // One worker: the stream-through transfer is shared inside a process (other workers fetch their own).
-    small = await startOutpost({ upstreamUrl: proxy.url, workers: 1, env: { OUTPOST_CACHE_MAX_BYTES: '4MiB' } });
+    // Two workers: the stream-through transfer is shared inside a process, and with the other worker through its sibling endpoint.
+    small = await startOutpost({ upstreamUrl: proxy.url, workers: 2, env: { OUTPOST_CACHE_MAX_BYTES: '4MiB' } });
     cleanup.add(() => small.dispose());
   }, 60_000);
 
-  it('is fetched once for 12 concurrent clients, every body correct and verified, nothing cached', async () => {
+  it('is fetched once for 12 concurrent clients on both workers, every body correct and verified, nothing cached', async () => {
     const { bytes, digest } = await newBlob('fill/huge', 24 * MiB);
     // A primary at 6 MiB/s: the clients all arrive while the shared window (8 MiB) still holds the first byte.
     const rule = proxy.addFault({ mode: 'slowBlob', bytesPerSecond: 6 * MiB }, { when: (r) => r.path.includes(digest) && r.method === 'GET' });
@@ -162,10 +162,47 @@ describe('a blob larger than the cache budget', () => {
       for (const result of results) expect(result).toMatchObject({ status: 200, size: bytes.length, digest, broken: false });
       expect(blobGets(digest)).toBe(1);
       expect(results.filter((r) => r.headers['x-outpost-cache'] === 'passthrough')).toHaveLength(1);
+      // Both workers answered clients; the one not streaming read the blob from the other's sibling endpoint.
+      const accessLines = (module: string) => small.logs().filter((l) => l['msg'] === 'request' && l['module'] === module);
+      await waitFor(() => accessLines('http').filter((l) => l['reference'] === digest).length === 12, { what: 'the access log lines of the 12 GETs' });
+      expect(new Set(accessLines('http').filter((l) => l['reference'] === digest).map((l) => l['pid'])).size).toBe(2);
+      await waitFor(() => accessLines('sibling').some((l) => l['status'] === 200 && l['complete'] === true), { what: 'a sibling transfer in the access log' });
     } finally {
       rule.remove();
     }
     expect(await readdir(path.join(small.cacheDir, 'blobs'), { recursive: true }).catch(() => [])).not.toContainEqual(expect.stringContaining(digest.slice(7)));
+  }, 60_000);
+
+  it('completes the other worker\'s clients with the right bytes when the worker streaming the blob is killed mid-transfer', async () => {
+    const { bytes, digest } = await newBlob('fill/huge-killed', 24 * MiB);
+    const rule = proxy.addFault({ mode: 'slowBlob', bytesPerSecond: 6 * MiB }, { when: (r) => r.path.includes(digest) && r.method === 'GET' });
+    try {
+      const url = `${small.url}/v2/fill/huge-killed/blobs/${digest}`;
+      const pending = Array.from({ length: 12 }, () => getWhole(url).catch(() => undefined));
+      const streamer = () => small.logs().find((l) => l['digest'] === digest && String(l['msg']).includes('streaming through uncached'))?.['pid'] as number | undefined;
+      await waitFor(() => streamer() !== undefined, { what: 'a worker streaming the blob through' });
+      // Past the shared window: every client is on the transfer by now.
+      await waitFor(() => proxy.requests({ method: 'GET', kind: 'blob', pathIncludes: digest }).some((r) => r.bytesSent > 10 * MiB), { what: 'the transfer to pass 10 MiB', timeoutMs: 20_000 });
+      process.kill(streamer()!, 'SIGKILL');
+      const results = await Promise.all(pending);
+      const complete = results.filter((r) => r !== undefined && r.status === 200 && !r.broken);
+      // The killed worker's own clients are cut off; the other worker's continue from the primary (a Range each).
+      expect(complete.length).toBeGreaterThan(0);
+      expect(complete.length).toBeLessThan(12);
+      for (const result of complete) expect(result).toMatchObject({ size: bytes.length, digest });
+      expect(proxy.requests({ method: 'GET', kind: 'blob', pathIncludes: digest }).filter((r) => r.status === 206)).toHaveLength(complete.length);
+    } finally {
+      rule.remove();
+    }
+    // The killed worker is replaced: the node serves on.
+    await waitFor(
+      async () => {
+        const res = await request(`${small.url}/v2/`);
+        await res.body.dump();
+        return res.statusCode === 200;
+      },
+      { what: 'the node to answer again' },
+    );
   }, 60_000);
 
   it('answers a Range of a blob streamed through with 206 and the right bytes, having read and verified it whole', async () => {

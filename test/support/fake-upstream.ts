@@ -76,3 +76,22 @@ export class FakeUpstream implements Upstream {
 export function manualBody(): { stream: PassThrough } {
   return { stream: new PassThrough() };
 }
+
+/** A primary's blob body that sends its first `firstBytes`, then waits for `release()`, then sends the rest in `chunkBytes` pieces. */
+export function heldBlobBody(blob: Buffer, firstBytes: number, chunkBytes: number): { body: () => { size: number; body: Readable }; release: () => void } {
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  return {
+    release: () => release(),
+    body: () => ({
+      size: blob.length,
+      body: Readable.from(
+        (async function* () {
+          yield blob.subarray(0, firstBytes);
+          await released;
+          for (let at = firstBytes; at < blob.length; at += chunkBytes) yield blob.subarray(at, at + chunkBytes);
+        })(),
+      ),
+    }),
+  };
+}

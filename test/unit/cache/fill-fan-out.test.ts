@@ -22,7 +22,7 @@ import { digestOf } from '../../../src/registry/digest.ts';
 import { DiskBlobStore } from '../../../src/storage/disk-blob-store.ts';
 import { cacheLayout } from '../../../src/storage/layout.ts';
 import { waitFor } from '../../support/wait.ts';
-import { FakeUpstream } from '../../support/fake-upstream.ts';
+import { FakeUpstream, heldBlobBody } from '../../support/fake-upstream.ts';
 import { everyBlobLinked } from '../../support/memory-cache-ports.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -281,26 +281,16 @@ describe('the fill fan-out', () => {
       const blob = randomBytes(1024 * KiB);
       const digest = digestOf(blob);
       upstream.blobs.set(digest, blob);
-      let release: () => void = () => undefined;
-      const released = new Promise<void>((resolve) => (release = resolve));
       // The primary's body in 16 KiB chunks, held after the first 32 KiB.
-      upstream.blobBody = () => ({
-        size: blob.length,
-        body: Readable.from(
-          (async function* () {
-            yield blob.subarray(0, 32 * KiB);
-            await released;
-            for (let at = 32 * KiB; at < blob.length; at += 16 * KiB) yield blob.subarray(at, at + 16 * KiB);
-          })(),
-        ),
-      });
+      const held = heldBlobBody(blob, 32 * KiB, 16 * KiB);
+      upstream.blobBody = held.body;
       const blobs = service({ cacheable: () => false, fanOut: { windowBytes: 64 * KiB, laggardGraceMs: 50 } });
       const fast = reader(await blobs.open(target(), digest, signal()));
       const slow = reader(await blobs.open(target(), digest, signal()));
       expect(upstream.count('GET blob')).toBe(1);
       await slow.readAtLeast(20 * KiB);
       await fast.readAtLeast(20 * KiB);
-      release();
+      held.release();
       expect((await fast.rest()).equals(blob)).toBe(true);
       expect((await slow.rest()).equals(blob)).toBe(true);
       // One transfer for both, plus the slow reader's own fetch of the rest, from where it was.

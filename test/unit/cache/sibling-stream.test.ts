@@ -1,0 +1,272 @@
+/**
+ * Blobs that cannot be cached, shared across the workers of a host: while
+ * the worker streaming one through still holds its first byte, the fill's
+ * state says `streaming` with that worker's sibling endpoint, and readers in
+ * the other workers join the same transfer there instead of asking the
+ * primary again. Two BlobServices stand for two workers: one fill
+ * coordinator (the cluster primary's), and a sibling client that reaches
+ * the other service's peer side in-process, the way the loopback endpoint
+ * does (a broken transfer is an error on the body).
+ */
+import { randomBytes } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { BlobSource } from '../../../src/cache/blob-source.ts';
+import { BlobService, type BlobServiceOptions } from '../../../src/cache/blob-service.ts';
+import { noopIndexReporter, noopObserver, PeerError, type BlobStore, type PeerBlobs } from '../../../src/cache/ports.ts';
+import { MemoryFillCoordinator } from '../../../src/coordination/memory-fill-coordinator.ts';
+import { digestOf, type Digest } from '../../../src/registry/digest.ts';
+import { FakeUpstream, heldBlobBody } from '../../support/fake-upstream.ts';
+import { ipcCoordinatorPair } from '../../support/ipc-pair.ts';
+import { everyBlobLinked } from '../../support/memory-cache-ports.ts';
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+const KiB = 1024;
+const signal = (): AbortSignal => new AbortController().signal;
+
+/** Nothing is ever cached: every blob streams through. */
+const noDisk: BlobStore = {
+  stat: async () => undefined,
+  open: async () => undefined,
+  put: async () => undefined,
+  remove: async () => undefined,
+  beginIngest: () => Promise.reject(new Error('not cacheable')),
+  openPartial: async () => undefined,
+  discardPartial: async () => undefined,
+  sweep: async () => ({ partials: 0, bytes: 0 }),
+} as unknown as BlobStore;
+
+/** Reads a source to its end, the way HTTP sends it; `pauseAfter` stops after that many bytes until `resume()`. */
+function reader(source: BlobSource) {
+  let position = 0;
+  const received: Buffer[] = [];
+  const read = async (): Promise<number> => {
+    const buffer = Buffer.allocUnsafe(16 * KiB);
+    const n = await source.read(buffer, position, buffer.length);
+    position += n;
+    if (n > 0) received.push(Buffer.from(buffer.subarray(0, n)));
+    return n;
+  };
+  return {
+    get position() {
+      return position;
+    },
+    async readAtLeast(bytes: number): Promise<void> {
+      while (position < bytes) if ((await read()) === 0) throw new Error('ended early');
+    },
+    async rest(): Promise<Buffer> {
+      try {
+        while ((await read()) > 0);
+      } finally {
+        await source.close();
+      }
+      return Buffer.concat(received);
+    },
+  };
+}
+
+/** Sibling workers reached in-process: a request to `url` is answered by that service's peer side. */
+function siblingNetwork() {
+  const workers = new Map<string, BlobService>();
+  const requests: string[] = [];
+  const client: PeerBlobs = {
+    async get(peer, digest, requestSignal) {
+      requests.push(peer.url);
+      const sibling = workers.get(peer.url);
+      if (!sibling) throw new PeerError('PEER_UNREACHABLE', `nothing listens at ${peer.url}`);
+      let source: BlobSource;
+      try {
+        source = await sibling.openForPeer(digest as Digest, requestSignal);
+      } catch (err) {
+        throw new PeerError('PEER_NOT_FOUND', 'the sibling does not have it', { cause: err });
+      }
+      const body = Readable.from(
+        (async function* () {
+          let position = 0;
+          try {
+            for (;;) {
+              const buffer = Buffer.allocUnsafe(16 * KiB);
+              // A send that fails mid-body is a cut connection on the other side, whatever the cause.
+              const n = await source.read(buffer, position, buffer.length).catch(() => Promise.reject(new Error('other side closed')));
+              if (n === 0) return;
+              position += n;
+              yield buffer.subarray(0, n);
+            }
+          } finally {
+            await source.close();
+          }
+        })(),
+        { objectMode: false, highWaterMark: 16 * KiB },
+      );
+      return { size: source.size, offset: 0, body, mediaType: undefined };
+    },
+  };
+  return { workers, requests, client };
+}
+
+describe('a blob streamed through uncached, across the workers of a host', () => {
+  let upstream: FakeUpstream;
+  let coordinator: MemoryFillCoordinator;
+  let network: ReturnType<typeof siblingNetwork>;
+  const target = () => ({ upstream, upstreamKey: 'registry.test', name: 'library/app' });
+
+  beforeEach(() => {
+    upstream = new FakeUpstream();
+    coordinator = new MemoryFillCoordinator();
+    network = siblingNetwork();
+  });
+
+  /** A worker reachable at `url` by the others. */
+  function worker(url: string, overrides: Partial<BlobServiceOptions> = {}): BlobService {
+    const service = new BlobService({
+      links: everyBlobLinked,
+      store: noDisk,
+      coordinator,
+      observer: noopObserver,
+      index: noopIndexReporter,
+      logger: silent,
+      stallTimeoutMs: 5_000,
+      cacheable: () => false,
+      siblings: { client: network.client, url: () => url, startTimeoutMs: 1_000 },
+      ...overrides,
+    });
+    network.workers.set(url, service);
+    return service;
+  }
+
+  it.each([
+    ['one process', () => [coordinator, coordinator]],
+    ['the cluster primary, over IPC', () => ipcCoordinatorPair(2).coordinators],
+  ])('is fetched from the primary once for concurrent readers in two workers, every body correct (fills coordinated in %s)', async (_, coordinators) => {
+    const blob = randomBytes(1024 * KiB + 5);
+    const digest = digestOf(blob);
+    const body = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body });
+    const [forA, forB] = coordinators();
+    const a = worker('sibling://a', { coordinator: forA });
+    const b = worker('sibling://b', { coordinator: forB });
+    const first = await a.open(target(), digest, signal());
+    const sources = [first, ...(await Promise.all([a.open(target(), digest, signal()), b.open(target(), digest, signal()), b.open(target(), digest, signal())]))];
+    expect(sources.map((s) => s.result)).toEqual(['passthrough', 'coalesced', 'coalesced', 'coalesced']);
+    expect(sources.map((s) => s.size)).toEqual([blob.length, blob.length, blob.length, blob.length]);
+    // Worker b's readers joined worker a's transfer at its sibling endpoint.
+    expect(network.requests).toEqual(['sibling://a', 'sibling://a']);
+    const bodies = Promise.all(sources.map((s) => reader(s).rest()));
+    for (let at = 0; at < blob.length; at += 32 * KiB) body.write(blob.subarray(at, at + 32 * KiB));
+    body.end();
+    for (const got of await bodies) expect(got.equals(blob)).toBe(true);
+    expect(upstream.count('GET blob')).toBe(1);
+  });
+
+  it('stops offering the transfer once its first byte is gone: a later reader elsewhere fetches its own', async () => {
+    const blob = randomBytes(512 * KiB);
+    const digest = digestOf(blob);
+    upstream.blobs.set(digest, blob);
+    const body = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body });
+    const a = worker('sibling://a', { fanOut: { windowBytes: 64 * KiB } });
+    const b = worker('sibling://b');
+    const early = reader(await a.open(target(), digest, signal()));
+    expect(coordinator.followSync(digest)?.state()).toEqual({ status: 'streaming', size: blob.length, url: 'sibling://a' });
+    for (let at = 0; at < 256 * KiB; at += 16 * KiB) body.write(blob.subarray(at, at + 16 * KiB));
+    await early.readAtLeast(200 * KiB);
+    // The window (64 KiB) no longer holds byte 0: nobody else can join, and the host's fill is over.
+    expect(coordinator.followSync(digest)).toBeUndefined();
+    upstream.blobBody = undefined;
+    const late = await b.open(target(), digest, signal());
+    expect(late.result).toBe('passthrough');
+    expect((await reader(late).rest()).equals(blob)).toBe(true);
+    body.end(blob.subarray(256 * KiB));
+    expect((await early.rest()).equals(blob)).toBe(true);
+    expect(network.requests).toEqual([]);
+    expect(upstream.count('GET blob')).toBe(2);
+  });
+
+  it('continues a reader the sibling cut off (a window behind) from the primary with a Range, verified', async () => {
+    const blob = randomBytes(1024 * KiB);
+    const digest = digestOf(blob);
+    upstream.blobs.set(digest, blob);
+    // The primary's body in 16 KiB chunks, held after the first 32 KiB.
+    const held = heldBlobBody(blob, 32 * KiB, 16 * KiB);
+    upstream.blobBody = held.body;
+    const a = worker('sibling://a', { fanOut: { windowBytes: 64 * KiB, laggardGraceMs: 50 } });
+    const b = worker('sibling://b');
+    const fast = reader(await a.open(target(), digest, signal()));
+    const slow = reader(await b.open(target(), digest, signal()));
+    expect(slow.position).toBe(0);
+    await slow.readAtLeast(16 * KiB);
+    await fast.readAtLeast(16 * KiB);
+    held.release();
+    expect((await fast.rest()).equals(blob)).toBe(true);
+    expect((await slow.rest()).equals(blob)).toBe(true);
+    const gets = upstream.calls.filter((c) => c.startsWith('GET blob'));
+    expect(gets).toHaveLength(2);
+    expect(gets[0]).toBe(`GET blob ${digest}`);
+    const from = Number(/ from (\d+)$/.exec(gets[1]!)?.[1]);
+    expect(from).toBeGreaterThanOrEqual(16 * KiB);
+    expect(from).toBeLessThan(blob.length);
+  });
+
+  it('cuts off the readers in both workers before the last byte when the primary lies', async () => {
+    const blob = randomBytes(300 * KiB);
+    const digest = digestOf(blob);
+    const wrong = Buffer.from(blob);
+    wrong[blob.length - 10]! ^= 0xff;
+    // The same wrong bytes for the sibling's transfer and for any resume from the primary.
+    upstream.blobs.set(digest, wrong);
+    const body = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body });
+    const a = worker('sibling://a');
+    const b = worker('sibling://b');
+    const sources = [await a.open(target(), digest, signal()), await b.open(target(), digest, signal())];
+    const reads = sources.map((source) => {
+      const r = reader(source);
+      return r.rest().then(
+        () => ({ failed: false, position: r.position }),
+        (err: unknown) => ({ failed: true, code: (err as { code?: string }).code, position: r.position }),
+      );
+    });
+    body.end(wrong);
+    for (const outcome of await Promise.all(reads)) {
+      expect(outcome).toMatchObject({ failed: true, code: 'UPSTREAM_UNAVAILABLE' });
+      expect(outcome.position).toBeLessThan(blob.length);
+    }
+  });
+
+  it('fetches from the primary when the sibling cannot be reached', async () => {
+    const blob = randomBytes(256 * KiB);
+    const digest = digestOf(blob);
+    upstream.blobs.set(digest, blob);
+    const body = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body });
+    // Worker a streams, but nothing answers at the address it gave.
+    const a = worker('sibling://a');
+    network.workers.delete('sibling://a');
+    const b = worker('sibling://b');
+    const first = await a.open(target(), digest, signal());
+    upstream.blobBody = undefined;
+    const other = await b.open(target(), digest, signal());
+    expect(network.requests).toEqual(['sibling://a']);
+    const bodies = Promise.all([reader(first).rest(), reader(other).rest()]);
+    body.end(blob);
+    for (const got of await bodies) expect(got.equals(blob)).toBe(true);
+    expect(upstream.count('GET blob')).toBe(2);
+  });
+
+  it('serves a peer only while it still holds the first byte, and never asks the primary for it', async () => {
+    const blob = randomBytes(512 * KiB);
+    const digest = digestOf(blob);
+    const body = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body });
+    const a = worker('sibling://a', { fanOut: { windowBytes: 64 * KiB } });
+    const own = reader(await a.open(target(), digest, signal()));
+    const peer = reader(await a.openForPeer(digest, signal()));
+    for (let at = 0; at < 256 * KiB; at += 16 * KiB) body.write(blob.subarray(at, at + 16 * KiB));
+    await Promise.all([own.readAtLeast(128 * KiB), peer.readAtLeast(128 * KiB)]);
+    await expect(a.openForPeer(digest, signal())).rejects.toMatchObject({ code: 'BLOB_UNKNOWN' });
+    const bodies = Promise.all([own.rest(), peer.rest()]);
+    body.end(blob.subarray(256 * KiB));
+    for (const got of await bodies) expect(got.equals(blob)).toBe(true);
+    expect(upstream.count('GET blob')).toBe(1);
+  });
+});
