@@ -9,8 +9,10 @@
  *                 └─ another worker's stream-through ......... sibling-stream.ts
  *
  *   openForPeer(digest) ─┬─ local file
- *                        └─ a fill on this host, followed — never led, so a
- *                           peer request never reaches the primary or another peer
+ *                        ├─ a fill on this host, followed
+ *                        └─ a stream-through on this host (this worker's, or
+ *                           relayed from the sibling running it) — never led,
+ *                           so a peer request never reaches the primary or another peer
  *
  * A miss is fetched from the primary exactly once however many clients ask
  * at the same time (the fill coordinator picks one leader per digest). The
@@ -296,17 +298,7 @@ export class BlobService {
     }
     // Streamed through uncached by this process, still at its first bytes: a sibling worker (or a peer) joins it.
     const streamed = this.streamReader(digest);
-    if (streamed) {
-      this.onFanOut('joined');
-      return new FeedSource(streamed, {
-        clock: this.clock,
-        stallTimeoutMs: this.options.stallTimeoutMs,
-        signal,
-        result: 'coalesced',
-        fromPosition: () => Promise.reject(new RegistryError('BLOB_UNKNOWN', 'fell a window behind the blob streamed through here')),
-        onFanOut: this.onFanOut,
-      });
-    }
+    if (streamed) return this.feedSource(undefined, digest, streamed, 'coalesced', signal);
     const watch = await this.options.coordinator.follow(digest);
     if (!watch) {
       // A fill that ended between the two looks has published the file.
@@ -328,7 +320,8 @@ export class BlobService {
       takeovers: 0,
       takeOver: notHere,
       fromPrimary: notHere,
-      fromStream: notHere,
+      // Another worker of this host streams it through: relayed from there, never from the primary.
+      fromStream: (url, size) => this.fromStream(digest, url, size, signal),
       feed: () => this.feeds.get(digest),
       onFanOut: this.onFanOut,
     });
@@ -361,7 +354,7 @@ export class BlobService {
       takeovers: takeoversPerReader,
       takeOver: () => this.takeOver(target, digest),
       fromPrimary: (position, hash, size) => this.fromPrimary(target, digest, position, hash, size, signal),
-      fromStream: (url, size) => this.fromStream(target, digest, url, size, signal),
+      fromStream: (url, size) => this.fromStream(digest, url, size, signal, target),
       feed: () => this.feeds.get(digest),
       onFanOut: this.onFanOut,
     });
@@ -375,7 +368,8 @@ export class BlobService {
 
   private readonly onFanOut = (event: 'joined' | 'fell_behind'): void => this.options.observer.fanOut?.(event);
 
-  private feedSource(target: BlobTarget, digest: Digest, reader: FeedReader, result: CacheResult, signal: AbortSignal): BlobSource {
+  /** A reader of this process's stream-through; one that falls behind continues from the primary, or (no `target`: a peer's request) is cut off. */
+  private feedSource(target: BlobTarget | undefined, digest: Digest, reader: FeedReader, result: CacheResult, signal: AbortSignal): BlobSource {
     this.onFanOut('joined');
     return new FeedSource(reader, {
       clock: this.clock,
@@ -383,6 +377,7 @@ export class BlobService {
       signal,
       result,
       fromPosition: (position, hash, size) => {
+        if (target === undefined) return Promise.reject(new RegistryError('BLOB_UNKNOWN', 'fell a window behind the blob streamed through here'));
         this.options.logger.debug({ digest, position }, 'a reader fell behind a blob streamed through; fetching the rest on its own');
         return this.fromPrimary(target, digest, position, hash, size, signal);
       },
@@ -400,13 +395,22 @@ export class BlobService {
   }
 
   /**
-   * The whole blob, which a worker of this host streams through uncached,
-   * joinable at `url`: this process's own stream, else the sibling's
-   * (continued from the primary if it breaks off), else the primary.
+   * The whole blob, which another worker of this host streams through
+   * uncached, joinable at `url`: from that sibling, continued from the
+   * primary if it breaks off; the primary when the sibling cannot serve it.
+   * Without `primary` (a peer replica's request) only the sibling: a
+   * failure ends the answer, and the peer resumes elsewhere.
    */
-  private async fromStream(target: BlobTarget, digest: Digest, url: string, size: number | undefined, signal: AbortSignal): Promise<BlobSource> {
+  private async fromStream(digest: Digest, url: string, size: number | undefined, signal: AbortSignal, primary?: BlobTarget): Promise<BlobSource> {
+    const notHere = (): never => {
+      throw new RegistryError('BLOB_UNKNOWN', 'the blob streamed through on this host can no longer be joined');
+    };
+    const instead = (): Promise<BlobSource> => (primary === undefined ? notHere() : this.fromPrimary(primary, digest, 0, createDigester(digest), undefined, signal));
+    // This process's own stream, started since this reader last looked.
+    const own = this.streamReader(digest);
+    if (own) return this.feedSource(primary, digest, own, 'coalesced', signal);
     const siblings = this.options.siblings;
-    if (siblings === undefined || url === siblings.url()) return this.fromPrimary(target, digest, 0, createDigester(digest), undefined, signal);
+    if (siblings === undefined || url === siblings.url()) return instead();
     const controller = new AbortController();
     const abort = (): void => controller.abort();
     signal.addEventListener('abort', abort, { once: true });
@@ -415,8 +419,8 @@ export class BlobService {
       first = await siblings.client.get({ id: 'sibling', url }, digest, controller.signal, { startTimeoutMs: siblings.startTimeoutMs });
     } catch (err) {
       signal.throwIfAborted();
-      this.options.logger.debug({ digest, sibling: url, err: describe(err) }, 'could not join the blob a sibling worker streams through; fetching it from the primary');
-      return this.fromPrimary(target, digest, 0, createDigester(digest), undefined, signal);
+      this.options.logger.debug({ digest, sibling: url, err: describe(err) }, 'could not join the blob a sibling worker streams through');
+      return instead();
     } finally {
       signal.removeEventListener('abort', abort);
     }
@@ -424,7 +428,7 @@ export class BlobService {
       siblingThenPrimary(first, {
         size: size ?? first.size,
         signal: controller.signal,
-        resume: (start) => this.fetchPrimary(target, digest, start, controller.signal),
+        resume: (start) => (primary === undefined ? Promise.resolve().then(notHere) : this.fetchPrimary(primary, digest, start, controller.signal)),
         onBroken: (position, err) => this.options.logger.debug({ digest, sibling: url, position, err: describe(err) }, 'a sibling worker stopped streaming a blob to this one; the rest comes from the primary'),
       }),
       { objectMode: false },

@@ -10,8 +10,9 @@
  * When the blob may not be cached (larger than the budget, disk full or
  * unwritable) it streams through: verified once, fanned out to every reader
  * in this process through an uncached feed (bounded: a reader that falls
- * behind the window gets its own ranged fetch), while readers in other
- * workers are told to fetch it themselves.
+ * behind the window gets its own ranged fetch); while the window holds the
+ * first byte, readers in other workers join it through this worker's
+ * sibling endpoint and other replicas through the peer endpoint.
  *
  * A fill runs detached from any client — one going away does not stop it
  * (distribution's proxy does the same with a detached context) — and inside
@@ -231,25 +232,29 @@ export class FillLeader {
   /**
    * Streams a blob that is not cached: this process's readers share one
    * verified transfer through an uncached feed, the leader's own client
-   * first. While the feed still holds the first byte the lease says
-   * `streaming` with this worker's sibling endpoint, where the host's other
-   * workers join the same transfer; then it fails with PASSTHROUGH, and
-   * later readers fetch their own. Without room for another feed, the
-   * response goes to the leader's client alone.
+   * first. While the feed still holds the first byte, others can join it:
+   * the lease says `streaming` with this worker's sibling endpoint, where
+   * the host's other workers read it, and the origin is not settled yet, so
+   * a cluster fill lock stays held and other replicas follow this one. Then
+   * the lease fails with PASSTHROUGH and the origin settles: later readers
+   * fetch their own. Without room for another feed, the response goes to the
+   * leader's client alone.
    */
   private async streamThrough(digest: Digest, response: FillBody, controller: AbortController, lease: FillLease, hand: (start: LeaderStart) => void): Promise<void> {
-    response.settle('uncached');
     const feed = this.options.feeds.open(digest, { kind: 'uncached', size: response.size });
     const reader = feed?.reader(0);
     const url = reader ? this.options.siblingUrl?.() : undefined;
-    let joinable = url !== undefined;
-    const closeToOthers = (): void => {
-      joinable = false;
-      lease.fail(passthrough);
-    };
-    if (url === undefined) closeToOthers();
+    if (url === undefined) lease.fail(passthrough);
     else lease.streaming(response.size, url);
+    let joinable = true;
+    const closeToOthers = (): void => {
+      if (!joinable) return;
+      joinable = false;
+      if (url !== undefined) lease.fail(passthrough);
+      response.settle('uncached');
+    };
     if (!feed || !reader) {
+      closeToOthers();
       hand({ kind: 'passthrough', response, controller, fromPrimary: response.fromPrimary });
       return;
     }
@@ -277,7 +282,7 @@ export class FillLeader {
         total += chunk.length;
         if (size !== undefined && total > size) throw new RegistryError('UPSTREAM_UNAVAILABLE', `the primary sent more than the ${size} bytes it announced`);
         feed.push(chunk, before);
-        if (joinable && feed.start > 0) closeToOthers(); // the first byte is gone: nobody else can join
+        if (feed.start > 0) closeToOthers(); // the first byte is gone: nobody else can join
       }
       if (size !== undefined && total !== size) throw new RegistryError('UPSTREAM_UNAVAILABLE', `the primary sent ${total} of ${size} bytes`);
       if (digestOfHash(digestAlgorithm(digest), hash) !== digest) {
@@ -292,7 +297,7 @@ export class FillLeader {
       feed.fail({ code: failure.code, message: failure.message, detail: failure.detail });
       logger.warn({ digest, bytes: total, err: describe(err) }, 'streaming a blob through failed; its readers are cut off');
     } finally {
-      if (joinable) closeToOthers();
+      closeToOthers();
       this.options.feeds.close(digest, feed);
     }
   }

@@ -9,7 +9,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signPeerRequest } from '../../src/cluster/peer-protocol.ts';
@@ -449,4 +449,49 @@ describe('peer fill across three replicas', () => {
     expect(failures).toEqual([]);
     expect(retries).toBeGreaterThanOrEqual(1); // the download in flight on the victim broke, and its retry succeeded
   }, 120_000);
+});
+
+describe('a blob too big for any replica to cache', () => {
+  const small = new Map<string, OutpostNode>();
+
+  beforeAll(async () => {
+    // Their own replica set: a budget of 4 MiB, so a 24 MiB layer streams through everywhere.
+    const started = await startReplicas(
+      ['s1', 's2'],
+      { upstreamUrl: proxy.url, etcdUrl: etcd.url, redisUrl: redis.url, cluster: 'peerfill-small', secret, adminToken, env: { OUTPOST_CACHE_MAX_BYTES: '4MiB' } },
+      cleanup.add,
+    );
+    for (const [id, n] of started) small.set(id, n);
+    await waitFor(async () => (await Promise.all(['s1', 's2'].map((id) => redis.command(`EXISTS peerfill-small:node:${id}`)))).every((r) => r.startsWith(':1')), {
+      what: 'both small replicas to publish their address',
+      timeoutMs: 10_000,
+    });
+  }, 120_000);
+
+  it('is fetched from the primary once for concurrent clients on both replicas and all their workers, every body correct', async () => {
+    const repo = 'peer/huge';
+    const image = await pushFresh(repo, 'v1', [24 * MiB]);
+    const layer = image.blobs.find((b) => b.size >= 24 * MiB)!;
+    // At 4 MiB/s the streaming worker's window (4 MiB) holds the first byte for about a second.
+    const slow = proxy.addFault({ mode: 'slowBlob', bytesPerSecond: 4 * MiB }, { when: { pathIncludes: layer.digest } });
+    try {
+      const first = Array.from({ length: 6 }, () => fetchBlob(small.get('s1')!, repo, layer));
+      // s2's clients come once s1's transfer from the primary is under way (its headers are long in): s2 follows s1, the fill lock holder.
+      await waitFor(() => proxy.requests({ method: 'GET', kind: 'blob', pathIncludes: layer.digest }).some((r) => r.bytesSent >= MiB), {
+        what: 'the transfer from the primary to pass 1 MiB',
+      });
+      const second = Array.from({ length: 6 }, () => fetchBlob(small.get('s2')!, repo, layer));
+      for (const body of await Promise.all([...first, ...second])) expect(sha256(body)).toBe(layer.digest);
+    } finally {
+      slow.remove();
+    }
+    expect(proxy.countRequests({ method: 'GET', kind: 'blob', pathIncludes: layer.digest })).toBe(1);
+    // One replica followed the other (the cluster fill lock holder) through its peer endpoint; nothing was cached.
+    await waitFor(() => [...small.values()].flatMap((n) => n.logs()).some((l) => l['msg'] === 'request' && l['route'] === 'peer' && l['module'] === 'http' && l['status'] === 200), {
+      what: 'a peer transfer between the two replicas in the access log',
+    });
+    for (const n of small.values()) {
+      expect(await readdir(join(n.cacheDir, 'blobs'), { recursive: true }).catch(() => [])).not.toContainEqual(expect.stringContaining(layer.digest.slice(7)));
+    }
+  }, 60_000);
 });

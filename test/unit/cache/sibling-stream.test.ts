@@ -253,6 +253,24 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
     expect(upstream.count('GET blob')).toBe(2);
   });
 
+  it('relays to a peer a stream another worker runs, from that worker, never from the primary', async () => {
+    const blob = randomBytes(512 * KiB);
+    const digest = digestOf(blob);
+    const body = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body });
+    const a = worker('sibling://a');
+    const b = worker('sibling://b');
+    const own = reader(await a.open(target(), digest, signal()));
+    // A peer replica's request that landed on worker b.
+    const relayed = reader(await b.openForPeer(digest, signal()));
+    expect(network.requests).toEqual(['sibling://a']);
+    const bodies = Promise.all([own.rest(), relayed.rest()]);
+    for (let at = 0; at < blob.length; at += 16 * KiB) body.write(blob.subarray(at, at + 16 * KiB));
+    body.end();
+    for (const got of await bodies) expect(got.equals(blob)).toBe(true);
+    expect(upstream.count('GET blob')).toBe(1);
+  });
+
   it('serves a peer only while it still holds the first byte, and never asks the primary for it', async () => {
     const blob = randomBytes(512 * KiB);
     const digest = digestOf(blob);
