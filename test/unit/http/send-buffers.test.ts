@@ -123,6 +123,53 @@ describe('sending a big verified file through the pool', () => {
     expect(sendBufferPool.idleBytes).toBeGreaterThanOrEqual(2 * MiB);
   });
 
+  it('never reads into a buffer a write still holds, with the pool exhausted and a source mixing views and reads', async () => {
+    const held: ReturnType<typeof sendBufferPool.take>[] = [];
+    for (let lease = sendBufferPool.take(64 * MiB); lease.chunkBytes === MiB; lease = sendBufferPool.take(64 * MiB)) held.push(lease);
+    try {
+      const bytes = randomBytes(5 * MiB + 999); // big enough for the pool (4 MiB), which is exhausted
+      const source = fileSource(bytes);
+      // Views for every other 384 KiB stretch (three chunks), reads for the rest: views and buffer writes interleave.
+      Object.assign(source, {
+        async readViews(position: number, length: number): Promise<Buffer[] | undefined> {
+          return Math.floor(position / (384 * 1024)) % 2 === 0 ? [bytes.subarray(position, Math.min(position + length, bytes.length))] : undefined;
+        },
+      });
+      // A socket that takes every write, and says so a moment later (the kernel's buffer is full).
+      const sent: Buffer[] = [];
+      let changedInFlight = 0;
+      let inFlight = 0;
+      const res = {
+        writableFinished: false,
+        write(chunk: Buffer, done?: (err?: Error | null) => void): boolean {
+          const copy = Buffer.from(chunk);
+          sent.push(copy);
+          inFlight += 1;
+          setTimeout(() => {
+            inFlight -= 1;
+            if (!chunk.equals(copy)) changedInFlight += 1;
+            done?.(null);
+          }, 2);
+          return false;
+        },
+        cork: () => undefined,
+        uncork: () => undefined,
+        once: () => res,
+        off: () => res,
+        end: () => {
+          res.writableFinished = true;
+        },
+        destroy: () => undefined,
+      };
+      await sendBlobRange(res as unknown as Parameters<typeof sendBlobRange>[0], source, 0, bytes.length - 1);
+      await waitFor(() => inFlight === 0, { what: 'the last write to be taken' });
+      expect(changedInFlight).toBe(0);
+      expect(Buffer.concat(sent).equals(bytes)).toBe(true);
+    } finally {
+      for (const lease of held) lease.release();
+    }
+  });
+
   it('sends the views a source offers as they are, and reads into buffers only where it offers none', async () => {
     const bytes = randomBytes(6 * MiB + 999);
     const source = fileSource(bytes);
