@@ -429,7 +429,8 @@ export class BlobService {
         size: size ?? first.size,
         signal: controller.signal,
         resume: (start) => (primary === undefined ? Promise.resolve().then(notHere) : this.fetchPrimary(primary, digest, start, controller.signal)),
-        onBroken: (position, err) => this.options.logger.debug({ digest, sibling: url, position, err: describe(err) }, 'a sibling worker stopped streaming a blob to this one; the rest comes from the primary'),
+        onBroken: (position, err) =>
+          this.options.logger.debug({ digest, sibling: url, position, err: describe(err), resume: primary === undefined ? 'none' : 'primary' }, 'a sibling worker stopped streaming a blob to this one'),
       }),
       { objectMode: false },
     );
