@@ -17,6 +17,11 @@ export class FakeUpstream implements Upstream {
     return this.calls.filter((c) => c.startsWith(prefix)).length;
   }
 
+  /** Where each blob GET of `digest` started: 0 for the whole blob, the Range's start otherwise. */
+  blobGetStarts(digest: string): number[] {
+    return this.calls.filter((c) => c.startsWith(`GET blob ${digest}`)).map((c) => Number(/ from (\d+)$/.exec(c)?.[1] ?? 0));
+  }
+
   async headManifest(repo: string, reference: string, _signal?: AbortSignal): Promise<ManifestHead> {
     this.calls.push(`HEAD manifest ${repo}:${reference}`);
     if (this.failWith) throw this.failWith;
