@@ -276,12 +276,9 @@ export class BlobService {
     if (small) return { size: small.byteLength };
     const local = await this.options.store.stat(digest);
     if (local) return local;
-    const watch = await this.options.coordinator.follow(digest);
-    // A fill that ended between the two looks has published the file.
-    if (!watch) return this.options.store.stat(digest);
-    const state = watch.state();
-    watch.close();
-    return (state.status === 'running' || state.status === 'done') && state.size !== undefined ? { size: state.size } : undefined;
+    // Being filled or streamed through on this host; else a fill that ended between the two looks has published the file.
+    const filling = await this.fillingSize(digest);
+    return filling === undefined ? this.options.store.stat(digest) : { size: filling };
   }
 
   /**

@@ -259,6 +259,9 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
     const a = worker('sibling://a');
     const b = worker('sibling://b');
     const own = reader(await a.open(target(), digest, signal()));
+    // A peer's HEAD gets the size on either worker, as its GET gets the bytes.
+    expect(await a.statForPeer(digest)).toEqual({ size: blob.length });
+    expect(await b.statForPeer(digest)).toEqual({ size: blob.length });
     // A peer replica's request that landed on worker b.
     const relayed = reader(await b.openForPeer(digest, signal()));
     expect(network.requests).toEqual(['sibling://a']);
