@@ -375,14 +375,13 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     logger: logger.child({ module: 'prefetch' }),
     onResult: (result) => countWarm(metrics, result),
   });
-  const warmSecret = nodeSecret;
   const mediaType = async (digest: Digest): Promise<string | undefined> => (await metadata.getManifestMeta(digest))?.mediaType;
   const peer = new PeerRoutes({
     secret: peerSecret,
     clock,
     blobs,
     mediaType,
-    warm: { warmer, secret: warmSecret, upstreamOf: (host) => resolver.keyOf(host) },
+    warm: { warmer, secret: nodeSecret, upstreamOf: (host) => resolver.keyOf(host) },
     ...(deps.cluster?.retentionSweep === undefined ? {} : { retention: { sweep: deps.cluster.retentionSweep } }),
   });
   const prefetch = new PrefetchRoutes({ token: adminToken, warmer, routing: resolver });
@@ -434,7 +433,7 @@ export async function createOutpostApp(config: Config, deps: OutpostAppDeps = {}
     },
     resolvePin,
     warmer,
-    warmSecret,
+    warmSecret: nodeSecret,
     metrics,
     connectionStats,
     server,
