@@ -49,6 +49,7 @@ import { openFillSource } from './fill-source.ts';
 import { localSource } from './local-source.ts';
 import { MemoryBlob } from './memory-blob.ts';
 import {
+  destroyBody,
   systemClock,
   type BlobStore,
   type CacheIndexReporter,
@@ -59,8 +60,8 @@ import {
   type FillWatch,
   type Logger,
   type OpenBlob,
-  type PeerBlobs,
   type BlobResponse,
+  type PeerBlobs,
   type PurgeScope,
 } from './ports.ts';
 import { describe } from './lease-scope.ts';
@@ -219,7 +220,7 @@ export class BlobService {
         else if (!linked) {
           await this.confirm(target, digest, signal).catch((err: unknown) => {
             start.controller.abort();
-            start.response.body.on('error', () => undefined).destroy(); // nobody reads it now
+            destroyBody(start.response.body); // nobody reads it now
             throw err;
           });
         }

@@ -18,13 +18,13 @@
  * (distribution's proxy does the same with a detached context) — and inside
  * `runLeased`, so its lease is settled whatever happens.
  */
-import type { Readable } from 'node:stream';
 import { createDigester, digestAlgorithm, digestOfHash, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { FeedReader, FillFeed, FillFeeds } from './fill-feed.ts';
 import { primaryOrigin, type FillBody, type FillOrigin } from './fill-origin.ts';
 import { describe, runLeased } from './lease-scope.ts';
 import {
+  destroyBody,
   isDiskWriteError,
   type BlobIngest,
   type BlobResponse,
@@ -131,7 +131,7 @@ export class FillLeader {
       });
     } catch (err) {
       if (!isDiskWriteError(err)) {
-        destroy(response.body);
+        destroyBody(response.body);
         response.settle('failed');
         throw err;
       }
@@ -206,7 +206,7 @@ export class FillLeader {
       observer.fillEnded('ok', written - origin.peerBytes());
       logger.debug({ digest, bytes: written, fromPeers: origin.peerBytes() }, 'blob cached');
     } catch (err) {
-      destroy(body);
+      destroyBody(body);
       // A read-only or failing disk can refuse even the cleanup: log it, the fill's outcome stands.
       await ingest.abort().catch((abortErr: unknown) => logger.warn({ digest, err: describe(abortErr) }, 'could not discard the partial file of a failed fill'));
       observer.fillEnded('failed', written - origin.peerBytes());
@@ -272,7 +272,7 @@ export class FillLeader {
           logger.debug({ digest, bytes: total }, 'no reader left on a streamed-through blob; stopping its transfer');
           feed.fail({ code: 'LEADER_GONE', message: 'nobody reads the streamed-through blob any more' });
           controller.abort();
-          destroy(body);
+          destroyBody(body);
           return;
         }
         const chunk = await nextChunk(chunks);
@@ -292,7 +292,7 @@ export class FillLeader {
       logger.debug({ digest, bytes: total }, 'blob streamed through uncached');
     } catch (err) {
       controller.abort();
-      destroy(body);
+      destroyBody(body);
       const failure = err instanceof RegistryError ? err : blobFailure(err, observer);
       feed.fail({ code: failure.code, message: failure.message, detail: failure.detail });
       logger.warn({ digest, bytes: total, err: describe(err) }, 'streaming a blob through failed; its readers are cut off');
@@ -308,7 +308,7 @@ export class FillLeader {
       start.blob.close().catch((err: unknown) => this.options.logger.debug({ err: describe(err) }, 'could not close a blob'));
     } else if (start.kind === 'passthrough') {
       start.controller.abort();
-      destroy(start.response.body);
+      destroyBody(start.response.body);
     } else if (start.kind === 'stream' || start.kind === 'follow') {
       start.reader?.close();
     }
@@ -337,10 +337,4 @@ async function nextChunk(chunks: AsyncIterator<Buffer>): Promise<Buffer | undefi
   } catch (err) {
     throw bodyFailure(err);
   }
-}
-
-function destroy(body: Readable): void {
-  if (body.destroyed) return;
-  body.on('error', () => undefined); // destroying an unfinished body emits an error nobody else listens for
-  body.destroy();
 }

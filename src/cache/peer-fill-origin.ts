@@ -17,13 +17,12 @@
  * the fill verifies size and digest of the whole file before it commits, and
  * a mismatch drops the hints of every peer that supplied bytes.
  */
-import type { Readable } from 'node:stream';
-import { Readable as ReadableStream } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Digest } from '../registry/digest.ts';
 import type { FillBody, FillOrigin, FillOutcome } from './fill-origin.ts';
 import { describe } from './lease-scope.ts';
 import type { BlobResponse, CacheObserver, ClusterFillLock, FillLockResult, Logger, PeerBlobs, PeerDirectory, PeerFillResult, PeerRef } from './ports.ts';
-import { PeerError } from './ports.ts';
+import { destroyBody, PeerError } from './ports.ts';
 import type { BlobTarget } from './repository-target.ts';
 import { toRegistryError } from './upstream-failure.ts';
 
@@ -78,7 +77,7 @@ export class PeerFillOrigin implements FillOrigin {
       throw err;
     }
     const size = first.response.size;
-    const body = ReadableStream.from(this.resuming(target, fill, first, size, signal), { objectMode: false });
+    const body = Readable.from(this.resuming(target, fill, first, size, signal), { objectMode: false });
     let settled = false;
     return {
       size,
@@ -243,7 +242,7 @@ export class PeerFillOrigin implements FillOrigin {
           return;
         } catch (err) {
           if (from.kind === 'primary' || signal.aborted) throw err;
-          destroy(response.body);
+          destroyBody(response.body);
           fill.failed.add(from.peer.id);
           this.options.observer.peerFill(err instanceof PeerError && err.code === 'PEER_BAD_RESPONSE' ? 'error' : 'broken');
           this.options.logger.warn(
@@ -261,7 +260,7 @@ export class PeerFillOrigin implements FillOrigin {
         }
       }
     } finally {
-      destroy(current.response.body);
+      destroyBody(current.response.body);
     }
   }
 }
@@ -290,10 +289,4 @@ function shuffled<T>(items: readonly T[]): T[] {
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
-}
-
-function destroy(body: Readable): void {
-  if (body.destroyed) return;
-  body.on('error', () => undefined); // destroying an unfinished body emits an error nobody else listens for
-  body.destroy();
 }

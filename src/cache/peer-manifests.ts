@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { digestAlgorithm, digestOf, type Digest } from '../registry/digest.ts';
 import { describe } from './lease-scope.ts';
 import { peerResult } from './peer-fill-origin.ts';
-import type { CacheObserver, Logger, ManifestResponse, PeerBlobs, PeerDirectory } from './ports.ts';
+import { destroyBody, type CacheObserver, type Logger, type ManifestResponse, type PeerBlobs, type PeerDirectory } from './ports.ts';
 
 export interface PeerManifestsOptions {
   directory: PeerDirectory;
@@ -60,8 +60,7 @@ export class PeerManifests {
 
 async function readWhole(body: Readable, size: number | undefined, maxBytes: number): Promise<Buffer> {
   if (size !== undefined && size > maxBytes) {
-    body.on('error', () => undefined);
-    body.destroy();
+    destroyBody(body);
     throw new Error(`larger than the ${maxBytes}-byte manifest limit`);
   }
   const chunks: Buffer[] = [];

@@ -100,6 +100,17 @@ export interface BlobResponse {
   body: Readable;
 }
 
+/**
+ * Destroys a body nobody will read (any more). Destroying an unfinished body
+ * (undici's, a stream in flight) emits an `'error'`, which would be an
+ * uncaught exception without a listener: one is added first.
+ */
+export function destroyBody(body: Readable): void {
+  if (body.destroyed) return;
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 export interface ReferrersResponse {
   body: Buffer;
   mediaType: string;

@@ -15,7 +15,7 @@ import { createDigester, type Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { Hash } from 'node:crypto';
 import type { BlobSource } from './blob-source.ts';
-import type { BlobResponse, CacheResult } from './ports.ts';
+import { destroyBody, type BlobResponse, type CacheResult } from './ports.ts';
 import { afterSentPrefix, verifiedBody } from './verified-body.ts';
 
 /** Asks the remote for the blob from `start` on (a Range when `start` > 0). */
@@ -97,11 +97,7 @@ class RemoteSource implements BlobSource {
   readonly stop = (): void => {
     this.options.signal.removeEventListener('abort', this.stop);
     this.controller.abort();
-    const body = this.response.body;
-    if (!body.destroyed) {
-      body.on('error', () => undefined); // destroying an unfinished body emits an error nobody else listens for
-      body.destroy();
-    }
+    destroyBody(this.response.body);
   };
 
   get result(): CacheResult {

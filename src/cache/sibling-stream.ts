@@ -12,9 +12,8 @@
  * (remote-source.ts), so a client never completes a body whose two parts
  * differ.
  */
-import type { Readable } from 'node:stream';
 import { RegistryError } from '../registry/errors.ts';
-import type { BlobResponse } from './ports.ts';
+import { destroyBody, type BlobResponse } from './ports.ts';
 
 export interface SiblingStreamOptions {
   /** The size the client is told, when known: the sibling must not send more, nor end short of it. */
@@ -42,7 +41,7 @@ export async function* siblingThenPrimary(first: BlobResponse, options: SiblingS
     if (options.signal.aborted || err instanceof RegistryError) throw err;
     options.onBroken(position, err);
   } finally {
-    destroy(first.body);
+    destroyBody(first.body);
   }
   const rest = await options.resume(position);
   let skip = position - rest.offset;
@@ -57,12 +56,6 @@ export async function* siblingThenPrimary(first: BlobResponse, options: SiblingS
       skip = 0;
     }
   } finally {
-    destroy(rest.body);
+    destroyBody(rest.body);
   }
-}
-
-function destroy(body: Readable): void {
-  if (body.destroyed) return;
-  body.on('error', () => undefined); // destroying an unfinished body emits an error nobody else listens for
-  body.destroy();
 }

@@ -13,7 +13,7 @@
  */
 import { Agent } from 'undici';
 import type { Clock } from '../cache/ports.ts';
-import { PeerError, type PeerBlobResponse, type PeerBlobs, type PeerRef } from '../cache/ports.ts';
+import { destroyBody, PeerError, type PeerBlobResponse, type PeerBlobs, type PeerRef } from '../cache/ports.ts';
 import { peerAuthHeader, peerBlobsPath, signPeerRequest } from '../cluster/peer-protocol.ts';
 import type { Digest } from '../registry/digest.ts';
 
@@ -99,8 +99,7 @@ export class PeerClient implements PeerBlobs {
       if (range === null || Number(range[1]) !== start) throw new PeerError('PEER_BAD_RESPONSE', 'a 206 without the Content-Range asked for');
       return { size: Number(range[3]), offset: start, body: res.body, mediaType };
     } catch (err) {
-      res.body.on('error', () => undefined);
-      res.body.destroy();
+      destroyBody(res.body);
       throw err instanceof PeerError ? err : new PeerError('PEER_BAD_RESPONSE', String((err as Error)?.message ?? err), { cause: err });
     }
   }

@@ -18,7 +18,7 @@
  * stream the protocol describes), WARM_ABORTED (the caller's signal).
  */
 import { Agent, type Dispatcher } from 'undici';
-import type { Clock } from '../cache/ports.ts';
+import { destroyBody, type Clock } from '../cache/ports.ts';
 import { peerAuthHeader, peerWarmTarget, signPeerRequest } from '../cluster/peer-protocol.ts';
 import { ndjsonLines } from '../prefetch/ndjson-lines.ts';
 import { formatImageRef, type ImageRef, type ReplicaTarget, type ReplicaWarmClient, type WarmOptions, type WarmResult } from '../prefetch/ports.ts';
@@ -121,8 +121,7 @@ export class HttpReplicaWarmClient implements ReplicaWarmClient {
       if (result === undefined) throw new ReplicaWarmError('WARM_BAD_RESPONSE', `replica ${replica.id} ended the stream without a result`);
       return result;
     } catch (err) {
-      body.on('error', () => undefined);
-      body.destroy();
+      destroyBody(body);
       throw err instanceof ReplicaWarmError ? err : fail(err);
     }
   }

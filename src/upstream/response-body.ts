@@ -8,7 +8,9 @@
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { UpstreamError } from '../cache/ports.ts';
+import { destroyBody, UpstreamError } from '../cache/ports.ts';
+
+export { destroyBody };
 
 /**
  * A byte count the primary sent (`Content-Length`, a `Content-Range` number):
@@ -84,12 +86,3 @@ export function discard(body: Dispatcher.ResponseData['body']): void {
   });
 }
 
-/**
- * Destroys a body nobody will read. undici's body turns a plain `destroy()`
- * of an unfinished body into an `'error'` (RequestAbortedError), which would
- * be an uncaught exception without a listener; one is added first.
- */
-export function destroyBody(body: Readable): void {
-  body.on('error', () => {});
-  body.destroy();
-}
