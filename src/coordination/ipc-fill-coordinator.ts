@@ -50,8 +50,9 @@ export class IpcFillCoordinator implements FillCoordinator {
         const cell = this.watching.get(msg.id);
         if (!cell) return;
         cell.set(msg.state);
-        if (cell.finished) this.watching.delete(msg.id);
-        if (cell.finished) for (const [digest, entry] of this.shared) if (entry.cell === cell) this.shared.delete(digest);
+        if (!cell.finished) return;
+        this.watching.delete(msg.id);
+        for (const [digest, entry] of this.shared) if (entry.cell === cell) this.shared.delete(digest);
       }
     });
   }
@@ -83,17 +84,15 @@ export class IpcFillCoordinator implements FillCoordinator {
     const unwatch = (watchId: number): void => {
       if (this.watching.delete(watchId)) this.channel.send({ t: 'fill.unwatch', id: watchId });
     };
-    let entry = this.shared.get(digest);
-    if (entry !== undefined && !entry.cell.finished && !cell.finished) {
+    if (cell.finished) return cell.watch(); // over already: nothing is relayed
+    let held = this.shared.get(digest);
+    if (held !== undefined && !held.cell.finished) {
       // The same fill (a digest has one at a time on the host, and this one is not over): keep the relayed watch already here.
       unwatch(id);
-    } else if (cell.finished) {
-      return cell.watch();
     } else {
-      entry = { id, cell, holders: 0 };
-      this.shared.set(digest, entry);
+      held = { id, cell, holders: 0 };
+      this.shared.set(digest, held);
     }
-    const held = entry;
     held.holders += 1;
     let closed = false;
     return held.cell.watch(() => {
