@@ -116,6 +116,17 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
     network = siblingNetwork();
   });
 
+  /** The primary's answer for `blob`: a body the test writes (`send` a stretch of the blob in 16 KiB pieces, then `end`). */
+  function primaryBody(blob: Buffer) {
+    const body = Object.assign(new PassThrough(), {
+      send(from: number, to: number): void {
+        for (let at = from; at < to; at += 16 * KiB) body.write(blob.subarray(at, Math.min(at + 16 * KiB, to)));
+      },
+    });
+    upstream.blobBody = () => ({ size: blob.length, body });
+    return body;
+  }
+
   /** A worker reachable at `url` by the others. */
   function worker(url: string, overrides: Partial<BlobServiceOptions> = {}): BlobService {
     const service = new BlobService({
@@ -140,8 +151,7 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
   ])('is fetched from the primary once for concurrent readers in two workers, every body correct (fills coordinated in %s)', async (_, coordinators) => {
     const blob = randomBytes(1024 * KiB + 5);
     const digest = digestOf(blob);
-    const body = new PassThrough();
-    upstream.blobBody = () => ({ size: blob.length, body });
+    const body = primaryBody(blob);
     const [forA, forB] = coordinators();
     const a = worker('sibling://a', { coordinator: forA });
     const b = worker('sibling://b', { coordinator: forB });
@@ -152,7 +162,7 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
     // Worker b's readers joined worker a's transfer at its sibling endpoint.
     expect(network.requests).toEqual(['sibling://a', 'sibling://a']);
     const bodies = Promise.all(sources.map((s) => reader(s).rest()));
-    for (let at = 0; at < blob.length; at += 32 * KiB) body.write(blob.subarray(at, at + 32 * KiB));
+    body.send(0, blob.length);
     body.end();
     for (const got of await bodies) expect(got.equals(blob)).toBe(true);
     expect(upstream.count('GET blob')).toBe(1);
@@ -162,13 +172,12 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
     const blob = randomBytes(512 * KiB);
     const digest = digestOf(blob);
     upstream.blobs.set(digest, blob);
-    const body = new PassThrough();
-    upstream.blobBody = () => ({ size: blob.length, body });
+    const body = primaryBody(blob);
     const a = worker('sibling://a', { fanOut: { windowBytes: 64 * KiB } });
     const b = worker('sibling://b');
     const early = reader(await a.open(target(), digest, signal()));
     expect(coordinator.followSync(digest)?.state()).toEqual({ status: 'streaming', size: blob.length, url: 'sibling://a' });
-    for (let at = 0; at < 256 * KiB; at += 16 * KiB) body.write(blob.subarray(at, at + 16 * KiB));
+    body.send(0, 256 * KiB);
     await early.readAtLeast(200 * KiB);
     // The window (64 KiB) no longer holds byte 0: nobody else can join, and the host's fill is over.
     expect(coordinator.followSync(digest)).toBeUndefined();
@@ -212,8 +221,7 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
     wrong[blob.length - 10]! ^= 0xff;
     // The same wrong bytes for the sibling's transfer and for any resume from the primary.
     upstream.blobs.set(digest, wrong);
-    const body = new PassThrough();
-    upstream.blobBody = () => ({ size: blob.length, body });
+    const body = primaryBody(blob);
     const a = worker('sibling://a');
     const b = worker('sibling://b');
     const sources = [await a.open(target(), digest, signal()), await b.open(target(), digest, signal())];
@@ -235,8 +243,7 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
     const blob = randomBytes(256 * KiB);
     const digest = digestOf(blob);
     upstream.blobs.set(digest, blob);
-    const body = new PassThrough();
-    upstream.blobBody = () => ({ size: blob.length, body });
+    const body = primaryBody(blob);
     // Worker a streams, but nothing answers at the address it gave.
     const a = worker('sibling://a');
     network.workers.delete('sibling://a');
@@ -254,8 +261,7 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
   it('relays to a peer a stream another worker runs, from that worker, never from the primary', async () => {
     const blob = randomBytes(512 * KiB);
     const digest = digestOf(blob);
-    const body = new PassThrough();
-    upstream.blobBody = () => ({ size: blob.length, body });
+    const body = primaryBody(blob);
     const a = worker('sibling://a');
     const b = worker('sibling://b');
     const own = reader(await a.open(target(), digest, signal()));
@@ -266,7 +272,7 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
     const relayed = reader(await b.openForPeer(digest, signal()));
     expect(network.requests).toEqual(['sibling://a']);
     const bodies = Promise.all([own.rest(), relayed.rest()]);
-    for (let at = 0; at < blob.length; at += 16 * KiB) body.write(blob.subarray(at, at + 16 * KiB));
+    body.send(0, blob.length);
     body.end();
     for (const got of await bodies) expect(got.equals(blob)).toBe(true);
     expect(upstream.count('GET blob')).toBe(1);
@@ -275,12 +281,11 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
   it('serves a peer only while it still holds the first byte, and never asks the primary for it', async () => {
     const blob = randomBytes(512 * KiB);
     const digest = digestOf(blob);
-    const body = new PassThrough();
-    upstream.blobBody = () => ({ size: blob.length, body });
+    const body = primaryBody(blob);
     const a = worker('sibling://a', { fanOut: { windowBytes: 64 * KiB } });
     const own = reader(await a.open(target(), digest, signal()));
     const peer = reader(await a.openForPeer(digest, signal()));
-    for (let at = 0; at < 256 * KiB; at += 16 * KiB) body.write(blob.subarray(at, at + 16 * KiB));
+    body.send(0, 256 * KiB);
     await Promise.all([own.readAtLeast(128 * KiB), peer.readAtLeast(128 * KiB)]);
     await expect(a.openForPeer(digest, signal())).rejects.toMatchObject({ code: 'BLOB_UNKNOWN' });
     const bodies = Promise.all([own.rest(), peer.rest()]);
