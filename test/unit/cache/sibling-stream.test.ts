@@ -15,10 +15,12 @@ import type { BlobSource } from '../../../src/cache/blob-source.ts';
 import { BlobService, type BlobServiceOptions } from '../../../src/cache/blob-service.ts';
 import { noopIndexReporter, noopObserver, PeerError, type BlobStore, type PeerBlobs } from '../../../src/cache/ports.ts';
 import { MemoryFillCoordinator } from '../../../src/coordination/memory-fill-coordinator.ts';
+import { PeerClient } from '../../../src/coordination/peer-client.ts';
 import { digestOf, type Digest } from '../../../src/registry/digest.ts';
 import { FakeUpstream, heldBlobBody } from '../../support/fake-upstream.ts';
 import { ipcCoordinatorPair } from '../../support/ipc-pair.ts';
 import { everyBlobLinked } from '../../support/memory-cache-ports.ts';
+import { type Handler, useTestServers } from '../upstream/helpers.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const KiB = 1024;
@@ -292,5 +294,123 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
     body.end(blob.subarray(256 * KiB));
     for (const got of await bodies) expect(got.equals(blob)).toBe(true);
     expect(upstream.count('GET blob')).toBe(1);
+  });
+});
+
+/**
+ * The sibling endpoint is a loopback HTTP server of another process: here a
+ * test server in its place, which hangs, lies about the size or sends wrong
+ * bytes, read by the real PeerClient. Worker a streams the blob (its
+ * primary holds the body, so the first byte stays joinable) and announces
+ * the test server as its sibling endpoint; worker b's reader goes there.
+ */
+describe('a sibling endpoint that hangs or lies', () => {
+  const servers = useTestServers();
+  const clients: PeerClient[] = [];
+  let upstream: FakeUpstream;
+  let coordinator: MemoryFillCoordinator;
+  const target = () => ({ upstream, upstreamKey: 'registry.test', name: 'library/app' });
+
+  beforeEach(() => {
+    upstream = new FakeUpstream();
+    coordinator = new MemoryFillCoordinator();
+    servers.cleanup.push(async () => {
+      for (const client of clients.splice(0)) await client.close();
+    });
+  });
+
+  function worker(url: string, client: PeerClient): BlobService {
+    return new BlobService({
+      links: everyBlobLinked,
+      store: noDisk,
+      coordinator,
+      observer: noopObserver,
+      index: noopIndexReporter,
+      logger: silent,
+      stallTimeoutMs: 5_000,
+      cacheable: () => false,
+      siblings: { client, url: () => url, startTimeoutMs: 300 },
+    });
+  }
+
+  /**
+   * Worker b's reader of `blob` while worker a streams it and `sibling`
+   * answers at a's endpoint; resolves with how b's read ended, then lets
+   * a's transfer finish (correctly).
+   */
+  async function readThroughSibling(blob: Buffer, sibling: Handler) {
+    const digest = digestOf(blob);
+    upstream.blobs.set(digest, blob);
+    const held = new PassThrough();
+    upstream.blobBody = () => ({ size: blob.length, body: held });
+    const server = await servers.server(sibling);
+    const client = new PeerClient({ nodeId: 'test', secret: 'x'.repeat(32), connectTimeoutMs: 300, bodyIdleTimeoutMs: 200, clock: { now: () => Date.now() } });
+    clients.push(client);
+    const a = worker(server.url, client);
+    const b = worker('http://127.0.0.1:1', client);
+    const own = reader(await a.open(target(), digest, signal()));
+    upstream.blobBody = undefined;
+    const other = reader(await b.open(target(), digest, signal()));
+    const outcome = await other.rest().then(
+      (body) => ({ body, position: other.position }),
+      (err: unknown) => ({ code: (err as { code?: string }).code, position: other.position }),
+    );
+    held.end(blob);
+    expect((await own.rest()).equals(blob)).toBe(true);
+    return { outcome, siblingRequests: server.requests.length, primaryGets: upstream.blobGetStarts(digest) };
+  }
+
+  it('hangs mid-body: the reader continues from the primary with a Range once the sibling is idle too long', async () => {
+    const blob = randomBytes(256 * KiB);
+    const { outcome, siblingRequests, primaryGets } = await readThroughSibling(blob, (_req, res) => {
+      res.writeHead(200, { 'content-length': String(blob.length) });
+      res.write(blob.subarray(0, 64 * KiB)); // then nothing
+    });
+    expect(siblingRequests).toBe(1);
+    expect('body' in outcome && outcome.body.equals(blob)).toBe(true);
+    // a's whole GET, then b's rest from where the sibling stopped.
+    expect(primaryGets).toEqual([0, 64 * KiB]);
+  });
+
+  it('never answers: the reader fetches the blob from the primary after the start timeout', async () => {
+    const blob = randomBytes(128 * KiB);
+    const { outcome, siblingRequests, primaryGets } = await readThroughSibling(blob, () => {});
+    expect(siblingRequests).toBe(1);
+    expect('body' in outcome && outcome.body.equals(blob)).toBe(true);
+    expect(primaryGets).toEqual([0, 0]);
+  });
+
+  it('ends short of the size it announced: the rest comes from the primary', async () => {
+    const blob = randomBytes(256 * KiB);
+    const { outcome, primaryGets } = await readThroughSibling(blob, (_req, res) => {
+      res.writeHead(200, { 'content-length': String(100 * KiB) });
+      res.end(blob.subarray(0, 100 * KiB));
+    });
+    expect('body' in outcome && outcome.body.equals(blob)).toBe(true);
+    expect(primaryGets).toEqual([0, 100 * KiB]);
+  });
+
+  it('sends more than the size announced: the reader is cut off, never given the extra bytes', async () => {
+    const blob = randomBytes(256 * KiB);
+    const longer = Buffer.concat([blob, randomBytes(16 * KiB)]);
+    const { outcome } = await readThroughSibling(blob, (_req, res) => {
+      res.writeHead(200, { 'content-length': String(longer.length) });
+      res.end(longer);
+    });
+    expect(outcome).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    expect(outcome.position).toBeLessThan(blob.length);
+  });
+
+  it('sends wrong bytes of the right size: the reader is cut off before its last byte', async () => {
+    const blob = randomBytes(256 * KiB);
+    const wrong = Buffer.from(blob);
+    wrong[100 * KiB]! ^= 0xff;
+    const { outcome, primaryGets } = await readThroughSibling(blob, (_req, res) => {
+      res.writeHead(200, { 'content-length': String(wrong.length) });
+      res.end(wrong);
+    });
+    expect(outcome).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    expect(outcome.position).toBeLessThan(blob.length);
+    expect(primaryGets).toEqual([0]);
   });
 });
