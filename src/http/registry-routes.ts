@@ -10,6 +10,7 @@ import type { RelayedAnswers } from '../cache/relayed-answers.ts';
 import type { Logger } from '../cache/ports.ts';
 import type { RepositoryResolver } from '../cache/repository-resolver.ts';
 import type { RepositoryTarget } from '../cache/repository-target.ts';
+import { RequestTimedUpstream } from '../observability/request-upstream-time.ts';
 import { ifNoneMatchMatches } from '../registry/conditional-requests.ts';
 import type { Digest } from '../registry/digest.ts';
 import { RegistryError } from '../registry/errors.ts';
@@ -52,6 +53,8 @@ export interface RequestNotes {
   upstream?: string;
   /** The OCI error code of an error answer. */
   code?: string;
+  /** Time this request waited on its primary (request-upstream-time.ts); absent when it asked nothing. */
+  upstreamMs?: number;
 }
 
 const maxPageSize = 10_000;
@@ -119,7 +122,8 @@ export class RegistryRoutes {
     const resolved = this.deps.resolver.resolve(route.name, ns);
     notes.upstream = resolved.upstreamKey;
     this.enforce(req, route, client, resolved, await access.authorize(client, resolved, signal));
-    const target = access.scope(client, resolved);
+    const scoped = access.scope(client, resolved);
+    const target = { ...scoped, upstream: new RequestTimedUpstream(scoped.upstream, notes) };
     switch (route.kind) {
       case 'manifest':
         await this.manifest(req, res, route, target, signal, notes);

@@ -11,7 +11,6 @@ import type { Logger } from 'pino';
 import { readTlsPair } from '../config/tls-pair.ts';
 import type { ClientLimits } from '../config/types.ts';
 import type { WorkerMetrics } from '../observability/metrics.ts';
-import { requestContext, type RequestContext } from '../observability/request-context.ts';
 import { isRegistryError, RegistryError } from '../registry/errors.ts';
 import type { AdminRoutes } from './admin-routes.ts';
 import { clusterStatusPath, type ClusterRoutes } from './cluster-routes.ts';
@@ -76,7 +75,6 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
   const isRegistry = path === '/v2' || path.startsWith('/v2/');
   const opsRoute = isRegistry ? undefined : opsRouteOf(path);
   const notes: RequestNotes = {};
-  const context: RequestContext = { upstreamMs: 0 };
   // The request's socket is detached (null) by the time some responses close: keep our own reference.
   const socket = req.socket;
   const socketBytesAtStart = socket.bytesWritten;
@@ -117,7 +115,7 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
           complete: res.writableFinished,
           durationMs: Math.round(seconds * 100_000) / 100,
           cache: notes.cache,
-          upstreamMs: context.upstreamMs > 0 ? Math.round(context.upstreamMs * 100) / 100 : undefined,
+          upstreamMs: notes.upstreamMs === undefined ? undefined : Math.round(notes.upstreamMs * 100) / 100,
         },
         'request',
       );
@@ -164,14 +162,12 @@ function handle(deps: HandlerDeps, req: IncomingMessage, res: ServerResponse): v
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
     res.end('not found\n');
   };
-  requestContext.run(context, () => {
-    run().catch((err: unknown) => {
-      if (!(err instanceof RegistryError) && !isClientGone(err)) {
-        logger.error({ err, route: notes.route, repository: notes.repository }, 'request failed');
-      }
-      if (!res.headersSent) notes.code = isRegistryError(err) ? err.code : 'UNKNOWN';
-      respondWithError(deps, req, res, err);
-    });
+  run().catch((err: unknown) => {
+    if (!(err instanceof RegistryError) && !isClientGone(err)) {
+      logger.error({ err, route: notes.route, repository: notes.repository }, 'request failed');
+    }
+    if (!res.headersSent) notes.code = isRegistryError(err) ? err.code : 'UNKNOWN';
+    respondWithError(deps, req, res, err);
   });
 }
 

@@ -1,7 +1,7 @@
 /**
  * A decorator over the Upstream port that measures every call: latency to
- * headers, outcome by code, and the time attributed to the current request
- * (for the access log). It is the one place a failed upstream call is
+ * headers and outcome by code (the time each request waited is added up by
+ * request-upstream-time.ts). It is the one place a failed upstream call is
  * counted in `outpost_upstream_errors_total`, once per call (retries are
  * inside the call), and it reports outages and recoveries to the host-wide
  * upstream status that /health shows.
@@ -14,7 +14,6 @@
 import type { Upstream, UpstreamErrorCode } from '../cache/ports.ts';
 import { isUpstreamError, isUpstreamOutage } from '../cache/ports.ts';
 import type { WorkerMetrics } from './metrics.ts';
-import { requestContext } from './request-context.ts';
 import type { UpstreamStatus } from './upstream-status.ts';
 
 const notErrors: ReadonlySet<UpstreamErrorCode> = new Set(['UPSTREAM_NOT_FOUND', 'UPSTREAM_ABORTED']);
@@ -42,10 +41,7 @@ export function instrumentUpstream(upstream: Upstream, { metrics, status }: Inst
         else if (isUpstreamError(err) && err.code !== 'UPSTREAM_ABORTED') status.succeeded(host); // it answered
         throw err;
       } finally {
-        const seconds = (performance.now() - started) / 1000;
-        metrics.upstreamDuration.observe({ operation }, seconds);
-        const ctx = requestContext.getStore();
-        if (ctx) ctx.upstreamMs += seconds * 1000;
+        metrics.upstreamDuration.observe({ operation }, (performance.now() - started) / 1000);
       }
     };
   return {

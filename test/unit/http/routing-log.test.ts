@@ -81,9 +81,14 @@ describe('routing in the logs', () => {
     const refused = await accessLine('unknown-ns');
     expect(refused).toMatchObject({ ns: 'quay.io', status: 404, code: 'NAME_UNKNOWN' });
     expect(refused.upstream).toBeUndefined();
+    expect(refused.upstreamMs).toBeUndefined();
 
     expect(await get('/v2/nginx/manifests/missing?ns=docker.io')).toEqual({ status: 404, code: 'MANIFEST_UNKNOWN' });
-    expect(await accessLine('missing')).toMatchObject({ ns: 'docker.io', upstream: primaryHost, status: 404, code: 'MANIFEST_UNKNOWN' });
+    const missing = await accessLine('missing');
+    expect(missing).toMatchObject({ ns: 'docker.io', upstream: primaryHost, status: 404, code: 'MANIFEST_UNKNOWN' });
+    // The time the request waited on the primary that answered it.
+    expect(missing.upstreamMs).toBeGreaterThan(0);
+    expect(missing.upstreamMs).toBeLessThanOrEqual(missing.durationMs as number);
     // docker.io is the primary's alias, and a Docker Hub mirror's names take library/.
     expect(upstreamPaths).toContain('/v2/library/nginx/manifests/missing');
   });
