@@ -38,6 +38,22 @@ const noDisk: BlobStore = {
   sweep: async () => ({ partials: 0, bytes: 0 }),
 } as unknown as BlobStore;
 
+/** A worker's BlobService that caches nothing, with its sibling endpoint at `siblings.url()`. */
+function uncachingWorker(coordinator: BlobServiceOptions['coordinator'], siblings: NonNullable<BlobServiceOptions['siblings']>, overrides: Partial<BlobServiceOptions> = {}): BlobService {
+  return new BlobService({
+    links: everyBlobLinked,
+    store: noDisk,
+    coordinator,
+    observer: noopObserver,
+    index: noopIndexReporter,
+    logger: silent,
+    stallTimeoutMs: 5_000,
+    cacheable: () => false,
+    siblings,
+    ...overrides,
+  });
+}
+
 /** Reads a source to its end, the way HTTP sends it; `pauseAfter` stops after that many bytes until `resume()`. */
 function reader(source: BlobSource) {
   let position = 0;
@@ -131,18 +147,7 @@ describe('a blob streamed through uncached, across the workers of a host', () =>
 
   /** A worker reachable at `url` by the others. */
   function worker(url: string, overrides: Partial<BlobServiceOptions> = {}): BlobService {
-    const service = new BlobService({
-      links: everyBlobLinked,
-      store: noDisk,
-      coordinator,
-      observer: noopObserver,
-      index: noopIndexReporter,
-      logger: silent,
-      stallTimeoutMs: 5_000,
-      cacheable: () => false,
-      siblings: { client: network.client, url: () => url, startTimeoutMs: 1_000 },
-      ...overrides,
-    });
+    const service = uncachingWorker(coordinator, { client: network.client, url: () => url, startTimeoutMs: 1_000 }, overrides);
     network.workers.set(url, service);
     return service;
   }
@@ -319,19 +324,7 @@ describe('a sibling endpoint that hangs or lies', () => {
     });
   });
 
-  function worker(url: string, client: PeerClient): BlobService {
-    return new BlobService({
-      links: everyBlobLinked,
-      store: noDisk,
-      coordinator,
-      observer: noopObserver,
-      index: noopIndexReporter,
-      logger: silent,
-      stallTimeoutMs: 5_000,
-      cacheable: () => false,
-      siblings: { client, url: () => url, startTimeoutMs: 300 },
-    });
-  }
+  const worker = (url: string, client: PeerClient): BlobService => uncachingWorker(coordinator, { client, url: () => url, startTimeoutMs: 300 });
 
   /**
    * Worker b's reader of `blob` while worker a streams it and `sibling`
