@@ -12,7 +12,7 @@ describe('RequestTimedUpstream', () => {
     const mine: UpstreamTimeNotes = {};
     const other: UpstreamTimeNotes = {};
     const timed = new RequestTimedUpstream(upstream, mine);
-    new RequestTimedUpstream(upstream, other);
+    const otherTimed = new RequestTimedUpstream(upstream, other);
     // A primary that takes 30 ms to answer.
     const inner = upstream.headManifest.bind(upstream);
     upstream.headManifest = (repo, reference, s) => new Promise((resolve) => setTimeout(resolve, 30)).then(() => inner(repo, reference, s));
@@ -21,7 +21,10 @@ describe('RequestTimedUpstream', () => {
     expect(afterOne).toBeGreaterThanOrEqual(25);
     await expect(timed.headManifest('app', 'missing', signal)).rejects.toMatchObject({ code: 'UPSTREAM_NOT_FOUND' });
     expect(mine.upstreamMs).toBeGreaterThanOrEqual(afterOne + 25);
+    // Another request on the same primary: its calls count for it, and theirs never did.
     expect(other.upstreamMs).toBeUndefined();
+    await otherTimed.headManifest('app', '1', signal);
+    expect(other.upstreamMs).toBeGreaterThanOrEqual(25);
     expect(timed.host).toBe(upstream.host);
   });
 });
