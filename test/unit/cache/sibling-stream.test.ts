@@ -324,23 +324,25 @@ describe('a sibling endpoint that hangs or lies', () => {
     });
   });
 
-  const worker = (url: string, client: PeerClient): BlobService => uncachingWorker(coordinator, { client, url: () => url, startTimeoutMs: 300 });
+  const worker = (url: string, client: PeerClient, startTimeoutMs: number): BlobService => uncachingWorker(coordinator, { client, url: () => url, startTimeoutMs });
 
   /**
    * Worker b's reader of `blob` while worker a streams it and `sibling`
    * answers at a's endpoint; resolves with how b's read ended, then lets
-   * a's transfer finish (correctly).
+   * a's transfer finish (correctly). The timeouts are long unless a test
+   * waits for one (a busy machine must not turn a prompt sibling into a
+   * silent one).
    */
-  async function readThroughSibling(blob: Buffer, sibling: Handler) {
+  async function readThroughSibling(blob: Buffer, sibling: Handler, { startMs = 5_000, idleMs = 5_000 } = {}) {
     const digest = digestOf(blob);
     upstream.blobs.set(digest, blob);
     const held = new PassThrough();
     upstream.blobBody = () => ({ size: blob.length, body: held });
     const server = await servers.server(sibling);
-    const client = new PeerClient({ nodeId: 'test', secret: 'x'.repeat(32), connectTimeoutMs: 300, bodyIdleTimeoutMs: 200, clock: { now: () => Date.now() } });
+    const client = new PeerClient({ nodeId: 'test', secret: 'x'.repeat(32), connectTimeoutMs: 5_000, bodyIdleTimeoutMs: idleMs, clock: { now: () => Date.now() } });
     clients.push(client);
-    const a = worker(server.url, client);
-    const b = worker('http://127.0.0.1:1', client);
+    const a = worker(server.url, client, startMs);
+    const b = worker('http://127.0.0.1:1', client, startMs);
     const own = reader(await a.open(target(), digest, signal()));
     upstream.blobBody = undefined;
     const other = reader(await b.open(target(), digest, signal()));
@@ -358,7 +360,7 @@ describe('a sibling endpoint that hangs or lies', () => {
     const { outcome, siblingRequests, primaryGets } = await readThroughSibling(blob, (_req, res) => {
       res.writeHead(200, { 'content-length': String(blob.length) });
       res.write(blob.subarray(0, 64 * KiB)); // then nothing
-    });
+    }, { idleMs: 200 });
     expect(siblingRequests).toBe(1);
     expect('body' in outcome && outcome.body.equals(blob)).toBe(true);
     // a's whole GET, then b's rest from where the sibling stopped.
@@ -367,7 +369,7 @@ describe('a sibling endpoint that hangs or lies', () => {
 
   it('never answers: the reader fetches the blob from the primary after the start timeout', async () => {
     const blob = randomBytes(128 * KiB);
-    const { outcome, siblingRequests, primaryGets } = await readThroughSibling(blob, () => {});
+    const { outcome, siblingRequests, primaryGets } = await readThroughSibling(blob, () => {}, { startMs: 300 });
     expect(siblingRequests).toBe(1);
     expect('body' in outcome && outcome.body.equals(blob)).toBe(true);
     expect(primaryGets).toEqual([0, 0]);
