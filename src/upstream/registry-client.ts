@@ -53,7 +53,7 @@ export interface RegistryClientDeps {
   onRateLimit?(remaining: number | undefined, limit: number | undefined): void;
   /** Backoff tuning (and, for tests, `random` and `sleep`); the count comes from config. */
   retry?: Omit<RetryOptions, 'retries' | 'onRetry'>;
-  /** Largest tag-list page or referrers index buffered. Default 4 MiB. */
+  /** Largest tag-list page, or referrers index (all its pages together), buffered. Default 4 MiB. */
   maxListBytes?: number;
   /** Largest tag list buffered, all pages together. Default 16 MiB (MAX_TAG_LIST_BYTES). */
   maxTagListBytes?: number;
@@ -70,6 +70,8 @@ const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const GENERIC_TYPES = new Set(['application/json', 'text/plain', 'application/octet-stream']);
 const MAX_TAG_PAGES = 100;
+/** Pages of one referrers index followed (the service lists at most 1000 referrers). */
+const MAX_REFERRER_PAGES = 20;
 /**
  * Bytes of one repository's tag list, all pages together. Docker Hub's
  * longest lists are a few hundred KiB; past this the primary is lying or
@@ -285,20 +287,21 @@ export function createRegistryClients(config: UpstreamConfig, deps: RegistryClie
     }
 
     /**
-     * Where the tag list goes on. Only the primary's own origin (scheme, host
-     * and port) is followed: a next page elsewhere would let the primary make
-     * this node fetch any URL it can reach (an internal service, another
-     * registry) and mix that server's answer into the list. A Link the primary
-     * got wrong fails the list rather than ending it early.
+     * Where a paged list (tags, catalog, referrers) goes on. Only the
+     * primary's own origin (scheme, host and port) is followed: a next page
+     * elsewhere would let the primary make this node fetch any URL it can
+     * reach (an internal service, another registry) and mix that server's
+     * answer into the list. A Link the primary got wrong fails the list
+     * rather than ending it early.
      */
     function nextPage(link: NextLink, what: string): URL | undefined {
       if (link.kind === 'none') return undefined;
       if (link.kind === 'invalid') {
-        logger.warn({ upstream: host, reason: link.reason }, 'tag list refused: bad Link header from the primary');
+        logger.warn({ upstream: host, request: what, reason: link.reason }, 'list refused: bad Link header from the primary');
         throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: ${link.reason}`);
       }
       if (link.url.origin !== base.origin) {
-        logger.warn({ upstream: host, origin: link.url.origin }, 'tag list refused: the primary linked its next page to another origin');
+        logger.warn({ upstream: host, request: what, origin: link.url.origin }, 'list refused: the primary linked its next page to another origin');
         throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: Link next page is on another origin (${link.url.origin})`);
       }
       return link.url;
@@ -337,14 +340,43 @@ export function createRegistryClients(config: UpstreamConfig, deps: RegistryClie
       );
     }
 
+    /**
+     * The primary's referrers index of `digest`, every page of it: a `Link`
+     * next page is followed as for tag lists (the primary's origin only), up
+     * to MAX_REFERRER_PAGES pages and `maxListBytes` across them, past which
+     * the index is refused. One page is returned as sent; several become one
+     * index holding the entries of all, which the caller validates one by one.
+     */
     async function getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse> {
-      const url = apiUrl(`${repo}/referrers/${digest}`);
-      if (artifactType !== undefined) url.searchParams.set('artifactType', artifactType);
       const what = `GET referrers ${repo}@${digest}`;
-      return exchange('GET', url, OCI_INDEX, repo, what, signal, async (res) => ({
-        body: await readLimited(res.body, res.headers['content-length'], maxListBytes, what),
-        mediaType: mediaTypeOf(res.headers['content-type']) ?? OCI_INDEX,
-      }));
+      let url: URL | undefined = apiUrl(`${repo}/referrers/${digest}`);
+      if (artifactType !== undefined) url.searchParams.set('artifactType', artifactType);
+      const pages: Array<ReferrersResponse & { next: URL | undefined }> = [];
+      let bytes = 0;
+      for (let page = 0; page < MAX_REFERRER_PAGES && url !== undefined; page++) {
+        const asked = url;
+        const budget = maxListBytes - bytes;
+        const tooLarge = page === 0 ? undefined : () => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: referrers index larger than ${maxListBytes} bytes across pages`);
+        const answer: ReferrersResponse & { next: URL | undefined } = await exchange('GET', asked, OCI_INDEX, repo, what, signal, async (res) => ({
+          body: await readLimited(res.body, res.headers['content-length'], budget, what, tooLarge),
+          mediaType: mediaTypeOf(res.headers['content-type']) ?? OCI_INDEX,
+          next: nextPage(nextLink(res.headers['link'], asked), what),
+        }));
+        pages.push(answer);
+        bytes += answer.body.length;
+        url = answer.next;
+      }
+      if (url !== undefined) logger.warn({ upstream: host, repository: repo, subject: digest, pages: MAX_REFERRER_PAGES }, 'referrers list truncated: too many pages');
+      const [first] = pages;
+      if (pages.length === 1) return { body: first!.body, mediaType: first!.mediaType };
+      const manifests = pages.flatMap(({ body }, index) => {
+        const json = parseJson(body, what) as { manifests?: unknown } | null;
+        if (typeof json !== 'object' || json === null || !Array.isArray(json.manifests)) {
+          throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: page ${index + 1} is not an image index`);
+        }
+        return json.manifests as unknown[];
+      });
+      return { body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests })), mediaType: OCI_INDEX };
     }
 
 

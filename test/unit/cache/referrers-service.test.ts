@@ -13,7 +13,9 @@ import { mediaTypes } from '../../../src/registry/media-types.ts';
 import { DiskBlobStore } from '../../../src/storage/disk-blob-store.ts';
 import { DiskMetadataStore } from '../../../src/storage/disk-metadata-store.ts';
 import { cacheLayout } from '../../../src/storage/layout.ts';
+import { createRegistryClient } from '../../../src/upstream/registry-client.ts';
 import { FakeUpstream } from '../../support/fake-upstream.ts';
+import { testConfig, useTestServers } from '../upstream/helpers.ts';
 
 const repo = 'team/app';
 const subject = parseDigest(digestOf(Buffer.from('the subject manifest')));
@@ -51,6 +53,7 @@ function indexBody(manifests: unknown[]): Buffer {
 }
 
 describe('ReferrersService', () => {
+  const servers = useTestServers();
   let dir: string;
   let upstream: FakeUpstream;
   let now: number;
@@ -155,6 +158,23 @@ describe('ReferrersService', () => {
     });
     expect((await make().list(target(), subject)).descriptors).toEqual([listed]);
     expect(upstream.calls).toEqual([`GET referrers ${repo}@${subject}`]);
+  });
+
+  it('lists the entries of every page of the primary’s referrers API, each validated', async () => {
+    const listed = (n: number) => ({ mediaType: mediaTypes.ociManifest, digest: `sha256:${String(n).repeat(64)}`, size: 300 + n, artifactType: 'application/vnd.example.sig' });
+    const path = `/v2/${repo}/referrers/${subject}`;
+    const primary = await servers.server((req, res) => {
+      const second = new URL(req.url!, 'http://x').searchParams.has('last');
+      const body = second ? indexBody([{ ...listed(3), digest: 'sha256:bad' }, listed(4)]) : indexBody([listed(1), listed(2)]);
+      res.writeHead(200, { 'content-type': mediaTypes.ociIndex, 'content-length': String(body.length), ...(second ? {} : { link: `<${path}?last=2>; rel="next"` }) });
+      res.end(body);
+    });
+    const client = createRegistryClient(testConfig(primary.url), {});
+    servers.cleanup.push(() => client.close());
+    const { descriptors } = await make().list({ upstream: client, upstreamKey: 'pages.example', name: repo }, subject);
+    expect(descriptors).toEqual([listed(1), listed(2), listed(4)]);
+    expect(primary.requests.map((r) => r.url)).toEqual([path, `${path}?last=2`]);
+    expect(warnings).toEqual(['referrers: invalid entries skipped']);
   });
 
   it('refuses a referrers API answer that is not an image index', async () => {

@@ -177,6 +177,64 @@ describe('registry client API', () => {
     expect(registry.requests[1]!.url).toBe(`/v2/a/b/referrers/${DIGEST}`);
   });
 
+  describe('referrers pages', () => {
+    const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+    const entry = (n: number) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${String(n).padStart(64, '0')}`, size: 100 + n });
+    const page = (entries: number[], link?: string) => (_req: unknown, res: Parameters<typeof json>[0]) =>
+      json(res, 200, { schemaVersion: 2, mediaType: OCI_INDEX, manifests: entries.map(entry) }, { 'content-type': OCI_INDEX, ...(link === undefined ? {} : { link }) });
+    const referrersPath = `/v2/a/b/referrers/${DIGEST}`;
+    const manifestsOf = (body: Buffer) => (JSON.parse(body.toString()) as { manifests: unknown[] }).manifests;
+
+    it('follows Link next pages and merges their entries into one index', async () => {
+      const registry = await server((req, res) => {
+        const last = new URL(req.url!, 'http://x').searchParams.get('last');
+        if (last === null) return page([1], `<${referrersPath}?last=1>; rel="next"`)(req, res);
+        if (last === '1') return page([2, 3], `<${referrersPath}?last=3>; rel="next"`)(req, res);
+        page([4])(req, res);
+      });
+      const referrers = await client(testConfig(registry.url), {}).getReferrers('a/b', DIGEST, undefined, never);
+      expect(referrers.mediaType).toBe(OCI_INDEX);
+      expect(JSON.parse(referrers.body.toString())).toEqual({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [1, 2, 3, 4].map(entry) });
+      expect(registry.requests.map((r) => r.url)).toEqual([referrersPath, `${referrersPath}?last=1`, `${referrersPath}?last=3`]);
+    });
+
+    it('refuses a next page on another origin, which is never asked', async () => {
+      const other = await server(page([666]));
+      const registry = await server(page([1], `<${other.url}${referrersPath}?last=1>; rel="next"`));
+      const err = await rejection(client(testConfig(registry.url), {}).getReferrers('a/b', DIGEST, undefined, never));
+      expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(err.message).toContain('another origin');
+      expect(other.requests).toHaveLength(0);
+    });
+
+    it('stops following an index that never ends after 20 pages, with a warning', async () => {
+      const warnings: string[] = [];
+      const registry = await server(page([1], `<${referrersPath}?last=1>; rel="next"`));
+      const referrers = await client(testConfig(registry.url), { logger: { warn: (_obj, msg) => warnings.push(msg), debug: () => {} } }).getReferrers('a/b', DIGEST, undefined, never);
+      expect(manifestsOf(referrers.body)).toHaveLength(20);
+      expect(registry.requests).toHaveLength(20);
+      expect(warnings).toEqual(['referrers list truncated: too many pages']);
+    });
+
+    it('refuses an index whose pages add up to more than maxListBytes', async () => {
+      const registry = await server(page([1, 2], `<${referrersPath}?last=2>; rel="next"`)); // ~400 bytes a page
+      const err = await rejection(client(testConfig(registry.url), { maxListBytes: 1000 }).getReferrers('a/b', DIGEST, undefined, never));
+      expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(err.message).toContain('1000 bytes across pages');
+      expect(registry.requests.length).toBeLessThanOrEqual(3);
+    });
+
+    it('refuses a later page that is not an image index', async () => {
+      const registry = await server((req, res) => {
+        if (new URL(req.url!, 'http://x').searchParams.get('last') === null) return page([1], `<${referrersPath}?last=1>; rel="next"`)(req, res);
+        json(res, 200, { manifests: 'none' });
+      });
+      const err = await rejection(client(testConfig(registry.url), {}).getReferrers('a/b', DIGEST, undefined, never));
+      expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(err.message).toContain('page 2 is not an image index');
+    });
+  });
+
   it('maps statuses to upstream error codes', async () => {
     let status = 404;
     const registry = await server((_req, res) => json(res, status, { errors: [] }, status === 429 ? { 'retry-after': '30' } : {}));
