@@ -29,7 +29,7 @@ import type { PrefetchJobConfig } from '../config/types.ts';
 import { isUpstreamError, type Clock, type Logger } from '../cache/ports.ts';
 import { globMatches, parseImagePatterns, selectImage, type ImagePattern } from '../registry/image-pattern.ts';
 import { isValidName, isValidTag } from '../registry/reference.ts';
-import type { ImageRef, JobImageSource, RegistryCatalog } from './ports.ts';
+import type { ImageRef, JobImageSource, Pace, RegistryCatalog } from './ports.ts';
 import { formatImageRef } from './ports.ts';
 
 /** Why a job's images could not be listed; one line, for the run's record and the logs. */
@@ -54,7 +54,7 @@ const refusedStatuses = new Set([401, 403, 404, 405]);
 export class CatalogJobImages implements JobImageSource {
   constructor(private readonly deps: JobImagesDeps) {}
 
-  async expand(job: PrefetchJobConfig, signal: AbortSignal): Promise<ImageRef[]> {
+  async expand(job: PrefetchJobConfig, signal: AbortSignal, pace: Pace = () => Promise.resolve()): Promise<ImageRef[]> {
     let patterns: ImagePattern[];
     try {
       patterns = parseImagePatterns(job.images);
@@ -62,11 +62,11 @@ export class CatalogJobImages implements JobImageSource {
       throw new JobExpansionError(`job ${job.name}: ${(err as Error).message}`);
     }
     const includes = patterns.filter((p) => !p.exclude);
-    const { repositories, listed } = await this.repositories(job, includes, signal);
+    const { repositories, listed } = await this.repositories(job, includes, signal, pace);
     const selected = new Map<string, ImageRef>();
     const maxImages = this.deps.maxImages ?? 10_000;
     for (const repository of [...repositories].sort()) {
-      for (const tag of await this.tags(job, repository, includes, listed.has(repository), signal)) {
+      for (const tag of await this.tags(job, repository, includes, listed.has(repository), signal, pace)) {
         if (!selectImage(patterns, repository, tag)) continue;
         const ref = { upstream: job.upstream, repository, reference: tag };
         selected.set(formatImageRef(ref), ref);
@@ -74,12 +74,12 @@ export class CatalogJobImages implements JobImageSource {
       }
     }
     let images = [...selected.values()];
-    if (job.updatedWithinDays !== undefined) images = await this.recent(job, images, job.updatedWithinDays, signal);
+    if (job.updatedWithinDays !== undefined) images = await this.recent(job, images, job.updatedWithinDays, signal, pace);
     return images.sort(compareRefs);
   }
 
   /** The repositories the include patterns can name: literal ones as written, globs from `_catalog`. */
-  private async repositories(job: PrefetchJobConfig, includes: ImagePattern[], signal: AbortSignal): Promise<{ repositories: Set<string>; listed: Set<string> }> {
+  private async repositories(job: PrefetchJobConfig, includes: ImagePattern[], signal: AbortSignal, pace: Pace): Promise<{ repositories: Set<string>; listed: Set<string> }> {
     const names = new Set<string>();
     const listed = new Set<string>();
     const globs: ImagePattern[] = [];
@@ -94,7 +94,7 @@ export class CatalogJobImages implements JobImageSource {
     }
     if (globs.length === 0) return { repositories: names, listed };
     try {
-      for await (const name of this.deps.catalog.listRepositories(job.upstream, signal)) {
+      for await (const name of this.deps.catalog.listRepositories(job.upstream, signal, pace)) {
         if (!isValidName(name) || !globs.some((p) => globMatches(p.repository, name))) continue;
         listed.add(name);
         names.add(name);
@@ -113,13 +113,13 @@ export class CatalogJobImages implements JobImageSource {
   }
 
   /** The tags to consider in one repository: as written when it was named and every matching include names a tag, else its tag list. */
-  private async tags(job: PrefetchJobConfig, repository: string, includes: ImagePattern[], fromCatalog: boolean, signal: AbortSignal): Promise<string[]> {
+  private async tags(job: PrefetchJobConfig, repository: string, includes: ImagePattern[], fromCatalog: boolean, signal: AbortSignal, pace: Pace): Promise<string[]> {
     const matching = includes.filter((p) => globMatches(p.repository, repository));
     const literal = !fromCatalog && matching.every((p) => p.tag !== undefined && p.tag.pieces.length === 1);
     if (literal) return matching.map((p) => p.tag!.pieces[0] ?? '').filter(isValidTag);
     const tags: string[] = [];
     try {
-      for await (const tag of this.deps.catalog.listTags(job.upstream, repository, signal)) if (isValidTag(tag)) tags.push(tag);
+      for await (const tag of this.deps.catalog.listTags(job.upstream, repository, signal, pace)) if (isValidTag(tag)) tags.push(tag);
     } catch (err) {
       if (isUpstreamError(err) && err.status === 404) {
         this.deps.logger.warn({ job: job.name, upstream: job.upstream, repository }, 'prefetch: repository has no tag list (gone?); left out');
@@ -131,7 +131,7 @@ export class CatalogJobImages implements JobImageSource {
   }
 
   /** The images whose config `created` is within `days` of now (a few configs read at once). */
-  private async recent(job: PrefetchJobConfig, images: ImageRef[], days: number, signal: AbortSignal): Promise<ImageRef[]> {
+  private async recent(job: PrefetchJobConfig, images: ImageRef[], days: number, signal: AbortSignal, pace: Pace): Promise<ImageRef[]> {
     const since = this.deps.clock.now() - days * dayMs;
     const keep: boolean[] = new Array<boolean>(images.length).fill(false);
     let next = 0;
@@ -142,7 +142,7 @@ export class CatalogJobImages implements JobImageSource {
         signal.throwIfAborted();
         let created: Date | undefined;
         try {
-          created = await this.deps.catalog.imageCreated(ref, job.platforms, signal);
+          created = await this.deps.catalog.imageCreated(ref, job.platforms, signal, pace);
         } catch (err) {
           if (isUpstreamError(err) && err.status === 404) continue;
           throw new JobExpansionError(`job ${job.name}: could not read when ${formatImageRef(ref)} was created: ${reason(err)}`);

@@ -81,9 +81,13 @@ export interface ReplicaWarmClient {
   warm(replica: ReplicaTarget, ref: ImageRef, options: WarmOptions): Promise<WarmResult>;
 }
 
+/** Resolves when a job may send its next request to the primary (its `requestsPerSecond`). */
+export type Pace = () => Promise<void>;
+
 /** Expands a job's patterns to the images it selects right now (paged catalog and tag lists; `updatedWithinDays` applied). */
 export interface JobImageSource {
-  expand(job: PrefetchJobConfig, signal: AbortSignal): Promise<ImageRef[]>;
+  /** `pace` is awaited before every request to the primary. */
+  expand(job: PrefetchJobConfig, signal: AbortSignal, pace?: Pace): Promise<ImageRef[]>;
 }
 
 /** Counts of one run, summed over its images. */
@@ -134,12 +138,13 @@ export interface PrefetchJobStatus {
  * `_catalog` the primary does not open to us.
  */
 export interface RegistryCatalog {
-  listRepositories(upstream: string, signal: AbortSignal): AsyncIterable<string>;
-  listTags(upstream: string, repository: string, signal: AbortSignal): AsyncIterable<string>;
+  /** `pace`, here and below, is awaited before every request to the primary (each page, each manifest and config). */
+  listRepositories(upstream: string, signal: AbortSignal, pace?: Pace): AsyncIterable<string>;
+  listTags(upstream: string, repository: string, signal: AbortSignal, pace?: Pace): AsyncIterable<string>;
   /**
    * The image config's `created` (for an index: of its first child on one
    * of `platforms`, any platform when empty); undefined when the config has
    * none or it is not a date.
    */
-  imageCreated(ref: ImageRef, platforms: readonly string[], signal: AbortSignal): Promise<Date | undefined>;
+  imageCreated(ref: ImageRef, platforms: readonly string[], signal: AbortSignal, pace?: Pace): Promise<Date | undefined>;
 }

@@ -305,8 +305,8 @@ export class PrefetchJobs {
     let runError: string | undefined;
     if (images === undefined) {
       try {
-        await bucket.take(1, signal); // the listing's first request
-        images = await this.options.source.expand(job, signal);
+        // Every request the listing sends (catalog and tag-list pages, manifests and configs) takes a token.
+        images = await this.options.source.expand(job, signal, () => bucket.take(1, signal));
       } catch (err) {
         if (signal.aborted) return this.interrupted(name, runId);
         const error = `could not list the job's images: ${String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 300)}`;

@@ -8,7 +8,7 @@
  */
 import { UpstreamError, type Upstream } from '../cache/ports.ts';
 import { platformSelected } from '../prefetch/platform-filter.ts';
-import type { ImageRef, RegistryCatalog } from '../prefetch/ports.ts';
+import type { ImageRef, Pace, RegistryCatalog } from '../prefetch/ports.ts';
 import { digestOf } from '../registry/digest.ts';
 import { isIndexMediaType } from '../registry/media-types.ts';
 import { parseManifest } from '../registry/manifest-references.ts';
@@ -31,6 +31,8 @@ export interface RegistryCatalogLimits {
   maxConfigBytes?: number;
 }
 
+const unpaced: Pace = () => Promise.resolve();
+
 export class UpstreamRegistryCatalog implements RegistryCatalog {
   private readonly pageSize: number;
   private readonly maxPages: number;
@@ -50,17 +52,18 @@ export class UpstreamRegistryCatalog implements RegistryCatalog {
     this.maxConfigBytes = limits.maxConfigBytes ?? 4 * 1024 * 1024;
   }
 
-  listRepositories(upstream: string, signal: AbortSignal): AsyncIterable<string> {
-    return this.pages(upstream, 'repositories', '', signal);
+  listRepositories(upstream: string, signal: AbortSignal, pace: Pace = unpaced): AsyncIterable<string> {
+    return this.pages(upstream, 'repositories', '', signal, pace);
   }
 
-  listTags(upstream: string, repository: string, signal: AbortSignal): AsyncIterable<string> {
-    return this.pages(upstream, 'tags', repository, signal);
+  listTags(upstream: string, repository: string, signal: AbortSignal, pace: Pace = unpaced): AsyncIterable<string> {
+    return this.pages(upstream, 'tags', repository, signal, pace);
   }
 
-  async imageCreated(ref: ImageRef, platforms: readonly string[], signal: AbortSignal): Promise<Date | undefined> {
+  async imageCreated(ref: ImageRef, platforms: readonly string[], signal: AbortSignal, pace: Pace = unpaced): Promise<Date | undefined> {
     const { upstream } = this.primary(ref.upstream);
     const what = `${ref.repository}:${ref.reference}`;
+    await pace();
     let response = await upstream.getManifest(ref.repository, ref.reference, this.maxManifestBytes, signal);
     let manifest = parseManifest(response.body, response.mediaType);
     for (let depth = 0; isIndexMediaType(manifest.mediaType); depth++) {
@@ -68,6 +71,7 @@ export class UpstreamRegistryCatalog implements RegistryCatalog {
         (m) => m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest' && platformSelected(platforms, m.platform),
       );
       if (child === undefined || depth >= 2) return undefined;
+      await pace();
       response = await upstream.getManifest(ref.repository, child.digest, this.maxManifestBytes, signal);
       if (digestOf(response.body) !== child.digest) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: a child manifest does not match its digest`);
       manifest = parseManifest(response.body, response.mediaType);
@@ -75,6 +79,7 @@ export class UpstreamRegistryCatalog implements RegistryCatalog {
     const config = manifest.blobs[0];
     if (config === undefined) return undefined;
     if (config.size > this.maxConfigBytes) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: image config larger than ${this.maxConfigBytes} bytes`);
+    await pace();
     const blob = await upstream.getBlob(ref.repository, config.digest, signal);
     const chunks: Buffer[] = [];
     let size = 0;
@@ -98,12 +103,13 @@ export class UpstreamRegistryCatalog implements RegistryCatalog {
     return primary;
   }
 
-  private async *pages(upstream: string, kind: 'repositories' | 'tags', repository: string, signal: AbortSignal): AsyncGenerator<string> {
+  private async *pages(upstream: string, kind: 'repositories' | 'tags', repository: string, signal: AbortSignal, pace: Pace): AsyncGenerator<string> {
     const primary = this.primary(upstream);
     let next: URL | undefined;
     let items = 0;
     for (let page = 0; ; page++) {
       if (page >= this.maxPages) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${kind} list of more than ${this.maxPages} pages`);
+      await pace();
       const answer = await primary.listing.page(kind, repository, next, this.pageSize, signal);
       items += answer.items.length;
       if (items > this.maxItems) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${kind} list of more than ${this.maxItems} items`);

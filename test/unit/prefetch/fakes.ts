@@ -1,7 +1,7 @@
 /** Test doubles for prefetch: a fake clock with timers and sleep, a recording logger, fake warm client and image source. */
 import type { Clock, Logger } from '../../../src/cache/ports.ts';
 import type { PrefetchJobConfig } from '../../../src/config/types.ts';
-import { formatImageRef, type ImageRef, type JobImageSource, type ReplicaTarget, type ReplicaWarmClient, type WarmOptions, type WarmResult } from '../../../src/prefetch/ports.ts';
+import { formatImageRef, type ImageRef, type JobImageSource, type Pace, type ReplicaTarget, type ReplicaWarmClient, type WarmOptions, type WarmResult } from '../../../src/prefetch/ports.ts';
 import type { Timers } from '../../../src/prefetch/scheduler.ts';
 import type { Sleep } from '../../../src/prefetch/token-bucket.ts';
 
@@ -131,7 +131,7 @@ export class FakeWarmClient implements ReplicaWarmClient {
 export class FakeImageSource implements JobImageSource {
   expansions = 0;
   constructor(public images: ImageRef[] | (() => Promise<ImageRef[]>)) {}
-  async expand(_job: PrefetchJobConfig, signal: AbortSignal): Promise<ImageRef[]> {
+  async expand(_job: PrefetchJobConfig, signal: AbortSignal, _pace?: Pace): Promise<ImageRef[]> {
     signal.throwIfAborted();
     this.expansions += 1;
     return typeof this.images === 'function' ? this.images() : this.images;

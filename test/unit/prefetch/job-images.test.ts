@@ -183,6 +183,19 @@ describe('job images: updatedWithinDays', () => {
     expect(names(images)).toEqual(['team/app:fresh']);
   });
 
+  it('waits for the pace before every request it sends: catalog and tag-list pages, manifests, configs', async () => {
+    const upstream = new FakeUpstream();
+    put(upstream, 'team/app', 'fresh', '2026-06-25T10:00:00Z');
+    const listing = new FakeListing(new Map([['team/app', ['fresh', 'a', 'b']]]));
+    let paces = 0;
+    const images = await source(listing, upstream).expand(job(['team/*:fresh'], { updatedWithinDays: 30 }), AbortSignal.timeout(5_000), async () => void paces++);
+    expect(names(images)).toEqual(['team/app:fresh']);
+    // _catalog (1 page), tags of team/app (2 pages), then the index, its child manifest and the config.
+    expect(listing.calls).toEqual(['_catalog', 'tags team/app', 'tags team/app']);
+    expect(upstream.calls).toHaveLength(3);
+    expect(paces).toBe(6);
+  });
+
   it('finds no child on other platforms, so the image counts as old', async () => {
     const upstream = new FakeUpstream();
     put(upstream, 'team/app', 'fresh', '2026-06-25T10:00:00Z');

@@ -193,6 +193,27 @@ describe('PrefetchJobs', () => {
     await n.jobs.stop();
   });
 
+  it('paces every request of the listing by the job\'s requestsPerSecond', async () => {
+    const time = new FakeTime();
+    const paced: number[] = [];
+    const source = new FakeImageSource(smalls(1));
+    const expand = source.expand.bind(source);
+    source.expand = async (j, signal, pace) => {
+      for (let i = 0; i < 3; i++) {
+        await pace?.(); // a catalog page, a tag-list page, a manifest: each a request to the primary
+        paced.push(time.now());
+      }
+      return expand(j, signal);
+    };
+    const n = node({ time, records: records(), leading: () => true, source, jobs: [job({ runOnStart: true, replicas: 'one', concurrency: 1, requestsPerSecond: 0.5 })] });
+    const start = time.now();
+    n.jobs.start();
+    await time.advance(10_000);
+    expect(paced.map((at) => at - start)).toEqual([0, 2_000, 4_000]);
+    expect(n.client.calls).toHaveLength(1);
+    await n.jobs.stop();
+  });
+
   it('a run whose listing fails is failed, logged, and reported in current_issues', async () => {
     const time = new FakeTime();
     const source = new FakeImageSource(async () => {

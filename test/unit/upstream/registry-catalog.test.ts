@@ -1,5 +1,6 @@
 /** The primary's `_catalog` and tag lists, paged through Link on the registry client, as prefetch jobs read them. */
 import { describe, expect, it } from 'vitest';
+import { digestOf } from '../../../src/registry/digest.ts';
 import { createRegistryClients } from '../../../src/upstream/registry-client.ts';
 import { registryCatalogFor, UpstreamRegistryCatalog } from '../../../src/upstream/registry-catalog.ts';
 import { json, testConfig, useTestServers } from './helpers.ts';
@@ -64,6 +65,31 @@ describe('registry catalog', () => {
   it('rejects with the status of a primary that does not open its catalog', async () => {
     const registry = await server((_req, res) => json(res, 404, { errors: [{ code: 'NOT_FOUND' }] }));
     await expect(all(catalogOf(registry.url).listRepositories('primary.test', never))).rejects.toMatchObject({ code: 'UPSTREAM_NOT_FOUND', status: 404 });
+  });
+
+  it('waits for its pace before every request: each page, the manifest and the config', async () => {
+    const config = Buffer.from(JSON.stringify({ created: '2026-11-01T00:00:00Z' }));
+    const manifest = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length }, layers: [] }),
+    );
+    const registry = await server((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.pathname === '/v2/_catalog') {
+        if (url.searchParams.get('last') === null) return json(res, 200, { repositories: ['a/one'] }, { link: '</v2/_catalog?n=2&last=a%2Fone>; rel="next"' });
+        return json(res, 200, { repositories: ['b/two'] });
+      }
+      const body = url.pathname.includes('/manifests/') ? manifest : config;
+      res.writeHead(200, { 'content-type': url.pathname.includes('/manifests/') ? 'application/vnd.oci.image.manifest.v1+json' : 'application/octet-stream', 'content-length': String(body.length) });
+      res.end(body);
+    });
+    const seenAtPace: number[] = [];
+    const pace = async () => void seenAtPace.push(registry.requests.length);
+    const catalog = catalogOf(registry.url);
+    expect(await all(catalog.listRepositories('primary.test', never, pace))).toEqual(['a/one', 'b/two']);
+    expect(await catalog.imageCreated({ upstream: 'primary.test', repository: 'a/one', reference: 'v1' }, [], never, pace)).toEqual(new Date('2026-11-01T00:00:00Z'));
+    // Called once before each of the 4 requests, never after one without the next.
+    expect(seenAtPace).toEqual([0, 1, 2, 3]);
+    expect(registry.requests).toHaveLength(4);
   });
 
   it('refuses a next page on another origin, a malformed list, and a list past its bound', async () => {
