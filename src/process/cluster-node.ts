@@ -76,6 +76,8 @@ const fillLockTtlMs = 5_000;
 /** This node's address in Redis is rewritten this often and lives this long: a dead node is no longer asked after it. */
 const addressRefreshMs = 1_500;
 const addressTtlMs = 5_000;
+/** How often the leader (or a node with Redis and no etcd) removes the location entries of replicas whose address expired. */
+const locationSweepMs = 10 * 60_000;
 
 /** The etcd and Redis adapters, loaded only when configured: etcd3 and ioredis add ~37 MiB to a process. */
 interface Adapters {
@@ -98,6 +100,10 @@ export class ClusterNode {
   /** The location index, when peer fill is on (Redis and a peer secret). */
   private readonly locations: RedisBlobLocations | undefined;
   private addressTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  /** The holdings were announced once: from then on, an expired address means announcing them again. */
+  private announced = false;
   /** The replica set's pull activity (the status page), when Redis is configured. */
   readonly pullActivity: RedisPullActivity | undefined;
 
@@ -188,6 +194,8 @@ export class ClusterNode {
     if (node.locations !== undefined) {
       node.addressTimer = setInterval(() => void node.advertise(), addressRefreshMs);
       node.addressTimer.unref();
+      node.sweepTimer = setInterval(() => void node.sweepLocations(), locationSweepMs);
+      node.sweepTimer.unref();
     }
     await node.replicaSet?.start();
     if (node.replicaSet !== undefined || node.redis !== undefined) {
@@ -278,6 +286,7 @@ export class ClusterNode {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     clearInterval(this.addressTimer);
+    clearInterval(this.sweepTimer);
     this.shared?.stop();
     if (this.locations !== undefined && this.redis?.state().up) await this.locations.leave().catch(() => undefined);
     await Promise.race([
@@ -338,23 +347,54 @@ export class ClusterNode {
     };
   }
 
-  /** Publishes this node's address (peers fetch from it while it lives). */
-  private async advertise(): Promise<void> {
+  /**
+   * Publishes this node's address (peers fetch from it while it lives). When
+   * it had expired meanwhile (this process stalled, or Redis was out of
+   * reach without the connection noticing), the location sweep may have
+   * removed this node's holdings: they are announced again.
+   */
+  private async advertise(reannounce = true): Promise<void> {
     const url = this.options.config.node.advertiseUrl;
     if (this.locations === undefined || url === undefined || this.draining || !this.redis?.state().up) return;
-    await this.locations.advertise(url, addressTtlMs).catch((err: unknown) => this.options.logger.debug({ err: String(err) }, 'could not publish this node\'s address'));
+    const known = await this.locations.advertise(url, addressTtlMs).catch((err: unknown) => {
+      this.options.logger.debug({ err: String(err) }, 'could not publish this node\'s address');
+      return true;
+    });
+    if (!known && reannounce && this.announced) {
+      this.options.logger.info({}, 'this node\'s address in Redis had expired; announcing its cache again');
+      await this.announceAll(false);
+    }
   }
 
   /** Redis is (back) up: it may have restarted empty, so the address and every holding are announced again. */
-  private async announceAll(): Promise<void> {
+  private async announceAll(advertise = true): Promise<void> {
     if (this.locations === undefined) return;
-    await this.advertise();
+    if (advertise) await this.advertise(false);
+    this.announced = true;
     const started = this.options.clock.now();
     try {
       const count = await this.locations.announce(this.options.local.cachedDigests());
       this.options.logger.info({ digests: count, ms: this.options.clock.now() - started }, 'announced this node\'s cache to the replica set');
     } catch (err) {
       this.options.logger.warn({ err: String(err) }, 'could not announce this node\'s cache to the replica set; announced again when Redis is back');
+    }
+  }
+
+  /** Removes the location entries of replicas whose address expired; on the leader only (any node without etcd), one sweep at a time. */
+  private async sweepLocations(): Promise<void> {
+    if (this.locations === undefined || this.sweeping || this.draining || !this.redis?.state().up) return;
+    if (this.replicaSet !== undefined && !this.replicaSet.state().leader) return;
+    this.sweeping = true;
+    const started = this.options.clock.now();
+    try {
+      const { sets, removed } = await this.locations.sweep();
+      const ms = this.options.clock.now() - started;
+      if (removed > 0) this.options.logger.info({ sets, removed, ms }, 'removed the location entries of replicas whose address expired');
+      else this.options.logger.debug({ sets, ms }, 'location sweep: nothing to remove');
+    } catch (err) {
+      this.options.logger.warn({ err: String(err) }, 'could not sweep the location entries of gone replicas; tried again at the next sweep');
+    } finally {
+      this.sweeping = false;
     }
   }
 
