@@ -298,6 +298,11 @@ export function primaryMetrics(registry: Registry = new Registry()) {
       help: '1 while Redis answers this node; absent when no Redis is configured.',
       registers: [registry],
     }),
+    locationEntriesSwept: new Counter({
+      name: 'outpost_location_entries_swept_total',
+      help: 'Entries of replicas whose address expired removed from the location index by the sweep this node ran (as leader).',
+      registers: [registry],
+    }),
     tlsCertificateExpiry: new Gauge({
       name: 'outpost_tls_certificate_expiry_seconds',
       help: 'Unix time at which the HTTPS certificate the workers serve expires (its notAfter), updated when a SIGHUP reload succeeds on every worker; absent when the node serves HTTP.',

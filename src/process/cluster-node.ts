@@ -388,6 +388,7 @@ export class ClusterNode {
     const started = this.options.clock.now();
     try {
       const { sets, removed } = await this.locations.sweep();
+      this.options.metrics.locationEntriesSwept.inc(removed);
       const ms = this.options.clock.now() - started;
       if (removed > 0) this.options.logger.info({ sets, removed, ms }, 'removed the location entries of replicas whose address expired');
       else this.options.logger.debug({ sets, ms }, 'location sweep: nothing to remove');
