@@ -13,45 +13,55 @@
  */
 import type { Upstream, UpstreamErrorCode } from '../cache/ports.ts';
 import { isUpstreamError, isUpstreamOutage } from '../cache/ports.ts';
-import type { WorkerMetrics } from './metrics.ts';
+import type { RegistryListing } from '../upstream/registry-client.ts';
+import type { UpstreamCallMetrics } from './metrics.ts';
 import type { UpstreamStatus } from './upstream-status.ts';
 
 const notErrors: ReadonlySet<UpstreamErrorCode> = new Set(['UPSTREAM_NOT_FOUND', 'UPSTREAM_ABORTED']);
 
 export interface InstrumentUpstreamDeps {
-  metrics: WorkerMetrics;
-  status: UpstreamStatus;
+  metrics: UpstreamCallMetrics;
+  /** The host-wide upstream status /health shows (a worker's); the cluster primary's prefetch listing has none. */
+  status?: UpstreamStatus;
 }
 
-export function instrumentUpstream(upstream: Upstream, { metrics, status }: InstrumentUpstreamDeps): Upstream {
-  const host = upstream.host;
-  const timed = <A extends unknown[], R>(operation: string, call: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      const started = performance.now();
-      try {
-        const result = await call(...args);
-        metrics.upstreamRequests.inc({ operation, outcome: 'ok' });
-        status.succeeded(host);
-        return result;
-      } catch (err) {
-        const code = isUpstreamError(err) ? err.code : 'UNKNOWN';
-        metrics.upstreamRequests.inc({ operation, outcome: code });
-        if (!notErrors.has(code as UpstreamErrorCode)) metrics.upstreamErrors.inc({ code });
-        if (isUpstreamOutage(err)) status.failed(host, code, (isUpstreamError(err) ? err.reason : undefined) ?? code);
-        else if (isUpstreamError(err) && err.code !== 'UPSTREAM_ABORTED') status.succeeded(host); // it answered
-        throw err;
-      } finally {
-        metrics.upstreamDuration.observe({ operation }, (performance.now() - started) / 1000);
-      }
-    };
+/** `call`, counted and timed as `operation` of the primary `host`. */
+function timed<A extends unknown[], R>(host: string, operation: string, call: (...args: A) => Promise<R>, { metrics, status }: InstrumentUpstreamDeps) {
+  return async (...args: A): Promise<R> => {
+    const started = performance.now();
+    try {
+      const result = await call(...args);
+      metrics.upstreamRequests.inc({ operation, outcome: 'ok' });
+      status?.succeeded(host);
+      return result;
+    } catch (err) {
+      const code = isUpstreamError(err) ? err.code : 'UNKNOWN';
+      metrics.upstreamRequests.inc({ operation, outcome: code });
+      if (!notErrors.has(code as UpstreamErrorCode)) metrics.upstreamErrors.inc({ code });
+      if (isUpstreamOutage(err)) status?.failed(host, code, (isUpstreamError(err) ? err.reason : undefined) ?? code);
+      else if (isUpstreamError(err) && err.code !== 'UPSTREAM_ABORTED') status?.succeeded(host); // it answered
+      throw err;
+    } finally {
+      metrics.upstreamDuration.observe({ operation }, (performance.now() - started) / 1000);
+    }
+  };
+}
+
+export function instrumentUpstream(upstream: Upstream, deps: InstrumentUpstreamDeps): Upstream {
+  const op = <A extends unknown[], R>(operation: string, call: (...args: A) => Promise<R>) => timed(upstream.host, operation, call, deps);
   return {
-    host,
-    headManifest: timed('head_manifest', upstream.headManifest.bind(upstream)),
-    getManifest: timed('get_manifest', upstream.getManifest.bind(upstream)),
-    headBlob: timed('head_blob', upstream.headBlob.bind(upstream)),
-    getBlob: timed('get_blob', upstream.getBlob.bind(upstream)),
-    listTags: timed('list_tags', upstream.listTags.bind(upstream)),
-    getReferrers: timed('get_referrers', upstream.getReferrers.bind(upstream)),
+    host: upstream.host,
+    headManifest: op('head_manifest', upstream.headManifest.bind(upstream)),
+    getManifest: op('get_manifest', upstream.getManifest.bind(upstream)),
+    headBlob: op('head_blob', upstream.headBlob.bind(upstream)),
+    getBlob: op('get_blob', upstream.getBlob.bind(upstream)),
+    listTags: op('list_tags', upstream.listTags.bind(upstream)),
+    getReferrers: op('get_referrers', upstream.getReferrers.bind(upstream)),
     close: () => upstream.close(),
   };
+}
+
+/** A primary's paged listings (prefetch jobs: `_catalog` and tag-list pages), each page counted as `list_page`. */
+export function instrumentListing(host: string, listing: RegistryListing, deps: InstrumentUpstreamDeps): RegistryListing {
+  return { page: timed(host, 'list_page', listing.page.bind(listing), deps) };
 }

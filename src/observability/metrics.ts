@@ -149,25 +149,7 @@ export function workerMetrics(registry: Registry = new Registry()) {
       help: 'Fills that found another replica holding the cluster fill lock and followed that replica instead of asking the primary.',
       registers: [registry],
     }),
-    upstreamRequests: new Counter({
-      name: 'outpost_upstream_requests_total',
-      help: 'Requests to primaries, by operation and outcome (ok or an UPSTREAM_* code).',
-      labelNames: ['operation', 'outcome'] as const,
-      registers: [registry],
-    }),
-    upstreamDuration: new Histogram({
-      name: 'outpost_upstream_request_duration_seconds',
-      help: 'Time to a primary’s response headers, by operation.',
-      labelNames: ['operation'] as const,
-      buckets: latencyBuckets,
-      registers: [registry],
-    }),
-    upstreamErrors: new Counter({
-      name: 'outpost_upstream_errors_total',
-      help: 'Failed requests to primaries (each once, retries included; a 404 is an answer, not an error) and content that failed verification, by code.',
-      labelNames: ['code'] as const,
-      registers: [registry],
-    }),
+    ...upstreamCallMetrics(registry),
     rateLimitRemaining: new Gauge({
       name: 'outpost_upstream_ratelimit_remaining',
       help: 'Last `ratelimit-remaining` seen from a primary (Docker Hub), by primary host.',
@@ -212,6 +194,37 @@ export function workerMetrics(registry: Registry = new Registry()) {
 }
 
 export type WorkerMetrics = ReturnType<typeof workerMetrics>;
+
+/**
+ * Requests to primaries: the workers' (pulls, fills) and the cluster
+ * primary's (prefetch jobs listing catalogs and tags, `list_page`), summed
+ * into the node's series.
+ */
+function upstreamCallMetrics(registry: Registry) {
+  return {
+    upstreamRequests: new Counter({
+      name: 'outpost_upstream_requests_total',
+      help: 'Requests to primaries, by operation and outcome (ok or an UPSTREAM_* code).',
+      labelNames: ['operation', 'outcome'] as const,
+      registers: [registry],
+    }),
+    upstreamDuration: new Histogram({
+      name: 'outpost_upstream_request_duration_seconds',
+      help: 'Time to a primary’s response headers, by operation.',
+      labelNames: ['operation'] as const,
+      buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    upstreamErrors: new Counter({
+      name: 'outpost_upstream_errors_total',
+      help: 'Failed requests to primaries (each once, retries included; a 404 is an answer, not an error) and content that failed verification, by code.',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type UpstreamCallMetrics = ReturnType<typeof upstreamCallMetrics>;
 
 /** Metrics only the cluster primary knows, and the primary process's own default metrics. */
 export function primaryMetrics(registry: Registry = new Registry()) {
@@ -298,6 +311,7 @@ export function primaryMetrics(registry: Registry = new Registry()) {
       help: '1 while Redis answers this node; absent when no Redis is configured.',
       registers: [registry],
     }),
+    ...upstreamCallMetrics(registry),
     locationEntriesSwept: new Counter({
       name: 'outpost_location_entries_swept_total',
       help: 'Entries of replicas whose address expired removed from the location index by the sweep this node ran (as leader).',

@@ -271,14 +271,21 @@ export async function runPrimary(config: Config): Promise<void> {
   const localWarmSecret = newWarmSecret();
   if (config.prefetch.length > 0) {
     // Loaded only with jobs: the registry client and undici stay out of a primary that has none.
-    const [{ createPrefetchJobs }, { registryCatalogFor }, { CatalogJobImages }, { HttpReplicaWarmClient }] = await Promise.all([
+    const [{ createPrefetchJobs }, { registryCatalogFor }, { CatalogJobImages }, { HttpReplicaWarmClient }, { instrumentUpstream, instrumentListing }] = await Promise.all([
       import('./prefetch-node.ts'),
       import('../upstream/registry-catalog.ts'),
       import('../prefetch/job-images.ts'),
       import('../coordination/replica-warm-client.ts'),
+      import('../observability/instrumented-upstream.ts'),
     ]);
     // The primary has no registry clients of its own: these list the primaries for the jobs (catalog, tags, image dates).
-    const listing = registryCatalogFor([config.upstream, ...config.registries], { clock: systemClock, logger: logger.child({ module: 'prefetch' }) }, { maxManifestBytes: config.manifests.maxBytes });
+    const listing = registryCatalogFor(
+      [config.upstream, ...config.registries],
+      { clock: systemClock, logger: logger.child({ module: 'prefetch' }) },
+      { maxManifestBytes: config.manifests.maxBytes },
+      // Counted in outpost_upstream_requests_total with the workers' requests (list_page, get_manifest, get_blob).
+      (host, { upstream, listing }) => ({ upstream: instrumentUpstream(upstream, { metrics }), listing: instrumentListing(host, listing, { metrics }) }),
+    );
     prefetch = await createPrefetchJobs({
       config,
       logger,

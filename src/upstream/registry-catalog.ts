@@ -144,9 +144,11 @@ export function registryCatalogFor(
   primaries: readonly (UpstreamConfig & PrimaryNames)[],
   deps: RegistryClientDeps = {},
   limits: RegistryCatalogLimits = {},
+  /** Wraps each primary's clients (the cluster primary counts their requests in its metrics). */
+  wrap: (host: string, primary: CatalogPrimary) => CatalogPrimary = (_host, primary) => primary,
 ): { catalog: UpstreamRegistryCatalog; close(): Promise<void> } {
   const clients = new Map(primaries.map((primary) => [primary.host, createRegistryClients(primary, deps)] as const));
-  const catalog = new UpstreamRegistryCatalog(new Map([...clients].map(([host, c]) => [host, { upstream: c.upstream, listing: c.listing }] as const)), limits);
+  const catalog = new UpstreamRegistryCatalog(new Map([...clients].map(([host, c]) => [host, wrap(host, { upstream: c.upstream, listing: c.listing })] as const)), limits);
   return {
     catalog,
     close: async () => {

@@ -66,6 +66,8 @@ describe('prefetch jobs on a standalone node', () => {
     const metrics = await (await fetch(`${node.url}/metrics`)).text();
     expect(metrics).toMatch(/^outpost_prefetch_runs_total\{job="solo",result="succeeded"\} 1$/m);
     expect(metrics).toMatch(/^outpost_prefetch_images_total\{job="solo",result="warmed"\} 2$/m);
+    // The listing's requests, sent by the cluster primary: _catalog (one page) and the tags of solo/a and solo/b.
+    expect(metrics).toMatch(/^outpost_upstream_requests_total\{operation="list_page",outcome="ok"\} 3$/m);
   }, 90_000);
 
   it('runs a job on request (202 with its run id) and refuses a second run while it is in progress (409)', async () => {
