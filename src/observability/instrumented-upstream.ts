@@ -1,10 +1,11 @@
 /**
- * A decorator over the Upstream port that measures every call: latency to
- * headers and outcome by code (the time each request waited is added up by
+ * A decorator over the Upstream port (and over the paged listings prefetch
+ * jobs read, `list_page`) that measures every call: latency to headers and
+ * outcome by code (the time each request waited is added up by
  * request-upstream-time.ts). It is the one place a failed upstream call is
  * counted in `outpost_upstream_errors_total`, once per call (retries are
- * inside the call), and it reports outages and recoveries to the host-wide
- * upstream status that /health shows.
+ * inside the call), and in a worker it reports outages and recoveries to the
+ * host-wide upstream status that /health shows.
  *
  * Not errors: UPSTREAM_NOT_FOUND (a 404 is an answer: the primary is up and
  * has no such thing) and UPSTREAM_ABORTED (our own caller gave up, e.g. a
