@@ -380,8 +380,12 @@ export class ClusterNode {
     }
   }
 
-  /** Removes the location entries of replicas whose address expired; on the leader only (any node without etcd), one sweep at a time. */
-  private async sweepLocations(): Promise<void> {
+  /**
+   * Removes the location entries of replicas whose address expired; on the
+   * leader only (any node without etcd), one sweep at a time. Run every
+   * `locationSweepMs` by a timer.
+   */
+  async sweepLocations(): Promise<void> {
     if (this.locations === undefined || this.sweeping || this.draining || !this.redis?.state().up) return;
     if (this.replicaSet !== undefined && !this.replicaSet.state().leader) return;
     this.sweeping = true;

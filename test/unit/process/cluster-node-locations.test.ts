@@ -1,7 +1,8 @@
 /**
  * A node's holdings in the location index (real redis-server, no etcd): once
  * its address had expired — and the sweep may have removed its entries since —
- * the node announces its whole cache again when it publishes the address.
+ * the node announces its whole cache again when it publishes the address; and
+ * its sweep removes the entries of a replica that left, logged and counted.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,7 +29,7 @@ afterAll(async () => {
 });
 
 describe('ClusterNode and the location index', () => {
-  it('announces its cache again when its address had expired', async () => {
+  it('announces its cache again when its address had expired, and sweeps the entries of a replica that left', async () => {
     const held = [parseDigest(digestOf(Buffer.from('held one'))), parseDigest(digestOf(Buffer.from('held two')))];
     const config = loadConfig({
       env: {
@@ -42,10 +43,11 @@ describe('ClusterNode and the location index', () => {
     });
     const infos: string[] = [];
     const logger = { debug() {}, warn() {}, error() {}, info: (_obj: object, msg: string) => void infos.push(msg), child: () => logger, fatal() {}, trace() {} };
+    const metrics = primaryMetrics();
     const node = await ClusterNode.start({
       config,
       logger: logger as never,
-      metrics: primaryMetrics(),
+      metrics,
       clock: systemClock,
       local: { cacheBytes: () => 0, fillsInFlight: () => 0, workers: () => ({ up: 1, configured: 1 }), cacheWritable: () => true, workerMetrics: async () => '', cachedDigests: () => held },
       onChange: () => {},
@@ -63,6 +65,14 @@ describe('ClusterNode and the location index', () => {
         await waitFor(async () => (await holders()).every((ids) => ids.includes('n1')), { what: 'the cache announced again', timeoutMs: 10_000 });
         expect(await client.get(key('node', 'n1'))).toBe('http://n1.example:5000');
         expect(infos).toContain("this node's address in Redis had expired; announcing its cache again");
+
+        // A replica that left for good: its entries go at the next sweep, this node's stay.
+        await client.sadd(key('blob', held[0]!), 'gone-replica');
+        await client.sadd(key('blob', held[1]!), 'gone-replica');
+        await node.sweepLocations();
+        expect(await holders()).toEqual([['n1'], ['n1']]);
+        expect(await metrics.registry.getSingleMetricAsString('outpost_location_entries_swept_total')).toMatch(/^outpost_location_entries_swept_total 2$/m);
+        expect(infos).toContain('removed the location entries of replicas whose address expired');
       } finally {
         client.disconnect();
       }
