@@ -262,28 +262,43 @@ export function createRegistryClients(config: UpstreamConfig, deps: RegistryClie
 
     async function listTags(repo: string, signal: AbortSignal): Promise<string[]> {
       const what = `GET tags ${repo}`;
-      const tags: string[] = [];
+      const pages = await readPages(apiUrl(`${repo}/tags/list`), 'application/json', repo, what, signal, { kind: 'tag list', maxPages: MAX_TAG_PAGES, maxBytes: maxTagListBytes });
+      return pages.flatMap(({ body }) => parseTags(parseJson(body, what), what));
+    }
+
+    /**
+     * The bodies of a paged list from `first` on, following its `Link` next
+     * pages (see nextPage): at most `maxPages` of them (then a warning), each
+     * at most `maxListBytes`, at most `maxBytes` together (past that the list
+     * is refused).
+     */
+    async function readPages(
+      first: URL,
+      accept: string,
+      repo: string,
+      what: string,
+      signal: AbortSignal,
+      limits: { kind: string; maxPages: number; maxBytes: number },
+    ): Promise<Array<{ body: Buffer; contentType: string | string[] | undefined }>> {
+      const pages: Array<{ body: Buffer; contentType: string | string[] | undefined }> = [];
       let bytes = 0;
-      let url: URL | undefined = apiUrl(`${repo}/tags/list`);
-      for (let page = 0; page < MAX_TAG_PAGES && url !== undefined; page++) {
-        const budget = maxTagListBytes - bytes;
+      let url: URL | undefined = first;
+      for (let page = 0; page < limits.maxPages && url !== undefined; page++) {
+        const budget = limits.maxBytes - bytes;
         const asked = url;
-        const result: { tags: string[]; bytes: number; next: URL | undefined } = await exchange('GET', asked, 'application/json', repo, what, signal, async (res) => {
-          const tooLarge =
-            budget < maxListBytes
-              ? () => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: tag list larger than ${maxTagListBytes} bytes across pages`)
-              : undefined;
-          const body = await readLimited(res.body, res.headers['content-length'], Math.min(maxListBytes, budget), what, tooLarge);
-          const tags = parseTags(parseJson(body, what), what);
+        const tooLarge = budget < maxListBytes ? () => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: ${limits.kind} larger than ${limits.maxBytes} bytes across pages`) : undefined;
+        const answer: { body: Buffer; contentType: string | string[] | undefined; next: URL | undefined } = await exchange('GET', asked, accept, repo, what, signal, async (res) => ({
+          body: await readLimited(res.body, res.headers['content-length'], Math.min(maxListBytes, budget), what, tooLarge),
+          contentType: res.headers['content-type'],
           // Relative to the page we asked the primary for, even if a redirect answered it.
-          return { tags, bytes: body.length, next: nextPage(nextLink(res.headers['link'], asked), what) };
-        });
-        tags.push(...result.tags);
-        bytes += result.bytes;
-        url = result.next;
+          next: nextPage(nextLink(res.headers['link'], asked), what),
+        }));
+        pages.push(answer);
+        bytes += answer.body.length;
+        url = answer.next;
       }
-      if (url !== undefined) logger.warn({ upstream: host, pages: MAX_TAG_PAGES }, 'tag list truncated: too many pages');
-      return tags;
+      if (url !== undefined) logger.warn({ upstream: host, request: what, pages: limits.maxPages }, `${limits.kind} truncated: too many pages`);
+      return pages;
     }
 
     /**
@@ -349,26 +364,11 @@ export function createRegistryClients(config: UpstreamConfig, deps: RegistryClie
      */
     async function getReferrers(repo: string, digest: string, artifactType: string | undefined, signal: AbortSignal): Promise<ReferrersResponse> {
       const what = `GET referrers ${repo}@${digest}`;
-      let url: URL | undefined = apiUrl(`${repo}/referrers/${digest}`);
+      const url = apiUrl(`${repo}/referrers/${digest}`);
       if (artifactType !== undefined) url.searchParams.set('artifactType', artifactType);
-      const pages: Array<ReferrersResponse & { next: URL | undefined }> = [];
-      let bytes = 0;
-      for (let page = 0; page < MAX_REFERRER_PAGES && url !== undefined; page++) {
-        const asked = url;
-        const budget = maxListBytes - bytes;
-        const tooLarge = page === 0 ? undefined : () => new UpstreamError('UPSTREAM_BAD_RESPONSE', `${what}: referrers index larger than ${maxListBytes} bytes across pages`);
-        const answer: ReferrersResponse & { next: URL | undefined } = await exchange('GET', asked, OCI_INDEX, repo, what, signal, async (res) => ({
-          body: await readLimited(res.body, res.headers['content-length'], budget, what, tooLarge),
-          mediaType: mediaTypeOf(res.headers['content-type']) ?? OCI_INDEX,
-          next: nextPage(nextLink(res.headers['link'], asked), what),
-        }));
-        pages.push(answer);
-        bytes += answer.body.length;
-        url = answer.next;
-      }
-      if (url !== undefined) logger.warn({ upstream: host, repository: repo, subject: digest, pages: MAX_REFERRER_PAGES }, 'referrers list truncated: too many pages');
+      const pages = await readPages(url, OCI_INDEX, repo, what, signal, { kind: 'referrers list', maxPages: MAX_REFERRER_PAGES, maxBytes: maxListBytes });
       const [first] = pages;
-      if (pages.length === 1) return { body: first!.body, mediaType: first!.mediaType };
+      if (pages.length === 1) return { body: first!.body, mediaType: mediaTypeOf(first!.contentType) ?? OCI_INDEX };
       const manifests = pages.flatMap(({ body }, index) => {
         const json = parseJson(body, what) as { manifests?: unknown } | null;
         if (typeof json !== 'object' || json === null || !Array.isArray(json.manifests)) {
