@@ -192,7 +192,7 @@ export class ClusterNode {
     });
     node.redis?.start();
     if (node.locations !== undefined) {
-      node.addressTimer = setInterval(() => void node.advertise(), addressRefreshMs);
+      node.addressTimer = setInterval(() => void node.refreshAddress(), addressRefreshMs);
       node.addressTimer.unref();
       node.sweepTimer = setInterval(() => void node.sweepLocations(), locationSweepMs);
       node.sweepTimer.unref();
@@ -347,29 +347,35 @@ export class ClusterNode {
     };
   }
 
-  /**
-   * Publishes this node's address (peers fetch from it while it lives). When
-   * it had expired meanwhile (this process stalled, or Redis was out of
-   * reach without the connection noticing), the location sweep may have
-   * removed this node's holdings: they are announced again.
-   */
-  private async advertise(reannounce = true): Promise<void> {
+  /** Publishes this node's address (peers fetch from it while it lives); false when it had expired meanwhile. */
+  private async advertise(): Promise<boolean> {
     const url = this.options.config.node.advertiseUrl;
-    if (this.locations === undefined || url === undefined || this.draining || !this.redis?.state().up) return;
-    const known = await this.locations.advertise(url, addressTtlMs).catch((err: unknown) => {
+    if (this.locations === undefined || url === undefined || this.draining || !this.redis?.state().up) return true;
+    return this.locations.advertise(url, addressTtlMs).catch((err: unknown) => {
       this.options.logger.debug({ err: String(err) }, 'could not publish this node\'s address');
       return true;
     });
-    if (!known && reannounce && this.announced) {
-      this.options.logger.info({}, 'this node\'s address in Redis had expired; announcing its cache again');
-      await this.announceAll(false);
-    }
+  }
+
+  /**
+   * The address refresh. When the address had expired (this process stalled,
+   * or Redis was out of reach without the connection noticing), the location
+   * sweep may have removed this node's holdings: they are announced again.
+   */
+  private async refreshAddress(): Promise<void> {
+    if ((await this.advertise()) || !this.announced) return;
+    this.options.logger.info({}, 'this node\'s address in Redis had expired; announcing its cache again');
+    await this.announceHoldings();
   }
 
   /** Redis is (back) up: it may have restarted empty, so the address and every holding are announced again. */
-  private async announceAll(advertise = true): Promise<void> {
+  private async announceAll(): Promise<void> {
+    await this.advertise();
+    await this.announceHoldings();
+  }
+
+  private async announceHoldings(): Promise<void> {
     if (this.locations === undefined) return;
-    if (advertise) await this.advertise(false);
     this.announced = true;
     const started = this.options.clock.now();
     try {
