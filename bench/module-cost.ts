@@ -5,6 +5,9 @@
  * heap are read, and the figures are printed against bare node and an empty
  * tsx process. Imports share dependencies, so the rows do not add up to a
  * worker; the last rows import the worker's and the primary's entry modules.
+ * Workers load through tsx's require hook (src/process/worker-exec.ts), so
+ * an empty process with it and the worker's module through it are measured
+ * too.
  *
  *   node --import tsx bench/module-cost.ts [--repeat 3] [module ...]
  */
@@ -48,23 +51,35 @@ interface Reading {
   externalMiB: number;
 }
 
-const probe = `
-const target = process.argv[1];
-if (target) await import(target.startsWith('./') ? new URL(target, 'file://' + process.cwd() + '/').href : target);
-for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 50)); }
+const report = `
 const m = process.memoryUsage();
 process.stdout.write(JSON.stringify({ rssMiB: m.rss / 2 ** 20, heapUsedMiB: m.heapUsed / 2 ** 20, externalMiB: m.external / 2 ** 20 }));
 `;
+const fullGc = 'for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 50)); }';
+const esmProbe = `
+const target = process.argv[1];
+if (target) await import(target.startsWith('./') ? new URL(target, 'file://' + process.cwd() + '/').href : target);
+${fullGc}
+${report}`;
+const cjsProbe = `
+const target = process.argv[1];
+if (target) require(target.startsWith('./') ? require('node:path').resolve(target) : target);
+(async () => { ${fullGc} ${report} })();
+`;
 
-async function measure(module: string | undefined, tsx: boolean): Promise<Reading> {
-  const args = [...(tsx ? ['--import', 'tsx'] : []), '--expose-gc', '--input-type=module', '-e', probe, module ?? ''];
+/** How a process loads TypeScript: not at all, tsx's ESM loader (the primary, the CLI), tsx's require hook (workers). */
+type Loader = 'none' | 'esm' | 'cjs';
+
+async function measure(module: string | undefined, loader: Loader): Promise<Reading> {
+  const flags = { none: ['--input-type=module', '-e', esmProbe], esm: ['--import', 'tsx', '--input-type=module', '-e', esmProbe], cjs: ['--require', 'tsx/cjs', '-e', cjsProbe] }[loader];
+  const args = ['--expose-gc', ...flags, module ?? ''];
   const { stdout } = await run(process.execPath, args, { cwd: repoRoot, timeout: 60_000, maxBuffer: 1024 * 1024 });
   return JSON.parse(stdout) as Reading;
 }
 
-async function median(repeat: number, module: string | undefined, tsx: boolean): Promise<Reading> {
+async function median(repeat: number, module: string | undefined, loader: Loader): Promise<Reading> {
   const readings: Reading[] = [];
-  for (let i = 0; i < repeat; i++) readings.push(await measure(module, tsx));
+  for (let i = 0; i < repeat; i++) readings.push(await measure(module, loader));
   const of = (key: keyof Reading): number => summarize(readings.map((r) => r[key])).median;
   return { rssMiB: of('rssMiB'), heapUsedMiB: of('heapUsedMiB'), externalMiB: of('externalMiB') };
 }
@@ -75,20 +90,20 @@ async function main(): Promise<void> {
   const repeat = repeatAt >= 0 ? Number(argv.splice(repeatAt, 2)[1]) : 3;
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error('--repeat must be a positive integer');
   const modules = argv.length > 0 ? argv : defaultModules;
-  const bare = await median(repeat, undefined, false);
-  const empty = await median(repeat, undefined, true);
-  const rows: string[][] = [
-    ['node (no tsx)', formatNumber(bare.rssMiB), '', formatNumber(bare.heapUsedMiB), formatNumber(bare.externalMiB)],
-    ['node --import tsx', formatNumber(empty.rssMiB), formatNumber(empty.rssMiB - bare.rssMiB), formatNumber(empty.heapUsedMiB), formatNumber(empty.externalMiB)],
-  ];
+  const bare = await median(repeat, undefined, 'none');
+  const empty = await median(repeat, undefined, 'esm');
+  const emptyCjs = await median(repeat, undefined, 'cjs');
+  const row = (name: string, r: Reading, over: Reading | undefined): string[] =>
+    [name, formatNumber(r.rssMiB), over === undefined ? '' : formatNumber(r.rssMiB - over.rssMiB), formatNumber(r.heapUsedMiB), formatNumber(r.externalMiB)];
+  const rows: string[][] = [row('node (no tsx)', bare, undefined), row('node --import tsx', empty, bare), row('node --require tsx/cjs (workers)', emptyCjs, bare)];
   for (const module of modules) {
-    const r = await median(repeat, module, true);
-    rows.push([module, formatNumber(r.rssMiB), formatNumber(r.rssMiB - empty.rssMiB), formatNumber(r.heapUsedMiB), formatNumber(r.externalMiB)]);
+    rows.push(row(module, await median(repeat, module, 'esm'), empty));
     process.stderr.write('.');
   }
+  if (argv.length === 0) rows.push(row('./src/process/worker.ts, --require tsx/cjs (over that empty process)', await median(repeat, './src/process/worker.ts', 'cjs'), emptyCjs));
   process.stderr.write('\n');
-  process.stdout.write(`RSS after import and a full GC, MiB (median of ${repeat} fresh processes); "+ over tsx" is against an empty tsx process\n\n`);
-  process.stdout.write(`${markdownTable(['module', 'RSS', '+ over tsx', 'V8 heap used', 'external'], rows)}\n`);
+  process.stdout.write(`RSS after import and a full GC, MiB (median of ${repeat} fresh processes); "+ over" is against bare node for the loaders, an empty process with the same loader for modules\n\n`);
+  process.stdout.write(`${markdownTable(['module', 'RSS', '+ over', 'V8 heap used', 'external'], rows)}\n`);
 }
 
 main().catch((err: unknown) => {

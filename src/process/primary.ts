@@ -32,6 +32,7 @@ import { SnapshotIndexPersistence } from '../storage/index-snapshot.ts';
 import { DiskIngestLeftovers } from '../storage/ingest-leftovers.ts';
 import { cacheLayout } from '../storage/layout.ts';
 import { describeCannotListen, isCannotListen } from './supervision.ts';
+import { workerForkSettings } from './worker-exec.ts';
 import { WorkerSupervisor } from './worker-supervisor.ts';
 import { newWarmSecret, warmSecretEnv } from './warm-secret.ts';
 import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
@@ -383,8 +384,7 @@ export async function runPrimary(config: Config): Promise<void> {
     process.exit(exitCodes.failed);
   });
 
-  // A small young generation keeps worker RSS low under load (measured in bench/: peaks drop by ~30 MiB).
-  cluster.setupPrimary({ execArgv: [...process.execArgv, '--max-semi-space-size=2'] });
+  cluster.setupPrimary(workerForkSettings(process.execArgv));
   supervisor.start();
   logger.info({ workers: config.workers, port: config.server.port, upstream: config.upstream.url, cacheDir: config.cache.dir }, 'outpost started');
 
@@ -429,3 +429,4 @@ export async function runPrimary(config: Config): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
+
