@@ -68,21 +68,15 @@ export function checkConsistency(config: Config, origin: Origin): ConfigProblem[
   const primaries = [config.upstream, ...config.registries];
   const hosts = primaries.flatMap((primary) => [primary.host, ...primary.aliases]);
   for (const error of unknownRuleUpstreams(config.auth, hosts)) {
-    problems.push({ key: `auth.${error.path}`, reason: error.reason, allowed: error.allowed, source: origin('auth.rules').source, value: error.value });
+    problems.push({ key: `auth.${error.path}`, reason: error.reason, allowed: error.allowed, source: origin('auth').source, value: error.value });
   }
   config.prefetch.forEach((job, index) => {
     if (primaries.some((primary) => primary.host === job.upstream)) return;
     const allowed = `the host or an alias of a configured primary: ${hosts.join(', ')}; leave it out for the default primary`;
     bad(`prefetch[${index}].upstream`, `names no configured primary (job "${job.name}")`, allowed, job.upstream, 'prefetch');
   });
-  // parseAuthConfig sees the default too; only the loader knows whether the file set it.
-  if (config.auth.mode === 'none' && origin('auth.cacheDecisions').source !== 'default') {
-    const allowed = "auth.mode: upstream (how long the primary's answer is reused) or basic (how long a verified password is trusted without bcrypt), or leave cacheDecisions out";
-    bad('auth.cacheDecisions', 'set, but auth.mode is none: no decision is made, so none is cached', allowed);
-  }
-
   const files: Array<[key: string, file: string | undefined, settingKey?: string]> = [
-    ['auth.htpasswd', config.auth.htpasswd],
+    ['auth.htpasswd', config.auth.htpasswd, 'auth'],
     ['server.tlsCert', tlsCert],
     ['server.tlsKey', tlsKey],
     ['upstream.caFile', config.upstream.caFile],
@@ -97,7 +91,7 @@ export function checkConsistency(config: Config, origin: Origin): ConfigProblem[
   }
   const htpasswd = config.auth.htpasswd;
   const htpasswdReason = htpasswd === undefined || unreadable.has('auth.htpasswd') ? undefined : htpasswdProblem(htpasswd);
-  if (htpasswdReason !== undefined) bad('auth.htpasswd', htpasswdReason, 'an htpasswd file of bcrypt entries (htpasswd -B), one user:hash a line', htpasswd);
+  if (htpasswdReason !== undefined) bad('auth.htpasswd', htpasswdReason, 'an htpasswd file of bcrypt entries (htpasswd -B), one user:hash a line', htpasswd, 'auth');
   if (tlsCert !== undefined && tlsKey !== undefined && !unreadable.has('server.tlsCert') && !unreadable.has('server.tlsKey')) {
     const read = readTlsPair(tlsCert, tlsKey);
     if (!read.ok) bad(read.problem.key, read.problem.reason, 'a PEM certificate chain (tlsCert) and its unencrypted PEM private key (tlsKey)', read.problem.file);

@@ -63,6 +63,12 @@ export function isMapping(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A field's parser that reads `null` and `undefined` as `fallback`. */
+export const or =
+  <T>(fallback: T, parse: (value: unknown) => T) =>
+  (value: unknown): T =>
+    value === undefined || value === null ? fallback : parse(value);
+
 /** Runs `parse`, locating a FormatError it throws under `path`. */
 export function parseField<T>(path: string, parse: () => T): T {
   try {

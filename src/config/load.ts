@@ -13,7 +13,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
-import { parseAuthConfig } from '../auth/config.ts';
 import { dockerHubAliases, isDockerHubHost } from '../registry/reference.ts';
 import { checkConsistency, type ConfigProblem } from './checks.ts';
 import { describeValue, FormatError, isMapping, toConvict } from './formats.ts';
@@ -73,9 +72,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   };
 
   // convict keeps its formats in a process-wide registry; registering is idempotent. No coercion: env strings are parsed by the formats.
-  const { Object: _builtIn, ...formats } = settingFormats;
-  convict.addFormats(toConvict(formats));
-  const store = convict(schema as convict.Schema<Record<string, unknown>>, { env, args: [] });
+  convict.addFormats(toConvict(settingFormats));
+  const store = convict(convictSchema(schema), { env, args: [] });
   if (fromFile !== undefined) store.load(fromFile.values);
   for (const [key, { value }] of flags) if (key !== 'config') store.set(key, value);
 
@@ -96,14 +94,6 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  let auth;
-  try {
-    // The auth block across its keys (mode-dependent keys, groups, rule groups defined): see auth/config.ts.
-    auth = parseAuthConfig(store.get('auth'));
-  } catch (error) {
-    if (!(error instanceof FormatError)) throw error;
-    throw new ConfigError([formatProblem('auth', undefined, error, sourceOf(`auth.${/^[A-Za-z]+/.exec(error.path)?.[0]}`))]);
-  }
   try {
     // Backstop: the file walk and the formats have checked everything convict checks, with better messages.
     store.validate({ allowed: 'strict', output: () => undefined });
@@ -111,7 +101,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     throw new ConfigError([{ key: undefined, reason: redactUrlCredentials(String((error as Error).message)), allowed: undefined, source: undefined }]);
   }
 
-  const config = buildConfig(nest(schema, parsed) as unknown as Config, parsed, machine.hostname, auth);
+  const config = buildConfig(nest(schema, parsed) as unknown as Config, parsed, machine.hostname);
   // Durations as written (with their units), other values as read (`got 0.99`, not `got "0.99"`).
   const inconsistencies = checkConsistency(config, (key) => ({
     value: DURATION_FORMATS.has(settings.get(key)?.format ?? '') ? written(key) : (parsed.get(key) ?? store.get(key)),
@@ -119,6 +109,16 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }));
   if (inconsistencies.length > 0) throw new ConfigError(inconsistencies);
   return config;
+}
+
+/**
+ * The schema as convict takes it: a setting whose value is a mapping (auth)
+ * gets convict's `Object` format, which convict keeps whole; it walks into any
+ * other mapping, and crashes on a nested one.
+ */
+function convictSchema(section: SchemaSection): convict.Schema<Record<string, unknown>> {
+  const nodes = Object.entries(section).map(([name, node]) => [name, !isSetting(node) ? convictSchema(node) : isMapping(node.default) ? { ...node, format: 'Object' } : node]);
+  return Object.fromEntries(nodes) as convict.Schema<Record<string, unknown>>;
 }
 
 function formatProblem(key: string, setting: Setting | undefined, error: FormatError, source: string): ConfigProblem {
@@ -143,7 +143,7 @@ function nest(section: SchemaSection, parsed: ReadonlyMap<string, unknown>, pref
   );
 }
 
-function buildConfig(settings: Config, parsed: ReadonlyMap<string, unknown>, hostname: string, auth: Config['auth']): Config {
+function buildConfig(settings: Config, parsed: ReadonlyMap<string, unknown>, hostname: string): Config {
   const { host, aliases, dockerHub, ...upstream } = settings.upstream as Omit<Config['upstream'], 'host' | 'dockerHub'> & Partial<PrimaryNames>;
   const defaultPrimary = { ...upstream, ...primaryNames(upstream.url, host, aliases ?? [], dockerHub) };
   // Timeouts, retries and connections are inherited; credentials, CA and TLS verification belong to one primary.
@@ -163,8 +163,7 @@ function buildConfig(settings: Config, parsed: ReadonlyMap<string, unknown>, hos
   const listen = ['0.0.0.0', '::', '[::]', '*'].includes(server.host) ? hostname : server.host;
   const advertised = `${server.tlsCert !== undefined ? 'https' : 'http'}://${listen.includes(':') && !listen.startsWith('[') ? `[${listen}]` : listen}:${server.port}`;
   const node = { ...settings.node, advertiseUrl: settings.node.advertiseUrl ?? advertised };
-  const { auth: _auth, prefetch: _prefetch, ...rest } = settings;
-  return { ...rest, upstream: defaultPrimary, registries, node, auth, prefetch };
+  return { ...settings, upstream: defaultPrimary, registries, node, prefetch };
 }
 
 /**
@@ -277,11 +276,11 @@ function collect(raw: Record<string, unknown>, section: SchemaSection, prefix: s
     const node = Object.hasOwn(section, name) ? section[name] : undefined;
     if (node === undefined) {
       problems.push({ key, reason: 'unknown key', allowed: `${prefix === '' ? 'top-level keys' : `keys under ${prefix}`}: ${Object.keys(section).join(', ')}`, source });
-    } else if (isSetting(node) && isMapping(value) && node.format !== 'Object') {
+    } else if (isSetting(node) && isMapping(value) && !isMapping(node.default)) {
       problems.push({ key, reason: 'must be a single value, not a mapping', allowed: settingFormats[node.format].allowed, source });
-    } else if (isSetting(node) && node.format === 'Object' && !isMapping(value) && value !== null) {
+    } else if (isSetting(node) && isMapping(node.default) && !isMapping(value) && value !== null) {
       // convict would JSON.parse a string here (and crash on anything else).
-      problems.push({ key, reason: 'not a mapping', allowed: 'a mapping', source, value: redactValue(value, name) });
+      problems.push({ key, reason: 'not a mapping', allowed: settingFormats[node.format].allowed, source, value: redactValue(value, name) });
     } else if (isSetting(node)) {
       values[name] = value;
       present.add(key);

@@ -7,7 +7,7 @@
 import { Cron } from 'croner';
 import { parseRepositoryPatterns } from '../auth/config.ts';
 import { canEverInclude, IMAGE_PATTERN_ALLOWED, ImagePatternError, parseImagePatterns } from '../registry/image-pattern.ts';
-import { fail, FormatError, parseField, parseList, parseObject, valueFormats } from './formats.ts';
+import { fail, FormatError, or, parseField, parseList, parseObject, valueFormats } from './formats.ts';
 
 export const CRON_ALLOWED = 'a 5-field cron expression "minute hour day-of-month month day-of-week", e.g. "0 3 * * *" (no seconds field, no @daily)';
 
@@ -34,9 +34,6 @@ function parseTimezone(value: unknown): string {
   }
   return fail('not a time zone', 'an IANA time zone, e.g. UTC, Europe/Berlin, America/New_York', value);
 }
-
-/** `value` when set, else `fallback`. */
-const or = <T>(fallback: T, parse: (value: unknown) => T) => (value: unknown) => (value === undefined || value === null ? fallback : parse(value));
 
 /** A number in (min, max], or [min, max] for `whole` numbers. */
 const inRange = (min: number, max: number, whole: boolean, allowed: string) => (value: unknown) => {

@@ -7,8 +7,8 @@
  * suffix (`tags.ttl: 60s` is `config.tags.ttlMs === 60000`).
  */
 import os from 'node:os';
-import { authSchemaSection, authValueFormats } from '../auth/config.ts';
-import { format, FormatError, isMapping, optional, parseList, parseObject, parseRegistryHost, type ValueFormat, valueFormats } from './formats.ts';
+import { AUTH_ALLOWED, parseAuthConfig } from '../auth/config.ts';
+import { FormatError, optional, parseList, parseObject, parseRegistryHost, type ValueFormat, valueFormats } from './formats.ts';
 import { CRON_ALLOWED, parseCron, parsePrefetchJobs, parseRetentionRules, PREFETCH_ALLOWED, RETENTION_RULES_ALLOWED } from './prefetch.ts';
 
 /** How Outpost talks to the default primary; a `registries` entry has the same keys (see {@link parseRegistries}). */
@@ -56,15 +56,14 @@ export function parseRegistries(value: unknown): RegistryEntry[] {
   });
 }
 
-/** Every format a setting may have, by name (convict's `Object`: auth.groups, kept whole and checked by parseAuthConfig). */
+/** Every format a setting may have, by name. */
 export const settingFormats = {
   ...valueFormats,
-  ...authValueFormats,
+  auth: { allowed: AUTH_ALLOWED, parse: parseAuthConfig },
   'prefetch-jobs': { allowed: PREFETCH_ALLOWED, parse: parsePrefetchJobs },
   'retention-rules': { allowed: RETENTION_RULES_ALLOWED, parse: parseRetentionRules },
   'optional-cron': optional({ allowed: `${CRON_ALLOWED} (read in UTC)`, parse: (value) => parseCron(value) }),
   registries: { allowed: REGISTRIES_ALLOWED, parse: parseRegistries },
-  Object: format('a mapping', (value, fail) => (isMapping(value) ? value : fail('not a mapping'))),
 } as const satisfies Record<string, ValueFormat<unknown>>;
 
 export type SettingFormat = keyof typeof settingFormats;
@@ -152,8 +151,7 @@ export function configSchema(machine: MachineFacts = currentMachine()) {
     },
     drainSeconds: { doc: 'After SIGTERM: how long /health fails while the node still serves, before it closes. A number of seconds or a duration.', format: 'seconds', default: 5, env: 'OUTPOST_DRAIN_SECONDS' },
     shutdownTimeout: { doc: 'After the drain period: how long in-flight transfers may take to finish before their connections are cut.', format: 'positive-duration', default: '30s', env: 'OUTPOST_SHUTDOWN_TIMEOUT' },
-    // Config file only (see auth/config.ts): checked as a whole after loading, by parseAuthConfig.
-    auth: authSchemaSection(),
+    auth: { doc: "Access control: {mode: none | basic | upstream, htpasswd (basic: a bcrypt htpasswd file, reloaded when it changes), groups {name: [users]}, anonymous [repository patterns anyone may pull], rules [{repositories, users, groups, upstreams}] (basic: each grants pull), cacheDecisions (60s; upstream: how long the primary's allow/deny is reused, basic: how long a verified password is trusted)}. Config file only.", format: 'auth', default: {} },
     prefetch: { doc: 'Prefetch jobs: [{name, schedule (5-field cron), timezone (UTC), upstream (default primary), images (patterns), updatedWithinDays, platforms, replicas (all|one), runOnStart (false), concurrency (2), requestsPerSecond (10)}]. Config file only.', format: 'prefetch-jobs', default: [] },
     log: {
       level: { doc: 'Log level: fatal, error, warn, info, debug, trace or silent.', format: 'log-level', default: 'info', env: 'OUTPOST_LOG_LEVEL', arg: 'log-level' },

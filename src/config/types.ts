@@ -3,7 +3,6 @@
  * derived from the schema (schema.ts, where every setting is documented):
  * durations are milliseconds (`…Ms`), sizes are bytes.
  */
-import type { AuthConfig } from '../auth/config.ts';
 import type { PrefetchJobEntry } from './prefetch.ts';
 import type { ConfigSchema, Settings } from './schema.ts';
 
@@ -37,11 +36,9 @@ export type ClientLimits = Pick<ServerConfig, 'headersTimeoutMs' | 'bodyTimeoutM
 export type UpstreamProtectionConfig = FromSchema['upstreamProtection'];
 
 /** Every setting, in typed sections. */
-export interface Config extends Omit<FromSchema, 'upstream' | 'registries' | 'auth' | 'prefetch'> {
+export interface Config extends Omit<FromSchema, 'upstream' | 'registries' | 'prefetch'> {
   upstream: DefaultUpstreamConfig;
   registries: RegistryConfig[];
-  /** Access control (config file only): see auth/config.ts. */
-  auth: AuthConfig;
   /** Prefetch jobs (config file only), in the order written. */
   prefetch: PrefetchJobConfig[];
 }

@@ -1,16 +1,8 @@
-import convict from 'convict';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { AccessRules } from '../../../src/auth/access-rules.ts';
-import {
-  authConvictFormats,
-  authProblemMessage,
-  authSchemaSection,
-  defaultAuthConfig,
-  parseAuthConfig,
-  unknownRuleUpstreams,
-} from '../../../src/auth/config.ts';
-import { convictFormats, FormatError } from '../../../src/config/formats.ts';
+import { defaultAuthConfig, parseAuthConfig, unknownRuleUpstreams } from '../../../src/auth/config.ts';
+import { FormatError } from '../../../src/config/formats.ts';
 
 // The auth block of PRODUCT.md, as a user writes it.
 const productExample = parseYaml(`
@@ -25,6 +17,9 @@ rules:
     upstreams: [ghcr.io]
 cacheDecisions: 60s
 `) as unknown;
+
+/** The message a user reads for a problem inside `auth`, as the loader locates it. */
+const authProblemMessage = (error: FormatError): string => error.within('auth').message;
 
 /** The message a user reads for a bad `auth` value. */
 function problem(value: unknown): string {
@@ -160,65 +155,5 @@ describe('unknownRuleUpstreams', () => {
       'auth.rules[0].upstreams[1]: names no configured upstream, got "ghrc.io"; allowed: a configured registry host: docker.io, registry-1.docker.io, ghcr.io',
       'auth.rules[2].upstreams[0]: names no configured upstream, got "quay.io"; allowed: a configured registry host: docker.io, registry-1.docker.io, ghcr.io',
     ]);
-  });
-});
-
-describe('the auth section in convict', () => {
-  const load = (auth: unknown) => {
-    convict.addFormats(convictFormats);
-    convict.addFormats(authConvictFormats);
-    const store = convict({ auth: authSchemaSection() } as unknown as convict.Schema<Record<string, unknown>>, { env: {}, args: [] });
-    store.load({ auth });
-    return store;
-  };
-  /** The message the loader prints: the setting's key, then the path inside its value. */
-  const loaderMessage = (key: string, run: () => unknown): string => {
-    try {
-      run();
-    } catch (error) {
-      if (error instanceof FormatError) return authProblemMessage(error, key);
-      throw error;
-    }
-    throw new Error('expected a problem');
-  };
-
-  it('loads the example of PRODUCT.md, and the assembled section parses to the same config', () => {
-    const store = load(productExample);
-    expect(() => store.validate({ allowed: 'strict' })).not.toThrow();
-    expect(parseAuthConfig(store.get('auth'))).toEqual(parseAuthConfig(productExample));
-  });
-
-  it('fills in defaults that parse as mode none', () => {
-    const store = load({});
-    store.validate({ allowed: 'strict' });
-    expect(parseAuthConfig(store.get('auth'))).toEqual(defaultAuthConfig());
-  });
-
-  it('makes convict refuse a bad rule, naming the setting and the path inside it', () => {
-    const store = load(basic({ rules: [{ repositories: ['team-a/*'], users: ['a'] }, { repositories: ['-*'], users: ['a'] }] }));
-    expect(() => store.validate({ allowed: 'strict' })).toThrow(/auth\.rules: \[1\]\.repositories: only exclusions: grants nothing/);
-    expect(loaderMessage('auth.rules', () => authConvictFormats['auth-rules']?.validate?.(store.get('auth.rules'), undefined as never))).toMatch(
-      /^auth\.rules\[1\]\.repositories: only exclusions: grants nothing/,
-    );
-  });
-
-  it('makes convict refuse an unknown mode and an unknown key in the section', () => {
-    expect(() => load({ mode: 'ldap' }).validate({ allowed: 'strict' })).toThrow(/auth\.mode: not an auth mode/);
-    expect(() => load({ mode: 'basic', htpasswd: '/x', rule: [] }).validate({ allowed: 'strict' })).toThrow(/auth\.rule/);
-  });
-
-  it('keeps malformed groups whole for the cross-key check instead of crashing', () => {
-    const store = load(basic({ groups: { ops: { nested: ['olga'] } } }));
-    store.validate({ allowed: 'strict' });
-    expect(loaderMessage('auth', () => parseAuthConfig(store.get('auth')))).toMatch(/^auth\.groups\.ops: not a list/);
-  });
-
-  it('leaves the checks across keys to parseAuthConfig', () => {
-    const store = load(basic({ rules: [{ repositories: ['*'], groups: ['devs'] }] }));
-    store.validate({ allowed: 'strict' });
-    expect(loaderMessage('auth', () => parseAuthConfig(store.get('auth')))).toMatch(/^auth\.rules\[0\]\.groups\[0\]: no such group/);
-    const none = load({ htpasswd: '/etc/outpost/htpasswd' });
-    none.validate({ allowed: 'strict' });
-    expect(loaderMessage('auth', () => parseAuthConfig(none.get('auth')))).toMatch(/^auth\.htpasswd: set, but auth\.mode is none/);
   });
 });
