@@ -6,8 +6,9 @@
  *   npx outpost serve ...            (from the checkout: the package's bin, bin/outpost.js)
  */
 import cluster from 'node:cluster';
+import { ConfigError, loadConfig } from './config/load.ts';
 import { redactedConfig } from './config/redact.ts';
-import { configOrExit } from './process/config-or-exit.ts';
+import type { Config } from './config/types.ts';
 
 // Each command imports what it runs, when it runs: the cluster primary never loads the
 // request path (undici, the HTTP server; ~15 MiB of RSS), nor a CLI command the server.
@@ -28,13 +29,24 @@ options (serve, config check):
   An unknown option stops the command.
 `;
 
+function load(argv: string[]): Config {
+  try {
+    return loadConfig({ argv, env: process.env, positionals: 'reject' });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // "Invalid configuration: ..." → "outpost: invalid configuration: ..."
+    process.stderr.write(`outpost: ${err.message.replace(/^Invalid/, 'invalid')}\n`);
+    process.exit(2);
+  }
+}
+
 const wantsHelp = (args: readonly string[]): boolean => args.includes('--help') || args.includes('-h');
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'serve') {
     if (wantsHelp(rest)) return void process.stdout.write(usage);
-    const config = configOrExit(rest);
+    const config = load(rest);
     if (cluster.isPrimary) await (await import('./process/primary.ts')).runPrimary(config);
     else throw new Error('a worker runs src/process/worker-entry.cjs, which the primary sets as cluster exec');
     return;
@@ -67,7 +79,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'config' && rest[0] === 'check') {
     if (wantsHelp(rest)) return void process.stdout.write(usage);
-    const config = configOrExit(rest.slice(1));
+    const config = load(rest.slice(1));
     process.stdout.write(`${JSON.stringify(redactedConfig(config), (_key, value: unknown) => (value === undefined ? null : value), 2)}\n`);
     return;
   }

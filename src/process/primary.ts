@@ -32,6 +32,7 @@ import { SnapshotIndexPersistence } from '../storage/index-snapshot.ts';
 import { DiskIngestLeftovers } from '../storage/ingest-leftovers.ts';
 import { cacheLayout } from '../storage/layout.ts';
 import { describeCannotListen, isCannotListen } from './supervision.ts';
+import { workerConfigMessage } from './worker-config.ts';
 import { workerForkSettings } from './worker-exec.ts';
 import { WorkerSupervisor } from './worker-supervisor.ts';
 import { newWarmSecret, warmSecretEnv } from './warm-secret.ts';
@@ -332,6 +333,7 @@ export async function runPrimary(config: Config): Promise<void> {
     env: { [warmSecretEnv]: localWarmSecret },
     logger,
     onFork: (worker) => {
+      worker.send(workerConfigMessage(config));
       const peer = { id: worker.id, send: (message: object) => worker.isConnected() && worker.send(message) };
       worker.on('message', (message: unknown) => {
         try {

@@ -1,6 +1,8 @@
 /** The process model: cluster workers restarted when they die, clean SIGTERM with drain, config errors that stop the start. */
 import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
+import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCleanupStack } from '../support/cleanup.ts';
@@ -65,6 +67,26 @@ describe('process model', () => {
     const res = await request(`${outpost.url}/v2/`);
     expect(res.statusCode).toBe(200);
     await res.body.dump();
+  });
+
+  it('restarts a worker with the configuration the node started with, even after the config file broke', async () => {
+    const dir = await makeTempDir('worker-config');
+    cleanup.add(() => removeTempDir(dir));
+    const file = path.join(dir, 'outpost.yaml');
+    await fs.writeFile(file, 'tags:\n  ttl: 45s\n');
+    const outpost = await startOutpost({ upstreamUrl: registry.url, workers: 2, env: { OUTPOST_CONFIG: file } });
+    cleanup.add(() => outpost.dispose());
+    await waitFor(() => workerPids(outpost.logs()).length === 2, { what: 'two workers listening' });
+    // An operator's edit in progress: the node keeps running what it validated at start.
+    await fs.writeFile(file, 'tags:\n  ttl: soon\n');
+    const [victim] = workerPids(outpost.logs());
+    process.kill(victim!, 'SIGKILL');
+    await waitFor(() => workerPids(outpost.logs()).filter(isAlive).length === 2 && !isAlive(victim!), {
+      what: 'a replacement worker listening',
+      timeoutMs: 20_000,
+    });
+    expect(outpost.output()).not.toContain('invalid configuration');
+    expect(await serves(outpost)).toBe(true);
   });
 
   it('with a single worker, serves again within seconds after it is killed, and the primary stays up', async () => {

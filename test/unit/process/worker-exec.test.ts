@@ -70,8 +70,10 @@ function importsOf(file: string): { static: string[]; dynamic: string[] } {
 }
 
 describe("the worker's module tree", () => {
-  it('has no import() of a TypeScript file: only the ESM loader, which workers do not load, could run it', () => {
+  /** Every module of ours a worker loads, the import() calls of relative or computed modules among them, and the packages it imports. */
+  function workerTree() {
     const seen = new Set<string>();
+    const packages = new Set<string>();
     const pending = [path.join(repoRoot, 'src/process/worker-main.ts')];
     const offending: string[] = [];
     while (pending.length > 0) {
@@ -80,9 +82,24 @@ describe("the worker's module tree", () => {
       seen.add(file);
       const { static: imported, dynamic } = importsOf(file);
       for (const specifier of dynamic) if (specifier.startsWith('.') || specifier === '<computed>') offending.push(`${path.relative(repoRoot, file)}: import(${specifier})`);
-      for (const specifier of imported) if (specifier.startsWith('.')) pending.push(path.resolve(path.dirname(file), specifier));
+      for (const specifier of imported) {
+        if (specifier.startsWith('.')) pending.push(path.resolve(path.dirname(file), specifier));
+        else packages.add(specifier);
+      }
     }
-    expect(seen.size).toBeGreaterThan(50); // the walk reached the request path
+    return { modules: seen, offending, packages };
+  }
+
+  it('has no import() of a TypeScript file: only the ESM loader, which workers do not load, could run it', () => {
+    const { modules, offending } = workerTree();
+    expect(modules.size).toBeGreaterThan(50); // the walk reached the request path
     expect(offending).toEqual([]);
+  });
+
+  it('does not load the config loader: the primary sends the configuration', () => {
+    const { modules, packages } = workerTree();
+    expect(packages).toContain('undici'); // the walk sees packages
+    expect([...packages].filter((name) => ['convict', 'yaml'].includes(name))).toEqual([]);
+    expect([...modules].map((file) => path.relative(repoRoot, file))).not.toContain('src/config/load.ts');
   });
 });
