@@ -4,8 +4,8 @@
  * outcome by code (the time each request waited is added up by
  * request-upstream-time.ts). It is the one place a failed upstream call is
  * counted in `outpost_upstream_errors_total`, once per call (retries are
- * inside the call), and in a worker it reports outages and recoveries to the
- * host-wide upstream status that /health shows.
+ * inside the call), and it reports outages and recoveries to the host-wide
+ * upstream status that /health shows (a worker's, or the cluster primary's).
  *
  * Not errors: UPSTREAM_NOT_FOUND (a 404 is an answer: the primary is up and
  * has no such thing) and UPSTREAM_ABORTED (our own caller gave up, e.g. a
@@ -22,7 +22,7 @@ const notErrors: ReadonlySet<UpstreamErrorCode> = new Set(['UPSTREAM_NOT_FOUND',
 
 export interface InstrumentUpstreamDeps {
   metrics: UpstreamCallMetrics;
-  /** The host-wide upstream status /health shows (a worker's); the cluster primary's prefetch listing has none. */
+  /** The host-wide upstream status /health shows: a worker's reports, or the cluster primary's board (its prefetch listings). */
   status?: UpstreamStatus;
 }
 

@@ -150,6 +150,7 @@ export function workerMetrics(registry: Registry = new Registry()) {
       registers: [registry],
     }),
     ...upstreamCallMetrics(registry),
+    ...breakerMetrics(registry),
     rateLimitRemaining: new Gauge({
       name: 'outpost_upstream_ratelimit_remaining',
       help: 'Last `ratelimit-remaining` seen from a primary (Docker Hub), by primary host.',
@@ -162,19 +163,6 @@ export function workerMetrics(registry: Registry = new Registry()) {
       help: 'Last `ratelimit-limit` seen from a primary (Docker Hub: pulls per window), by primary host.',
       labelNames: ['upstream'] as const,
       aggregator: 'max',
-      registers: [registry],
-    }),
-    circuitState: new Gauge({
-      name: 'outpost_upstream_circuit_state',
-      help: 'Circuit breaker of a primary: 0 closed, 1 half-open, 2 open; the worst worker of the node. By configured primary host.',
-      labelNames: ['upstream'] as const,
-      aggregator: 'max',
-      registers: [registry],
-    }),
-    circuitOpens: new Counter({
-      name: 'outpost_upstream_circuit_opens_total',
-      help: 'Times a primary\'s circuit breaker opened (after consecutive outages or a failed probe), by configured primary host.',
-      labelNames: ['upstream'] as const,
       registers: [registry],
     }),
     cacheWriteFailures: new Counter({
@@ -225,6 +213,30 @@ function upstreamCallMetrics(registry: Registry) {
 }
 
 export type UpstreamCallMetrics = ReturnType<typeof upstreamCallMetrics>;
+
+/**
+ * Circuit breakers, in every process that holds one: the workers' (every
+ * request to a primary) and the cluster primary's (prefetch listings).
+ */
+function breakerMetrics(registry: Registry) {
+  return {
+    circuitState: new Gauge({
+      name: 'outpost_upstream_circuit_state',
+      help: 'Circuit breaker of a primary: 0 closed, 1 half-open, 2 open; the worst process of the node. By configured primary host.',
+      labelNames: ['upstream'] as const,
+      aggregator: 'max',
+      registers: [registry],
+    }),
+    circuitOpens: new Counter({
+      name: 'outpost_upstream_circuit_opens_total',
+      help: 'Times a primary\'s circuit breaker opened (after consecutive outages or a failed probe), by configured primary host.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type BreakerMetrics = ReturnType<typeof breakerMetrics>;
 
 /** Metrics only the cluster primary knows, and the primary process's own default metrics. */
 export function primaryMetrics(registry: Registry = new Registry()) {
@@ -312,6 +324,7 @@ export function primaryMetrics(registry: Registry = new Registry()) {
       registers: [registry],
     }),
     ...upstreamCallMetrics(registry),
+    ...breakerMetrics(registry),
     locationEntriesSwept: new Counter({
       name: 'outpost_location_entries_swept_total',
       help: 'Entries of replicas whose address expired removed from the location index by the sweep this node ran (as leader).',

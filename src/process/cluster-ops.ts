@@ -15,7 +15,7 @@
  *   worker  → primary   {t:'upstream.failed', host, code, cause} | {t:'upstream.recovered', host}
  *   primary → workers   {t:'upstream.state', outages}                       whenever it changes, and to new workers
  *   worker  → primary   {t:'upstream.breaker', event}                       a circuit breaker opened/closed or a 429 gate was set
- *   primary → workers   {t:'upstream.breaker', event}                       relayed to every other worker
+ *   primary → workers   {t:'upstream.breaker', event}                       relayed to every other worker; the primary's own (prefetch listings) to all
  *   worker  → primary   {t:'ops.admin', id, request} | {t:'index.batch', batch}
  *   primary → worker    {t:'pins.refresh', references}
  *   primary → workers   {t:'cache.forget', reqId, scope}  each answers {t:'cache.forgotten', reqId} once purged content is out of its memory
@@ -174,6 +174,7 @@ export class PrimaryOps {
   private readonly upstreams: UpstreamStatusBoard;
   private readonly forgetting = new Map<number, { pending: Set<number>; done: () => void }>();
   private coordinationState: CoordinationState | undefined;
+  private readonly breakerListeners: Array<(event: BreakerEvent) => void> = [];
 
   /** Whether the cache took writes lately (for the outpost_cache_writable gauge). */
   writable(windowMs: number): boolean {
@@ -229,6 +230,7 @@ export class PrimaryOps {
         return;
       case 'upstream.breaker':
         for (const other of this.workers()) if (other.id !== worker.id) send(other, { t: 'upstream.breaker', event: msg.event });
+        for (const listener of this.breakerListeners) listener(msg.event);
         return;
       case 'ops.admin': {
         const id = msg.id;
@@ -368,6 +370,26 @@ export class PrimaryOps {
   private workers(): Worker[] {
     return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
   }
+
+  /**
+   * The breaker decisions of the primary's own breakers (its prefetch
+   * listings): published to every worker; the workers' come in relayed.
+   */
+  readonly breakers: BreakerChannel = {
+    publish: (event) => this.broadcast({ t: 'upstream.breaker', event }),
+    subscribe: (listener) => void this.breakerListeners.push(listener),
+  };
+
+  /** Outcomes of the primary's own upstream calls, on the host-wide board every worker's /health shows. */
+  readonly upstreamStatus: UpstreamStatus = {
+    failed: (host, code, cause) => {
+      if (this.upstreams.failed(host, code, cause)) this.broadcastUpstreams();
+    },
+    succeeded: (host) => {
+      if (this.upstreams.succeeded(host)) this.broadcastUpstreams();
+    },
+    outages: () => this.upstreams.outages(),
+  };
 
   private broadcast(message: OpsPrimaryMessage): void {
     for (const worker of this.workers()) send(worker, message);

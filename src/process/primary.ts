@@ -273,20 +273,26 @@ export async function runPrimary(config: Config): Promise<void> {
   const localWarmSecret = newWarmSecret();
   if (config.prefetch.length > 0) {
     // Loaded only with jobs: the registry client and undici stay out of a primary that has none.
-    const [{ createPrefetchJobs }, { registryCatalogFor }, { CatalogJobImages }, { HttpReplicaWarmClient }, { instrumentUpstream, instrumentListing }] = await Promise.all([
+    const [{ createPrefetchJobs }, { registryCatalogFor }, { CatalogJobImages }, { HttpReplicaWarmClient }, { instrumentUpstream, instrumentListing }, { upstreamProtection }] = await Promise.all([
       import('./prefetch-node.ts'),
       import('../upstream/registry-catalog.ts'),
       import('../prefetch/job-images.ts'),
       import('../coordination/replica-warm-client.ts'),
       import('../observability/instrumented-upstream.ts'),
+      import('./upstream-protection.ts'),
     ]);
     // The primary has no registry clients of its own: these list the primaries for the jobs (catalog, tags, image dates).
     const listing = registryCatalogFor(
       [config.upstream, ...config.registries],
       { clock: systemClock, logger: logger.child({ module: 'prefetch' }) },
       { maxManifestBytes: config.manifests.maxBytes },
-      // Counted in outpost_upstream_requests_total with the workers' requests (list_page, get_manifest, get_blob).
-      (host, { upstream, listing }) => ({ upstream: instrumentUpstream(upstream, { metrics }), listing: instrumentListing(host, listing, { metrics }) }),
+      // Like a worker's requests: counted in outpost_upstream_requests_total (list_page, get_manifest, get_blob), on the
+      // board of primaries that are down (/health), and through a breaker that shares its decisions with the workers'.
+      (host, { upstream, listing }) => {
+        const protection = upstreamProtection(host, config.upstreamProtection, { clock: systemClock, metrics, logger: logger.child({ module: 'upstream', upstream: host }), channel: ops.breakers });
+        const counted = { metrics, status: ops.upstreamStatus };
+        return { upstream: protection.protect(instrumentUpstream(upstream, counted), false), listing: protection.protectListing(instrumentListing(host, listing, counted)) };
+      },
     );
     prefetch = await createPrefetchJobs({
       config,

@@ -18,6 +18,7 @@
 import { LRUCache } from 'lru-cache';
 import { UpstreamError, type Clock, type Upstream } from '../cache/ports.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
+import type { RegistryListing } from './registry-client.ts';
 import { toUpstreamError } from './upstream-errors.ts';
 
 export interface ConcurrencyCapOptions {
@@ -130,30 +131,44 @@ export class ConcurrencyCap {
 
 const isDigest = (reference: string): boolean => reference.includes(':');
 
+/** One call to `host` through the gate, the breaker and the cap; `hold` keeps the slot past the call (blob bodies). */
+async function guardedCall<R>(
+  host: string,
+  { breaker, cap }: Pick<ProtectionOptions, 'breaker' | 'cap'>,
+  signal: AbortSignal,
+  call: () => Promise<R>,
+  hold?: (result: R, release: () => void) => void,
+): Promise<R> {
+  const probe = breaker.admit();
+  let release: () => void;
+  try {
+    release = await cap.acquire(signal);
+  } catch (err) {
+    breaker.record(probe, new UpstreamError('UPSTREAM_ABORTED', 'not sent'));
+    throw toUpstreamError(err, signal, `${host}: waiting for an upstream slot`);
+  }
+  try {
+    const result = await call();
+    breaker.record(probe);
+    if (hold) hold(result, release);
+    else release();
+    return result;
+  } catch (err) {
+    release();
+    breaker.record(probe, err);
+    throw err;
+  }
+}
+
+/** A paged listing (prefetch jobs' catalogs and tag lists) through the breaker and the cap of its primary. */
+export function protectListing(host: string, listing: RegistryListing, protection: Pick<ProtectionOptions, 'breaker' | 'cap'>): RegistryListing {
+  return { page: (kind, repo, next, pageSize, signal) => guardedCall(host, protection, signal, () => listing.page(kind, repo, next, pageSize, signal)) };
+}
+
 export function protectUpstream(upstream: Upstream, { breaker, cap, notFound }: ProtectionOptions): Upstream {
   const host = upstream.host;
-  /** One call through the gate, the breaker and the cap; `hold` keeps the slot past the call (blob bodies). */
-  const guarded = async <R>(signal: AbortSignal, call: () => Promise<R>, hold?: (result: R, release: () => void) => void): Promise<R> => {
-    const probe = breaker.admit();
-    let release: () => void;
-    try {
-      release = await cap.acquire(signal);
-    } catch (err) {
-      breaker.record(probe, new UpstreamError('UPSTREAM_ABORTED', 'not sent'));
-      throw toUpstreamError(err, signal, `${host}: waiting for an upstream slot`);
-    }
-    try {
-      const result = await call();
-      breaker.record(probe);
-      if (hold) hold(result, release);
-      else release();
-      return result;
-    } catch (err) {
-      release();
-      breaker.record(probe, err);
-      throw err;
-    }
-  };
+  const guarded = <R>(signal: AbortSignal, call: () => Promise<R>, hold?: (result: R, release: () => void) => void): Promise<R> =>
+    guardedCall(host, { breaker, cap }, signal, call, hold);
   /** A call whose 404 is remembered under `key` (when there is a key). */
   const remembered = async <R>(key: string | undefined, signal: AbortSignal, call: () => Promise<R>): Promise<R> => {
     if (key !== undefined && notFound?.has(key)) {

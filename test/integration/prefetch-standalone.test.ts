@@ -85,3 +85,75 @@ describe('prefetch jobs on a standalone node', () => {
     expect((await solo()).lastRun?.runId).toBe(runId);
   }, 90_000);
 });
+
+describe("a prefetch job's listing and the node's circuit breaker", () => {
+  const host = (): string => new URL(proxy.url).host;
+
+  /** A node whose breaker opens at the first outage and stays open a minute, with a job that lists `solo/*`. */
+  async function startBreakerNode(): Promise<{ node: OutpostNode; lastRun(): Promise<JobStatus['lastRun']> }> {
+    const dir = await makeTempDir('prefetch-breaker');
+    cleanup.add(() => removeTempDir(dir));
+    const configFile = join(dir, 'outpost.json');
+    await writeFile(configFile, JSON.stringify({ prefetch: [{ name: 'down', schedule: '0 0 1 1 *', images: ['solo/*'] }] }));
+    const breakerNode = await startOutpost({
+      upstreamUrl: proxy.url,
+      workers: 2,
+      env: { OUTPOST_CONFIG: configFile, OUTPOST_ADMIN_TOKEN: adminToken, OUTPOST_UPSTREAM_FAILURE_THRESHOLD: '1', OUTPOST_UPSTREAM_COOLDOWN: '60s', OUTPOST_UPSTREAM_RETRIES: '0' },
+    });
+    cleanup.add(() => breakerNode.dispose());
+    const lastRun = async () => {
+      const res = await fetch(`${breakerNode.url}/api/v0/prefetch/jobs`, { headers: auth, signal: AbortSignal.timeout(10_000) });
+      return ((await res.json()) as { jobs: JobStatus[] }).jobs[0]?.lastRun;
+    };
+    return { node: breakerNode, lastRun };
+  }
+
+  async function runAndWaitForFailure(target: { node: OutpostNode; lastRun(): Promise<JobStatus['lastRun']> }): Promise<void> {
+    const run = await fetch(`${target.node.url}/api/v0/prefetch/jobs/down/run`, { method: 'POST', headers: auth });
+    expect(run.status).toBe(202);
+    await waitFor(async () => (await target.lastRun())?.result === 'failed', { what: 'the run to fail', timeoutMs: 30_000, intervalMs: 100 });
+  }
+
+  it('opens the breaker every worker uses when the listing finds the primary failing, and /health says so', async () => {
+    const target = await startBreakerNode();
+    proxy.setFault({ mode: 'status', status: 503 });
+    try {
+      await runAndWaitForFailure(target);
+      // The cluster primary's breaker opened and told the workers: whichever answers, /health is degraded and names it.
+      for (let i = 0; i < 4; i++) {
+        const health = (await (await fetch(`${target.node.url}/health`, { signal: AbortSignal.timeout(10_000) })).json()) as { checks: Record<string, { status: string; detail?: string }> };
+        expect(health.checks['circuit_breakers']).toEqual({ status: 'degraded', detail: `circuit breaker ${host()}: open; serving from cache` });
+        expect(health.checks['primary']?.status).toBe('degraded');
+      }
+      // A client's pull is refused at once by its worker's breaker, without a request to the primary.
+      const before = proxy.countRequests();
+      const pull = await fetch(`${target.node.url}/v2/solo/a/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(10_000) });
+      expect(pull.status).toBe(502);
+      expect(await pull.text()).toContain(`circuit breaker open for ${host()}`);
+      expect(proxy.countRequests()).toBe(before);
+      const metrics = await (await fetch(`${target.node.url}/metrics`)).text();
+      expect(metrics).toContain(`outpost_upstream_circuit_state{upstream="${host()}"} 2`);
+      expect(metrics).toMatch(/^outpost_upstream_requests_total\{operation="list_page",outcome="UPSTREAM_SERVER_ERROR"\} 1$/m);
+    } finally {
+      proxy.clearFaults();
+    }
+  }, 90_000);
+
+  it("refuses the listing without a request once a worker's breaker opened", async () => {
+    const target = await startBreakerNode();
+    proxy.setFault({ mode: 'status', status: 503 });
+    try {
+      const pull = await fetch(`${target.node.url}/v2/solo/a/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' }, signal: AbortSignal.timeout(10_000) });
+      expect(pull.status).toBe(502);
+      // Relayed to the cluster primary too: its listing never reaches the primary.
+      const metricsText = async (): Promise<string> => (await fetch(`${target.node.url}/metrics`)).text();
+      await waitFor(async () => (await metricsText()).includes(`outpost_upstream_circuit_state{upstream="${host()}"} 2`), { what: 'the breaker open' });
+      proxy.clearRequests();
+      await runAndWaitForFailure(target);
+      expect(proxy.countRequests()).toBe(0);
+      expect(await metricsText()).not.toContain('operation="list_page"');
+    } finally {
+      proxy.clearFaults();
+    }
+  }, 90_000);
+});

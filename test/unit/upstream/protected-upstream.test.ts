@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { UpstreamError } from '../../../src/cache/ports.ts';
 import { toRegistryError } from '../../../src/cache/upstream-failure.ts';
 import { CircuitBreaker, parseBreakerEvent, type BreakerEvent, type CircuitState } from '../../../src/upstream/circuit-breaker.ts';
-import { ConcurrencyCap, NotFoundCache, protectUpstream } from '../../../src/upstream/protected-upstream.ts';
+import { ConcurrencyCap, NotFoundCache, protectListing, protectUpstream } from '../../../src/upstream/protected-upstream.ts';
+import type { RegistryListing } from '../../../src/upstream/registry-client.ts';
 import { FakeUpstream } from '../../support/fake-upstream.ts';
 import { FakeClock, rejection } from './helpers.ts';
 
@@ -289,3 +290,60 @@ describe('breaker decisions shared between workers', () => {
     expect(parseBreakerEvent(null)).toBeUndefined();
   });
 });
+
+describe('protectListing (prefetch listings in the cluster primary)', () => {
+  function listingSetup(options: { threshold?: number; maxConcurrent?: number } = {}) {
+    const clock = new FakeClock();
+    const breaker = new CircuitBreaker({ host: 'registry.test', clock, failureThreshold: options.threshold ?? 1, cooldownMs: 10_000 });
+    const cap = new ConcurrencyCap('registry.test', { maxConcurrent: options.maxConcurrent ?? 0, maxQueued: 10, queueTimeoutMs: 5_000 });
+    const calls: string[] = [];
+    const gates: Array<() => void> = [];
+    let failWith: UpstreamError | undefined;
+    const inner: RegistryListing = {
+      page: async (kind, repo) => {
+        calls.push(`${kind} ${repo}`);
+        if (options.maxConcurrent !== undefined) await new Promise<void>((resolve) => gates.push(resolve));
+        if (failWith) throw failWith;
+        return { items: ['a'], next: undefined };
+      },
+    };
+    const listing = protectListing('registry.test', inner, { breaker, cap });
+    return { breaker, calls, gates, listing, fail: (err: UpstreamError) => (failWith = err) };
+  }
+
+  it('counts a failed page as an outage, then refuses the next at once without asking the primary', async () => {
+    const { breaker, calls, listing, fail } = listingSetup({ threshold: 1 });
+    fail(refused());
+    await rejection(listing.page('repositories', '', undefined, 100, never));
+    expect(breaker.state).toBe('open');
+    const err = await rejection(listing.page('tags', 'solo/a', undefined, 100, never));
+    expect(err.code).toBe('UPSTREAM_UNREACHABLE');
+    expect(err.message).toContain('circuit breaker open for registry.test');
+    expect(calls).toEqual(['repositories ']);
+  });
+
+  it("is refused while another process's breaker is open, and lets pages through once it closed", async () => {
+    const { breaker, calls, listing } = listingSetup();
+    breaker.adopt({ host: 'registry.test', kind: 'open', until: Date.now() + 60_000, code: 'UPSTREAM_UNREACHABLE', reason: 'connection refused' });
+    await rejection(listing.page('repositories', '', undefined, 100, never));
+    expect(calls).toEqual([]);
+    breaker.adopt({ host: 'registry.test', kind: 'closed' });
+    await expect(listing.page('repositories', '', undefined, 100, never)).resolves.toEqual({ items: ['a'], next: undefined });
+    expect(calls).toEqual(['repositories ']);
+  });
+
+  it('takes a slot of the concurrency cap per page', async () => {
+    const { calls, gates, listing } = listingSetup({ maxConcurrent: 1 });
+    const first = listing.page('tags', 'a', undefined, 100, never);
+    const second = listing.page('tags', 'b', undefined, 100, never);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual(['tags a']);
+    gates.shift()?.();
+    await first;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual(['tags a', 'tags b']);
+    gates.shift()?.();
+    await second;
+  });
+});
+
