@@ -437,4 +437,3 @@ export async function runPrimary(config: Config): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
-

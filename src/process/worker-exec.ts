@@ -4,13 +4,16 @@
  * (`--import tsx`). On Node 20 an ESM loader's hooks run on a thread of
  * their own, with its own V8 heap and tsx's compiler loaded, for as long as
  * the process lives: ~20–25 MiB of every worker's RSS (an idle worker
- * 83 MiB instead of 104–109, bench/README.md "Start-up memory"). The require
+ * 83 MiB instead of 104–109: README, Performance, "Peak worker RSS"). The require
  * hook compiles each module in the worker's own thread, once, at start.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const LOADER_FLAGS = ['--import', '--require', '-r', '--loader', '--experimental-loader'];
+
+/** tsx by package name (`tsx`, `tsx/esm`) or by a path into its package (what the tsx CLI passes). */
+const isTsx = (module: string): boolean => module === 'tsx' || module.startsWith('tsx/') || /[\\/]node_modules[\\/]tsx[\\/]/.test(module);
 
 /** `cluster.setupPrimary` settings for the workers of a primary started with `primaryExecArgv`. */
 export function workerForkSettings(primaryExecArgv: readonly string[]): { exec: string; execArgv: string[] } {
@@ -28,7 +31,7 @@ export function workerExecArgv(primary: readonly string[]): string[] {
   for (let i = 0; i < primary.length; i += 1) {
     const arg = primary[i] ?? '';
     const [flag = '', inline] = arg.split(/=(.*)/s);
-    const loadsTsx = LOADER_FLAGS.includes(flag) && /\btsx\b/.test(inline ?? primary[i + 1] ?? '');
+    const loadsTsx = LOADER_FLAGS.includes(flag) && isTsx(inline ?? primary[i + 1] ?? '');
     if (loadsTsx && inline === undefined) i += 1;
     if (!loadsTsx) flags.push(arg);
   }

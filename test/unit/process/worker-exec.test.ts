@@ -30,7 +30,7 @@ describe('workerExecArgv', () => {
   });
 
   it('passes the other flags through, in order', () => {
-    const primary = ['--cpu-prof', '--cpu-prof-dir=/tmp/p', '--import', 'tsx', '--max-old-space-size', '512', '--require', './tracing.cjs', '--import=./otel.mjs'];
+    const primary = ['--cpu-prof', '--cpu-prof-dir=/tmp/p', '--import', 'tsx', '--max-old-space-size', '512', '--require', './tracing.cjs', '--import=./otel.mjs', '-r', './my-tsx-helper.cjs'];
     expect(workerExecArgv(primary)).toEqual([
       '--cpu-prof',
       '--cpu-prof-dir=/tmp/p',
@@ -39,6 +39,8 @@ describe('workerExecArgv', () => {
       '--require',
       './tracing.cjs',
       '--import=./otel.mjs',
+      '-r',
+      './my-tsx-helper.cjs',
       '--require',
       cjsHook,
       '--max-semi-space-size=2',
