@@ -52,9 +52,10 @@ export interface AuthConfig extends AccessRulesConfig {
 
 /** Bounds that keep every decision cheap (rules × patterns per request). */
 const LIMITS = { rules: 1000, patterns: 1000, groups: 1000, members: 10_000 } as const;
+const DEFAULT_CACHE_DECISIONS_MS = 60_000;
 
 export function defaultAuthConfig(): AuthConfig {
-  return { mode: 'none', htpasswd: undefined, groups: {}, anonymous: [], rules: [], cacheDecisionsMs: 60_000 };
+  return { mode: 'none', htpasswd: undefined, groups: {}, anonymous: [], rules: [], cacheDecisionsMs: DEFAULT_CACHE_DECISIONS_MS };
 }
 
 export const AUTH_ALLOWED =
@@ -157,6 +158,7 @@ export function parseAuthConfig(value: unknown): AuthConfig {
     AUTH_ALLOWED,
   );
   const { mode, htpasswd, cacheDecisions } = block;
+  const cacheDecisionsMs = cacheDecisions ?? DEFAULT_CACHE_DECISIONS_MS;
   if (mode !== 'basic') {
     const ignored = (['htpasswd', 'groups', 'rules', 'anonymous'] as const).find((key) => isSet(block[key]));
     if (ignored !== undefined) {
@@ -166,7 +168,7 @@ export function parseAuthConfig(value: unknown): AuthConfig {
       const allowed = "auth.mode: upstream (how long the primary's answer is reused) or basic (how long a verified password is trusted without bcrypt), or leave cacheDecisions out";
       throw new FormatError('set, but auth.mode is none: no decision is made, so none is cached', allowed, (value as Record<string, unknown>)['cacheDecisions'], 'cacheDecisions');
     }
-    return { ...defaultAuthConfig(), mode, cacheDecisionsMs: cacheDecisions ?? 60_000 };
+    return { ...defaultAuthConfig(), mode, cacheDecisionsMs };
   }
   if (htpasswd === undefined) throw new FormatError('required when auth.mode is basic', PATH_ALLOWED, undefined, 'htpasswd');
   const groups = parseField('groups', () => parseGroups(block.groups));
@@ -176,7 +178,7 @@ export function parseAuthConfig(value: unknown): AuthConfig {
     groups,
     anonymous: parseField('anonymous', () => parseRepositoryPatterns(block.anonymous)),
     rules: parseField('rules', () => parseList(block.rules ?? [], RULES_ALLOWED, LIMITS.rules, (rule) => parseRule(rule, groups))),
-    cacheDecisionsMs: cacheDecisions ?? 60_000,
+    cacheDecisionsMs,
   };
 }
 

@@ -223,10 +223,10 @@ export class PrimaryOps {
         return;
       }
       case 'upstream.failed':
-        if (this.upstreams.failed(msg.host, msg.code, msg.cause)) this.broadcastUpstreams();
+        this.upstreamStatus.failed(msg.host, msg.code, msg.cause);
         return;
       case 'upstream.recovered':
-        if (this.upstreams.succeeded(msg.host)) this.broadcastUpstreams();
+        this.upstreamStatus.succeeded(msg.host);
         return;
       case 'upstream.breaker':
         for (const other of this.workers()) if (other.id !== worker.id) send(other, { t: 'upstream.breaker', event: msg.event });
@@ -380,7 +380,7 @@ export class PrimaryOps {
     subscribe: (listener) => void this.breakerListeners.push(listener),
   };
 
-  /** Outcomes of the primary's own upstream calls, on the host-wide board every worker's /health shows. */
+  /** Outcomes of upstream calls (the workers' reports, the primary's own), on the host-wide board every worker's /health shows. */
   readonly upstreamStatus: UpstreamStatus = {
     failed: (host, code, cause) => {
       if (this.upstreams.failed(host, code, cause)) this.broadcastUpstreams();

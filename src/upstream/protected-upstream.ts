@@ -167,8 +167,9 @@ export function protectListing(host: string, listing: RegistryListing, protectio
 
 export function protectUpstream(upstream: Upstream, { breaker, cap, notFound }: ProtectionOptions): Upstream {
   const host = upstream.host;
+  const gates = { breaker, cap };
   const guarded = <R>(signal: AbortSignal, call: () => Promise<R>, hold?: (result: R, release: () => void) => void): Promise<R> =>
-    guardedCall(host, { breaker, cap }, signal, call, hold);
+    guardedCall(host, gates, signal, call, hold);
   /** A call whose 404 is remembered under `key` (when there is a key). */
   const remembered = async <R>(key: string | undefined, signal: AbortSignal, call: () => Promise<R>): Promise<R> => {
     if (key !== undefined && notFound?.has(key)) {
