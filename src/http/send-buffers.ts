@@ -8,10 +8,12 @@
  * see bench/README.md). Those chunks come from a bounded pool that keeps the
  * buffers it lends for the next response (no allocation per response); a
  * response that finds the pool exhausted — many concurrent or slow clients,
- * e.g. ~100 followers of one fill per worker — gets two 128 KiB buffers of
- * its own instead (bench `cold-200`: worker peak − idle 0.79× of 256 KiB
- * buffers, `slow-200` 0.74×; one cold GET no slower). Small bodies and fills
- * of unknown length keep 256 KiB chunks.
+ * e.g. ~100 followers of one fill per worker — gets one 128 KiB buffer of
+ * its own instead, read and written in turn: with that many responses
+ * the next read in flight gains nothing, and each holds half as much
+ * (bench `slow-200`: worst peak − idle 52 vs 79 MiB with two such buffers;
+ * warm big blobs and one cold GET ≈). Small bodies and fills of unknown
+ * length keep two 256 KiB chunks.
  */
 
 /** Chunk size of a response that does not use the pool. */
@@ -22,22 +24,25 @@ export interface SendBufferPoolOptions {
   chunkBytes: number;
   /** Upper bound of the bytes the pool lends at once (and keeps for reuse). */
   maxBytes: number;
-  /** What a response gets when the pool is exhausted: two buffers of this size. */
+  /** What a big body gets when the pool is exhausted: one buffer of this size. */
   fallbackChunkBytes: number;
   /** Bodies shorter than this never use the pool (a few chunks gain nothing). */
   minBodyBytes: number;
 }
 
 /**
- * Two buffers for one response, allocated (or taken from the pool) when
- * first asked for: a response that sends views of a fill's window
- * (BlobSource.readViews) needs none, and only uses `chunkBytes` as the most
- * it holds per write. Give them back with `release` once no read or write
- * uses them.
+ * The buffers of one response, `slots` of them (two: the next read in
+ * flight while the socket takes a chunk; one: read, then write, then read
+ * again), allocated (or taken from the pool) when first asked for: a
+ * response that sends views of a fill's window (BlobSource.readViews) needs
+ * none, and only uses `chunkBytes` as the most it holds per write and
+ * `slots` as the most writes it has in flight. Give them back with
+ * `release` once no read or write uses them.
  */
 export interface SendBuffers {
-  buffer(i: 0 | 1): Buffer;
+  buffer(i: number): Buffer;
   readonly chunkBytes: number;
+  readonly slots: 1 | 2;
   release(): void;
 }
 
@@ -62,16 +67,17 @@ export class SendBufferPool {
     const { chunkBytes, maxBytes, fallbackChunkBytes, minBodyBytes } = this.options;
     const big = bodyBytes !== undefined && bodyBytes >= minBodyBytes;
     const pooled = big && this.lent + 2 * chunkBytes <= maxBytes;
-    const buffers: [Buffer | undefined, Buffer | undefined] = [undefined, undefined];
+    const buffers: Array<Buffer | undefined> = [undefined, undefined];
     if (!pooled) {
       const size = big ? fallbackChunkBytes : defaultChunkBytes;
-      return { buffer: (i) => (buffers[i] ??= Buffer.allocUnsafe(size)), chunkBytes: size, release: () => undefined };
+      return { buffer: (i) => (buffers[i] ??= Buffer.allocUnsafe(size)), chunkBytes: size, slots: big ? 1 : 2, release: () => undefined };
     }
     this.lent += 2 * chunkBytes;
     let released = false;
     return {
       buffer: (i) => (buffers[i] ??= this.free.pop() ?? Buffer.allocUnsafe(chunkBytes)),
       chunkBytes,
+      slots: 2,
       release: () => {
         if (released) return;
         released = true;
@@ -84,8 +90,8 @@ export class SendBufferPool {
 
 /**
  * This process's pool: 16 MiB of 1 MiB chunks (8 fast responses at once per
- * process), 128 KiB buffers for the rest. 200 slow clients cost a worker
- * about 16 + 100 × 0.25 MiB instead of 100 × 2 MiB.
+ * process), one 128 KiB buffer for each of the rest. 200 slow clients cost a
+ * worker about 16 + 100 × 0.125 MiB instead of 100 × 2 MiB.
  */
 export const sendBufferPool = new SendBufferPool({
   chunkBytes: 1024 * 1024,

@@ -90,11 +90,12 @@ const sendChunkBytes = 256 * 1024;
 /**
  * Sends bytes [start, end] of a blob from any source (the whole rest when
  * `end` is undefined: a fill of unknown length, ended by a 0 read), then
- * closes the source. Two reused buffers, the next read in flight while the
- * socket takes the current chunk, a buffer reused only once the socket is
- * done with it: no stream objects or per-chunk allocations, so a big blob
- * costs little CPU and no garbage. A fill's in-memory window is sent as
- * views instead, two writes in flight at most, each at most a chunk. A
+ * closes the source. Reused buffers (two: the next read in flight while
+ * the socket takes the current chunk; one beyond the pool), a buffer
+ * reused only once the socket is done with it: no stream objects or
+ * per-chunk allocations, so a big blob costs little CPU and no garbage. A
+ * fill's in-memory window is sent as views instead, as many writes in
+ * flight as the lease has buffers, each at most a chunk. A
  * read that fails destroys the socket, so an announced Content-Length (or
  * an unterminated chunked body) is never completed with wrong or missing
  * bytes.
@@ -149,10 +150,10 @@ export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start
     // A big body reads 1 MiB chunks from a bounded pool (send-buffers.ts), or sends views of a fill's
     // window as they are (no copy, no buffer of its own) while the source offers them.
     lease = sendBufferPool.take(length);
-    const { chunkBytes } = lease;
-    const flushed: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
+    const { chunkBytes, slots } = lease;
+    const flushed: Promise<void>[] = Array.from({ length: slots }, () => Promise.resolve());
     let position = start;
-    let i: 0 | 1 = 0;
+    let i = 0;
     while (end === undefined || position <= end) {
       await flushed[i];
       if (gone) throw gone;
@@ -174,7 +175,7 @@ export async function sendBlobRange(res: ServerResponse, blob: BlobSource, start
       position += n;
       flushed[i]!.catch(() => undefined);
       onBytes?.(n);
-      i = i === 0 ? 1 : 0;
+      i = (i + 1) % slots;
     }
     await Promise.all(flushed);
     if (gone) throw gone;

@@ -33,7 +33,7 @@ import { DiskIngestLeftovers } from '../storage/ingest-leftovers.ts';
 import { cacheLayout } from '../storage/layout.ts';
 import { describeCannotListen, isCannotListen } from './supervision.ts';
 import { workerConfigMessage } from './worker-config.ts';
-import { workerForkSettings } from './worker-exec.ts';
+import { workerEnv, workerForkSettings } from './worker-exec.ts';
 import { WorkerSupervisor } from './worker-supervisor.ts';
 import { newWarmSecret, warmSecretEnv } from './warm-secret.ts';
 import { DuplicateNodeIdError } from '../cluster/duplicate-node-id-error.ts';
@@ -336,7 +336,7 @@ export async function runPrimary(config: Config): Promise<void> {
   }
   const supervisor = new WorkerSupervisor({
     workers: config.workers,
-    env: { [warmSecretEnv]: localWarmSecret },
+    env: { ...workerEnv(process.env), [warmSecretEnv]: localWarmSecret },
     logger,
     onFork: (worker) => {
       worker.send(workerConfigMessage(config));

@@ -67,6 +67,12 @@ describe('process model', () => {
     const res = await request(`${outpost.url}/v2/`);
     expect(res.statusCode).toBe(200);
     await res.body.dump();
+    // The replacement too runs with glibc's mmap threshold fixed (worker-exec.ts, workerEnv).
+    const environs = await Promise.all(workerPids(outpost.logs()).filter(isAlive).map((pid) => fs.readFile(`/proc/${pid}/environ`, 'latin1')));
+    expect(environs.map((env) => env.split('\0').find((entry) => entry.startsWith('MALLOC_MMAP_THRESHOLD_=')))).toEqual([
+      'MALLOC_MMAP_THRESHOLD_=131072',
+      'MALLOC_MMAP_THRESHOLD_=131072',
+    ]);
   });
 
   it('restarts a worker with the configuration the node started with, even after the config file broke', async () => {

@@ -15,6 +15,7 @@ describe('send buffer pool', () => {
     const pool = new SendBufferPool(options);
     const a = pool.take(64 * MiB);
     expect(a.chunkBytes).toBe(MiB);
+    expect(a.slots).toBe(2); // the next read in flight while the socket takes a chunk
     const lent = [a.buffer(0), a.buffer(1)];
     expect(lent.map((b) => b.length)).toEqual([MiB, MiB]);
     expect(a.buffer(0)).toBe(lent[0]); // the same buffer every time it is asked for
@@ -44,6 +45,8 @@ describe('send buffer pool', () => {
     expect(pool.lentBytes).toBe(4 * MiB);
     const over = pool.take(64 * MiB);
     expect(over.chunkBytes).toBe(128 * 1024);
+    expect(over.slots).toBe(1); // one buffer: read, write, read again
+    expect(over.buffer(0)).toBe(over.buffer(0));
     expect(pool.lentBytes).toBe(4 * MiB);
     over.release();
     expect(pool.idleBytes).toBe(0);
@@ -63,7 +66,7 @@ describe('send buffer pool', () => {
 
   it('keeps the default chunks for unknown lengths and small bodies', () => {
     const pool = new SendBufferPool(options);
-    expect(pool.take(undefined).chunkBytes).toBe(defaultChunkBytes);
+    expect(pool.take(undefined)).toMatchObject({ chunkBytes: defaultChunkBytes, slots: 2 });
     expect(pool.take(MiB).chunkBytes).toBe(defaultChunkBytes);
     expect(pool.take(4 * MiB - 1).chunkBytes).toBe(defaultChunkBytes);
     expect(pool.lentBytes).toBe(0);
@@ -123,7 +126,7 @@ describe('sending a big verified file through the pool', () => {
     expect(sendBufferPool.idleBytes).toBeGreaterThanOrEqual(2 * MiB);
   });
 
-  it('never reads into a buffer a write still holds, with the pool exhausted and a source mixing views and reads', async () => {
+  it('never reads into a buffer a write still holds, and holds one chunk at a time, with the pool exhausted and a source mixing views and reads', async () => {
     const held: ReturnType<typeof sendBufferPool.take>[] = [];
     for (let lease = sendBufferPool.take(64 * MiB); lease.chunkBytes === MiB; lease = sendBufferPool.take(64 * MiB)) held.push(lease);
     try {
@@ -139,12 +142,14 @@ describe('sending a big verified file through the pool', () => {
       const sent: Buffer[] = [];
       let changedInFlight = 0;
       let inFlight = 0;
+      let mostInFlight = 0;
       const res = {
         writableFinished: false,
         write(chunk: Buffer, done?: (err?: Error | null) => void): boolean {
           const copy = Buffer.from(chunk);
           sent.push(copy);
           inFlight += 1;
+          mostInFlight = Math.max(mostInFlight, inFlight);
           setTimeout(() => {
             inFlight -= 1;
             if (!chunk.equals(copy)) changedInFlight += 1;
@@ -164,6 +169,7 @@ describe('sending a big verified file through the pool', () => {
       await sendBlobRange(res as unknown as Parameters<typeof sendBlobRange>[0], source, 0, bytes.length - 1);
       await waitFor(() => inFlight === 0, { what: 'the last write to be taken' });
       expect(changedInFlight).toBe(0);
+      expect(mostInFlight).toBe(1); // beyond the pool, one chunk per response waits for the socket
       expect(Buffer.concat(sent).equals(bytes)).toBe(true);
     } finally {
       for (const lease of held) lease.release();

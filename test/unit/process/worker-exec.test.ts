@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { workerExecArgv, workerForkSettings } from '../../../src/process/worker-exec.ts';
+import { workerEnv, workerExecArgv, workerForkSettings } from '../../../src/process/worker-exec.ts';
 
 const cjsHook = createRequire(import.meta.url).resolve('tsx/cjs');
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
@@ -45,6 +45,11 @@ describe('workerExecArgv', () => {
       cjsHook,
       '--max-semi-space-size=2',
     ]);
+  });
+
+  it("fixes glibc's mmap threshold at 128 KiB for the workers, unless the operator set one", () => {
+    expect(workerEnv({})).toEqual({ MALLOC_MMAP_THRESHOLD_: '131072' });
+    expect(workerEnv({ MALLOC_MMAP_THRESHOLD_: '65536' })).toEqual({ MALLOC_MMAP_THRESHOLD_: '65536' });
   });
 
   it('runs the CommonJS entry next to the worker module', () => {
