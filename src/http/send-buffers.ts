@@ -11,8 +11,9 @@
  * e.g. ~100 followers of one fill per worker — gets one 128 KiB buffer of
  * its own instead, read and written in turn: with that many responses
  * the next read in flight gains nothing, and each holds half as much
- * (bench `slow-200`: worst peak − idle 52 vs 79 MiB with two such buffers;
- * warm big blobs and one cold GET ≈). Small bodies and fills of unknown
+ * (with the workers' fixed mmap threshold, worker-exec.ts: bench
+ * `slow-200` worst peak − idle 57 vs 72 MiB, `cold-200` 82 vs 93; cold
+ * pull and cold GETs ≈). Small bodies and fills of unknown
  * length keep two 256 KiB chunks.
  */
 
