@@ -5,6 +5,7 @@
  *   proxy     CNCF distribution in proxy mode (proxy.remoteurl = primary) — the anchor
  *   nginx     nginx serving the same blob files from disk — the physical-limit reference
  *   outpost   Outpost, 2 workers, upstream = primary
+ *   relay     the least a Node mirror does (node-relay.ts) — the cold pull's floor for Node
  *
  * Cold scenarios reset a mirror: stop it, empty its storage, start it again
  * (same port).
@@ -13,6 +14,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { startDistribution, type DistributionRegistry } from '../test/support/distribution.ts';
 import { startOutpost, type OutpostNode } from '../test/support/outpost.ts';
 import { startNginx, type NginxServer } from './nginx.ts';
+import { startNodeRelay, type NodeRelay } from './node-relay.ts';
 import type { RssSubject } from './rss-sampler.ts';
 import { manifestMediaType } from './seed.ts';
 
@@ -28,6 +30,7 @@ export interface Targets {
   primary: DistributionRegistry;
   proxy: DistributionRegistry;
   nginx: NginxServer;
+  relay: NodeRelay;
   /** This tree's Outpost (the first of `outposts`). */
   outpost: OutpostNode;
   /** Every Outpost under measurement, this tree's first. */
@@ -102,6 +105,9 @@ export async function startTargets(
   const nginx = await startNginx({ manifestMediaType });
   add(() => nginx.dispose());
   log(`nginx    ${nginx.url} serving ${nginx.www} (pid ${nginx.pid})`);
+  const relay = await startNodeRelay(primary.url);
+  add(() => relay.dispose());
+  log(`relay    node relay ${relay.url} → primary (pid ${relay.pid})`);
   const outpost = await startOutpost({ upstreamUrl: primary.url, workers: 2, env: outpostBenchEnv });
   add(() => outpost.dispose());
   log(`outpost  ${outpost.url} → primary, 2 workers (pid ${outpost.pid})`);
@@ -112,7 +118,7 @@ export async function startTargets(
     log(`${compare.name}  ${other.url} → primary, 2 workers, from ${compare.root} (pid ${other.pid})`);
     outposts.push({ name: compare.name, node: other, root: compare.root });
   }
-  return { primary, proxy, nginx, outpost, outposts };
+  return { primary, proxy, nginx, relay, outpost, outposts };
 }
 
 export async function resetOutpost(node: OutpostNode): Promise<void> {

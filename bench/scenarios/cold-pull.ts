@@ -1,6 +1,7 @@
 /**
  * Cold pull of the whole app image with skopeo: straight from the primary,
- * and through each mirror started with empty storage; with the bytes each
+ * through the Node relay (node-relay.ts: the least a Node mirror does), and
+ * through each mirror started with empty storage; with the bytes each
  * mirror fetched from the primary and how many times it fetched each blob.
  *
  * Also the CPU time of everything the pull ran on — skopeo, the primary and
@@ -25,7 +26,9 @@ export const coldPull: Scenario = {
     const blobs = [image.config.digest, ...image.layers.map((l) => l.digest)];
     const imageBytes = image.config.size + image.layers.reduce((sum, l) => sum + l.size, 0);
     const direct = { name: 'direct', host: () => targets.primary.host, pid: (): number | undefined => undefined, reset: async () => undefined };
-    const ways = [...(options.anchors ? [direct] : []), ...coldMirrors(targets, options.anchors)];
+    const { relay } = targets;
+    const floor = { name: 'relay', host: () => relay.host, pid: () => relay.pid, reset: () => relay.reset() };
+    const ways = [...(options.anchors ? [direct, floor] : []), ...coldMirrors(targets, options.anchors)];
     for (let round = 0; round < options.rounds; round++) {
       for (const way of rotate(ways, round)) {
         await way.reset();
