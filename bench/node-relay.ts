@@ -71,7 +71,7 @@ export interface NodeRelay {
   url: string;
   host: string;
   readonly pid: number | undefined;
-  /** Deletes the files written so far. */
+  /** Restarts the relay with an empty directory (each round, as the mirrors are). */
   reset(): Promise<void>;
   dispose(): Promise<void>;
 }
